@@ -9,5 +9,9 @@ export default defineConfig({
     pool: "forks",
     // Two cores: e2e files start servers, agents and databases of their own.
     maxWorkers: 2,
+    // Builds the migrated PGlite template once and probes the test PostgreSQL (test/support/databases.ts).
+    globalSetup: ["test/support/global-setup.ts"],
+    // CI reads the counts from vitest's JSON report (.ci/run sets the path).
+    reporters: process.env.GURU_VITEST_JSON ? ["default", ["json", { outputFile: process.env.GURU_VITEST_JSON }]] : ["default"],
   },
 });

@@ -24,10 +24,13 @@ export interface LoggerOptions {
   /** Where lines go: stdout by default; stderr for `guru mcp`, whose stdout is the protocol. */
   destination?: "stdout" | "stderr";
   name?: string;
+  /** Append to this file instead (the quick start keeps its terminal for people). */
+  file?: string;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const fd = options.destination === "stderr" ? 2 : 1;
+  const destination = options.file ? pino.destination({ dest: options.file, mkdir: true, sync: false }) : pino.destination({ fd, sync: false });
   return pino(
     {
       name: options.name ?? "guru",
@@ -35,7 +38,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: redactPaths, censor: "[redacted]" },
       base: undefined,
     },
-    pino.destination({ fd, sync: false }),
+    destination,
   );
 }
 

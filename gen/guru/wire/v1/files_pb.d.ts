@@ -56,6 +56,13 @@ export declare type StatRequest = Message<"guru.wire.v1.StatRequest"> & {
    * @generated from field: string path = 1;
    */
   path: string;
+
+  /**
+   * The tunnel session the operation runs in; the agent refuses others.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
 };
 
 /**
@@ -110,6 +117,11 @@ export declare type ListDirectoryRequest = Message<"guru.wire.v1.ListDirectoryRe
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
 };
 
 /**
@@ -171,6 +183,11 @@ export declare type FileReadRequest = Message<"guru.wire.v1.FileReadRequest"> & 
    * @generated from field: uint64 length = 3;
    */
   length: bigint;
+
+  /**
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
 };
 
 /**
@@ -271,6 +288,11 @@ export declare type FileWriteRequest = Message<"guru.wire.v1.FileWriteRequest"> 
    * @generated from field: bool keep_backup = 6;
    */
   keepBackup: boolean;
+
+  /**
+   * @generated from field: string session_id = 7;
+   */
+  sessionId: string;
 };
 
 /**

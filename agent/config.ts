@@ -1,0 +1,31 @@
+// The agent's options: flags, GURU_* variables, defaults.
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import { parseConfig, stringList, wholeNumber, type ConfigSources } from "../lib/config.ts";
+
+export const agentOptions = {
+  serverUrl: { env: "GURU_SERVER", flag: "server", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL, e.g. https://guru.example.com" },
+  key: { env: "GURU_AGENT_KEY", flag: "key", schema: z.string().min(16), default: undefined as string | undefined, describe: "the agent key shown at enrolment (prefer the variable: flags show in ps)" },
+  name: { env: "GURU_AGENT_NAME", flag: "name", schema: z.string().min(1), default: undefined as string | undefined, describe: "a name for this agent in its logs" },
+  allow: { env: "GURU_ALLOW", flag: "allow", schema: stringList, default: undefined as string[] | undefined, describe: "allowed paths (comma-separated or repeated); default the current directory" },
+  policyFile: { env: "GURU_POLICY", flag: "policy", schema: z.string().min(1), default: undefined as string | undefined, describe: "the local policy file (JSON) the endpoint's owner controls" },
+  stateDir: { env: "GURU_AGENT_STATE_DIR", flag: "state-dir", schema: z.string().min(1), default: join(homedir(), ".guru-agent"), describe: "where the agent keeps partial uploads' state and its operation log" },
+  backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
+  logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.string(), default: "info", describe: "log level" },
+};
+
+export type AgentConfig = {
+  serverUrl?: string;
+  key?: string;
+  name?: string;
+  allow?: string[];
+  policyFile?: string;
+  stateDir: string;
+  backoffMaxMs: number;
+  logLevel: string;
+};
+
+export function loadAgentConfig(sources?: ConfigSources): AgentConfig {
+  return parseConfig(agentOptions, sources) as AgentConfig;
+}

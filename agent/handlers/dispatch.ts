@@ -1,0 +1,41 @@
+// Routes an opened channel to the handler of its request. Each handler is a
+// thin adapter: wire request in, domain call, wire result out.
+import type { ChannelOpen } from "../../gen/guru/wire/v1/wire_pb.js";
+import { GuruError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/logging.ts";
+import type { Channel } from "../../lib/wire/link.ts";
+import type { UploadManager } from "../files/uploads.ts";
+import type { OperationLog } from "../oplog/operation-log.ts";
+import type { PathGuard } from "../policy/path-guard.ts";
+import type { LocalPolicy } from "../policy/local-policy.ts";
+import type { TunnelState } from "../tunnel-state.ts";
+import { handleExec } from "./exec-handler.ts";
+import { handleFileRead, handleFileWrite, handleListDirectory, handleStat } from "./file-handlers.ts";
+
+export interface HandlerContext {
+  tunnel: TunnelState;
+  logger: Logger;
+  policy: LocalPolicy;
+  pathGuard: PathGuard;
+  oplog: OperationLog;
+  uploads: UploadManager;
+  chunkBytes: number;
+}
+
+export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
+  const request = open.request;
+  switch (request.case) {
+    case "exec":
+      return handleExec(channel, request.value, ctx);
+    case "stat":
+      return handleStat(channel, request.value, ctx);
+    case "listDirectory":
+      return handleListDirectory(channel, request.value, ctx);
+    case "fileRead":
+      return handleFileRead(channel, request.value, ctx);
+    case "fileWrite":
+      return handleFileWrite(channel, request.value, ctx);
+    default:
+      throw new GuruError("invalid", `this agent does not know the operation ${request.case ?? "(none)"}; upgrade the agent`);
+  }
+}

@@ -1,0 +1,146 @@
+// File requests on a channel → the files domain → typed results. Transfers
+// move as channel data within the peer's credit, so memory stays bounded by
+// the window whatever the file size.
+import { create } from "@bufbuild/protobuf";
+import {
+  FileReadInfoSchema,
+  FileReadResultSchema,
+  FileType,
+  FileWriteProgressSchema,
+  FileWriteResultSchema,
+  ListDirectoryResultSchema,
+  StatResultSchema,
+  type FileEntry as WireFileEntry,
+  type FileReadRequest,
+  type FileWriteRequest,
+  type ListDirectoryRequest,
+  type StatRequest,
+  FileEntrySchema,
+} from "../../gen/guru/wire/v1/files_pb.js";
+import { GuruError, toGuruError } from "../../lib/errors.ts";
+import type { Channel } from "../../lib/wire/link.ts";
+import { listDirectory } from "../files/list-directory.ts";
+import { readFileRange } from "../files/read-file.ts";
+import { statPath } from "../files/stat-path.ts";
+import type { FileEntry } from "../files/types.ts";
+import { requireCapability } from "../policy/local-policy.ts";
+import type { HandlerContext } from "./dispatch.ts";
+
+const fileTypes: Record<FileEntry["type"], FileType> = {
+  file: FileType.FILE,
+  dir: FileType.DIR,
+  symlink: FileType.SYMLINK,
+  other: FileType.OTHER,
+};
+
+function toWireEntry(entry: FileEntry): WireFileEntry {
+  return create(FileEntrySchema, {
+    name: entry.name,
+    type: fileTypes[entry.type],
+    size: BigInt(entry.size),
+    mode: entry.mode,
+    modifiedUnixMs: BigInt(Math.trunc(entry.modifiedMs)),
+  });
+}
+
+/** Checks the tunnel and capability, runs the operation, and logs it locally either way. */
+async function audited<T>(ctx: HandlerContext, sessionId: string, operation: string, detail: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+  const tunnel = ctx.tunnel.require(sessionId);
+  try {
+    requireCapability(ctx.policy, "files");
+    const result = await run();
+    void ctx.oplog.record({ technicianId: tunnel.technicianId, sessionId, operation, detail, result: "ok" });
+    return result;
+  } catch (err) {
+    const error = toGuruError(err);
+    void ctx.oplog.record({
+      technicianId: tunnel.technicianId,
+      sessionId,
+      operation,
+      detail: { ...detail, error: error.message },
+      result: error.kind === "denied" ? "refused" : "failed",
+    });
+    throw error;
+  }
+}
+
+export async function handleStat(channel: Channel, req: StatRequest, ctx: HandlerContext): Promise<void> {
+  const stat = await audited(ctx, req.sessionId, "stat", { path: req.path }, () => statPath(ctx.pathGuard, req.path));
+  channel.sendResult({ case: "stat", value: create(StatResultSchema, { path: stat.path, entry: toWireEntry(stat.entry), mimeType: stat.mimeType }) });
+}
+
+export async function handleListDirectory(channel: Channel, req: ListDirectoryRequest, ctx: HandlerContext): Promise<void> {
+  const page = await audited(ctx, req.sessionId, "list", { path: req.path }, () =>
+    listDirectory(ctx.pathGuard, { path: req.path, pageSize: req.pageSize || undefined, pageToken: req.pageToken || undefined }),
+  );
+  channel.sendResult({
+    case: "listDirectory",
+    value: create(ListDirectoryResultSchema, {
+      path: page.path,
+      entries: page.entries.map(toWireEntry),
+      nextPageToken: page.nextPageToken ?? "",
+      totalEntries: page.totalEntries,
+    }),
+  });
+}
+
+export async function handleFileRead(channel: Channel, req: FileReadRequest, ctx: HandlerContext): Promise<void> {
+  const detail = { path: req.path, offset: Number(req.offset), length: Number(req.length) };
+  await audited(ctx, req.sessionId, "read", detail, async () => {
+    const read = await readFileRange(
+      ctx.pathGuard,
+      { path: req.path, offset: Number(req.offset), length: Number(req.length) },
+      { chunkBytes: ctx.chunkBytes, signal: channel.signal },
+    );
+    channel.sendEvent({ case: "fileReadInfo", value: create(FileReadInfoSchema, { path: read.info.path, size: BigInt(read.info.size), mimeType: read.info.mimeType }) });
+    for await (const chunk of read.chunks()) {
+      await channel.sendData(chunk.data, { offset: BigInt(chunk.offset) });
+    }
+    const summary = read.summary();
+    channel.sendResult({
+      case: "fileRead",
+      value: create(FileReadResultSchema, { size: BigInt(summary.size), bytesSent: BigInt(summary.bytesSent), sha256: summary.sha256 }),
+    });
+  });
+}
+
+export async function handleFileWrite(channel: Channel, req: FileWriteRequest, ctx: HandlerContext): Promise<void> {
+  const detail = { path: req.path, uploadId: req.uploadId, size: Number(req.size) };
+  await audited(ctx, req.sessionId, "upload", detail, async () => {
+    const writer = await ctx.uploads.open(ctx.pathGuard, {
+      uploadId: req.uploadId,
+      path: req.path,
+      size: Number(req.size),
+      sha256: req.sha256,
+      overwrite: req.overwrite,
+      keepBackup: req.keepBackup,
+    });
+    const progress = (committedOffset: number) =>
+      channel.sendEvent({ case: "fileWriteProgress", value: create(FileWriteProgressSchema, { committedOffset: BigInt(committedOffset) }) });
+    progress(writer.committedOffset);
+    let settled = false;
+    try {
+      for await (const message of channel.messages()) {
+        if (message.type === "data") {
+          progress(await writer.write(Number(message.offset), message.data));
+        } else if (message.type === "event" && message.event.case === "fileWriteFinish") {
+          const done = await writer.finish();
+          settled = true;
+          channel.sendResult({
+            case: "fileWrite",
+            value: create(FileWriteResultSchema, { size: BigInt(done.size), sha256: done.sha256, backupPath: done.backupPath, path: done.path }),
+          });
+          return;
+        } else if (message.type === "cancel") {
+          await writer.abort();
+          settled = true;
+          throw new GuruError("canceled", `upload ${req.uploadId} aborted: ${message.reason}`);
+        }
+      }
+      throw new GuruError("unavailable", "the upload channel ended before it finished");
+    } finally {
+      // A dropped link keeps the partial file for a resume.
+      if (!settled) await writer.close();
+    }
+  });
+}

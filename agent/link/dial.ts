@@ -1,0 +1,61 @@
+// Dials the server's agent endpoint. The key travels in the Authorization
+// header, never in the URL. A refused upgrade comes back as an error whose
+// message is the server's own explanation (401 unknown key, 400 protocol).
+import WebSocket from "ws";
+import { GuruError } from "../../lib/errors.ts";
+
+export const wireProtocol = "guru.wire.v1";
+
+export function agentEndpoint(serverUrl: string): string {
+  const url = new URL(serverUrl);
+  url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
+  url.pathname = `${url.pathname.replace(/\/$/, "")}/agent`;
+  return url.toString();
+}
+
+export function dialServer(options: { serverUrl: string; key: string; maxPayloadBytes: number; timeoutMs: number }): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(agentEndpoint(options.serverUrl), wireProtocol, {
+      headers: { authorization: `Bearer ${options.key}` },
+      perMessageDeflate: false,
+      maxPayload: options.maxPayloadBytes,
+      handshakeTimeout: options.timeoutMs,
+    });
+    ws.binaryType = "nodebuffer";
+    const fail = (err: Error) => {
+      ws.removeAllListeners();
+      ws.on("error", () => undefined);
+      ws.terminate();
+      reject(err);
+    };
+    ws.once("unexpected-response", (_req, res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk.slice(0, 1024)));
+      res.on("end", () => {
+        const kind = res.statusCode === 401 ? "unauthenticated" : res.statusCode === 503 ? "unavailable" : "invalid";
+        fail(new GuruError(kind, `the server refused the connection (HTTP ${res.statusCode}): ${body.trim() || res.statusMessage}`, { details: { status: res.statusCode } }));
+      });
+    });
+    ws.once("error", (err) => fail(new GuruError("unavailable", describeDialError(err, options.serverUrl), { cause: err })));
+    ws.once("open", () => {
+      ws.removeAllListeners("error");
+      ws.removeAllListeners("unexpected-response");
+      resolve(ws);
+    });
+  });
+}
+
+function describeDialError(err: Error & { code?: string }, serverUrl: string): string {
+  switch (err.code) {
+    case "ECONNREFUSED":
+      return `nothing listens at ${serverUrl} (connection refused): is the server running, and is the URL right?`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `the server's host name in ${serverUrl} does not resolve`;
+    case "ETIMEDOUT":
+      return `no answer from ${serverUrl} in time: check the network path and firewalls`;
+    default:
+      return `could not connect to ${serverUrl}: ${err.message}`;
+  }
+}

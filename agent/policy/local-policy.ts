@@ -1,0 +1,203 @@
+// The agent's local policy: a JSON file the endpoint's owner controls. The
+// server cannot override it; every operation the agent performs passes it
+// first, whatever the server allowed.
+//
+// File format (every field optional; a missing field takes its default):
+//   {
+//     "allowedPaths": ["/srv/app", "/var/log"],      // absolute; default: the caller's defaults
+//     "commands": {
+//       "deny":  ["rm -rf *", "re:\\bshutdown\\b"],  // checked first; any match refuses
+//       "allow": ["systemctl status *", "df -h"]     // empty: everything not denied is allowed
+//     },
+//     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false }
+//   }
+// Unknown fields are refused rather than ignored: a typo such as "alowedPaths"
+// must not silently lift a restriction.
+//
+// Command rules. A rule is a string:
+// - `re:<regex>`: a JavaScript regular expression searched in the trimmed
+//   command (not anchored: write ^...$ to match the whole command; (?i:...)
+//   for case-insensitive parts).
+// - anything else: a glob matched against the WHOLE trimmed command,
+//   case-insensitively (Windows commands are case-insensitive, and a deny rule
+//   must not be dodged by `RM -rf /`). `*` is the only wildcard; every other
+//   character, `?` included, is literal. A space in the pattern matches a run
+//   of whitespace in the command (spaces and tabs only, in an allow rule).
+//   In an ALLOW rule, `*` does not match the shell's control and substitution
+//   characters (; & | ` $ ( ) < > and newlines), so `ls *` allows `ls -la /tmp`
+//   but not `ls; rm -rf /` nor `ls $(rm -rf /)`. An allow rule that needs those
+//   characters must spell them out or use `re:`. In a DENY rule `*` matches
+//   anything, so denying is never weakened by the exception.
+// Deny rules are a guard against mistakes, not a sandbox: a shell offers many
+// spellings of one command. Owners who need a hard boundary use an allow list.
+import { readFile } from "node:fs/promises";
+import { isAbsolute } from "node:path";
+import { z } from "zod";
+import { GuruError } from "../../lib/errors.ts";
+
+export type CommandRule = string;
+
+export interface LocalPolicy {
+  allowedPaths: string[];
+  commands: { deny: CommandRule[]; allow: CommandRule[] };
+  capabilities: { exec: boolean; files: boolean; services: boolean; registry: boolean; terminal: boolean };
+}
+
+export type Capability = keyof LocalPolicy["capabilities"];
+
+export type CommandCheck = { allowed: true } | { allowed: false; rule: string };
+
+const regexPrefix = "re:";
+// Characters that chain, substitute or redirect in sh, cmd and PowerShell.
+const shellControlClass = "[^;&|`$()<>\\r\\n]";
+
+const defaultCapabilities: LocalPolicy["capabilities"] = {
+  exec: true,
+  files: true,
+  services: false,
+  registry: false,
+  terminal: false,
+};
+
+const ruleSchema = z
+  .string()
+  .min(1, "a rule must not be empty")
+  .superRefine((rule, ctx) => {
+    if (!rule.startsWith(regexPrefix)) return;
+    try {
+      new RegExp(rule.slice(regexPrefix.length));
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `invalid regular expression: ${(err as Error).message}` });
+    }
+  });
+
+const fileSchema = z
+  .object({
+    allowedPaths: z
+      .array(z.string().refine((p) => isAbsolute(p), { message: "must be an absolute path" }))
+      .min(1, "must list at least one path")
+      .optional(),
+    commands: z
+      .object({ deny: z.array(ruleSchema).optional(), allow: z.array(ruleSchema).optional() })
+      .strict()
+      .optional(),
+    capabilities: z
+      .object({
+        exec: z.boolean().optional(),
+        files: z.boolean().optional(),
+        services: z.boolean().optional(),
+        registry: z.boolean().optional(),
+        terminal: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/**
+ * Loads the policy file, or the defaults when no file is configured. A file
+ * that is configured but unreadable or invalid fails: an owner's restriction
+ * must never be lifted by a broken file.
+ */
+export async function loadLocalPolicy(options: { file?: string; defaults: { allowedPaths: string[] } }): Promise<LocalPolicy> {
+  const { file, defaults } = options;
+  if (file === undefined) return buildPolicy({}, defaults);
+
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new GuruError("invalid", `local policy ${file} cannot be read (${code})`, { cause: err, details: { file } });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new GuruError("invalid", `local policy ${file} is not valid JSON: ${(err as Error).message}`, { cause: err, details: { file } });
+  }
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = formatPath(issue.path);
+    throw new GuruError("invalid", `local policy ${file}: ${field}: ${issue.message}`, {
+      details: { file, field, issues: parsed.error.issues.map((i) => ({ field: formatPath(i.path), message: i.message })) },
+    });
+  }
+  return buildPolicy(parsed.data, defaults);
+}
+
+function buildPolicy(data: z.infer<typeof fileSchema>, defaults: { allowedPaths: string[] }): LocalPolicy {
+  return {
+    allowedPaths: [...(data.allowedPaths ?? defaults.allowedPaths)],
+    commands: { deny: [...(data.commands?.deny ?? [])], allow: [...(data.commands?.allow ?? [])] },
+    capabilities: { ...defaultCapabilities, ...data.capabilities },
+  };
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) out += typeof key === "number" ? `[${key}]` : `${out === "" ? "" : "."}${String(key)}`;
+  return out === "" ? "(root)" : out;
+}
+
+/** Deny rules first; then, when the allow list is not empty, the command must match one of it. */
+export function checkCommand(policy: LocalPolicy, command: string): CommandCheck {
+  const trimmed = command.trim();
+  const { deny, allow } = compiledRules(policy);
+  for (const rule of deny) if (rule.test(trimmed)) return { allowed: false, rule: rule.text };
+  if (allow.length === 0) return { allowed: true };
+  for (const rule of allow) if (rule.test(trimmed)) return { allowed: true };
+  return { allowed: false, rule: "not in the allow list" };
+}
+
+/** Throws denied when the owner switched the capability off. */
+export function requireCapability(policy: LocalPolicy, capability: Capability): void {
+  if (policy.capabilities[capability] !== true) {
+    throw new GuruError("denied", `the agent's local policy disables ${capability}`, { details: { capability } });
+  }
+}
+
+interface CompiledRule {
+  text: string;
+  test(command: string): boolean;
+}
+
+// Compiled once per rule list: checkCommand sits on every exec.
+const compiledCache = new WeakMap<CommandRule[], CompiledRule[]>();
+
+function compiledRules(policy: LocalPolicy): { deny: CompiledRule[]; allow: CompiledRule[] } {
+  return { deny: compileList(policy.commands.deny, "deny"), allow: compileList(policy.commands.allow, "allow") };
+}
+
+function compileList(rules: CommandRule[], kind: "deny" | "allow"): CompiledRule[] {
+  let compiled = compiledCache.get(rules);
+  // A list edited in place after compiling is recompiled.
+  if (compiled === undefined || compiled.length !== rules.length || compiled.some((c, i) => c.text !== rules[i])) {
+    compiled = rules.map((text) => compileRule(text, kind));
+    compiledCache.set(rules, compiled);
+  }
+  return compiled;
+}
+
+function compileRule(text: string, kind: "deny" | "allow"): CompiledRule {
+  if (text.startsWith(regexPrefix)) {
+    const re = new RegExp(text.slice(regexPrefix.length));
+    return { text, test: (command) => re.test(command) };
+  }
+  // In an allow rule neither `*` nor a space may cross a newline, which
+  // separates commands as `;` does.
+  const star = kind === "deny" ? "[\\s\\S]*" : `${shellControlClass}*`;
+  const space = kind === "deny" ? "\\s+" : "[ \\t]+";
+  const body = text
+    .trim()
+    .split("*")
+    .map((part) => part.split(/\s+/).map(escapeRegex).join(space))
+    .join(star);
+  const re = new RegExp(`^${body}$`, "i");
+  return { text, test: (command) => re.test(command) };
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+}

@@ -1,0 +1,47 @@
+// Where the technician commands find the server and their token: flags
+// first, then GURU_URL / GURU_TOKEN (or GURU_TOKEN_FILE).
+import { readFileSync } from "node:fs";
+import { GuruError } from "../lib/errors.ts";
+import { createApiClients, type ApiClients } from "../lib/api-client.ts";
+import { SessionStatus } from "../gen/guru/api/v1/sessions_pb.js";
+
+export function connect(flags: Record<string, string | string[] | boolean>): ApiClients {
+  const url = str(flags.url) ?? process.env.GURU_URL;
+  if (!url) throw new GuruError("invalid", "no server: pass --url or set GURU_URL (the quick start writes it to .guru/env)");
+  const tokenFile = str(flags["token-file"]) ?? process.env.GURU_TOKEN_FILE;
+  const token = tokenFile ? readFileSync(tokenFile, "utf8").trim() : (str(flags.token) ?? process.env.GURU_TOKEN);
+  if (!token) throw new GuruError("invalid", "no token: set GURU_TOKEN (or --token-file FILE)");
+  return createApiClients({ url, token });
+}
+
+export function str(value: string | string[] | boolean | undefined): string | undefined {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.at(-1);
+  return undefined;
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An agent by id or exact name (then by a unique partial name). */
+export async function resolveAgent(api: ApiClients, nameOrId: string) {
+  const { agents } = await api.agents.listAgents({});
+  const match =
+    agents.find((a) => a.agentId === nameOrId) ??
+    agents.find((a) => a.name === nameOrId) ??
+    (() => {
+      const partial = agents.filter((a) => a.name.toLowerCase().includes(nameOrId.toLowerCase()));
+      return partial.length === 1 ? partial[0] : undefined;
+    })();
+  if (match === undefined) {
+    throw new GuruError("not_found", uuidPattern.test(nameOrId) ? `no agent ${nameOrId}` : `no agent named "${nameOrId}"; 'guru agents' lists them`);
+  }
+  return match;
+}
+
+/** This technician's active tunnel to the agent, or a new one. */
+export async function tunnelTo(api: ApiClients, agentId: string): Promise<{ sessionId: string; opened: boolean }> {
+  const { sessions } = await api.sessions.listSessions({ agentId, status: SessionStatus.ACTIVE });
+  if (sessions.length > 0) return { sessionId: sessions[0].sessionId, opened: false };
+  const { sessionId } = await api.sessions.openTunnel({ agentId });
+  return { sessionId, opened: true };
+}

@@ -1,0 +1,50 @@
+// `guru <command>`: one binary for the server, the agent, the quick start, the
+// MCP server and the technician commands.
+import { GuruError } from "../lib/errors.ts";
+
+type Command = { describe: string; run: (argv: string[]) => Promise<number | void> };
+
+const commands: Record<string, Command> = {
+  server: { describe: "run the server", run: async (argv) => (await import("./server-command.ts")).serverCommand(argv) },
+  agent: { describe: "run an agent on this endpoint", run: async (argv) => (await import("./agent-command.ts")).agentCommand(argv) },
+  start: { describe: "quick start: server on the embedded database plus a local agent", run: async (argv) => (await import("./start-command.ts")).startCommand(argv) },
+  agents: { describe: "list agents", run: async (argv) => (await import("./technician-commands.ts")).agentsCommand(argv) },
+  tunnel: { describe: "open, close or list tunnel sessions", run: async (argv) => (await import("./technician-commands.ts")).tunnelCommand(argv) },
+  admin: { describe: "create technicians, issue tokens, enrol and revoke agents", run: async (argv) => (await import("./admin-commands.ts")).adminCommand(argv) },
+};
+
+export function registerCommand(name: string, command: Command): void {
+  commands[name] = command;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.describe}`);
+  return `usage: guru <command> [options]\n\ncommands:\n${lines.join("\n")}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") {
+    process.stdout.write(`${(await import("../lib/version.ts")).version}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    process.stderr.write(`guru: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return (await command.run(rest)) ?? 0;
+  } catch (err) {
+    if (err instanceof GuruError) {
+      process.stderr.write(`guru ${name}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

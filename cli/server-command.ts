@@ -1,0 +1,16 @@
+import { parseArgs } from "../lib/flags.ts";
+import { createLogger } from "../lib/logging.ts";
+import { loadServerConfig } from "../server/config.ts";
+import { startServer } from "../server/server.ts";
+import { untilSignal } from "./signals.ts";
+
+export async function serverCommand(argv: string[]): Promise<number> {
+  const { flags } = parseArgs(argv);
+  const config = loadServerConfig({ flags });
+  const logger = createLogger({ level: config.logLevel, name: "guru-server" });
+  const server = await startServer({ config, logger });
+  const signal = await untilSignal();
+  logger.info({ signal }, "draining");
+  await server.close();
+  return 0;
+}

@@ -1,0 +1,336 @@
+// One operation channel on a link: the inbound message queue with credit
+// granted as the consumer reads, and outbound data bounded by the peer's
+// credit. The link routes frames here and owns the channel table.
+import { create } from "@bufbuild/protobuf";
+import type { OutputStream } from "../../gen/guru/wire/v1/exec_pb.js";
+import {
+  ChannelCancelSchema,
+  ChannelCreditSchema,
+  ChannelErrorSchema,
+  ChannelEventSchema,
+  ChannelResultSchema,
+  type ChannelEvent,
+  type ChannelResult,
+  type Frame,
+} from "../../gen/guru/wire/v1/wire_pb.js";
+import { GuruError } from "../errors.ts";
+import type { Logger } from "../logging.ts";
+import { encodeDataFrame, encodeFrame, makeFrame } from "./codec.ts";
+import { guruErrorFromWire, toWireErrorKind } from "./error-kinds.ts";
+
+export type ChannelMessage =
+  | { type: "data"; data: Uint8Array; offset: bigint; stream: OutputStream }
+  | { type: "event"; event: ChannelEvent["event"] }
+  | { type: "result"; result: ChannelResult["result"] }
+  | { type: "error"; error: GuruError }
+  | { type: "cancel"; reason: string };
+
+export interface Channel {
+  readonly id: number;
+  readonly bulk: boolean;
+  /** Resolves once all of `data` is queued within credit (the buffer may then be reused). Calls are sent in call order. */
+  sendData(data: Uint8Array, meta?: { offset?: bigint; stream?: OutputStream }): Promise<void>;
+  sendEvent(event: ChannelEvent["event"]): void;
+  /** Ends the channel. Await earlier sendData calls first, or the result may overtake their data. */
+  sendResult(result: ChannelResult["result"]): void;
+  /** Ends the channel with a wire ChannelError (kind + message). */
+  sendError(error: GuruError): void;
+  /** Asks the peer to stop; the channel ends when the peer answers with its result or error. */
+  cancel(reason: string): void;
+  /** Iterate once. Ends after a result or error; breaking out early discards (and credits) later data. */
+  messages(): AsyncIterable<ChannelMessage>;
+  /** Aborted (with a GuruError reason) on cancel, error or link loss; not on a normal result. */
+  readonly signal: AbortSignal;
+  /** Resolves when the channel has ended, whichever way. */
+  readonly done: Promise<void>;
+}
+
+/** What a channel needs from its link. */
+export interface ChannelHost {
+  readonly logger: Logger;
+  /** Our initial window: what the peer may send before we grant. */
+  readonly receiveWindowBytes: number;
+  /** Most bulk bytes one channel may hold in our send queue, whatever credit the peer grants. */
+  readonly maxQueuedBytes: number;
+  /** The peer's initial window, read when the channel opens. */
+  sendWindowBytes(): number;
+  /** Largest payload per data frame, given our chunk size and the peer's max frame. */
+  chunkBytes(): number;
+  sendUrgent(bytes: Uint8Array): void;
+  sendBulk(bytes: Uint8Array, onWritten: () => void): void;
+  channelEnded(channel: ChannelImpl): void;
+}
+
+type Waiter = { resolve: () => void; reject: (err: GuruError) => void };
+
+export class ChannelImpl implements Channel {
+  readonly id: number;
+  readonly bulk: boolean;
+  readonly done: Promise<void>;
+  private readonly host: ChannelHost;
+  private readonly abort = new AbortController();
+  private resolveDone!: () => void;
+  private ended = false;
+  /** Why sends fail from now on (cancel, end, link loss). */
+  private sendBlocked: GuruError | undefined;
+  private sendChain: Promise<void> = Promise.resolve();
+  private sendCredit: number;
+  private queuedBytes = 0;
+  private roomWaiter: Waiter | undefined;
+  // Inbound.
+  private readonly inbox: ChannelMessage[] = [];
+  private inboxHead = 0;
+  private reader: ((result: IteratorResult<ChannelMessage>) => void) | undefined;
+  private iterated = false;
+  private discarding = false;
+  private receiveAllowance: number;
+  private consumedUngranted = 0;
+  private readonly grantThresholdBytes: number;
+
+  constructor(host: ChannelHost, id: number, bulk: boolean) {
+    this.host = host;
+    this.id = id;
+    this.bulk = bulk;
+    this.sendCredit = host.sendWindowBytes();
+    this.receiveAllowance = host.receiveWindowBytes;
+    // Batched grants: one credit frame per eighth of the window keeps the
+    // sender busy without a frame per chunk (PERF-NOTES; measured again in bench/).
+    this.grantThresholdBytes = Math.max(1, Math.floor(host.receiveWindowBytes / 8));
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  sendData(data: Uint8Array, meta?: { offset?: bigint; stream?: OutputStream }): Promise<void> {
+    const run = this.sendChain.then(() => this.sendNow(data, meta?.offset, meta?.stream ?? 0));
+    this.sendChain = run.catch(() => {});
+    return run;
+  }
+
+  private async sendNow(data: Uint8Array, offset: bigint | undefined, stream: OutputStream): Promise<void> {
+    if (this.sendBlocked) throw this.sendBlocked;
+    if (data.byteLength === 0) {
+      this.sendFrame(encodeDataFrame(this.id, data, offset ?? 0n, stream), true);
+      return;
+    }
+    let pos = 0;
+    while (pos < data.byteLength) {
+      if (this.sendCredit <= 0 || this.queuedBytes >= this.host.maxQueuedBytes) await this.waitForRoom();
+      if (this.sendBlocked) throw this.sendBlocked;
+      const n = Math.min(data.byteLength - pos, this.host.chunkBytes(), this.sendCredit);
+      const chunk = data.subarray(pos, pos + n);
+      this.sendCredit -= n;
+      this.sendFrame(encodeDataFrame(this.id, chunk, offset === undefined ? 0n : offset + BigInt(pos), stream), true);
+      pos += n;
+    }
+  }
+
+  private waitForRoom(): Promise<void> {
+    return new Promise((resolve, reject) => (this.roomWaiter = { resolve, reject }));
+  }
+
+  private wakeSender(): void {
+    const waiter = this.roomWaiter;
+    if (waiter && this.sendCredit > 0 && this.queuedBytes < this.host.maxQueuedBytes) {
+      this.roomWaiter = undefined;
+      waiter.resolve();
+    }
+  }
+
+  /** Bulk channels queue everything after data behind it, so results never overtake their data. */
+  private sendFrame(bytes: Uint8Array, ordered: boolean): void {
+    if (this.bulk && ordered) {
+      this.queuedBytes += bytes.byteLength;
+      this.host.sendBulk(bytes, () => {
+        this.queuedBytes -= bytes.byteLength;
+        this.wakeSender();
+      });
+    } else {
+      this.host.sendUrgent(bytes);
+    }
+  }
+
+  private sendKind(kind: Frame["kind"], ordered: boolean): void {
+    this.sendFrame(encodeFrame(makeFrame(this.id, kind)), ordered);
+  }
+
+  sendEvent(event: ChannelEvent["event"]): void {
+    if (this.ignoredAfterEnd("sendEvent")) return;
+    this.sendKind({ case: "event", value: create(ChannelEventSchema, { event }) }, true);
+  }
+
+  sendResult(result: ChannelResult["result"]): void {
+    if (this.ignoredAfterEnd("sendResult")) return;
+    this.sendKind({ case: "result", value: create(ChannelResultSchema, { result }) }, true);
+    this.finish(new GuruError("canceled", `channel ${this.id} already finished with a result`), undefined);
+  }
+
+  sendError(error: GuruError): void {
+    if (this.ignoredAfterEnd("sendError")) return;
+    const value = create(ChannelErrorSchema, { kind: toWireErrorKind(error.kind), message: error.message });
+    this.sendKind({ case: "error", value }, true);
+    this.finish(error, error);
+  }
+
+  cancel(reason: string): void {
+    if (this.ended || this.sendBlocked?.kind === "canceled") return;
+    this.sendKind({ case: "cancel", value: create(ChannelCancelSchema, { reason }) }, false);
+    this.blockSends(new GuruError("canceled", `channel ${this.id} was canceled: ${reason}`));
+  }
+
+  private ignoredAfterEnd(what: string): boolean {
+    if (!this.ended) return false;
+    // The usual race: the link dropped while a handler was finishing.
+    this.host.logger.debug({ channelId: this.id }, `${what} on an ended channel ignored`);
+    return true;
+  }
+
+  messages(): AsyncIterable<ChannelMessage> {
+    if (this.iterated) throw new Error(`channel ${this.id}: messages() may be iterated only once`);
+    this.iterated = true;
+    const iterator: AsyncIterator<ChannelMessage> = {
+      next: () => {
+        const message = this.takeMessage();
+        if (message) return Promise.resolve({ done: false, value: message });
+        if (this.ended) return Promise.resolve({ done: true, value: undefined });
+        return new Promise((resolve) => (this.reader = resolve));
+      },
+      return: () => {
+        // The consumer stopped reading: drop what is queued and credit all
+        // that arrives later, so the peer never stalls on a window nobody reads.
+        this.discarding = true;
+        while (this.takeMessage()) {}
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
+  }
+
+  private takeMessage(): ChannelMessage | undefined {
+    if (this.inboxHead >= this.inbox.length) return undefined;
+    const message = this.inbox[this.inboxHead++];
+    if (this.inboxHead === this.inbox.length) {
+      this.inbox.length = 0;
+      this.inboxHead = 0;
+    }
+    if (message.type === "data") this.consumed(message.data.byteLength);
+    return message;
+  }
+
+  private consumed(bytes: number): void {
+    this.consumedUngranted += bytes;
+    if (this.consumedUngranted >= this.grantThresholdBytes && !this.ended) {
+      const grant = this.consumedUngranted;
+      this.consumedUngranted = 0;
+      this.receiveAllowance += grant;
+      this.sendKind({ case: "credit", value: create(ChannelCreditSchema, { bytes: grant }) }, false);
+    }
+  }
+
+  private deliver(message: ChannelMessage): void {
+    const reader = this.reader;
+    if (reader && this.inboxHead >= this.inbox.length) {
+      this.reader = undefined;
+      if (message.type === "data") this.consumed(message.data.byteLength);
+      reader({ done: false, value: message });
+      return;
+    }
+    this.inbox.push(message);
+  }
+
+  /**
+   * A frame from the peer for this channel. Returns a description of the
+   * violation if the frame breaks the protocol (the link then fails).
+   */
+  receive(frame: Frame): { flowControl: boolean; message: string } | undefined {
+    if (this.ended) return undefined;
+    const kind = frame.kind;
+    switch (kind.case) {
+      case "data": {
+        const bytes = kind.value.data.byteLength;
+        if (bytes > this.receiveAllowance) {
+          return { flowControl: true, message: `channel ${this.id}: ${bytes} data bytes exceed the ${this.receiveAllowance} bytes of credit left` };
+        }
+        this.receiveAllowance -= bytes;
+        if (this.discarding) {
+          this.consumed(bytes);
+          return undefined;
+        }
+        this.deliver({ type: "data", data: kind.value.data, offset: kind.value.offset, stream: kind.value.stream });
+        return undefined;
+      }
+      case "credit": {
+        this.sendCredit += kind.value.bytes;
+        // HTTP/2's rule: a window past 2^31-1 is a peer bug, and would let it
+        // make us queue unbounded data on an interactive channel.
+        if (this.sendCredit > 0x7fff_ffff) return { flowControl: true, message: `channel ${this.id}: credit grows past 2^31-1 bytes` };
+        this.wakeSender();
+        return undefined;
+      }
+      case "event":
+        if (!this.discarding) this.deliver({ type: "event", event: kind.value.event });
+        return undefined;
+      case "cancel": {
+        const reason = kind.value.reason || "canceled by the peer";
+        const error = new GuruError("canceled", `channel ${this.id} was canceled: ${reason}`);
+        if (!this.discarding) this.deliver({ type: "cancel", reason });
+        this.blockSends(error);
+        return undefined;
+      }
+      case "result":
+        this.finish(new GuruError("canceled", `channel ${this.id} was finished by the peer`), undefined, { type: "result", result: kind.value.result });
+        return undefined;
+      case "error": {
+        const error = guruErrorFromWire(kind.value.kind, kind.value.message);
+        this.finish(error, error, { type: "error", error });
+        return undefined;
+      }
+      default:
+        return { flowControl: false, message: `channel ${this.id}: a ${String(kind.case)} frame is not allowed on an operation channel` };
+    }
+  }
+
+  /** The link is gone: the consumer sees `error` after what is already queued. */
+  linkLost(error: GuruError): void {
+    if (this.ended) return;
+    this.finish(error, error, { type: "error", error });
+  }
+
+  private blockSends(error: GuruError): void {
+    if (!this.sendBlocked) this.sendBlocked = error;
+    const waiter = this.roomWaiter;
+    this.roomWaiter = undefined;
+    waiter?.reject(this.sendBlocked);
+    if (!this.abort.signal.aborted) this.abort.abort(error);
+  }
+
+  private finish(sendError: GuruError, abortWith: GuruError | undefined, last?: ChannelMessage): void {
+    if (this.ended) return;
+    if (last && !this.discarding) {
+      this.deliver(last);
+    } else {
+      // Ended from our side (or nobody reads): nothing more to hand out.
+      this.inbox.length = 0;
+      this.inboxHead = 0;
+    }
+    this.ended = true;
+    if (abortWith && !this.abort.signal.aborted) this.abort.abort(abortWith);
+    this.sendBlocked ??= sendError;
+    const waiter = this.roomWaiter;
+    this.roomWaiter = undefined;
+    waiter?.reject(this.sendBlocked);
+    const reader = this.reader;
+    if (reader) {
+      this.reader = undefined;
+      reader({ done: true, value: undefined });
+    }
+    this.host.channelEnded(this);
+    this.resolveDone();
+  }
+}

@@ -1,0 +1,43 @@
+// The one error vocabulary (lib/errors ErrorKind strings) mapped to the wire
+// enum and back, so a ChannelError carries the kind the handler threw.
+import { ErrorKind as WireErrorKind } from "../../gen/guru/wire/v1/wire_pb.js";
+import { GuruError, type ErrorKind } from "../errors.ts";
+
+const toWire: Record<ErrorKind, WireErrorKind> = {
+  invalid: WireErrorKind.INVALID,
+  not_found: WireErrorKind.NOT_FOUND,
+  conflict: WireErrorKind.CONFLICT,
+  denied: WireErrorKind.DENIED,
+  unauthenticated: WireErrorKind.UNAUTHENTICATED,
+  agent_offline: WireErrorKind.AGENT_OFFLINE,
+  timeout: WireErrorKind.TIMEOUT,
+  canceled: WireErrorKind.CANCELED,
+  too_large: WireErrorKind.TOO_LARGE,
+  rate_limited: WireErrorKind.RATE_LIMITED,
+  internal: WireErrorKind.INTERNAL,
+  data_loss: WireErrorKind.DATA_LOSS,
+  unavailable: WireErrorKind.UNAVAILABLE,
+  // guru.wire.v1 has no FAILED_PRECONDITION yet (a proto addition is
+  // proposed); INVALID is the nearest kind a current peer understands, and
+  // the message still says what is wrong.
+  failed_precondition: WireErrorKind.INVALID,
+};
+
+const fromWire = new Map<WireErrorKind, ErrorKind>();
+for (const [kind, wire] of Object.entries(toWire) as [ErrorKind, WireErrorKind][]) {
+  if (!fromWire.has(wire)) fromWire.set(wire, kind);
+}
+
+export function toWireErrorKind(kind: ErrorKind): WireErrorKind {
+  return toWire[kind] ?? WireErrorKind.INTERNAL;
+}
+
+/** UNSPECIFIED or a value from a newer peer becomes "internal". */
+export function fromWireErrorKind(kind: WireErrorKind): ErrorKind {
+  return fromWire.get(kind) ?? "internal";
+}
+
+/** A received ChannelError as the GuruError it stands for. */
+export function guruErrorFromWire(kind: WireErrorKind, message: string): GuruError {
+  return new GuruError(fromWireErrorKind(kind), message || "the peer reported an error without a message");
+}

@@ -1,0 +1,71 @@
+// The named limits of one agent link. Both sides start from the defaults; the
+// window and frame size a peer announces in Hello/HelloAck replace ours for
+// what we send to it (Link.setPeerLimits).
+import { GuruError } from "../errors.ts";
+
+export interface WireLimits {
+  /** Largest encoded Frame accepted from the peer; larger ones close the link (1009). */
+  maxFrameBytes: number;
+  /** Largest ChannelData payload we put in one frame; bigger sends are split. */
+  chunkBytes: number;
+  /** Payload bytes a peer may send on a new channel before we grant more. */
+  initialWindowBytes: number;
+  /** Channels open at once on one link. */
+  maxChannels: number;
+  /** Bulk data waits while the socket holds this many unsent bytes, so interactive frames stay fast. */
+  socketHighWaterBytes: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * Room for everything in a ChannelData frame except the payload: channel id,
+ * oneof tag and length, data tag and length, offset, stream. 64 bytes covers
+ * the worst case (about 30) with margin.
+ */
+export const frameOverheadBytes = 64;
+
+/**
+ * Chosen by measurement (bench/wire-throughput.ts, 2-core loopback): 256 KiB
+ * chunks with a 2 MiB window reach about the raw `ws` rate while a ping on
+ * the same link stays in single-digit milliseconds; the window bounds what a
+ * slow consumer can make us hold per channel.
+ */
+export const defaultWireLimits: WireLimits = Object.freeze({
+  maxFrameBytes: 1 * MiB + 4 * KiB,
+  chunkBytes: 256 * KiB,
+  initialWindowBytes: 2 * MiB,
+  maxChannels: 256,
+  socketHighWaterBytes: 1 * MiB,
+});
+
+/**
+ * The WebSocket library's own hard cap (`ws` option `maxPayload`). Set above
+ * maxFrameBytes so a moderately oversized frame reaches our codec and gets a
+ * clear LinkError; `ws` still drops absurd ones (close 1009) before buffering them.
+ */
+export function wsMaxPayloadBytes(limits: WireLimits): number {
+  return limits.maxFrameBytes * 2;
+}
+
+/** Throws GuruError("invalid") naming the first inconsistent limit. */
+export function checkWireLimits(limits: WireLimits): WireLimits {
+  const positive = ["maxFrameBytes", "chunkBytes", "initialWindowBytes", "maxChannels", "socketHighWaterBytes"] as const;
+  for (const name of positive) {
+    const value = limits[name];
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new GuruError("invalid", `wire limit ${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  if (limits.chunkBytes + frameOverheadBytes > limits.maxFrameBytes) {
+    throw new GuruError(
+      "invalid",
+      `wire limit chunkBytes (${limits.chunkBytes}) plus ${frameOverheadBytes} bytes of framing must fit maxFrameBytes (${limits.maxFrameBytes})`,
+    );
+  }
+  if (limits.initialWindowBytes > 0xffff_ffff || limits.maxFrameBytes > 0xffff_ffff) {
+    throw new GuruError("invalid", "wire limits initialWindowBytes and maxFrameBytes travel as uint32 and must be below 4 GiB");
+  }
+  return limits;
+}

@@ -1,0 +1,63 @@
+// Technician tokens: JWTs signed by the server, with expiry, a jti recorded
+// for revocation, and the technician's role.
+import { randomUUID } from "node:crypto";
+import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import { GuruError } from "../../lib/errors.ts";
+import type { Store } from "../store/index.ts";
+import type { SigningKeys } from "./signing-keys.ts";
+import type { Principal, Role } from "../domain/principal.ts";
+
+
+export interface IssuedToken {
+  token: string;
+  tokenId: string;
+  expiresAt: Date;
+}
+
+const issuer = "guru-server";
+const audience = "guru-api";
+
+export function createTokenService(deps: { store: Store; keys: SigningKeys; defaultTtlSeconds: number }) {
+  const { store, keys } = deps;
+
+  async function issue(technicianId: string, ttlSeconds = deps.defaultTtlSeconds): Promise<IssuedToken> {
+    const tech = await store.technicians.get(technicianId);
+    if (tech === undefined) throw new GuruError("not_found", `no technician ${technicianId}`);
+    const tokenId = randomUUID();
+    const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
+    const token = await new SignJWT({ role: tech.role, name: tech.name })
+      .setProtectedHeader({ alg: keys.alg, kid: keys.kid, typ: "JWT" })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(tech.id)
+      .setJti(tokenId)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(keys.privateKey);
+    await store.tokens.record({ jti: tokenId, technicianId: tech.id, expiresAt });
+    return { token, tokenId, expiresAt };
+  }
+
+  async function verify(token: string): Promise<Principal> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience, algorithms: [keys.alg] }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new GuruError("unauthenticated", "the token has expired; ask an admin for a new one");
+      throw new GuruError("unauthenticated", "the token is not valid (bad signature or format)");
+    }
+    const technicianId = payload.sub;
+    const tokenId = payload.jti;
+    if (typeof technicianId !== "string" || typeof tokenId !== "string") {
+      throw new GuruError("unauthenticated", "the token lacks a subject or id");
+    }
+    if (await store.tokens.isRevoked(tokenId)) throw new GuruError("unauthenticated", "the token has been revoked");
+    const tech = await store.technicians.get(technicianId);
+    if (tech === undefined) throw new GuruError("unauthenticated", "the token's technician no longer exists");
+    return { technicianId, name: tech.name, role: tech.role as Role, tokenId };
+  }
+
+  return { issue, verify };
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;

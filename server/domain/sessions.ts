@@ -1,0 +1,151 @@
+// Tunnel sessions: a technician's exclusive, audited hold on one agent. The
+// database is the source of truth (one active tunnel per agent is a partial
+// unique index), so this works the same with several server processes.
+import type { Logger } from "../../lib/logging.ts";
+import { GuruError, toGuruError } from "../../lib/errors.ts";
+import type { Store } from "../store/index.ts";
+import type { SessionRecord } from "../store/sessions.ts";
+import type { Principal } from "./principal.ts";
+import { requireAdmin } from "./principal.ts";
+import type { RemoteAgents } from "./remote-agents.ts";
+import { isUuid, requireUuid } from "./ids.ts";
+
+export interface SessionServiceOptions {
+  store: Store;
+  agents: RemoteAgents;
+  logger: Logger;
+  tunnelOpenTimeoutMs: number;
+  sessionIdleMs: number;
+}
+
+export function createSessionService(options: SessionServiceOptions) {
+  const { store, agents, logger } = options;
+
+  async function audit(event: string, outcome: string, fields: { sessionId?: string; agentId?: string; technicianId?: string; reason?: string; detail?: Record<string, unknown> }) {
+    await store.audit.tunnel({ event, outcome, ...fields });
+  }
+
+  async function open(principal: Principal, agentId: string): Promise<SessionRecord> {
+    const refuse = async (err: GuruError): Promise<never> => {
+      await audit("open", "refused", { agentId: isUuid(agentId) ? agentId : undefined, technicianId: principal.technicianId, reason: err.message });
+      throw err;
+    };
+    if (!isUuid(agentId)) return refuse(new GuruError("invalid", `agent id "${agentId}" is not a UUID`));
+    const agent = await store.agents.get(agentId);
+    if (agent === undefined) return refuse(new GuruError("not_found", `no agent ${agentId}`));
+    if (agent.revokedAt !== null) return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`));
+    if (!agents.isOnline(agentId)) {
+      const since = agent.lastSeenAt === null ? "" : ` since ${agent.lastSeenAt.toISOString()}`;
+      return refuse(new GuruError("agent_offline", `agent ${agent.name} is offline${since}`));
+    }
+    let session: SessionRecord;
+    try {
+      session = await store.sessions.open({ agentId, technicianId: principal.technicianId });
+    } catch (err) {
+      return refuse(toGuruError(err));
+    }
+    try {
+      await agents.openTunnel(agentId, { sessionId: session.id, technicianId: principal.technicianId, technicianName: principal.name }, options.tunnelOpenTimeoutMs);
+    } catch (err) {
+      const failure = toGuruError(err);
+      await store.sessions.close(session.id, { status: "closed", reason: `tunnel open failed: ${failure.message}` });
+      await audit("open", "failed", { sessionId: session.id, agentId, technicianId: principal.technicianId, reason: failure.message });
+      throw failure;
+    }
+    await audit("open", "ok", { sessionId: session.id, agentId, technicianId: principal.technicianId });
+    logger.info({ sessionId: session.id, agentId, technicianId: principal.technicianId }, "tunnel opened");
+    return session;
+  }
+
+  /** The session, if the principal may see it (their own, or any for an admin). */
+  async function get(principal: Principal, sessionId: string): Promise<SessionRecord> {
+    requireUuid(sessionId, "session id");
+    const session = await store.sessions.get(sessionId);
+    if (session === undefined) throw new GuruError("not_found", `no session ${sessionId}`);
+    if (session.technicianId !== principal.technicianId && principal.role !== "admin") {
+      throw new GuruError("denied", `session ${sessionId} belongs to another technician`);
+    }
+    return session;
+  }
+
+  async function finish(session: SessionRecord, status: "closed" | "expired", reason: string, event: string, actor?: string) {
+    const closed = await store.sessions.close(session.id, { status, reason });
+    if (closed === undefined) return store.sessions.get(session.id) as Promise<SessionRecord>;
+    await audit(event, "ok", { sessionId: session.id, agentId: session.agentId, technicianId: actor ?? session.technicianId, reason });
+    await agents.closeTunnel(session.agentId, session.id, reason);
+    logger.info({ sessionId: session.id, agentId: session.agentId, reason }, "tunnel closed");
+    return closed;
+  }
+
+  async function close(principal: Principal, sessionId: string): Promise<SessionRecord> {
+    const session = await get(principal, sessionId);
+    if (session.technicianId !== principal.technicianId) {
+      await audit("close", "refused", { sessionId, agentId: session.agentId, technicianId: principal.technicianId, reason: "not the owner" });
+      throw new GuruError("denied", `session ${sessionId} belongs to another technician; admins use ForceCloseTunnel`);
+    }
+    if (session.status !== "active") return session;
+    return finish(session, "closed", "closed by the technician", "close");
+  }
+
+  async function forceClose(principal: Principal, sessionId: string, reason: string): Promise<SessionRecord> {
+    requireAdmin(principal);
+    const session = await get(principal, sessionId);
+    if (session.status !== "active") return session;
+    return finish(session, "closed", `force-closed by ${principal.name}${reason ? `: ${reason}` : ""}`, "force_close", principal.technicianId);
+  }
+
+  async function list(principal: Principal, filter: { agentId?: string; status?: SessionRecord["status"]; allTechnicians?: boolean }) {
+    if (filter.agentId) requireUuid(filter.agentId, "agent id");
+    if (filter.allTechnicians) requireAdmin(principal);
+    return store.sessions.list({
+      agentId: filter.agentId || undefined,
+      status: filter.status,
+      technicianId: filter.allTechnicians ? undefined : principal.technicianId,
+    });
+  }
+
+  /**
+   * The active session an operation runs in: the caller's own and active.
+   * Moves last_activity so idle expiry counts from the latest operation.
+   */
+  async function requireActive(principal: Principal, sessionId: string): Promise<SessionRecord> {
+    const session = await get(principal, sessionId);
+    if (session.technicianId !== principal.technicianId) throw new GuruError("denied", `session ${sessionId} belongs to another technician`);
+    if (session.status !== "active") {
+      throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`);
+    }
+    await store.sessions.touch(session.id);
+    return session;
+  }
+
+  /** The agent's link went away: its sessions end at once. */
+  async function agentDisconnected(agentId: string, reason: string): Promise<void> {
+    const closed = await store.sessions.closeActiveForAgent(agentId, reason);
+    for (const s of closed) {
+      await audit("close", "ok", { sessionId: s.id, agentId, technicianId: s.technicianId, reason });
+      logger.info({ sessionId: s.id, agentId, reason }, "tunnel closed by agent disconnect");
+    }
+  }
+
+  async function expireIdle(): Promise<number> {
+    const expired = await store.sessions.expireIdle(options.sessionIdleMs);
+    for (const s of expired) {
+      await audit("expire", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason: s.closeReason ?? "idle" });
+      await agents.closeTunnel(s.agentId, s.id, "expired after inactivity");
+    }
+    return expired.length;
+  }
+
+  /** At start: sessions a previous process left active have no live link here. */
+  async function reconcileAtStart(): Promise<number> {
+    const reason = "server restarted";
+    const closed = await store.sessions.closeAllActive(reason);
+    for (const s of closed) await audit("close", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason });
+    return closed.length;
+  }
+
+  return { open, get, close, forceClose, list, requireActive, agentDisconnected, expireIdle, reconcileAtStart };
+}
+
+export type SessionService = ReturnType<typeof createSessionService>;
+

@@ -1,0 +1,88 @@
+// The agent WebSocket endpoint. Authentication happens before the upgrade
+// completes (an unknown, missing or revoked key gets a 401 and never a
+// socket); then the agent has handshakeTimeoutMs to send its Hello.
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { Logger } from "../../lib/logging.ts";
+import { wsMaxPayloadBytes, type WireLimits } from "../../lib/wire/limits.ts";
+import { agentKeyFromHeader, hashAgentKey } from "../auth/agent-keys.ts";
+import type { Store } from "../store/index.ts";
+import type { AgentRecord } from "../store/agents.ts";
+import type { AgentRegistry } from "./agent-router.ts";
+import { startAgentConnection, type AgentConnectionOptions } from "./agent-connection.ts";
+
+export const wireProtocol = "guru.wire.v1";
+
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "logger"> {
+  store: Store;
+  registry: AgentRegistry;
+  limits: WireLimits;
+  logger: Logger;
+  maxConcurrentHandshakes: number;
+}
+
+export function createAgentSocketServer(options: AgentSocketServerOptions) {
+  const { store, logger } = options;
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: wsMaxPayloadBytes(options.limits),
+    handleProtocols: (protocols) => (protocols.has(wireProtocol) ? wireProtocol : false),
+  });
+  let handshakes = 0;
+  let accepting = true;
+
+  async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (!accepting) return refuse(socket, 503, "the server is shutting down; reconnect shortly");
+    if (handshakes >= options.maxConcurrentHandshakes) {
+      return refuse(socket, 503, "too many agents are connecting at once; retry with backoff");
+    }
+    handshakes++;
+    try {
+      const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
+      if (!offered.includes(wireProtocol)) {
+        return refuse(socket, 400, `unsupported WebSocket subprotocol ${offered.length ? offered.join(", ") : "(none)"}; this server speaks ${wireProtocol}`);
+      }
+      const key = agentKeyFromHeader(req.headers.authorization);
+      if (key === undefined) return refuse(socket, 401, "missing agent key: send it as 'Authorization: Bearer <agent key>'");
+      const agent = await store.agents.findByKeyHash(hashAgentKey(key));
+      if (agent === undefined) return refuse(socket, 401, "unknown agent key: enrol the agent and use the key shown then");
+      if (agent.revokedAt !== null) return refuse(socket, 401, `the key of agent ${agent.name} has been revoked; enrol it again`);
+      if (socket.destroyed) return;
+      await new Promise<void>((resolve) => {
+        wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+          resolve();
+          accept(ws, agent);
+        });
+      });
+    } catch (err) {
+      logger.error({ err }, "agent upgrade failed");
+      refuse(socket, 500, "the server could not check the agent key");
+    } finally {
+      handshakes--;
+    }
+  }
+
+  function accept(ws: WebSocket, agent: AgentRecord): void {
+    startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+  }
+
+  return {
+    handleUpgrade,
+    /** Stops new agents; existing links are closed by the caller through the registry. */
+    stopAccepting() {
+      accepting = false;
+    },
+    close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
+  };
+}
+
+function refuse(socket: Duplex, status: number, message: string): void {
+  if (socket.destroyed) return;
+  const reason = { 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error", 503: "Service Unavailable" }[status] ?? "Error";
+  const body = `${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

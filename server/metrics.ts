@@ -1,0 +1,21 @@
+// Prometheus metrics (prom-client), one registry per server instance so tests
+// can run several servers in one process.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    agentsConnected: new Gauge({ name: "guru_agents_connected", help: "agent links open on this server", registers: [registry] }),
+    tunnelsOpened: new Counter({ name: "guru_tunnels_opened_total", help: "tunnel sessions opened", registers: [registry] }),
+    securityAlerts: new Counter({
+      name: "guru_security_alerts_total",
+      help: "alerts raised, by kind",
+      labelNames: ["kind"] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,41 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Role, type AdminService as AdminApi } from "../../gen/guru/api/v1/admin_pb.js";
+import { GuruError } from "../../lib/errors.ts";
+import type { AdminService } from "../domain/admin.ts";
+import type { SessionService } from "../domain/sessions.ts";
+import { principalOf } from "./context.ts";
+import { timestamp } from "./convert.ts";
+
+function roleFromApi(role: Role): "admin" | "tech" {
+  if (role === Role.ADMIN) return "admin";
+  if (role === Role.TECH || role === Role.UNSPECIFIED) return "tech";
+  throw new GuruError("invalid", `unknown role ${role}`);
+}
+
+export function adminServiceImpl(admin: AdminService, sessions: SessionService): ServiceImpl<typeof AdminApi> {
+  return {
+    async createTech(req, ctx) {
+      const tech = await admin.createTech(principalOf(ctx), req.name, roleFromApi(req.role));
+      return { technicianId: tech.id };
+    },
+    async issueToken(req, ctx) {
+      const issued = await admin.issueToken(principalOf(ctx), req.technicianId, req.ttlSeconds);
+      return { token: issued.token, tokenId: issued.tokenId, expiresAt: timestamp(issued.expiresAt) };
+    },
+    async revokeToken(req, ctx) {
+      await admin.revokeToken(principalOf(ctx), req.tokenId);
+      return {};
+    },
+    async enrollAgent(req, ctx) {
+      return admin.enrollAgent(principalOf(ctx), req.name);
+    },
+    async revokeAgentKey(req, ctx) {
+      await admin.revokeAgentKey(principalOf(ctx), req.agentId);
+      return {};
+    },
+    async forceCloseTunnel(req, ctx) {
+      await sessions.forceClose(principalOf(ctx), req.sessionId, req.reason);
+      return {};
+    },
+  };
+}

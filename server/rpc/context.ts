@@ -1,0 +1,12 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { GuruError } from "../../lib/errors.ts";
+import type { Principal } from "../domain/principal.ts";
+
+export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "the authenticated caller" });
+
+/** The caller; the auth interceptor has already refused calls without one. */
+export function principalOf(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(principalKey);
+  if (principal === undefined) throw new GuruError("unauthenticated", "no credentials");
+  return principal;
+}

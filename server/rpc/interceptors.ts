@@ -1,0 +1,44 @@
+// Authentication and error mapping around every RPC.
+import type { Interceptor } from "@connectrpc/connect";
+import { GuruError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/logging.ts";
+import type { TokenService } from "../auth/tokens.ts";
+import { principalKey } from "./context.ts";
+import { toConnectError } from "./errors.ts";
+
+/** Services anyone may call: the partner capability probe. */
+const publicServices = new Set(["guru.integration.v1.IntegrationService"]);
+
+export function authInterceptor(tokens: TokenService): Interceptor {
+  return (next) => async (req) => {
+    if (publicServices.has(req.service.typeName)) return next(req);
+    const header = req.header.get("authorization");
+    const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (match === null) {
+      throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)");
+    }
+    req.contextValues.set(principalKey, await tokens.verify(match[1]));
+    return next(req);
+  };
+}
+
+/** Maps GuruErrors (and anything unexpected) to Connect errors, streams included. */
+export function errorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: mapStreamErrors(res.message, logger) };
+    } catch (err) {
+      throw toConnectError(err, logger);
+    }
+  };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, logger: Logger): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw toConnectError(err, logger);
+  }
+}

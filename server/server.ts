@@ -1,0 +1,141 @@
+// The composition root of `guru server`: database, auth, domain, agent links
+// and the Connect routes on one listener. close() drains: stop accepting,
+// end agent links and sessions, then the database.
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
+import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
+import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
+import type { Logger } from "../lib/logging.ts";
+import { closeCodes } from "../lib/wire/close-codes.ts";
+import { defaultWireLimits, type WireLimits } from "../lib/wire/limits.ts";
+import { version } from "../lib/version.ts";
+import { ensureAdmin } from "./auth/bootstrap.ts";
+import { loadOrCreateSigningKeys } from "./auth/signing-keys.ts";
+import { createTokenService } from "./auth/tokens.ts";
+import type { ServerConfig } from "./config.ts";
+import { createAdminService } from "./domain/admin.ts";
+import { createSessionService } from "./domain/sessions.ts";
+import { createOperationalRoutes } from "./http/health.ts";
+import { startListener } from "./http/listener.ts";
+import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
+import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
+import { createRemoteAgents } from "./link/remote-agents.ts";
+import { createMetrics } from "./metrics.ts";
+import { adminServiceImpl } from "./rpc/admin-service.ts";
+import { agentServiceImpl } from "./rpc/agent-service.ts";
+import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
+import { integrationServiceImpl } from "./rpc/integration-service.ts";
+import { sessionServiceImpl } from "./rpc/session-service.ts";
+import { openDb } from "./store/db.ts";
+import { createStore } from "./store/index.ts";
+import { migrate } from "./store/migrate.ts";
+
+export const contractVersion = "0.1.0";
+
+export interface StartServerOptions {
+  config: ServerConfig;
+  logger: Logger;
+  wireLimits?: Partial<WireLimits>;
+}
+
+export async function startServer({ config, logger, wireLimits }: StartServerOptions) {
+  const limits = { ...defaultWireLimits, ...wireLimits };
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  await migrate(db);
+  const store = createStore(db);
+  const metrics = createMetrics();
+  const keys = await loadOrCreateSigningKeys(store);
+  const tokens = createTokenService({ store, keys, defaultTtlSeconds: config.tokenTtlSeconds });
+
+  const registry = createAgentRegistry();
+  const router = createInProcessRouter(registry);
+  const remoteAgents = createRemoteAgents(router);
+  const sessions = createSessionService({
+    store,
+    agents: remoteAgents,
+    logger: logger.child({ part: "sessions" }),
+    tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
+    sessionIdleMs: config.sessionIdleMs,
+  });
+  const admin = createAdminService({ store, tokens, agents: remoteAgents, sessions, logger: logger.child({ part: "admin" }) });
+
+  // What a previous process left behind has no live link here.
+  await store.agents.markAllOffline();
+  const reconciled = await sessions.reconcileAtStart();
+  if (reconciled > 0) logger.info({ sessions: reconciled }, "closed tunnels left active by a previous server process");
+  const bootstrapAdmin = await ensureAdmin({ store, tokens, dataDir: config.dataDir, logger });
+
+  const agentSockets = createAgentSocketServer({
+    store,
+    registry,
+    limits,
+    logger: logger.child({ part: "link" }),
+    serverVersion: version,
+    maxConcurrentHandshakes: config.maxConcurrentHandshakes,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatDeadlineMs: config.heartbeatDeadlineMs,
+    onDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason),
+  });
+
+  const rpcLogger = logger.child({ part: "rpc" });
+  const rpc = connectNodeAdapter({
+    interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens)],
+    readMaxBytes: 16 * 1024 * 1024,
+    routes(r) {
+      r.service(AgentService, agentServiceImpl({ store, agents: remoteAgents }));
+      r.service(SessionService, sessionServiceImpl(sessions));
+      r.service(AdminService, adminServiceImpl(admin, sessions));
+      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels"], wireProtocol }));
+    },
+  });
+  const operational = createOperationalRoutes({ db, metrics: metrics.registry });
+
+  const listener = await startListener({
+    host: config.host,
+    port: config.port,
+    tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
+    onRequest(req, res) {
+      void operational(req, res).then((handled) => {
+        if (!handled) rpc(req, res);
+      });
+    },
+    onUpgrade(req, socket, head) {
+      if ((req.url ?? "").split("?")[0] !== "/agent") {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+        return;
+      }
+      void agentSockets.handleUpgrade(req, socket, head);
+    },
+  });
+
+  const sweep = setInterval(() => {
+    void sessions.expireIdle().catch((err) => logger.error({ err }, "idle session sweep failed"));
+    metrics.agentsConnected.set(registry.size);
+  }, config.sessionSweepIntervalMs);
+  sweep.unref();
+
+  logger.info({ url: listener.url, database: db.kind }, "server listening");
+
+  let closing: Promise<void> | undefined;
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      clearInterval(sweep);
+      agentSockets.stopAccepting();
+      const links = registry.all();
+      for (const entry of links) entry.link.close(closeCodes.goingAway, "the server is shutting down");
+      await Promise.allSettled(links.map((e) => e.link.closed));
+      await listener.close();
+      await agentSockets.close();
+      await store.sessions.closeAllActive("server shut down");
+      await store.agents.markAllOffline();
+      await db.close();
+    })();
+    return closing;
+  }
+
+  return { url: listener.url, store, tokens, sessions, admin, registry, router, metrics, bootstrapAdmin, close };
+}
+
+export type GuruServer = Awaited<ReturnType<typeof startServer>>;

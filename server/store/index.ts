@@ -1,0 +1,50 @@
+// The store: every repository over one Db. The only place SQL lives.
+import type { Db } from "./db.ts";
+import { createAgentsRepository, type AgentsRepository } from "./agents.ts";
+import { createAuditRepository, type AuditRepository } from "./audit.ts";
+import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
+import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
+import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
+import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
+import { createTokensRepository, type TokensRepository } from "./tokens.ts";
+import { createUploadsRepository, type UploadsRepository } from "./uploads.ts";
+
+export interface Store {
+  db: Db;
+  agents: AgentsRepository;
+  technicians: TechniciansRepository;
+  tokens: TokensRepository;
+  signingKeys: SigningKeysRepository;
+  sessions: SessionsRepository;
+  audit: AuditRepository;
+  uploads: UploadsRepository;
+  rateLimits: RateLimitsRepository;
+}
+
+export function createStore(db: Db): Store {
+  return {
+    db,
+    agents: createAgentsRepository(db),
+    technicians: createTechniciansRepository(db),
+    tokens: createTokensRepository(db),
+    signingKeys: createSigningKeysRepository(db),
+    sessions: createSessionsRepository(db),
+    audit: createAuditRepository(db),
+    uploads: createUploadsRepository(db),
+    rateLimits: createRateLimitsRepository(db),
+  };
+}
+
+export { openDb, openPgliteDb, isUniqueViolation, isForeignKeyViolation, isUuid, sqlState, type Db, type OpenDbOptions, type QueryResult } from "./db.ts";
+export { migrate, migrationsStatus, listMigrations, defaultMigrationsDir, type MigrationsStatus } from "./migrate.ts";
+export type { AgentRecord, AgentInventory } from "./agents.ts";
+export type { TechnicianRecord, TechnicianRole } from "./technicians.ts";
+export type { TokenRecord } from "./tokens.ts";
+export type { SigningKeyRecord, PublicSigningKey, Jwk } from "./signing-keys.ts";
+export type { SessionRecord, SessionStatus } from "./sessions.ts";
+export type {
+  AuditOutcome, TunnelAuditInput, TunnelAuditRecord, CommandAuditInput, CommandAuditRecord, CommandCompletion,
+  FileAuditInput, FileAuditRecord, AuditFilter, SweepResult,
+} from "./audit.ts";
+export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
+export type { RateLimitResult } from "./rate-limits.ts";

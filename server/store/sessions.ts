@@ -1,0 +1,138 @@
+// Tunnel sessions. The database holds the invariant "one active tunnel per
+// agent" (a partial unique index); this repository turns its violation into a
+// conflict that names the holder, whichever server process opened it.
+import { GuruError } from "../../lib/errors.ts";
+import { isForeignKeyViolation, isUniqueViolation, isUuid, type Db } from "./db.ts";
+
+export type SessionStatus = "active" | "closed" | "expired";
+
+export interface SessionRecord {
+  id: string;
+  agentId: string;
+  technicianId: string;
+  status: SessionStatus;
+  openedAt: Date;
+  lastActivityAt: Date;
+  closedAt: Date | null;
+  closeReason: string | null;
+}
+
+export interface SessionsRepository {
+  /**
+   * Opens an active session. Another active session on the agent → GuruError
+   * "conflict" with details.holderSessionId; unknown agent or technician →
+   * "not_found".
+   */
+  open(input: { agentId: string; technicianId: string }): Promise<SessionRecord>;
+  get(id: string): Promise<SessionRecord | undefined>;
+  getActiveForAgent(agentId: string): Promise<SessionRecord | undefined>;
+  /** Newest first. */
+  list(filter?: { agentId?: string; technicianId?: string; status?: SessionStatus }): Promise<SessionRecord[]>;
+  /** The updated record only if it was active, else undefined (closing twice is harmless). */
+  close(id: string, outcome: { status: "closed" | "expired"; reason: string }): Promise<SessionRecord | undefined>;
+  closeActiveForAgent(agentId: string, reason: string): Promise<SessionRecord[]>;
+  /** At server start: no tunnel survives a restart of the process that carried it. */
+  closeAllActive(reason: string): Promise<SessionRecord[]>;
+  /** Expires active sessions idle for more than idleMs; reason "idle". */
+  expireIdle(idleMs: number): Promise<SessionRecord[]>;
+  /** last_activity_at = now() on an active session; false when not active. */
+  touch(id: string): Promise<boolean>;
+}
+
+export const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
+
+const columns = `id, agent_id AS "agentId", technician_id AS "technicianId", status, opened_at AS "openedAt",
+  last_activity_at AS "lastActivityAt", closed_at AS "closedAt", close_reason AS "closeReason"`;
+
+/** Optional id filters: absent is fine, present must be a uuid (else nothing can match). */
+export function validIds(...ids: (string | undefined)[]): boolean {
+  return ids.every((id) => id === undefined || isUuid(id));
+}
+
+export function createSessionsRepository(db: Db): SessionsRepository {
+  const many = async (sql: string, params: unknown[] = []) => (await db.query<SessionRecord>(sql, params)).rows;
+  const getActiveForAgent = async (agentId: string) =>
+    !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status = 'active'`, [agentId]))[0];
+
+  return {
+    async open({ agentId, technicianId }) {
+      if (!isUuid(agentId) || !isUuid(technicianId)) {
+        throw new GuruError("not_found", "unknown agent or technician", { details: { agentId, technicianId } });
+      }
+      // The holder may close between our failed insert and the look-up; then
+      // the tunnel is free and a retry can win it.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const rows = await many(
+            `INSERT INTO tunnel_sessions (agent_id, technician_id) VALUES ($1, $2) RETURNING ${columns}`,
+            [agentId, technicianId],
+          );
+          return rows[0];
+        } catch (err) {
+          if (isForeignKeyViolation(err)) {
+            throw new GuruError("not_found", "unknown agent or technician", { cause: err, details: { agentId, technicianId } });
+          }
+          if (!isUniqueViolation(err, ONE_ACTIVE_INDEX)) throw err;
+          const holder = await getActiveForAgent(agentId);
+          if (holder || attempt >= 2) {
+            const holderSessionId = holder?.id;
+            throw new GuruError("conflict", `agent ${agentId} already has an active tunnel (session ${holderSessionId ?? "unknown"})`, {
+              cause: err,
+              details: { agentId, holderSessionId, holderTechnicianId: holder?.technicianId },
+            });
+          }
+        }
+      }
+    },
+    async get(id) {
+      if (!isUuid(id)) return undefined;
+      return (await many(`SELECT ${columns} FROM tunnel_sessions WHERE id = $1`, [id]))[0];
+    },
+    getActiveForAgent,
+    async list(filter = {}) {
+      if (!validIds(filter.agentId, filter.technicianId)) return [];
+      return many(
+        `SELECT ${columns} FROM tunnel_sessions
+         WHERE ($1::uuid IS NULL OR agent_id = $1) AND ($2::uuid IS NULL OR technician_id = $2) AND ($3::text IS NULL OR status = $3)
+         ORDER BY opened_at DESC, id`,
+        [filter.agentId ?? null, filter.technicianId ?? null, filter.status ?? null],
+      );
+    },
+    async close(id, { status, reason }) {
+      if (!isUuid(id)) return undefined;
+      const rows = await many(
+        `UPDATE tunnel_sessions SET status = $2, closed_at = now(), close_reason = $3
+         WHERE id = $1 AND status = 'active' RETURNING ${columns}`,
+        [id, status, reason],
+      );
+      return rows[0];
+    },
+    async closeActiveForAgent(agentId, reason) {
+      if (!isUuid(agentId)) return [];
+      return many(
+        `UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2
+         WHERE agent_id = $1 AND status = 'active' RETURNING ${columns}`,
+        [agentId, reason],
+      );
+    },
+    closeAllActive(reason) {
+      return many(
+        `UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $1
+         WHERE status = 'active' RETURNING ${columns}`,
+        [reason],
+      );
+    },
+    expireIdle(idleMs) {
+      return many(
+        `UPDATE tunnel_sessions SET status = 'expired', closed_at = now(), close_reason = 'idle'
+         WHERE status = 'active' AND last_activity_at < now() - $1::float8 * interval '1 millisecond' RETURNING ${columns}`,
+        [idleMs],
+      );
+    },
+    async touch(id) {
+      if (!isUuid(id)) return false;
+      const r = await db.query("UPDATE tunnel_sessions SET last_activity_at = now() WHERE id = $1 AND status = 'active'", [id]);
+      return r.rowCount > 0;
+    },
+  };
+}

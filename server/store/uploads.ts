@@ -1,0 +1,85 @@
+// Resumable uploads: the committed offset is what the agent acknowledged as
+// durably written, so a transfer resumes from it after a reconnect.
+import { isUuid, type Db } from "./db.ts";
+
+export type UploadStatus = "active" | "finished" | "aborted" | "failed";
+
+export interface UploadInput {
+  sessionId?: string | null;
+  agentId: string;
+  technicianId?: string | null;
+  path: string;
+  size: number;
+  sha256?: string | null;
+  overwrite?: boolean;
+}
+
+export interface UploadRecord {
+  id: string;
+  sessionId: string | null;
+  agentId: string;
+  technicianId: string | null;
+  path: string;
+  size: number;
+  sha256: string | null;
+  overwrite: boolean;
+  committedOffset: number;
+  status: UploadStatus;
+  createdAt: Date;
+  updatedAt: Date;
+  error: string | null;
+}
+
+export interface UploadsRepository {
+  create(row: UploadInput): Promise<UploadRecord>;
+  get(id: string): Promise<UploadRecord | undefined>;
+  /** Records the acknowledged offset of an active upload; false when not active. */
+  setCommitted(id: string, offset: number): Promise<boolean>;
+  setStatus(id: string, status: UploadStatus, error?: string): Promise<UploadRecord | undefined>;
+  /** Active uploads not updated for more than olderThanMs, oldest first. */
+  listStale(olderThanMs: number): Promise<UploadRecord[]>;
+}
+
+const columns = `id, session_id AS "sessionId", agent_id AS "agentId", technician_id AS "technicianId", path, size, sha256,
+  overwrite, committed_offset AS "committedOffset", status, created_at AS "createdAt", updated_at AS "updatedAt", error`;
+
+export function createUploadsRepository(db: Db): UploadsRepository {
+  const rows = async (sql: string, params: unknown[]) => (await db.query<UploadRecord>(sql, params)).rows;
+  return {
+    async create(u) {
+      const r = await rows(
+        `INSERT INTO uploads (session_id, agent_id, technician_id, path, size, sha256, overwrite)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${columns}`,
+        [u.sessionId ?? null, u.agentId, u.technicianId ?? null, u.path, u.size, u.sha256 ?? null, u.overwrite ?? false],
+      );
+      return r[0];
+    },
+    async get(id) {
+      if (!isUuid(id)) return undefined;
+      return (await rows(`SELECT ${columns} FROM uploads WHERE id = $1`, [id]))[0];
+    },
+    async setCommitted(id, offset) {
+      if (!isUuid(id)) return false;
+      const r = await db.query(
+        "UPDATE uploads SET committed_offset = $2, updated_at = now() WHERE id = $1 AND status = 'active'",
+        [id, offset],
+      );
+      return r.rowCount > 0;
+    },
+    async setStatus(id, status, error) {
+      if (!isUuid(id)) return undefined;
+      const r = await rows(
+        `UPDATE uploads SET status = $2, error = $3, updated_at = now() WHERE id = $1 RETURNING ${columns}`,
+        [id, status, error ?? null],
+      );
+      return r[0];
+    },
+    listStale(olderThanMs) {
+      return rows(
+        `SELECT ${columns} FROM uploads
+         WHERE status = 'active' AND updated_at < now() - $1::float8 * interval '1 millisecond' ORDER BY updated_at`,
+        [olderThanMs],
+      );
+    },
+  };
+}

@@ -1,0 +1,177 @@
+// Tunnel sessions end to end: real server, real agent processes, real
+// databases, real Connect clients over HTTP.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, expect, it, onTestFinished } from "vitest";
+import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
+import { createApiClients } from "../../lib/api-client.ts";
+import { describeDatabases } from "../support/databases.ts";
+import { startTestServer, type TestServer } from "../support/harness.ts";
+import { waitFor } from "../support/raw-agent.ts";
+
+async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return { code: e.code, message: e.rawMessage };
+  }
+  throw new Error("expected the call to fail");
+}
+
+describeDatabases("tunnel sessions", (kind) => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ kind, config: { sessionSweepIntervalMs: 100 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("opens, reports and closes a tunnel, and lists the agent online", async () => {
+    const agent = await t.startAgent("web-1");
+    const { agents } = await t.admin.agents.listAgents({ nameContains: "WEB-" });
+    expect(agents.map((a) => [a.name, a.online])).toEqual([["web-1", true]]);
+    expect(agents[0].os).toBe(process.platform);
+
+    const { sessionId, session } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    expect(session?.status).toBe(SessionStatus.ACTIVE);
+    const status = await t.admin.sessions.getTunnelStatus({ sessionId });
+    expect(status.session?.agentId).toBe(agent.agentId);
+    const listed = await t.admin.sessions.listSessions({ agentId: agent.agentId, status: SessionStatus.ACTIVE });
+    expect(listed.sessions.map((s) => s.sessionId)).toEqual([sessionId]);
+
+    const closed = await t.admin.sessions.closeTunnel({ sessionId });
+    expect(closed.session?.status).toBe(SessionStatus.CLOSED);
+    expect(closed.session?.closeReason).toBe("closed by the technician");
+    // The agent is back in heartbeat mode: a new tunnel opens.
+    const again = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    await t.admin.sessions.closeTunnel({ sessionId: again.sessionId });
+
+    const audit = await t.server.store.audit.listTunnel({ sessionId });
+    expect(audit.map((a) => [a.event, a.outcome])).toEqual(expect.arrayContaining([["open", "ok"], ["close", "ok"]]));
+  });
+
+  it("lets exactly one of 50 concurrent opens win; the rest name the holder", async () => {
+    const agent = await t.startAgent("race-1");
+    const results = await Promise.allSettled(Array.from({ length: 50 }, () => t.admin.sessions.openTunnel({ agentId: agent.agentId })));
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    const holder = (won[0] as PromiseFulfilledResult<{ sessionId: string }>).value.sessionId;
+    for (const r of results) {
+      if (r.status === "rejected") {
+        const e = ConnectError.from(r.reason);
+        expect(e.code, e.rawMessage).toBe(Code.AlreadyExists);
+        expect(e.rawMessage).toContain(holder);
+      }
+    }
+    const active = await t.server.store.sessions.list({ agentId: agent.agentId, status: "active" });
+    expect(active.map((s) => s.id)).toEqual([holder]);
+    const refusals = await t.server.store.audit.listTunnel({ agentId: agent.agentId });
+    expect(refusals.filter((a) => a.event === "open" && a.outcome === "refused")).toHaveLength(49);
+    await t.admin.sessions.closeTunnel({ sessionId: holder });
+  });
+
+  it("answers each refusal with its own code and changes nothing", async () => {
+    const agent = await t.startAgent("codes-1");
+    const other = await t.createTech("other-tech");
+    const before = await t.server.store.sessions.list({ agentId: agent.agentId });
+
+    expect((await codeOf(t.admin.sessions.openTunnel({ agentId: "not-a-uuid" }))).code).toBe(Code.InvalidArgument);
+    expect((await codeOf(t.admin.sessions.openTunnel({ agentId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    const offline = await t.enrollAgent("offline-1");
+    const off = await codeOf(t.admin.sessions.openTunnel({ agentId: offline.agentId }));
+    expect(off.code).toBe(Code.Unavailable);
+    expect(off.message).toContain("offline-1 is offline");
+
+    const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    expect((await codeOf(other.api.sessions.closeTunnel({ sessionId }))).code).toBe(Code.PermissionDenied);
+    expect((await codeOf(other.api.sessions.getTunnelStatus({ sessionId }))).code).toBe(Code.PermissionDenied);
+    expect((await codeOf(other.api.admin.forceCloseTunnel({ sessionId, reason: "x" }))).code).toBe(Code.PermissionDenied);
+    expect((await codeOf(other.api.admin.enrollAgent({ name: "sneaky" }))).code).toBe(Code.PermissionDenied);
+    expect((await t.admin.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
+
+    // No, expired, forged and revoked tokens.
+    const anonymous = createApiClients({ url: t.url });
+    expect((await codeOf(anonymous.agents.listAgents({}))).code).toBe(Code.Unauthenticated);
+    const expired = await t.server.tokens.issue(t.server.bootstrapAdmin.id, -10);
+    expect((await codeOf(createApiClients({ url: t.url, token: expired.token }).agents.listAgents({}))).message).toContain("expired");
+    const [h, p] = t.adminToken.split(".");
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, "base64url").toString()), role: "admin", sub: other.technicianId })).toString("base64url")}.${t.adminToken.split(".")[2]}`;
+    expect((await codeOf(createApiClients({ url: t.url, token: forged }).agents.listAgents({}))).code).toBe(Code.Unauthenticated);
+    const victim = await t.createTech("revoked-tech");
+    const issued = await t.admin.admin.issueToken({ technicianId: victim.technicianId, ttlSeconds: 600 });
+    await t.admin.admin.revokeToken({ tokenId: issued.tokenId });
+    const revoked = await codeOf(createApiClients({ url: t.url, token: issued.token }).agents.listAgents({}));
+    expect(revoked).toEqual({ code: Code.Unauthenticated, message: "the token has been revoked" });
+
+    // Force-close by an admin is allowed and audited.
+    await t.admin.admin.forceCloseTunnel({ sessionId, reason: "maintenance" });
+    const after = await t.admin.sessions.getTunnelStatus({ sessionId });
+    expect(after.session?.status).toBe(SessionStatus.CLOSED);
+    expect(after.session?.closeReason).toContain("maintenance");
+    expect((await t.server.store.sessions.list({ agentId: agent.agentId })).length).toBe(before.length + 1);
+  });
+
+  it("closes the session within 2 s when the agent process is killed", async () => {
+    const agent = await t.startAgent("killed-1");
+    const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    const killedAt = Date.now();
+    agent.child.kill("SIGKILL");
+    await waitFor(async () => (await t.server.store.sessions.get(sessionId))?.status === "closed", 2000, "session closed");
+    expect(Date.now() - killedAt).toBeLessThan(2000);
+    const session = await t.server.store.sessions.get(sessionId);
+    expect(session?.closeReason).toMatch(/agent disconnected/);
+    expect(session?.closedAt).toBeInstanceOf(Date);
+    const { agents } = await t.admin.agents.listAgents({ nameContains: "killed-1" });
+    expect(agents[0].online).toBe(false);
+  });
+
+  it("replaces the first link when the same agent connects twice", async () => {
+    const { agentId, agentKey } = await t.enrollAgent("twin-1");
+    const first = await t.spawnAgent({ agentId, agentKey });
+    await first.waitOnline();
+    const { sessionId } = await t.admin.sessions.openTunnel({ agentId });
+    const second = await t.spawnAgent({ agentId, agentKey });
+    await waitFor(async () => (await t.server.store.sessions.get(sessionId))?.status === "closed", 5000, "old session closed");
+    await second.waitOnline();
+    const reopened = await t.admin.sessions.openTunnel({ agentId });
+    expect(reopened.sessionId).not.toBe(sessionId);
+    await t.admin.sessions.closeTunnel({ sessionId: reopened.sessionId });
+    await first.stop();
+    await second.stop();
+  });
+
+  it("expires idle sessions", async () => {
+    const agent = await t.startAgent("idle-1");
+    const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    await t.server.store.db.query("UPDATE tunnel_sessions SET last_activity_at = now() - interval '5 hours' WHERE id = $1", [sessionId]);
+    await waitFor(async () => (await t.server.store.sessions.get(sessionId))?.status === "expired", 3000, "session expired");
+    const status = await t.admin.sessions.getTunnelStatus({ sessionId });
+    expect(status.session?.status).toBe(SessionStatus.EXPIRED);
+    const audit = await t.server.store.audit.listTunnel({ sessionId });
+    expect(audit.some((a) => a.event === "expire")).toBe(true);
+    // The agent left tunnel mode: another tunnel opens.
+    const next = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    await t.admin.sessions.closeTunnel({ sessionId: next.sessionId });
+  });
+
+  it("detects a half-open link (agent stopped with SIGSTOP) after the heartbeat deadline", async () => {
+    // Short intervals for this test only: a busy machine must not trip the other tests' links.
+    const t = await startTestServer({ kind, config: { heartbeatIntervalMs: 250, heartbeatDeadlineMs: 1500 } });
+    onTestFinished(() => t.close());
+    const agent = await t.startAgent("frozen-1");
+    const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    const stoppedAt = Date.now();
+    agent.child.kill("SIGSTOP");
+    try {
+      await waitFor(() => !t.server.router.isOnline(agent.agentId), 6000, "link closed");
+      const elapsed = Date.now() - stoppedAt;
+      expect(elapsed).toBeGreaterThanOrEqual(1400);
+      await waitFor(async () => (await t.server.store.sessions.get(sessionId))?.status === "closed", 2000, "session closed");
+    } finally {
+      agent.child.kill("SIGCONT");
+    }
+    // Once it runs again, the agent notices and reconnects by itself.
+    await agent.waitOnline(10_000);
+  });
+});

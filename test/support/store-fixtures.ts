@@ -1,0 +1,15 @@
+// Small seeds for tests that need an agent, a technician or both.
+import { randomBytes } from "node:crypto";
+import type { Store } from "../../server/store/index.ts";
+import type { AgentRecord } from "../../server/store/agents.ts";
+import type { TechnicianRecord, TechnicianRole } from "../../server/store/technicians.ts";
+
+export const uniqueName = (prefix: string) => `${prefix}-${randomBytes(4).toString("hex")}`;
+
+export function seedAgent(store: Store, name = uniqueName("agent")): Promise<AgentRecord> {
+  return store.agents.enroll({ name, keyHash: `hash-${randomBytes(8).toString("hex")}` });
+}
+
+export function seedTechnician(store: Store, role: TechnicianRole = "tech", name = uniqueName("tech")): Promise<TechnicianRecord> {
+  return store.technicians.create({ name, role });
+}
