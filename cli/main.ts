@@ -11,6 +11,10 @@ const commands: Record<string, Command> = {
   agents: { describe: "list agents", run: async (argv) => (await import("./technician-commands.ts")).agentsCommand(argv) },
   tunnel: { describe: "open, close or list tunnel sessions", run: async (argv) => (await import("./technician-commands.ts")).tunnelCommand(argv) },
   admin: { describe: "create technicians, issue tokens, enrol and revoke agents", run: async (argv) => (await import("./admin-commands.ts")).adminCommand(argv) },
+  run: { describe: "run a command on an agent: guru run AGENT -- COMMAND…", run: async (argv) => (await import("./run-command.ts")).runCommand(argv) },
+  cp: { describe: "copy files to or from an agent: guru cp SRC AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).cpCommand(argv) },
+  ls: { describe: "list a directory on an agent: guru ls AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).lsCommand(argv) },
+  mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
 
 export function registerCommand(name: string, command: Command): void {

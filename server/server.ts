@@ -27,7 +27,7 @@ import { agentServiceImpl } from "./rpc/agent-service.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
-import { openDb } from "./store/db.ts";
+import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 
@@ -37,11 +37,13 @@ export interface StartServerOptions {
   config: ServerConfig;
   logger: Logger;
   wireLimits?: Partial<WireLimits>;
+  /** An open database to use instead of opening one from the config (tests); the caller closes it. */
+  db?: Db;
 }
 
-export async function startServer({ config, logger, wireLimits }: StartServerOptions) {
+export async function startServer({ config, logger, wireLimits, db: givenDb }: StartServerOptions) {
   const limits = { ...defaultWireLimits, ...wireLimits };
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+  const db = givenDb ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger }));
   await migrate(db);
   const store = createStore(db);
   const metrics = createMetrics();
@@ -130,7 +132,7 @@ export async function startServer({ config, logger, wireLimits }: StartServerOpt
       await agentSockets.close();
       await store.sessions.closeAllActive("server shut down");
       await store.agents.markAllOffline();
-      await db.close();
+      if (givenDb === undefined) await db.close();
     })();
     return closing;
   }

@@ -47,11 +47,18 @@ export async function openWsPair(limits: WireLimits): Promise<WsPair> {
     client.once("error", reject);
   });
   const server = await serverReady;
+  let closing: Promise<void> | undefined;
   return {
     server,
     client,
     accepted,
-    async close() {
+    close() {
+      closing ??= closeAll();
+      return closing;
+    },
+  };
+
+  async function closeAll(): Promise<void> {
       for (const ws of [client, ...accepted]) {
         if (ws.readyState !== WebSocket.CLOSED) {
           const closed = new Promise((resolve) => ws.once("close", resolve));
@@ -60,6 +67,5 @@ export async function openWsPair(limits: WireLimits): Promise<WsPair> {
         }
       }
       await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
-    },
-  };
+  }
 }

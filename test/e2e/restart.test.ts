@@ -5,15 +5,21 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { createApiClients } from "../../lib/api-client.ts";
-import { createTestDb, describeDatabases, type TestDb } from "../support/databases.ts";
+import { createTestDataDir, createTestDb, describeDatabases } from "../support/databases.ts";
 import { spawnGuru, type GuruProcess } from "../support/server-process.ts";
 
 describeDatabases("server restart", (kind) => {
-  let testDb: TestDb;
+  // A server process opens the database itself: an on-disk PGlite data dir, or a fresh pg database.
+  let testDb: { dataDir: string; url?: string; cleanup(): Promise<void> };
   const processes: GuruProcess[] = [];
   beforeAll(async () => {
-    testDb = await createTestDb(kind);
-    await testDb.db.close();
+    if (kind === "pglite") {
+      testDb = await createTestDataDir();
+    } else {
+      const pg = await createTestDb(kind);
+      await pg.db.close();
+      testDb = pg;
+    }
   });
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop("SIGKILL")));

@@ -48,8 +48,6 @@ export interface TestServer {
 
 export async function startTestServer(options: { kind: TestDbKind; config?: Partial<ServerConfig>; wireLimits?: Partial<WireLimits> }): Promise<TestServer> {
   const testDb = await createTestDb(options.kind);
-  // The server opens the database itself: PGlite allows one opener per dir.
-  await testDb.db.close();
   const tempDir = await mkdtemp(join(tmpdir(), "guru-e2e-"));
   const logger = process.env.GURU_TEST_LOGS ? createLogger({ level: "debug" }) : silentLogger();
   const config: ServerConfig = loadServerConfig({ env: {} }, {
@@ -59,7 +57,7 @@ export async function startTestServer(options: { kind: TestDbKind; config?: Part
     databaseUrl: testDb.url,
     ...options.config,
   });
-  let server = await startServer({ config, logger, wireLimits: options.wireLimits });
+  let server = await startServer({ config, logger, wireLimits: options.wireLimits, db: testDb.db });
   const agents = new Set<AgentProcess>();
 
   async function adminSetup() {
@@ -139,7 +137,7 @@ export async function startTestServer(options: { kind: TestDbKind; config?: Part
       await server.close();
     },
     async restart() {
-      server = await startServer({ config, logger, wireLimits: options.wireLimits });
+      server = await startServer({ config, logger, wireLimits: options.wireLimits, db: testDb.db });
       adminCtx = await adminSetup();
     },
     async close() {
