@@ -55,7 +55,7 @@ describe("codec", () => {
     const decoded = decodeFrame(encodeDataFrame(9, data, 4096n, OutputStream.STDERR), max);
     if (decoded.kind.case !== "data") throw new Error("expected data");
     expect(decoded.channelId).toBe(9);
-    expect(decoded.kind.value.data).toEqual(data);
+    expect(Buffer.from(decoded.kind.value.data).equals(data)).toBe(true);
     expect(decoded.kind.value.offset).toBe(4096n);
     expect(decoded.kind.value.stream).toBe(OutputStream.STDERR);
   });

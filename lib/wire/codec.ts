@@ -82,7 +82,8 @@ export function encodeDataFrame(channelId: number, data: Uint8Array, offset: big
     (offset !== 0n ? 1 + (offsetNumber >= 0 ? varintSize(offsetNumber) : bigVarintSize(offset)) : 0) +
     (stream !== 0 ? 1 + varintSize(stream) : 0);
   const size = (channelId !== 0 ? 1 + varintSize(channelId) : 0) + 2 + varintSize(innerSize) + innerSize;
-  const out = new Uint8Array(size);
+  // Not zero-filled: every byte is written below (the tests compare with toBinary).
+  const out: Uint8Array = Buffer.allocUnsafe(size);
   let pos = 0;
   if (channelId !== 0) {
     out[pos++] = tagChannelId;
@@ -105,6 +106,7 @@ export function encodeDataFrame(channelId: number, data: Uint8Array, offset: big
     out[pos++] = tagDataStream;
     pos = writeVarint(out, pos, stream);
   }
+  if (pos !== size) throw new Error(`encodeDataFrame wrote ${pos} of ${size} bytes`);
   return out;
 }
 

@@ -17,10 +17,7 @@ const toWire: Record<ErrorKind, WireErrorKind> = {
   internal: WireErrorKind.INTERNAL,
   data_loss: WireErrorKind.DATA_LOSS,
   unavailable: WireErrorKind.UNAVAILABLE,
-  // guru.wire.v1 has no FAILED_PRECONDITION yet (a proto addition is
-  // proposed); INVALID is the nearest kind a current peer understands, and
-  // the message still says what is wrong.
-  failed_precondition: WireErrorKind.INVALID,
+  failed_precondition: WireErrorKind.FAILED_PRECONDITION,
 };
 
 const fromWire = new Map<WireErrorKind, ErrorKind>();

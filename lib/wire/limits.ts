@@ -27,10 +27,15 @@ const MiB = 1024 * KiB;
 export const frameOverheadBytes = 64;
 
 /**
- * Chosen by measurement (bench/wire-throughput.ts, 2-core loopback): 256 KiB
- * chunks with a 2 MiB window reach about the raw `ws` rate while a ping on
- * the same link stays in single-digit milliseconds; the window bounds what a
- * slow consumer can make us hold per channel.
+ * Chosen by measurement (bench/wire-throughput.ts: agent in a child process,
+ * 512 MiB download, 2-core loopback shared with other jobs, so ratios only).
+ * With 256 KiB chunks, 2, 4 and 8 MiB windows moved about the same (0.61-0.65
+ * of raw `ws` in one run) while a ping on the same link got slower with the
+ * window: p99 34, 61 and 92 ms, p50 5, 9 and 17 ms (the window is what sits
+ * in socket buffers ahead of the reply). 64 KiB chunks cost half the
+ * throughput; 1 MiB chunks gained little and doubled ping p50. So 256 KiB / 2 MiB,
+ * as the prototype in PERF-NOTES found. The window also bounds what a slow
+ * consumer makes us hold per channel.
  */
 export const defaultWireLimits: WireLimits = Object.freeze({
   maxFrameBytes: 1 * MiB + 4 * KiB,

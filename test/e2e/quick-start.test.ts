@@ -31,7 +31,7 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
     headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
     body: JSON.stringify({ agentId: env.GURU_AGENT_ID }),
   });
-  const body = await res.json();
+  const body = (await res.json()) as { sessionId: string; session: { status: string } };
   expect(res.status, JSON.stringify(body)).toBe(200);
   expect(body.sessionId).toMatch(/^[0-9a-f-]{36}$/);
   expect(body.session.status).toBe("SESSION_STATUS_ACTIVE");

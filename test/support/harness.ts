@@ -88,8 +88,9 @@ export async function startTestServer(options: { kind: TestDbKind; config?: Part
       return { technicianId: tech.id, token, api: createApiClients({ url: server.url, token }) };
     },
     async enrollAgent(name) {
-      const { agentId, agentKey } = await adminCtx.api.admin.enrollAgent({ name });
-      return { agentId, agentKey };
+      // In-process, so it works whatever the transport (TLS tests); AdminService itself is tested over HTTP.
+      const admin = { technicianId: server.bootstrapAdmin.id, name: server.bootstrapAdmin.name, role: "admin" as const, tokenId: "test" };
+      return server.admin.enrollAgent(admin, name);
     },
     async spawnAgent({ agentId, agentKey, allow, env, stateDir }) {
       const dir = stateDir ?? (await mkdtemp(join(tempDir, "agent-state-")));

@@ -285,9 +285,11 @@ export declare type FileWriteRequest = Message<"guru.wire.v1.FileWriteRequest"> 
   overwrite: boolean;
 
   /**
-   * @generated from field: bool keep_backup = 6;
+   * Unset: the agent's own default (keep a backup) applies.
+   *
+   * @generated from field: optional bool keep_backup = 6;
    */
-  keepBackup: boolean;
+  keepBackup?: boolean | undefined;
 
   /**
    * @generated from field: string session_id = 7;

@@ -746,6 +746,11 @@ export enum ErrorKind {
    * @generated from enum value: ERROR_KIND_UNAVAILABLE = 13;
    */
   UNAVAILABLE = 13,
+
+  /**
+   * @generated from enum value: ERROR_KIND_FAILED_PRECONDITION = 14;
+   */
+  FAILED_PRECONDITION = 14,
 }
 
 /**

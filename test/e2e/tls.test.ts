@@ -1,0 +1,50 @@
+// With TLS configured, one listener serves gRPC over HTTP/2 (ALPN), Connect
+// over HTTP/1.1, and agents over wss.
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { AgentService } from "../../gen/guru/api/v1/agents_pb.js";
+import { IntegrationService } from "../../gen/guru/integration/v1/integration_pb.js";
+import { startTestServer, type TestServer } from "../support/harness.ts";
+
+let t: TestServer;
+let certDir: string;
+let ca: Buffer;
+const bearer = (token: string) => (next: any) => (req: any) => {
+  req.header.set("authorization", `Bearer ${token}`);
+  return next(req);
+};
+
+beforeAll(async () => {
+  certDir = await mkdtemp(join(tmpdir(), "guru-tls-"));
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"), "-days", "1",
+    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  ], { stdio: "ignore" });
+  ca = await readFile(join(certDir, "cert.pem"));
+  t = await startTestServer({ kind: "pglite", config: { tlsCertFile: join(certDir, "cert.pem"), tlsKeyFile: join(certDir, "key.pem") } });
+});
+afterAll(async () => {
+  await t?.close();
+  await rm(certDir, { recursive: true, force: true });
+});
+
+it("serves gRPC over HTTP/2 and Connect over HTTP/1.1 on the same TLS port, and agents over wss", async () => {
+  expect(t.url).toMatch(/^https:/);
+  const agent = await t.spawnAgent({ ...(await t.enrollAgent("tls-1")), env: { NODE_EXTRA_CA_CERTS: join(certDir, "cert.pem") } });
+  await agent.waitOnline();
+
+  const grpc = createClient(AgentService, createGrpcTransport({ baseUrl: t.url, nodeOptions: { ca }, interceptors: [bearer(t.adminToken)] }));
+  const { agents } = await grpc.listAgents({ nameContains: "tls-1" });
+  expect(agents.map((a) => [a.name, a.online])).toEqual([["tls-1", true]]);
+
+  const connect11 = createClient(IntegrationService, createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", nodeOptions: { ca } }));
+  const caps = await connect11.getCapabilities({});
+  expect(caps.contractVersion).toBe("0.1.0");
+  expect(caps.wireProtocol).toBe("guru.wire.v1");
+});
