@@ -9,6 +9,19 @@ export function createMetrics() {
     registry,
     agentsConnected: new Gauge({ name: "guru_agents_connected", help: "agent links open on this server", registers: [registry] }),
     tunnelsOpened: new Counter({ name: "guru_tunnels_opened_total", help: "tunnel sessions opened", registers: [registry] }),
+    commands: new Counter({
+      name: "guru_commands_total",
+      help: "remote commands by audit outcome (allowed, refused, failed)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    fileBytes: new Counter({ name: "guru_file_bytes_total", help: "file bytes moved, by direction (upload, download)", labelNames: ["direction"] as const, registers: [registry] }),
+    fileTransfers: new Counter({
+      name: "guru_file_transfers_total",
+      help: "file transfers by direction and audit outcome",
+      labelNames: ["direction", "outcome"] as const,
+      registers: [registry],
+    }),
     securityAlerts: new Counter({
       name: "guru_security_alerts_total",
       help: "alerts raised, by kind",

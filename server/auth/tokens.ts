@@ -51,10 +51,11 @@ export function createTokenService(deps: { store: Store; keys: SigningKeys; defa
     if (typeof technicianId !== "string" || typeof tokenId !== "string") {
       throw new GuruError("unauthenticated", "the token lacks a subject or id");
     }
-    if (await store.tokens.isRevoked(tokenId)) throw new GuruError("unauthenticated", "the token has been revoked");
-    const tech = await store.technicians.get(technicianId);
-    if (tech === undefined) throw new GuruError("unauthenticated", "the token's technician no longer exists");
-    return { technicianId, name: tech.name, role: tech.role as Role, tokenId };
+    const holder = await store.tokens.findHolder(tokenId);
+    // Every token this server signs is recorded; an unrecorded one was not issued here or was swept.
+    if (holder === undefined || holder.technicianId !== technicianId) throw new GuruError("unauthenticated", "the token is not known to this server");
+    if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked");
+    return { technicianId, name: holder.name, role: holder.role as Role, tokenId };
   }
 
   return { issue, verify };

@@ -109,13 +109,13 @@ export function createSessionService(options: SessionServiceOptions) {
    * Moves last_activity so idle expiry counts from the latest operation.
    */
   async function requireActive(principal: Principal, sessionId: string): Promise<SessionRecord> {
+    requireUuid(sessionId, "session id");
+    // One round trip on the path every operation takes; the reads below only explain a refusal.
+    const touched = await store.sessions.touchOwnedActive(sessionId, principal.technicianId);
+    if (touched !== undefined) return touched;
     const session = await get(principal, sessionId);
     if (session.technicianId !== principal.technicianId) throw new GuruError("denied", `session ${sessionId} belongs to another technician`);
-    if (session.status !== "active") {
-      throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`);
-    }
-    await store.sessions.touch(session.id);
-    return session;
+    throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`);
   }
 
   /** The agent's link went away: its sessions end at once. */

@@ -1,6 +1,7 @@
 // Sliding-window rate limits kept in the database, so every server process
 // counts the same events. One hit is one transaction holding an advisory lock
 // on the key: concurrent hits on one key queue, hits on other keys do not.
+// The logic is the SQL function guru_rate_limit_hit (migrations/0002).
 import type { Db } from "./db.ts";
 
 export interface RateLimitResult {
@@ -17,32 +18,16 @@ export interface RateLimitsRepository {
   sweep(olderThanMs: number): Promise<number>;
 }
 
-// Two-int advisory keys live apart from the one-bigint keys used for migrations.
-const LOCK_CLASS = "guru.rate_limit";
-
 export function createRateLimitsRepository(db: Db): RateLimitsRepository {
   return {
-    hit(key, { limit, windowMs }) {
-      return db.transaction(async (tx) => {
-        await tx.query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", [LOCK_CLASS, key]);
-        // clock_timestamp(), not now(): now() is when the transaction began,
-        // which for a hit that waited on the lock is before the hits it waited for.
-        await tx.query(
-          "DELETE FROM rate_limit_events WHERE key = $1 AND at <= clock_timestamp() - $2::float8 * interval '1 millisecond'",
-          [key, windowMs],
-        );
-        const { rows } = await tx.query<{ count: number; oldest: Date | null; now: Date }>(
-          "SELECT count(*) AS count, min(at) AS oldest, clock_timestamp() AS now FROM rate_limit_events WHERE key = $1",
-          [key],
-        );
-        const { count, oldest, now } = rows[0];
-        if (count < limit) {
-          await tx.query("INSERT INTO rate_limit_events (key, at) VALUES ($1, clock_timestamp())", [key]);
-          return { allowed: true, retryAfterMs: 0, count: count + 1 };
-        }
-        const retryAfterMs = oldest ? Math.max(1, Math.ceil(oldest.getTime() + windowMs - now.getTime())) : windowMs;
-        return { allowed: false, retryAfterMs, count };
-      });
+    async hit(key, { limit, windowMs }) {
+      // migrations/0002_rate_limit_hit.sql: lock, prune, count and record in one round trip.
+      const { rows } = await db.query<{ allowed: boolean; retry_after_ms: number; event_count: number }>(
+        "SELECT allowed, retry_after_ms, event_count FROM guru_rate_limit_hit($1, $2, $3)",
+        [key, limit, windowMs],
+      );
+      const { allowed, retry_after_ms, event_count } = rows[0];
+      return { allowed, retryAfterMs: Number(retry_after_ms), count: Number(event_count) };
     },
     async sweep(olderThanMs) {
       const r = await db.query(

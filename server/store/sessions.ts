@@ -37,6 +37,8 @@ export interface SessionsRepository {
   expireIdle(idleMs: number): Promise<SessionRecord[]>;
   /** last_activity_at = now() on an active session; false when not active. */
   touch(id: string): Promise<boolean>;
+  /** Moves last_activity of an active session of this technician and returns it; undefined otherwise. */
+  touchOwnedActive(id: string, technicianId: string): Promise<SessionRecord | undefined>;
 }
 
 export const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
@@ -128,6 +130,15 @@ export function createSessionsRepository(db: Db): SessionsRepository {
          WHERE status = 'active' AND last_activity_at < now() - $1::float8 * interval '1 millisecond' RETURNING ${columns}`,
         [idleMs],
       );
+    },
+    async touchOwnedActive(id, technicianId) {
+      if (!validIds(id, technicianId)) return undefined;
+      const rows = await many(
+        `UPDATE tunnel_sessions SET last_activity_at = now()
+         WHERE id = $1 AND technician_id = $2 AND status = 'active' RETURNING ${columns}`,
+        [id, technicianId],
+      );
+      return rows[0];
     },
     async touch(id) {
       if (!isUuid(id)) return false;

@@ -18,8 +18,17 @@ export interface TokensRepository {
   revokeAllForTechnician(technicianId: string): Promise<number>;
   /** True only for a recorded token that was revoked; unknown jti → false (check `get` to tell). */
   isRevoked(jti: string): Promise<boolean>;
+  /** The token's technician and revocation in one query, for checking a presented token; undefined for an unknown jti. */
+  findHolder(jti: string): Promise<TokenHolder | undefined>;
   /** Deletes tokens that expired more than graceMs ago; returns how many. */
   sweepExpired(graceMs?: number): Promise<number>;
+}
+
+export interface TokenHolder {
+  technicianId: string;
+  name: string;
+  role: "admin" | "tech";
+  revokedAt: Date | null;
 }
 
 const columns = `jti, technician_id AS "technicianId", issued_at AS "issuedAt", expires_at AS "expiresAt", revoked_at AS "revokedAt"`;
@@ -50,6 +59,14 @@ export function createTokensRepository(db: Db): TokensRepository {
     async isRevoked(jti) {
       const r = await db.query("SELECT 1 FROM issued_tokens WHERE jti = $1 AND revoked_at IS NOT NULL", [jti]);
       return r.rowCount > 0;
+    },
+    async findHolder(jti) {
+      const r = await db.query<TokenHolder>(
+        `SELECT t.id AS "technicianId", t.name, t.role, tok.revoked_at AS "revokedAt"
+         FROM issued_tokens tok JOIN technicians t ON t.id = tok.technician_id WHERE tok.jti = $1`,
+        [jti],
+      );
+      return r.rows[0];
     },
     async sweepExpired(graceMs = 0) {
       const r = await db.query("DELETE FROM issued_tokens WHERE expires_at < now() - $1::float8 * interval '1 millisecond'", [graceMs]);

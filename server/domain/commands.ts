@@ -1,0 +1,188 @@
+// Remote commands: a technician runs a shell command on the agent of their
+// active tunnel. Checks in order (input, session, rate limit), then the agent
+// runs it under its own policy and path allowlist. Every command is audited,
+// allowed or refused, and failures feed the alert threshold.
+//
+// Audit outcomes: "refused" when a check said no (ours or the agent's policy,
+// allowlist or tunnel check); "failed" when the command ran but did not
+// succeed (non-zero exit, timeout, killed) or never got an answer (link lost);
+// "allowed" when it exited 0 or the caller canceled it.
+import { GuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/logging.ts";
+import type { AuditOutcome, CommandAuditRecord } from "../store/audit.ts";
+import type { Store } from "../store/index.ts";
+import type { FailureAlerts } from "./alerts.ts";
+import { isUuid } from "./ids.ts";
+import type { Principal } from "./principal.ts";
+import { shellNames, type OutputStreamName, type RemoteCommandOutcome, type RemoteCommands, type ShellName } from "./remote-commands.ts";
+import type { SessionService } from "./sessions.ts";
+
+export interface CommandInput {
+  sessionId: string;
+  command: string;
+  /** A ShellName; anything else is refused (and audited) here. */
+  shell?: string;
+  workingDir?: string;
+  /** 0 or undefined: the default; above the maximum: the maximum. */
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+export interface CommandLimits {
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  maxOutputBytes: number;
+  rateLimit: number;
+  rateWindowMs: number;
+}
+
+export interface CommandServiceOptions {
+  store: Pick<Store, "audit" | "rateLimits">;
+  sessions: Pick<SessionService, "requireActive">;
+  remote: RemoteCommands;
+  alerts: FailureAlerts;
+  logger: Logger;
+  limits: CommandLimits;
+  /** Counts finished commands by audit outcome (metrics). */
+  onAudited?(outcome: AuditOutcome): void;
+}
+
+export interface CommandIo {
+  onOutput(stream: OutputStreamName, data: Uint8Array): Promise<void> | void;
+  /** The caller went away or canceled: the agent kills the process tree. */
+  signal?: AbortSignal;
+}
+
+/** A shell command line longer than this is a mistake, not a command. */
+export const maxCommandChars = 64 * 1024;
+const maxEnvEntries = 256;
+
+// Agent answers that mean "a check said no", not "it broke".
+const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
+
+export function createCommandService(options: CommandServiceOptions) {
+  const { store, sessions, remote, alerts, logger, limits } = options;
+
+  function validate(input: CommandInput): { shell: ShellName | undefined; timeoutMs: number; env: Record<string, string> } {
+    if (typeof input.command !== "string" || input.command.trim() === "") throw new GuruError("invalid", "command must not be empty");
+    if (input.command.length > maxCommandChars) throw new GuruError("invalid", `command is longer than ${maxCommandChars} characters`);
+    if (input.command.includes("\0")) throw new GuruError("invalid", "command must not contain NUL characters");
+    const shell = input.shell as ShellName | undefined;
+    if (shell !== undefined && !shellNames.includes(shell)) {
+      throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { details: { shell: input.shell } });
+    }
+    if ((input.workingDir ?? "").includes("\0")) throw new GuruError("invalid", "workingDir must not contain NUL characters");
+    const requested = input.timeoutMs ?? 0;
+    if (!Number.isInteger(requested) || requested < 0) throw new GuruError("invalid", "timeoutMs must be a non-negative integer");
+    const timeoutMs = Math.min(requested === 0 ? limits.defaultTimeoutMs : requested, limits.maxTimeoutMs);
+    const env = input.env ?? {};
+    const entries = Object.entries(env);
+    if (entries.length > maxEnvEntries) throw new GuruError("invalid", `env has more than ${maxEnvEntries} entries`);
+    for (const [key, value] of entries) {
+      if (key === "" || key.includes("=") || key.includes("\0") || value.includes("\0")) {
+        throw new GuruError("invalid", `env entry "${key}" needs a name without "=" and no NUL characters`, { details: { key } });
+      }
+    }
+    return { shell, timeoutMs, env };
+  }
+
+  async function audited(outcome: AuditOutcome, failure: { technicianId: string; agentId?: string }): Promise<void> {
+    options.onAudited?.(outcome);
+    if (outcome !== "allowed") await alerts.afterFailure(failure);
+  }
+
+  /** Runs the command; resolves with how it ended, or throws the refusal or failure (audited either way). */
+  async function run(principal: Principal, input: CommandInput, io: CommandIo): Promise<RemoteCommandOutcome> {
+    const technicianId = principal.technicianId;
+    const row = {
+      technicianId,
+      sessionId: isUuid(input.sessionId) ? input.sessionId : null,
+      command: typeof input.command === "string" ? input.command : "",
+      shell: input.shell ?? null,
+      workingDir: input.workingDir || null,
+    };
+    let agentId: string | undefined;
+    let checked: ReturnType<typeof validate>;
+    try {
+      checked = validate(input);
+      agentId = (await sessions.requireActive(principal, input.sessionId)).agentId;
+      const key = `exec:${technicianId}:${agentId}`;
+      const hit = await store.rateLimits.hit(key, { limit: limits.rateLimit, windowMs: limits.rateWindowMs });
+      if (!hit.allowed) {
+        throw new GuruError(
+          "rate_limited",
+          `rate limit: at most ${limits.rateLimit} commands per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(hit.retryAfterMs / 1000).toFixed(1)} s (${hit.retryAfterMs} ms)`,
+          { details: { retryAfterMs: hit.retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
+        );
+      }
+    } catch (err) {
+      const error = toGuruError(err);
+      await store.audit.command({ ...row, agentId: agentId ?? null, outcome: "refused", refusalReason: error.message });
+      logger.info({ technicianId, agentId, sessionId: row.sessionId, kind: error.kind, reason: error.message }, "command refused");
+      await audited("refused", { technicianId, agentId });
+      throw error;
+    }
+
+    // The start row is written while the agent spawns, off the critical path;
+    // the result completes it. A crash mid-command still leaves the row.
+    let startRow: Promise<CommandAuditRecord | undefined> | undefined;
+    const started = Date.now();
+    try {
+      const outcome = await remote.run(
+        agentId,
+        {
+          sessionId: input.sessionId,
+          technicianId,
+          command: input.command,
+          shell: checked.shell,
+          workingDir: input.workingDir ?? "",
+          timeoutMs: checked.timeoutMs,
+          env: checked.env,
+          maxOutputBytes: limits.maxOutputBytes,
+        },
+        {
+          onOutput: io.onOutput,
+          signal: io.signal,
+          onDispatched: (channelId) => {
+            startRow = store.audit.command({ ...row, agentId, channelId, outcome: "allowed" }).catch((err: unknown) => {
+              logger.error({ err, technicianId, agentId }, "could not write a command's audit row");
+              return undefined;
+            });
+          },
+        },
+      );
+      const outcomeKind: AuditOutcome = (outcome.reason === "exited" && outcome.exitCode === 0) || outcome.reason === "canceled" ? "allowed" : "failed";
+      await complete(startRow, {
+        outcome: outcomeKind,
+        exitCode: outcome.exitCode,
+        exitReason: outcome.reason,
+        signal: outcome.signal || null,
+        durationMs: outcome.durationMs,
+        stdoutBytes: outcome.stdoutBytes,
+        stderrBytes: outcome.stderrBytes,
+        truncated: outcome.truncated,
+      });
+      logger.debug({ technicianId, agentId, sessionId: input.sessionId, ...outcome }, "command finished");
+      await audited(outcomeKind, { technicianId, agentId });
+      return outcome;
+    } catch (err) {
+      const error = toGuruError(err);
+      const outcomeKind: AuditOutcome = refusalKinds.has(error.kind) ? "refused" : "failed";
+      const completion = { outcome: outcomeKind, refusalReason: error.message, durationMs: Date.now() - started };
+      if (startRow === undefined) await store.audit.command({ ...row, agentId, ...completion });
+      else await complete(startRow, completion);
+      logger.info({ technicianId, agentId, sessionId: input.sessionId, kind: error.kind, reason: error.message }, `command ${outcomeKind}`);
+      await audited(outcomeKind, { technicianId, agentId });
+      throw error;
+    }
+  }
+
+  async function complete(startRow: Promise<CommandAuditRecord | undefined> | undefined, completion: Parameters<Store["audit"]["completeCommand"]>[1]) {
+    const record = await startRow;
+    if (record !== undefined) await store.audit.completeCommand(record.id, completion);
+  }
+
+  return { run };
+}
+
+export type CommandService = ReturnType<typeof createCommandService>;
