@@ -1,0 +1,74 @@
+// The MCP server: our tool definitions registered on the SDK's McpServer.
+// This file and main.ts are the only places that import the SDK. Every tool
+// result goes through here: structured data plus text on success, and errors
+// mapped once (mcp/errors.ts) to `isError` results with a next step.
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
+import type { Logger } from "../lib/logging.ts";
+import { version } from "../lib/version.ts";
+import { toToolError } from "./errors.ts";
+import type { AnyTool, ToolContext } from "./tool.ts";
+import { createCancelCommandTool } from "./tools/cancel-command.ts";
+import type { ToolDeps } from "./tools/context.ts";
+import { createGetCommandOutputTool } from "./tools/get-command-output.ts";
+import { createListAgentsTool } from "./tools/list-agents.ts";
+import { createListDirectoryTool } from "./tools/list-directory.ts";
+import { createReadFileTool } from "./tools/read-file.ts";
+import { createRunCommandTool } from "./tools/run-command.ts";
+import { createStartCommandTool } from "./tools/start-command.ts";
+import { createWriteFileTool } from "./tools/write-file.ts";
+
+const instructions =
+  "GuruTunnel gives you managed endpoints (agents) of an MSP. Start with list_agents to find the agent; then run_command, read_file, " +
+  "list_directory and write_file act on it, as the technician whose token this server uses: every call is authorised, rate-limited and audited. " +
+  "Long commands continue as jobs (start_command, get_command_output, cancel_command). Large output is paged by offset: follow the notes.";
+
+/** The tools for this server's features. Services tools join once the server offers "services". */
+export function createTools(deps: ToolDeps, features: readonly string[]): AnyTool[] {
+  const tools: AnyTool[] = [
+    createListAgentsTool(deps),
+    createRunCommandTool(deps),
+    createStartCommandTool(deps),
+    createGetCommandOutputTool(deps),
+    createCancelCommandTool(deps),
+    createReadFileTool(deps),
+    createWriteFileTool(deps),
+    createListDirectoryTool(deps),
+  ];
+  // get_services / control_service belong here when the server lists
+  // "services" in GetCapabilities.features; no server offers it yet.
+  if (features.includes("services")) deps.logger.warn("the server offers services, but this guru mcp has no services tools yet");
+  return tools;
+}
+
+export function createGuruMcpServer(deps: { tools: AnyTool[]; logger: Logger }): McpServer {
+  const server = new McpServer({ name: "guru", title: "GuruTunnel", version }, { instructions, capabilities: { tools: {}, logging: {} } });
+  for (const tool of deps.tools) {
+    server.registerTool(
+      tool.name,
+      { title: tool.title, description: tool.description, inputSchema: tool.inputSchema, outputSchema: tool.outputSchema, annotations: { title: tool.title, ...tool.annotations } },
+      async (args: Record<string, unknown>, extra: RequestHandlerExtra<ServerRequest, ServerNotification>) => {
+        const token = extra._meta?.progressToken;
+        let last = -Infinity;
+        const ctx: ToolContext = {
+          signal: extra.signal,
+          progress(progress, total, message) {
+            if (token === undefined || progress <= last || extra.signal.aborted) return;
+            last = progress;
+            extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), message } }).catch((err: unknown) => deps.logger.debug({ err }, "progress notification not sent"));
+          },
+        };
+        const started = performance.now();
+        try {
+          const out = await tool.run(args, ctx);
+          deps.logger.debug({ tool: tool.name, ms: Math.round(performance.now() - started) }, "tool call");
+          return { content: [{ type: "text" as const, text: out.text }], structuredContent: out.structured };
+        } catch (err) {
+          return toToolError(err, deps.logger, tool.name);
+        }
+      },
+    );
+  }
+  return server;
+}
