@@ -26,6 +26,8 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     httpVersion: "1.1",
     useBinaryFormat: true,
     interceptors: [bearer],
+    // No gzip: file bytes rarely compress, and zlib caps a transfer far below the link's speed.
+    acceptCompression: [],
     readMaxBytes: 64 * 1024 * 1024,
     writeMaxBytes: 64 * 1024 * 1024,
   });

@@ -28,6 +28,7 @@ export const serverOptions = {
   failureAlertThreshold: { env: "GURU_FAILURE_ALERT_THRESHOLD", schema: wholeNumber(1), default: 50, describe: "failed or refused commands in the alert window that raise an alert" },
   failureAlertWindowMs: { env: "GURU_FAILURE_ALERT_WINDOW_MS", ...ms("the window of the failure alert", 5 * 60_000) },
   uploadAbandonedMs: { env: "GURU_UPLOAD_ABANDONED_MS", ...ms("partial uploads untouched this long are removed", 24 * 3600_000) },
+  uploadSweepIntervalMs: { env: "GURU_UPLOAD_SWEEP_INTERVAL_MS", ...ms("how often abandoned partial uploads are looked for", 60_000, 10) },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", describe: "log level" },
 };
 

@@ -4,6 +4,8 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
 import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
+import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
+import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import type { Logger } from "../lib/logging.ts";
@@ -15,15 +17,24 @@ import { loadOrCreateSigningKeys } from "./auth/signing-keys.ts";
 import { createTokenService } from "./auth/tokens.ts";
 import type { ServerConfig } from "./config.ts";
 import { createAdminService } from "./domain/admin.ts";
+import { createFailureAlerts } from "./domain/alerts.ts";
+import { createAuditRetention } from "./domain/audit-retention.ts";
+import { createCommandService } from "./domain/commands.ts";
+import { createFileService } from "./domain/files.ts";
 import { createSessionService } from "./domain/sessions.ts";
+import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
+import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
+import { createRemoteCommands } from "./link/remote-commands.ts";
 import { createMetrics } from "./metrics.ts";
 import { adminServiceImpl } from "./rpc/admin-service.ts";
 import { agentServiceImpl } from "./rpc/agent-service.ts";
+import { execServiceImpl } from "./rpc/exec-service.ts";
+import { fileServiceImpl } from "./rpc/file-service.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
@@ -61,6 +72,40 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     sessionIdleMs: config.sessionIdleMs,
   });
   const admin = createAdminService({ store, tokens, agents: remoteAgents, sessions, logger: logger.child({ part: "admin" }) });
+  const agentFiles = createAgentFiles(router);
+  const onTransfer = (direction: "upload" | "download", outcome: string, bytes: number) => {
+    metrics.fileBytes.inc({ direction }, bytes);
+    metrics.fileTransfers.inc({ direction, outcome });
+  };
+  const files = createFileService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "files" }), onTransfer });
+  const uploads = createUploadService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "uploads" }), abandonedAfterMs: config.uploadAbandonedMs, onTransfer });
+  const commands = createCommandService({
+    store,
+    sessions,
+    remote: createRemoteCommands(router),
+    alerts: createFailureAlerts({
+      store,
+      logger: logger.child({ part: "alerts" }),
+      threshold: config.failureAlertThreshold,
+      windowMs: config.failureAlertWindowMs,
+      onAlert: (kind) => metrics.securityAlerts.inc({ kind }),
+    }),
+    logger: logger.child({ part: "commands" }),
+    limits: {
+      defaultTimeoutMs: config.execDefaultTimeoutMs,
+      maxTimeoutMs: config.execMaxTimeoutMs,
+      maxOutputBytes: config.execMaxOutputBytes,
+      rateLimit: config.commandRateLimit,
+      rateWindowMs: config.commandRateWindowMs,
+    },
+    onAudited: (outcome) => metrics.commands.inc({ outcome }),
+  });
+  const auditRetention = createAuditRetention({
+    store,
+    logger: logger.child({ part: "audit-retention" }),
+    retentionDays: config.auditRetentionDays,
+    rateWindowMs: config.commandRateWindowMs,
+  });
 
   // What a previous process left behind has no live link here.
   await store.agents.markAllOffline();
@@ -88,6 +133,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     routes(r) {
       r.service(AgentService, agentServiceImpl({ store, agents: remoteAgents }));
       r.service(SessionService, sessionServiceImpl(sessions));
+      r.service(ExecService, execServiceImpl(commands));
+      r.service(FileService, fileServiceImpl(files, uploads));
       r.service(AdminService, adminServiceImpl(admin, sessions));
       r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels"], wireProtocol }));
     },
@@ -117,6 +164,11 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     metrics.agentsConnected.set(registry.size);
   }, config.sessionSweepIntervalMs);
   sweep.unref();
+  auditRetention.start();
+  const uploadSweep = setInterval(() => {
+    void uploads.sweepAbandoned().catch((err) => logger.error({ err }, "abandoned upload sweep failed"));
+  }, config.uploadSweepIntervalMs);
+  uploadSweep.unref();
 
   logger.info({ url: listener.url, database: db.kind }, "server listening");
 
@@ -124,6 +176,10 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   async function close(): Promise<void> {
     closing ??= (async () => {
       clearInterval(sweep);
+      await auditRetention.close();
+      clearInterval(uploadSweep);
+      // Committed offsets to the database before the links go: a resume after the restart starts there.
+      await uploads.close();
       agentSockets.stopAccepting();
       const links = registry.all();
       for (const entry of links) entry.link.close(closeCodes.goingAway, "the server is shutting down");
@@ -137,7 +193,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     return closing;
   }
 
-  return { url: listener.url, store, tokens, sessions, admin, registry, router, metrics, bootstrapAdmin, close };
+  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, auditRetention, registry, router, metrics, bootstrapAdmin, close };
 }
 
 export type GuruServer = Awaited<ReturnType<typeof startServer>>;

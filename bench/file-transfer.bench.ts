@@ -1,0 +1,266 @@
+// File transfers through GuruTunnel: 1 GiB uploaded to and downloaded from a
+// real agent through a real server (three processes: this client, `guru
+// server`, `guru agent`), beside baselines measured in the same run: raw `ws`
+// moving the same bytes in the same chunk size between two processes (each
+// direction), and the disk's own copy. Also: peak RSS growth of server and
+// agent during each transfer, and the latency of `RunCommand true` (or a Stat
+// round trip) on the same agent while the transfer runs, against idle.
+//
+//   node bench/file-transfer.bench.ts [MiB]     (npm run bench -- file)
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, readFileSync } from "node:fs";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import WebSocket, { WebSocketServer } from "ws";
+import { createApiClients, type ApiClients } from "../lib/api-client.ts";
+import { downloadFile, sha256OfFile, uploadFile } from "../lib/file-transfer.ts";
+import { defaultWireLimits } from "../lib/wire/limits.ts";
+
+const MiB = 1024 * 1024;
+const guruBin = fileURLToPath(new URL("../bin/guru.js", import.meta.url));
+const chunkBytes = defaultWireLimits.chunkBytes;
+
+const mibPerS = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+const pct = (samples: number[], p: number) => {
+  const s = [...samples].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+async function makeFile(path: string, bytes: number): Promise<void> {
+  const handle = await open(path, "w");
+  const piece = randomBytes(4 * MiB);
+  for (let done = 0; done < bytes; done += piece.length) {
+    piece.writeUInt32BE(done / piece.length, 0);
+    await handle.write(piece, 0, Math.min(piece.length, bytes - done));
+  }
+  await handle.close();
+}
+
+/** The disk's own copy: read and write in 1 MiB pieces, then fsync (what the agent does, minus the network). */
+async function diskCopy(src: string, dst: string): Promise<number> {
+  const t0 = performance.now();
+  await pipeline(createReadStream(src, { highWaterMark: MiB }), createWriteStream(dst, { highWaterMark: MiB }));
+  const h = await open(dst, "r+");
+  await h.sync();
+  await h.close();
+  return performance.now() - t0;
+}
+
+/** Raw ws between this process and a child: "up" = we send (server → client), "down" = the child sends. */
+async function rawWs(direction: "up" | "down", totalBytes: number): Promise<number> {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, maxPayload: 64 * MiB });
+  await new Promise((r) => wss.once("listening", r));
+  const { port } = wss.address() as AddressInfo;
+  const child = fork(fileURLToPath(import.meta.url), ["--raw", direction, String(port), String(totalBytes)], { stdio: "inherit" });
+  const ws = await new Promise<WebSocket>((r) => wss.once("connection", r));
+  const t0 = performance.now();
+  if (direction === "down") {
+    let received = 0;
+    await new Promise<void>((resolve) => ws.on("message", (d: Buffer) => (received += d.byteLength) >= totalBytes && resolve()));
+  } else {
+    const done = new Promise((r) => ws.once("message", r));
+    await sendRaw(ws, totalBytes);
+    await done;
+  }
+  const ms = performance.now() - t0;
+  ws.terminate();
+  await new Promise((r) => child.once("exit", r));
+  await new Promise((r) => wss.close(r));
+  return ms;
+}
+
+async function sendRaw(ws: WebSocket, totalBytes: number): Promise<void> {
+  const message = randomBytes(chunkBytes);
+  for (let sent = 0; sent < totalBytes; ) {
+    while (ws.bufferedAmount < defaultWireLimits.socketHighWaterBytes && sent < totalBytes) {
+      const n = Math.min(chunkBytes, totalBytes - sent);
+      ws.send(message.subarray(0, n));
+      sent += n;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function rawChild(direction: string, port: number, totalBytes: number): Promise<void> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 64 * MiB });
+  await new Promise((r) => ws.once("open", r));
+  const closed = new Promise((r) => ws.once("close", r));
+  if (direction === "down") await sendRaw(ws, totalBytes);
+  else {
+    let received = 0;
+    ws.on("message", (d: Buffer) => {
+      if ((received += d.byteLength) >= totalBytes) ws.send("done");
+    });
+  }
+  await closed;
+  process.exit(0);
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** utime + stime of a process, in seconds (Linux: clock ticks of 10 ms). */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Peak RSS growth and CPU seconds of each process while `run` runs, sampled every 20 ms. */
+async function watchRss<T>(pids: Record<string, number>, run: () => Promise<T>): Promise<{ result: T; growthMiB: Record<string, number>; cpuS: Record<string, number> }> {
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuOf(pid)]));
+  const start = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssOf(pid)]));
+  const peak = { ...start };
+  const timer = setInterval(() => {
+    for (const [k, pid] of Object.entries(pids)) peak[k] = Math.max(peak[k], rssOf(pid));
+  }, 20);
+  try {
+    const result = await run();
+    return {
+      result,
+      growthMiB: Object.fromEntries(Object.keys(pids).map((k) => [k, (peak[k] - start[k]) / MiB])),
+      cpuS: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuOf(pid) - cpu0[k]])),
+    };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function spawnGuru(args: string[], env: Record<string, string>): { child: ChildProcess; waitFor(re: RegExp): Promise<RegExpMatchArray> } {
+  // GURU_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server and the agent.
+  const nodeArgs = process.env.GURU_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, guruBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const listeners = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    output += d.toString();
+    for (const l of listeners) l();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  return {
+    child,
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = output.match(re);
+          if (m) {
+            listeners.delete(check);
+            resolve(m);
+          } else if (child.exitCode !== null) reject(new Error(`guru ${args[0]} exited:\n${output}`));
+        };
+        listeners.add(check);
+        check();
+      }),
+  };
+}
+
+/** Round trips of a small operation on the agent, until `until` resolves (or `count` samples when idle). */
+async function probeLatency(probe: () => Promise<unknown>, until: Promise<unknown> | number): Promise<number[]> {
+  const samples: number[] = [];
+  // GURU_BENCH_NO_PROBE=1: the transfer alone, for its CPU and throughput without the probe's load.
+  if (typeof until !== "number" && process.env.GURU_BENCH_NO_PROBE) return samples;
+  let stop = false;
+  if (typeof until !== "number") void until.finally(() => (stop = true));
+  while (typeof until === "number" ? samples.length < until : !stop) {
+    const t0 = performance.now();
+    await probe();
+    samples.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return samples;
+}
+
+export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1024)): Promise<void> {
+  const totalBytes = totalMiB * MiB;
+  const dir = await mkdtemp(join(tmpdir(), "guru-bench-files-"));
+  const procs: ChildProcess[] = [];
+  try {
+    const src = join(dir, "source.bin");
+    await makeFile(src, totalBytes);
+    const diskMs = await diskCopy(src, join(dir, "disk-copy.bin"));
+    await rm(join(dir, "disk-copy.bin"));
+    const rawUpMs = await rawWs("up", totalBytes);
+    const rawDownMs = await rawWs("down", totalBytes);
+
+    const server = spawnGuru(["server", "--port", "0", "--data-dir", join(dir, "server")], { GURU_LOG_LEVEL: "info", GURU_COMMAND_RATE_LIMIT: "1000000" });
+    procs.push(server.child);
+    const [, url] = await server.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+    const token = (await readFile(join(dir, "server", "admin-token"), "utf8")).trim();
+    const api: ApiClients = createApiClients({ url, token });
+    const { agentId, agentKey } = await api.admin.enrollAgent({ name: "bench" });
+    const agentRoot = join(dir, "agent-root");
+    const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dir, "agent-state"), "--allow", agentRoot], { GURU_AGENT_KEY: agentKey, GURU_LOG_LEVEL: "warn" });
+    procs.push(agent.child);
+    await import("node:fs/promises").then((fs) => fs.mkdir(agentRoot, { recursive: true }));
+    while (!(await api.agents.listAgents({})).agents.find((a) => a.agentId === agentId)?.online) await new Promise((r) => setTimeout(r, 50));
+    const { sessionId } = await api.sessions.openTunnel({ agentId });
+    const session = async () => sessionId;
+
+    // The latency probe: RunCommand true when the exec service answers, else a Stat round trip.
+    let probeName = "RunCommand true";
+    let probe: () => Promise<unknown> = () => api.exec.runCommand({ sessionId, command: "true" });
+    try {
+      await probe();
+    } catch (err) {
+      probeName = `Stat (RunCommand unavailable: ${(err as Error).message.slice(0, 60)})`;
+      probe = () => api.files.stat({ sessionId, path: "." });
+    }
+    const idle = await probeLatency(probe, 100);
+
+    const hashT0 = performance.now();
+    const sha256 = await sha256OfFile(src);
+    const hashMs = performance.now() - hashT0;
+    const pids = { server: server.child.pid!, agent: agent.child.pid!, client: process.pid };
+
+    let t0 = performance.now();
+    const up = uploadFile({ api, session, localPath: src, remotePath: "bench.bin", sha256, overwrite: true });
+    const [upRun, upLatency] = await Promise.all([watchRss(pids, () => up), probeLatency(probe, up)]);
+    const upMs = performance.now() - t0;
+    if (upRun.result.sha256 !== sha256) throw new Error("upload SHA-256 differs");
+
+    const back = join(dir, "back.bin");
+    t0 = performance.now();
+    const down = downloadFile({ api, session, remotePath: "bench.bin", localPath: back });
+    const [downRun, downLatency] = await Promise.all([watchRss(pids, () => down), probeLatency(probe, down)]);
+    const downMs = performance.now() - t0;
+    if (downRun.result.rangeSha256 !== sha256) throw new Error("download SHA-256 differs");
+
+    const rawUp = mibPerS(totalBytes, rawUpMs);
+    const rawDown = mibPerS(totalBytes, rawDownMs);
+    const disk = mibPerS(totalBytes, diskMs);
+    const row = (name: string, rate: number, raw: number) =>
+      print(`${name.padEnd(34)} ${rate.toFixed(0).padStart(6)} MiB/s   ×${(rate / raw).toFixed(2)} of raw ws   ×${(rate / disk).toFixed(2)} of disk copy`);
+    print(`${totalMiB} MiB, ${chunkBytes / 1024} KiB wire chunks, 8 MiB UploadChunk calls (2 in flight)`);
+    print(`${"disk copy (read+write+fsync)".padEnd(34)} ${disk.toFixed(0).padStart(6)} MiB/s`);
+    print(`${"raw ws server→client (upload dir)".padEnd(34)} ${rawUp.toFixed(0).padStart(6)} MiB/s`);
+    print(`${"raw ws client→server (download dir)".padEnd(34)} ${rawDown.toFixed(0).padStart(6)} MiB/s`);
+    row("guru upload (to agent disk)", mibPerS(totalBytes, upMs), rawUp);
+    row("guru download (to local disk)", mibPerS(totalBytes, downMs), rawDown);
+    print(`local SHA-256 before the upload: ${(hashMs / 1000).toFixed(2)} s (${mibPerS(totalBytes, hashMs).toFixed(0)} MiB/s; not in the upload figure)`);
+    print(`peak RSS growth: upload server +${upRun.growthMiB.server.toFixed(1)} MiB, agent +${upRun.growthMiB.agent.toFixed(1)} MiB; download server +${downRun.growthMiB.server.toFixed(1)} MiB, agent +${downRun.growthMiB.agent.toFixed(1)} MiB (target < 64)`);
+    const cpu = (r: { cpuS: Record<string, number> }) => Object.entries(r.cpuS).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ");
+    print(`CPU during upload: ${cpu(upRun)}; during download: ${cpu(downRun)}`);
+    const lat = (name: string, s: number[]) => print(`${probeName} ${name.padEnd(16)} p50 ${pct(s, 50).toFixed(1)} ms  p99 ${pct(s, 99).toFixed(1)} ms  (${s.length})`);
+    lat("idle", idle);
+    lat("during upload", upLatency);
+    lat("during download", downLatency);
+  } finally {
+    for (const p of procs) p.kill("SIGTERM");
+    await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--raw") {
+  await rawChild(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await run(Number(process.argv[2] ?? 1024));
+}

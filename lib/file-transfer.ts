@@ -1,0 +1,195 @@
+// Client side of file transfers over the Connect API, shared by `guru cp`,
+// tests and benchmarks. Uploads: unary chunks at offsets, a few in flight,
+// resumed from the agent's committed offset after any transient failure.
+// Downloads: ReadFile into `<dst>.guru-part`, resumed from its length, checked
+// against the summary's SHA-256, then renamed into place.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open, rename, stat } from "node:fs/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
+import type { ApiClients } from "./api-client.ts";
+import { GuruError } from "./errors.ts";
+
+const MiB = 1024 * 1024;
+/** 8 MiB per UploadChunk: few calls per GiB, well below the server's 16 MiB read limit. */
+export const defaultUploadChunkBytes = 8 * MiB;
+
+export interface TransferProgress {
+  /** Bytes in place (uploads: accepted by the server; downloads: written locally). */
+  done: number;
+  total: number;
+}
+
+export interface RetryPolicy {
+  /** Consecutive failed attempts before giving up. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
+
+/** Failures a resume can get past: the link, the agent or the tunnel went away, or chunks raced. */
+export function isRetryable(err: unknown): boolean {
+  const code = ConnectError.from(err).code;
+  return code === Code.Unavailable || code === Code.FailedPrecondition || code === Code.DeadlineExceeded || code === Code.Aborted || code === Code.Unknown || code === Code.Internal;
+}
+
+export async function sha256OfFile(path: string, end?: number): Promise<string> {
+  const hash = createHash("sha256");
+  if (end === 0) return hash.digest("hex");
+  for await (const chunk of createReadStream(path, { highWaterMark: MiB, end: end === undefined ? undefined : end - 1 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function withRetries<T>(retry: RetryPolicy, attempt: () => Promise<T>, onRetry?: (err: unknown, delayMs: number) => void): Promise<T> {
+  for (let failures = 0; ; ) {
+    try {
+      return await attempt();
+    } catch (err) {
+      failures++;
+      if (!isRetryable(err) || failures >= retry.attempts) throw err;
+      const delayMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (failures - 1));
+      onRetry?.(err, delayMs);
+      await sleep(delayMs);
+    }
+  }
+}
+
+export interface UploadOptions {
+  api: ApiClients;
+  /** The tunnel to use; called again after a failure (a reconnect needs a new tunnel). */
+  session: () => Promise<string>;
+  localPath: string;
+  remotePath: string;
+  overwrite?: boolean;
+  /** Resume this upload instead of starting one. */
+  uploadId?: string;
+  /** Known SHA-256 of the local file (skips hashing it). */
+  sha256?: string;
+  chunkBytes?: number;
+  /** UploadChunk calls in flight. */
+  depth?: number;
+  retry?: RetryPolicy;
+  onStarted?: (uploadId: string) => void;
+  onProgress?: (p: TransferProgress) => void;
+  onRetry?: (err: unknown, delayMs: number) => void;
+}
+
+export async function uploadFile(o: UploadOptions) {
+  const size = (await stat(o.localPath)).size;
+  const sha256 = o.sha256 ?? (await sha256OfFile(o.localPath));
+  const chunkBytes = o.chunkBytes ?? defaultUploadChunkBytes;
+  const depth = o.depth ?? 2;
+  let uploadId = o.uploadId;
+  const file = await open(o.localPath, "r");
+  try {
+    return await withRetries(o.retry ?? defaultRetry, async () => {
+      const sessionId = await o.session();
+      let offset: number;
+      if (uploadId === undefined) {
+        const started = await o.api.files.startUpload({ sessionId, path: o.remotePath, size: BigInt(size), sha256, overwrite: o.overwrite ?? false });
+        uploadId = started.uploadId;
+        offset = Number(started.committedOffset);
+        o.onStarted?.(uploadId);
+      } else {
+        const u = await o.api.files.getUpload({ uploadId });
+        if (u.status !== UploadStatus.ACTIVE) throw new GuruError("failed_precondition", `upload ${uploadId} is ${UploadStatus[u.status].toLowerCase()}; start again without --resume`);
+        if (Number(u.size) !== size) throw new GuruError("failed_precondition", `upload ${uploadId} is for ${u.size} bytes, the local file has ${size}`);
+        offset = Number(u.committedOffset);
+      }
+      const id = uploadId;
+      o.onProgress?.({ done: offset, total: size });
+      const inflight = new Set<Promise<unknown>>();
+      let failed: unknown;
+      while (offset < size && failed === undefined) {
+        const n = Math.min(chunkBytes, size - offset);
+        // A fresh buffer per call: the previous one may still be on its way.
+        const data = Buffer.allocUnsafe(n);
+        const { bytesRead } = await file.read(data, 0, n, offset);
+        if (bytesRead !== n) throw new GuruError("conflict", `${o.localPath} changed while being uploaded`);
+        const call = o.api.files.uploadChunk({ uploadId: id, offset: BigInt(offset), data }).then(
+          (r) => o.onProgress?.({ done: Number(r.receivedOffset), total: size }),
+          (err: unknown) => (failed ??= err),
+        );
+        offset += n;
+        inflight.add(call);
+        void call.finally(() => inflight.delete(call));
+        if (inflight.size >= depth) await Promise.race(inflight);
+      }
+      await Promise.all(inflight);
+      if (failed !== undefined) throw failed;
+      const done = await o.api.files.finishUpload({ uploadId: id });
+      o.onProgress?.({ done: size, total: size });
+      return { uploadId: id, size: Number(done.size), sha256: done.sha256, backupPath: done.backupPath, path: done.path };
+    }, o.onRetry);
+  } finally {
+    await file.close();
+  }
+}
+
+export interface DownloadOptions {
+  api: ApiClients;
+  session: () => Promise<string>;
+  remotePath: string;
+  localPath: string;
+  /** Continue `<localPath>.guru-part` from its length instead of starting over. */
+  resume?: boolean;
+  retry?: RetryPolicy;
+  onProgress?: (p: TransferProgress) => void;
+  onRetry?: (err: unknown, delayMs: number) => void;
+}
+
+export const partSuffix = ".guru-part";
+
+export async function downloadFile(o: DownloadOptions) {
+  const partPath = o.localPath + partSuffix;
+  const file = await open(partPath, o.resume ? "a+" : "w+");
+  let mimeType = "";
+  let remotePath = o.remotePath;
+  try {
+    // Every attempt after the first continues from what is on disk.
+    let fresh = !o.resume;
+    const result = await withRetries(o.retry ?? defaultRetry, async () => {
+      const start = fresh ? 0 : (await file.stat()).size;
+      fresh = false;
+      const sessionId = await o.session();
+      const hash = createHash("sha256");
+      let position = start;
+      let total = start;
+      for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
+        const event = res.event;
+        if (event.case === "info") {
+          total = Number(event.value.size);
+          mimeType = event.value.mimeType;
+          remotePath = event.value.path;
+          o.onProgress?.({ done: position, total });
+        } else if (event.case === "chunk") {
+          if (Number(event.value.offset) !== position) throw new GuruError("data_loss", `expected bytes at ${position}, got ${event.value.offset}`);
+          const data = event.value.data;
+          hash.update(data);
+          for (let written = 0; written < data.byteLength; ) written += (await file.write(data, written, data.byteLength - written, position + written)).bytesWritten;
+          position += data.byteLength;
+          o.onProgress?.({ done: position, total });
+        } else if (event.case === "summary") {
+          const sha = hash.digest("hex");
+          if (event.value.sha256 !== sha || Number(event.value.bytesSent) !== position - start) {
+            await file.truncate(start);
+            throw new GuruError("data_loss", `download of ${o.remotePath} corrupted: the agent sent SHA-256 ${event.value.sha256}, received ${sha}`);
+          }
+          return { size: Number(event.value.size), rangeSha256: sha, resumedFrom: start };
+        }
+      }
+      throw new ConnectError("the download ended without a summary", Code.Unavailable);
+    }, o.onRetry);
+    await file.sync();
+    await file.close();
+    await rename(partPath, o.localPath);
+    return { ...result, mimeType, remotePath };
+  } finally {
+    await file.close().catch(() => {});
+  }
+}
