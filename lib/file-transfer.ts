@@ -5,7 +5,7 @@
 // against the summary's SHA-256, then renamed into place.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, rename, stat } from "node:fs/promises";
+import { open, rename, stat, type FileHandle } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
 import type { ApiClients } from "./api-client.ts";
@@ -145,6 +145,42 @@ export interface DownloadOptions {
 
 export const partSuffix = ".guru-part";
 
+/** Bytes of a download written out but not yet on disk, at most. */
+const maxPendingWriteBytes = 16 * 1024 * 1024;
+
+async function writeAt(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let written = 0; written < data.byteLength; ) written += (await file.write(data, written, data.byteLength - written, position + written)).bytesWritten;
+}
+
+/** Positioned writes in flight, with their total size; a failed write fails the next drain. */
+function createWriteQueue() {
+  const pending = new Map<Promise<void>, number>();
+  let pendingBytes = 0;
+  let failure: unknown;
+  return {
+    get pendingBytes() {
+      return pendingBytes;
+    },
+    add(write: Promise<void>, size: number) {
+      const tracked = write.then(
+        () => undefined,
+        (err: unknown) => void (failure ??= err),
+      );
+      pending.set(tracked, size);
+      pendingBytes += size;
+      void tracked.finally(() => {
+        pendingBytes -= pending.get(tracked) ?? 0;
+        pending.delete(tracked);
+      });
+    },
+    async drain(downToBytes: number) {
+      while (pendingBytes > downToBytes && pending.size > 0) await Promise.race(pending.keys());
+      if (downToBytes === 0) await Promise.all(pending.keys());
+      if (failure !== undefined) throw failure;
+    },
+  };
+}
+
 export async function downloadFile(o: DownloadOptions) {
   const partPath = o.localPath + partSuffix;
   const file = await open(partPath, o.resume ? "a+" : "w+");
@@ -158,6 +194,7 @@ export async function downloadFile(o: DownloadOptions) {
       fresh = false;
       const sessionId = await o.session();
       const hash = createHash("sha256");
+      const writes = createWriteQueue();
       let position = start;
       let total = start;
       for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
@@ -171,10 +208,14 @@ export async function downloadFile(o: DownloadOptions) {
           if (Number(event.value.offset) !== position) throw new GuruError("data_loss", `expected bytes at ${position}, got ${event.value.offset}`);
           const data = event.value.data;
           hash.update(data);
-          for (let written = 0; written < data.byteLength; ) written += (await file.write(data, written, data.byteLength - written, position + written)).bytesWritten;
+          // Writes overlap with receiving the next chunks (bounded), so the
+          // disk and the network each keep going while the other waits.
+          writes.add(writeAt(file, data, position), data.byteLength);
+          if (writes.pendingBytes > maxPendingWriteBytes) await writes.drain(maxPendingWriteBytes / 2);
           position += data.byteLength;
           o.onProgress?.({ done: position, total });
         } else if (event.case === "summary") {
+          await writes.drain(0);
           const sha = hash.digest("hex");
           if (event.value.sha256 !== sha || Number(event.value.bytesSent) !== position - start) {
             await file.truncate(start);

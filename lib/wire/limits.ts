@@ -27,22 +27,24 @@ const MiB = 1024 * KiB;
 export const frameOverheadBytes = 64;
 
 /**
- * Chosen by measurement (bench/wire-throughput.ts: agent in a child process,
- * 512 MiB download, 2-core loopback shared with other jobs, so ratios only).
- * With 256 KiB chunks, 2, 4 and 8 MiB windows moved about the same (0.61-0.65
- * of raw `ws` in one run) while a ping on the same link got slower with the
- * window: p99 34, 61 and 92 ms, p50 5, 9 and 17 ms (the window is what sits
- * in socket buffers ahead of the reply). 64 KiB chunks cost half the
- * throughput; 1 MiB chunks gained little and doubled ping p50. So 256 KiB / 2 MiB,
- * as the prototype in PERF-NOTES found. The window also bounds what a slow
- * consumer makes us hold per channel.
+ * Chosen by measurement. On the link alone (bench/wire-throughput.ts, busy
+ * machine) 256 KiB chunks with 2, 4 and 8 MiB windows moved about the same
+ * (0.61-0.65 of raw `ws`) and 1 MiB chunks with an 8 MiB window 0.96, while a
+ * ping on the link slowed as the window grew. End to end (a 512 MiB ReadFile
+ * through server and agent processes, quiet machine, A/B twice in one run)
+ * 1 MiB chunks with a 4 MiB window and a 4 MiB socket high-water mark moved
+ * 104-108 MiB/s against 86-89 at 256 KiB / 2 MiB / 1 MiB, with less CPU on
+ * every side: fewer frames, grants and socket callbacks per byte. An 8 MiB
+ * window was no faster and let the agent's RSS grow past 64 MiB during an
+ * upload. The window also bounds what a slow consumer makes us hold per
+ * channel; an urgent frame waits behind at most the high-water mark.
  */
 export const defaultWireLimits: WireLimits = Object.freeze({
   maxFrameBytes: 1 * MiB + 4 * KiB,
-  chunkBytes: 256 * KiB,
-  initialWindowBytes: 2 * MiB,
+  chunkBytes: 1 * MiB,
+  initialWindowBytes: 4 * MiB,
   maxChannels: 256,
-  socketHighWaterBytes: 1 * MiB,
+  socketHighWaterBytes: 4 * MiB,
 });
 
 /**
