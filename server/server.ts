@@ -70,6 +70,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     logger: logger.child({ part: "sessions" }),
     tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
     sessionIdleMs: config.sessionIdleMs,
+    onOpened: () => metrics.tunnelsOpened.inc(),
   });
   const admin = createAdminService({ store, tokens, agents: remoteAgents, sessions, logger: logger.child({ part: "admin" }) });
   const agentFiles = createAgentFiles(router);
@@ -136,7 +137,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       r.service(ExecService, execServiceImpl(commands));
       r.service(FileService, fileServiceImpl(files, uploads));
       r.service(AdminService, adminServiceImpl(admin, sessions));
-      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels"], wireProtocol }));
+      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
     },
   });
   const operational = createOperationalRoutes({ db, metrics: metrics.registry });

@@ -16,6 +16,8 @@ export interface SessionServiceOptions {
   logger: Logger;
   tunnelOpenTimeoutMs: number;
   sessionIdleMs: number;
+  /** Counts tunnels that opened (metrics). */
+  onOpened?(): void;
 }
 
 export function createSessionService(options: SessionServiceOptions) {
@@ -53,6 +55,7 @@ export function createSessionService(options: SessionServiceOptions) {
       throw failure;
     }
     await audit("open", "ok", { sessionId: session.id, agentId, technicianId: principal.technicianId });
+    options.onOpened?.();
     logger.info({ sessionId: session.id, agentId, technicianId: principal.technicianId }, "tunnel opened");
     return session;
   }

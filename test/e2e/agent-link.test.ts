@@ -89,5 +89,6 @@ describeDatabases("agent link", (kind) => {
     expect([ready.status, await ready.text()]).toEqual([200, "ready\n"]);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain("guru_agents_connected");
+    expect(metrics).toMatch(/^guru_tunnels_opened_total [1-9]/m);
   });
 });

@@ -5,26 +5,18 @@ import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FileType, UploadStatus } from "../../gen/guru/api/v1/files_pb.js";
 import { downloadFile, sha256OfFile, uploadFile } from "../../lib/file-transfer.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { startTestServer, type AgentProcess, type TestServer } from "../support/harness.ts";
 import { waitFor } from "../support/raw-agent.ts";
+import { errorOf } from "../support/rpc-errors.ts";
 
 const MiB = 1024 * 1024;
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-async function failure(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** A file of pseudo-random bytes written in 1 MiB pieces (memory stays small). */
 async function bigFile(path: string, bytes: number): Promise<void> {
@@ -123,7 +115,7 @@ describeDatabases("files", (kind) => {
     const down = await downloadFile({ api: t.admin, session, remotePath: "resume.bin", localPath: local, resume: true });
     expect(down.resumedFrom).toBe(2 * MiB + 3);
     expect((await readFile(local)).equals(bytes)).toBe(true);
-    const beyond = await failure(collect(t, sessionId, "resume.bin", bytes.length + 1));
+    const beyond = await errorOf(collect(t, sessionId, "resume.bin", bytes.length + 1));
     expect(beyond.code).toBe(Code.InvalidArgument);
   });
 
@@ -131,7 +123,7 @@ describeDatabases("files", (kind) => {
     await writeFile(join(root, "conf.ini"), "old=1\n");
     const local = join(t.tempDir, "conf.ini");
     await writeFile(local, "new=2\n");
-    const refused = await failure(uploadFile({ api: t.admin, session, localPath: local, remotePath: "conf.ini" }));
+    const refused = await errorOf(uploadFile({ api: t.admin, session, localPath: local, remotePath: "conf.ini" }));
     expect(refused.code).toBe(Code.AlreadyExists);
     const up = await uploadFile({ api: t.admin, session, localPath: local, remotePath: "conf.ini", overwrite: true });
     expect(up.backupPath).toMatch(/conf\.ini\.guru-backup-/);
@@ -144,7 +136,7 @@ describeDatabases("files", (kind) => {
     const data = Buffer.from("tampered\n");
     const { uploadId } = await t.admin.files.startUpload({ sessionId, path: "keep.txt", size: BigInt(data.length), sha256: sha(Buffer.from("something else")), overwrite: true });
     await t.admin.files.uploadChunk({ uploadId, offset: 0n, data });
-    const finished = await failure(t.admin.files.finishUpload({ uploadId }));
+    const finished = await errorOf(t.admin.files.finishUpload({ uploadId }));
     expect(finished.code).toBe(Code.DataLoss);
     expect(finished.message).toContain("SHA-256 mismatch");
     expect(await readFile(join(root, "keep.txt"), "utf8")).toBe("original\n");
@@ -153,13 +145,13 @@ describeDatabases("files", (kind) => {
     const rows = await t.server.store.audit.listFiles({ sessionId });
     expect(rows.find((r) => r.operation === "upload" && r.path === "keep.txt")).toMatchObject({ outcome: "failed", direction: "upload" });
     // Bad declarations are refused before anything is opened.
-    expect((await failure(t.admin.files.startUpload({ sessionId, path: "x", size: 1n, sha256: "abc" }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(t.admin.files.startUpload({ sessionId, path: "x", size: 1n, sha256: "abc" }))).code).toBe(Code.InvalidArgument);
     // A chunk past a gap names the offset expected.
     const gap = await t.admin.files.startUpload({ sessionId, path: "gap.bin", size: 100n, sha256: sha(Buffer.alloc(100)) });
-    const skipped = await failure(t.admin.files.uploadChunk({ uploadId: gap.uploadId, offset: 50n, data: Buffer.alloc(50) }));
+    const skipped = await errorOf(t.admin.files.uploadChunk({ uploadId: gap.uploadId, offset: 50n, data: Buffer.alloc(50) }));
     expect(skipped.code).toBe(Code.FailedPrecondition);
     expect(skipped.message).toContain("expected offset 0");
-    const early = await failure(t.admin.files.finishUpload({ uploadId: gap.uploadId }));
+    const early = await errorOf(t.admin.files.finishUpload({ uploadId: gap.uploadId }));
     expect(early.code).toBe(Code.FailedPrecondition);
     await t.admin.files.abortUpload({ uploadId: gap.uploadId });
     expect((await t.admin.files.getUpload({ uploadId: gap.uploadId })).status).toBe(UploadStatus.ABORTED);
@@ -177,7 +169,7 @@ describeDatabases("files", (kind) => {
         () => t.admin.files.listDirectory({ sessionId, path: path.replace(/secret\.txt$/, "") }),
         () => t.admin.files.startUpload({ sessionId, path: path.replace("secret.txt", "planted.txt"), size: 1n, sha256: sha(Buffer.from("x")), overwrite: true }),
       ]) {
-        const refused = await failure(call());
+        const refused = await errorOf(call());
         expect(refused.code, `${path}: ${refused.message}`).toBe(Code.PermissionDenied);
         expect(refused.message).toContain("outside the allowed paths");
       }
@@ -205,7 +197,7 @@ describeDatabases("files", (kind) => {
     expect(pages).toBe(7);
     expect(new Set(names).size).toBe(10_000);
     expect(names[0]).toBe("f00000");
-    expect((await failure(t.admin.files.listDirectory({ sessionId, path: "many", pageToken: "bogus" }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(t.admin.files.listDirectory({ sessionId, path: "many", pageToken: "bogus" }))).code).toBe(Code.InvalidArgument);
   });
 
   it("detects MIME types by content", async () => {
@@ -219,15 +211,15 @@ describeDatabases("files", (kind) => {
     const dir = await t.admin.files.stat({ sessionId, path: "." });
     expect(dir.entry?.type).toBe(FileType.DIR);
     expect((await collect(t, sessionId, "picture.dat")).info?.mimeType).toBe("image/png");
-    expect((await failure(t.admin.files.stat({ sessionId, path: "missing" }))).code).toBe(Code.NotFound);
+    expect((await errorOf(t.admin.files.stat({ sessionId, path: "missing" }))).code).toBe(Code.NotFound);
   });
 
   it("needs the caller's own active tunnel", async () => {
     const other = await t.createTech(`intruder-${kind}`);
-    expect((await failure(other.api.files.stat({ sessionId, path: "notes" }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.files.stat({ sessionId, path: "notes" }))).code).toBe(Code.PermissionDenied);
     const { uploadId } = await t.admin.files.startUpload({ sessionId, path: "owned.bin", size: 1n, sha256: sha(Buffer.from("x")) });
-    expect((await failure(other.api.files.uploadChunk({ uploadId, offset: 0n, data: Buffer.from("x") }))).code).toBe(Code.PermissionDenied);
-    expect((await failure(other.api.files.getUpload({ uploadId }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.files.uploadChunk({ uploadId, offset: 0n, data: Buffer.from("x") }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.files.getUpload({ uploadId }))).code).toBe(Code.PermissionDenied);
     await t.admin.files.abortUpload({ uploadId });
   });
 });
@@ -259,7 +251,7 @@ describeDatabases("files across reconnects", (kind) => {
     }
     agent.child.kill("SIGKILL");
     await waitFor(() => !t.server.router.isOnline(agentId), 5000, "agent offline");
-    const offline = await failure(t.admin.files.uploadChunk({ uploadId, offset: BigInt(24 * MiB), data: bytes.subarray(24 * MiB, 28 * MiB) }));
+    const offline = await errorOf(t.admin.files.uploadChunk({ uploadId, offset: BigInt(24 * MiB), data: bytes.subarray(24 * MiB, 28 * MiB) }));
     expect([Code.FailedPrecondition, Code.Unavailable]).toContain(offline.code);
     expect(offline.message).toMatch(/open a tunnel to phoenix|offline|disconnected|closed/);
 

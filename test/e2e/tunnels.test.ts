@@ -7,16 +7,8 @@ import { createApiClients } from "../../lib/api-client.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { waitFor } from "../support/raw-agent.ts";
+import { errorOf } from "../support/rpc-errors.ts";
 
-async function codeOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
 
 describeDatabases("tunnel sessions", (kind) => {
   let t: TestServer;
@@ -76,32 +68,32 @@ describeDatabases("tunnel sessions", (kind) => {
     const other = await t.createTech("other-tech");
     const before = await t.server.store.sessions.list({ agentId: agent.agentId });
 
-    expect((await codeOf(t.admin.sessions.openTunnel({ agentId: "not-a-uuid" }))).code).toBe(Code.InvalidArgument);
-    expect((await codeOf(t.admin.sessions.openTunnel({ agentId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
+    expect((await errorOf(t.admin.sessions.openTunnel({ agentId: "not-a-uuid" }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(t.admin.sessions.openTunnel({ agentId: "00000000-0000-4000-8000-000000000000" }))).code).toBe(Code.NotFound);
     const offline = await t.enrollAgent("offline-1");
-    const off = await codeOf(t.admin.sessions.openTunnel({ agentId: offline.agentId }));
+    const off = await errorOf(t.admin.sessions.openTunnel({ agentId: offline.agentId }));
     expect(off.code).toBe(Code.Unavailable);
     expect(off.message).toContain("offline-1 is offline");
 
     const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
-    expect((await codeOf(other.api.sessions.closeTunnel({ sessionId }))).code).toBe(Code.PermissionDenied);
-    expect((await codeOf(other.api.sessions.getTunnelStatus({ sessionId }))).code).toBe(Code.PermissionDenied);
-    expect((await codeOf(other.api.admin.forceCloseTunnel({ sessionId, reason: "x" }))).code).toBe(Code.PermissionDenied);
-    expect((await codeOf(other.api.admin.enrollAgent({ name: "sneaky" }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.sessions.closeTunnel({ sessionId }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.sessions.getTunnelStatus({ sessionId }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.admin.forceCloseTunnel({ sessionId, reason: "x" }))).code).toBe(Code.PermissionDenied);
+    expect((await errorOf(other.api.admin.enrollAgent({ name: "sneaky" }))).code).toBe(Code.PermissionDenied);
     expect((await t.admin.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
 
     // No, expired, forged and revoked tokens.
     const anonymous = createApiClients({ url: t.url });
-    expect((await codeOf(anonymous.agents.listAgents({}))).code).toBe(Code.Unauthenticated);
+    expect((await errorOf(anonymous.agents.listAgents({}))).code).toBe(Code.Unauthenticated);
     const expired = await t.server.tokens.issue(t.server.bootstrapAdmin.id, -10);
-    expect((await codeOf(createApiClients({ url: t.url, token: expired.token }).agents.listAgents({}))).message).toContain("expired");
+    expect((await errorOf(createApiClients({ url: t.url, token: expired.token }).agents.listAgents({}))).message).toContain("expired");
     const [h, p] = t.adminToken.split(".");
     const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, "base64url").toString()), role: "admin", sub: other.technicianId })).toString("base64url")}.${t.adminToken.split(".")[2]}`;
-    expect((await codeOf(createApiClients({ url: t.url, token: forged }).agents.listAgents({}))).code).toBe(Code.Unauthenticated);
+    expect((await errorOf(createApiClients({ url: t.url, token: forged }).agents.listAgents({}))).code).toBe(Code.Unauthenticated);
     const victim = await t.createTech("revoked-tech");
     const issued = await t.admin.admin.issueToken({ technicianId: victim.technicianId, ttlSeconds: 600 });
     await t.admin.admin.revokeToken({ tokenId: issued.tokenId });
-    const revoked = await codeOf(createApiClients({ url: t.url, token: issued.token }).agents.listAgents({}));
+    const revoked = await errorOf(createApiClients({ url: t.url, token: issued.token }).agents.listAgents({}));
     expect(revoked).toEqual({ code: Code.Unauthenticated, message: "the token has been revoked" });
 
     // Force-close by an admin is allowed and audited.

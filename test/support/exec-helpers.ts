@@ -1,6 +1,5 @@
 // Helpers for the remote-command e2e tests: a technician with a tunnel to a
 // fresh agent, stream collection with arrival times, error codes, pid checks.
-import { ConnectError, type Code } from "@connectrpc/connect";
 import { OutputStream, type CommandResult } from "../../gen/guru/api/v1/exec_pb.js";
 import type { ApiClients } from "../../lib/api-client.ts";
 import type { AgentProcess, TestServer } from "./harness.ts";
@@ -52,16 +51,6 @@ export async function collectStream(messages: AsyncIterable<{ event: { case: str
   return out;
 }
 
-export async function errorOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { code: e.code, message: e.rawMessage };
-  }
-  throw new Error("expected the call to fail");
-}
-
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -75,3 +64,5 @@ export function isAlive(pid: number): boolean {
 export async function waitDead(pids: number[], timeoutMs = 5000): Promise<void> {
   await waitFor(() => pids.every((p) => !isAlive(p)), timeoutMs, `processes ${pids.join(", ")} to die`);
 }
+
+export { errorOf } from "./rpc-errors.ts";
