@@ -31,20 +31,20 @@ export const frameOverheadBytes = 64;
  * machine) 256 KiB chunks with 2, 4 and 8 MiB windows moved about the same
  * (0.61-0.65 of raw `ws`) and 1 MiB chunks with an 8 MiB window 0.96, while a
  * ping on the link slowed as the window grew. End to end (a 512 MiB ReadFile
- * through server and agent processes, quiet machine, A/B twice in one run)
- * 1 MiB chunks with a 4 MiB window and a 4 MiB socket high-water mark moved
- * 104-108 MiB/s against 86-89 at 256 KiB / 2 MiB / 1 MiB, with less CPU on
- * every side: fewer frames, grants and socket callbacks per byte. An 8 MiB
- * window was no faster and let the agent's RSS grow past 64 MiB during an
- * upload. The window also bounds what a slow consumer makes us hold per
- * channel; an urgent frame waits behind at most the high-water mark.
+ * through server and agent processes, quiet machine, A/B twice in one run):
+ * 1 MiB chunks moved 104-110 MiB/s against 86-89 with 256 KiB chunks, with
+ * less CPU on every side (fewer frames, grants and socket callbacks per
+ * byte), and a 2 MiB window with a 1 MiB socket high-water mark moved as much
+ * as 4 MiB with 4 MiB (105-107 against 109-110). The smaller pair wins: the
+ * window is what an urgent frame can find ahead of it in socket buffers, and
+ * it bounds what a slow consumer makes us hold per channel.
  */
 export const defaultWireLimits: WireLimits = Object.freeze({
   maxFrameBytes: 1 * MiB + 4 * KiB,
   chunkBytes: 1 * MiB,
-  initialWindowBytes: 4 * MiB,
+  initialWindowBytes: 2 * MiB,
   maxChannels: 256,
-  socketHighWaterBytes: 4 * MiB,
+  socketHighWaterBytes: 1 * MiB,
 });
 
 /**
