@@ -16,7 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
+import http from "node:http";
+import { create } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import WebSocket, { WebSocketServer } from "ws";
+import { FileService, ReadFileResponseSchema } from "../gen/guru/api/v1/files_pb.js";
 import { createApiClients, type ApiClients } from "../lib/api-client.ts";
 import { downloadFile, sha256OfFile, uploadFile } from "../lib/file-transfer.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
@@ -99,6 +103,42 @@ async function rawChild(direction: string, port: number, totalBytes: number): Pr
     });
   }
   await closed;
+  process.exit(0);
+}
+
+/**
+ * The API layer's own ceiling: a Connect server streaming ReadFile chunks
+ * of the same size from memory to a client in another process, with no
+ * agent and no disk. What GuruTunnel's download adds is the difference.
+ */
+async function connectCeiling(totalBytes: number): Promise<number> {
+  const payload = randomBytes(chunkBytes);
+  const handler = connectNodeAdapter({
+    routes(r) {
+      r.service(FileService, {
+        async *readFile() {
+          for (let offset = 0; offset < totalBytes; offset += chunkBytes) {
+            yield create(ReadFileResponseSchema, { event: { case: "chunk", value: { offset: BigInt(offset), data: payload } } });
+          }
+        },
+      });
+    },
+  });
+  const server = http.createServer({ highWaterMark: MiB }, handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  const child = fork(fileURLToPath(import.meta.url), ["--connect-client", `http://127.0.0.1:${port}`], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const ms = await new Promise<number>((resolve) => child.once("message", (m) => resolve(m as number)));
+  await new Promise((r) => child.once("exit", r));
+  await new Promise((r) => server.close(r));
+  return ms;
+}
+
+async function connectClientChild(url: string): Promise<void> {
+  const api = createApiClients({ url });
+  const t0 = performance.now();
+  for await (const _ of api.files.readFile({})) void _;
+  process.send?.(performance.now() - t0);
   process.exit(0);
 }
 
@@ -189,6 +229,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     await rm(join(dir, "disk-copy.bin"));
     const rawUpMs = await rawWs("up", totalBytes);
     const rawDownMs = await rawWs("down", totalBytes);
+    const connectMs = await connectCeiling(totalBytes);
 
     const server = spawnGuru(["server", "--port", "0", "--data-dir", join(dir, "server")], { GURU_LOG_LEVEL: "info", GURU_COMMAND_RATE_LIMIT: "1000000" });
     procs.push(server.child);
@@ -220,18 +261,26 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     const hashMs = performance.now() - hashT0;
     const pids = { server: server.child.pid!, agent: agent.child.pid!, client: process.pid };
 
+    // Throughput and memory first, each transfer alone; then the same
+    // transfers again with the latency probe running beside them.
     let t0 = performance.now();
-    const up = uploadFile({ api, session, localPath: src, remotePath: "bench.bin", sha256, overwrite: true });
-    const [upRun, upLatency] = await Promise.all([watchRss(pids, () => up), probeLatency(probe, up)]);
+    const upRun = await watchRss(pids, () => uploadFile({ api, session, localPath: src, remotePath: "bench.bin", sha256, overwrite: true }));
     const upMs = performance.now() - t0;
     if (upRun.result.sha256 !== sha256) throw new Error("upload SHA-256 differs");
 
     const back = join(dir, "back.bin");
     t0 = performance.now();
-    const down = downloadFile({ api, session, remotePath: "bench.bin", localPath: back });
-    const [downRun, downLatency] = await Promise.all([watchRss(pids, () => down), probeLatency(probe, down)]);
+    const downRun = await watchRss(pids, () => downloadFile({ api, session, remotePath: "bench.bin", localPath: back }));
     const downMs = performance.now() - t0;
     if (downRun.result.rangeSha256 !== sha256) throw new Error("download SHA-256 differs");
+    await rm(back);
+
+    const upAgain = uploadFile({ api, session, localPath: src, remotePath: "bench-2.bin", sha256, overwrite: true });
+    const upLatency = await probeLatency(probe, upAgain);
+    await upAgain;
+    const downAgain = downloadFile({ api, session, remotePath: "bench.bin", localPath: back });
+    const downLatency = await probeLatency(probe, downAgain);
+    await downAgain;
 
     const rawUp = mibPerS(totalBytes, rawUpMs);
     const rawDown = mibPerS(totalBytes, rawDownMs);
@@ -242,6 +291,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     print(`${"disk copy (read+write+fsync)".padEnd(34)} ${disk.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws server→client (upload dir)".padEnd(34)} ${rawUp.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws client→server (download dir)".padEnd(34)} ${rawDown.toFixed(0).padStart(6)} MiB/s`);
+    print(`${"Connect stream from memory".padEnd(34)} ${mibPerS(totalBytes, connectMs).toFixed(0).padStart(6)} MiB/s   ×${(mibPerS(totalBytes, connectMs) / rawDown).toFixed(2)} of raw ws (the API layer alone, no agent, no disk)`);
     row("guru upload (to agent disk)", mibPerS(totalBytes, upMs), rawUp);
     row("guru download (to local disk)", mibPerS(totalBytes, downMs), rawDown);
     print(`local SHA-256 before the upload: ${(hashMs / 1000).toFixed(2)} s (${mibPerS(totalBytes, hashMs).toFixed(0)} MiB/s; not in the upload figure)`);
@@ -259,7 +309,9 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
   }
 }
 
-if (process.argv[2] === "--raw") {
+if (process.argv[2] === "--connect-client") {
+  await connectClientChild(process.argv[3]);
+} else if (process.argv[2] === "--raw") {
   await rawChild(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await run(Number(process.argv[2] ?? 1024));
