@@ -7,7 +7,7 @@
 // round trip) on the same agent while the transfer runs, against idle.
 //
 //   node bench/file-transfer.bench.ts [MiB]     (npm run bench -- file)
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
@@ -24,6 +24,7 @@ import { FileService, ReadFileResponseSchema } from "../gen/guru/api/v1/files_pb
 import { createApiClients, type ApiClients } from "../lib/api-client.ts";
 import { downloadFile, sha256OfFile, uploadFile } from "../lib/file-transfer.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
+import { spawnGuru as spawnGuruProcess } from "../test/support/server-process.ts";
 
 const MiB = 1024 * 1024;
 const guruBin = fileURLToPath(new URL("../bin/guru.js", import.meta.url));
@@ -173,34 +174,9 @@ async function watchRss<T>(pids: Record<string, number>, run: () => Promise<T>):
   }
 }
 
-function spawnGuru(args: string[], env: Record<string, string>): { child: ChildProcess; waitFor(re: RegExp): Promise<RegExpMatchArray> } {
-  // GURU_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server and the agent.
-  const nodeArgs = process.env.GURU_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, guruBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  const listeners = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    output += d.toString();
-    for (const l of listeners) l();
-  };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
-  return {
-    child,
-    waitFor: (re) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const m = output.match(re);
-          if (m) {
-            listeners.delete(check);
-            resolve(m);
-          } else if (child.exitCode !== null) reject(new Error(`guru ${args[0]} exited:\n${output}`));
-        };
-        listeners.add(check);
-        check();
-      }),
-  };
-}
+// GURU_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the server and the agent.
+const benchNodeArgs = process.env.GURU_BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+const spawnGuru = (args: string[], env: Record<string, string>) => spawnGuruProcess(args, env, { nodeArgs: benchNodeArgs });
 
 /** Round trips of a small operation on the agent, until `until` resolves (or `count` samples when idle). */
 async function probeLatency(probe: () => Promise<unknown>, until: Promise<unknown> | number): Promise<number[]> {

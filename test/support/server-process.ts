@@ -13,8 +13,8 @@ export interface GuruProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnGuru(args: string[], env: Record<string, string | undefined> = {}): GuruProcess {
-  const child = spawn(process.execPath, [guruBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function spawnGuru(args: string[], env: Record<string, string | undefined> = {}, options: { nodeArgs?: string[] } = {}): GuruProcess {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), guruBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const listeners = new Set<() => void>();
   const onData = (d: Buffer) => {
