@@ -27,7 +27,8 @@ export interface AgentConnectionOptions {
   onDisconnected(agentId: string, reason: string): Promise<void>;
 }
 
-export function startAgentConnection(ws: WebSocket, options: AgentConnectionOptions): void {
+/** Runs the link; the returned promise settles once the link is gone and its cleanup (status, sessions) is written. */
+export function startAgentConnection(ws: WebSocket, options: AgentConnectionOptions): Promise<void> {
   const { agent, store, registry, logger } = options;
   let entry: AgentLinkEntry | undefined;
 
@@ -102,7 +103,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
   }
 
   let linkClosed = false;
-  void link.closed.then(async ({ code, reason }) => {
+  return link.closed.then(async ({ code, reason }) => {
     linkClosed = true;
     clearTimeout(helloTimer);
     if (entry === undefined || !registry.remove(entry)) return;

@@ -32,6 +32,8 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   });
   let handshakes = 0;
   let accepting = true;
+  // Links whose cleanup has not finished; close() waits for them so nothing writes to a closed database.
+  const connections = new Set<Promise<void>>();
 
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (!accepting) return refuse(socket, 503, "the server is shutting down; reconnect shortly");
@@ -65,7 +67,9 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   }
 
   function accept(ws: WebSocket, agent: AgentRecord): void {
-    startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+    const connection = startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+    connections.add(connection);
+    void connection.finally(() => connections.delete(connection));
   }
 
   return {
@@ -74,7 +78,10 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     stopAccepting() {
       accepting = false;
     },
-    close: () => new Promise<void>((resolve) => wss.close(() => resolve())),
+    async close(): Promise<void> {
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await Promise.allSettled([...connections]);
+    },
   };
 }
 
