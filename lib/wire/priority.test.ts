@@ -84,8 +84,9 @@ describe("link priority", () => {
     expect(out.bytes).toBe(256 * 1024 * 1024);
     const p50 = percentile(rtts, 50);
     const p99 = percentile(rtts, 99);
-    console.log(`linked pair: ${rtts.length} pings during 256 MiB bulk, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
-    expect(rtts.length).toBeGreaterThan(10);
-    expect(p99).toBeLessThan(100);
+    const figures = `${rtts.length} pings during 256 MiB bulk, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`;
+    expect(rtts.length, figures).toBeGreaterThan(10);
+    // Behind the bulk queue (no priority) a ping would wait for the window's worth of data to drain, many times this.
+    expect(p99, figures).toBeLessThan(100);
   });
 });
