@@ -3,6 +3,8 @@
 // output cap (stdout and stderr share it), and the text a model reads.
 import { z } from "zod";
 import type { Job } from "../jobs.ts";
+import type { AgentInfo } from "../api.ts";
+import type { ToolDeps } from "./context.ts";
 import { decodeText } from "../output-buffer.ts";
 import { formatBytes, type ToolContext, type ToolOutput } from "../tool.ts";
 
@@ -123,4 +125,26 @@ function render(o: CommandOutput): string {
   if (o.stderr.length > 0) parts.push(`--- stderr (bytes ${o.stderrOffset}-${o.nextStderrOffset} of ${o.stderrBytes}) ---\n${o.stderr}`);
   if (o.note) parts.push(`Note: ${o.note}`);
   return parts.join("\n");
+}
+
+/**
+ * Starts the command as a job, waits as `wait` says, and answers with its
+ * first page. A client that gave up on the call stops the command too; a
+ * refusal before the command started is this call's error, not a job.
+ */
+export async function startJob(
+  deps: ToolDeps,
+  agent: AgentInfo,
+  args: z.infer<z.ZodObject<typeof commandInputShape>>,
+  ctx: ToolContext,
+  wait: (job: Job) => Promise<unknown>,
+): Promise<ToolOutput<CommandOutput>> {
+  const job = deps.jobs.start(agent, { command: args.command, shell: args.shell, workingDir: args.workingDir, timeoutMs: args.timeoutMs });
+  await wait(job);
+  if (ctx.signal.aborted) await job.cancel();
+  if (job.status === "failed" && !job.started && job.error) {
+    deps.jobs.forget(job.id);
+    throw job.error;
+  }
+  return pageOf(job, { offset: 0, stderrOffset: 0 }, deps.options.maxOutputBytes, deps.options.jobBufferBytes);
 }

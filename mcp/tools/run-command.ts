@@ -1,7 +1,7 @@
 // run_command: run a shell command and wait for it, up to a bound; a longer
 // command goes on as a job rather than failing at the client's timeout.
 import { defineTool } from "../tool.ts";
-import { commandInputShape, commandOutputShape, pageOf, waitWithProgress } from "./command-output.ts";
+import { commandInputShape, commandOutputShape, startJob, waitWithProgress } from "./command-output.ts";
 import { agentParam, onlineAgent, type ToolDeps } from "./context.ts";
 
 export function createRunCommandTool(deps: ToolDeps) {
@@ -20,15 +20,7 @@ export function createRunCommandTool(deps: ToolDeps) {
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     async run(args, ctx) {
       const agent = await onlineAgent(deps, args.agent);
-      const job = deps.jobs.start(agent, { command: args.command, shell: args.shell, workingDir: args.workingDir, timeoutMs: args.timeoutMs });
-      await waitWithProgress(job, () => job.endedAt !== null, deps.options.waitMs, ctx);
-      // The client gave up on this call: the command it asked for stops too.
-      if (ctx.signal.aborted) await job.cancel();
-      if (job.status === "failed" && !job.started && job.error) {
-        deps.jobs.forget(job.id);
-        throw job.error;
-      }
-      return pageOf(job, { offset: 0, stderrOffset: 0 }, deps.options.maxOutputBytes, deps.options.jobBufferBytes);
+      return startJob(deps, agent, args, ctx, (job) => waitWithProgress(job, () => job.endedAt !== null, deps.options.waitMs, ctx));
     },
   });
 }

@@ -1,7 +1,7 @@
 // start_command: start a long command as a job and answer at once; its output
 // is paged with get_command_output.
 import { defineTool } from "../tool.ts";
-import { commandInputShape, commandOutputShape, pageOf } from "./command-output.ts";
+import { commandInputShape, commandOutputShape, startJob } from "./command-output.ts";
 import { agentParam, onlineAgent, type ToolDeps } from "./context.ts";
 
 // Long enough for a refusal (policy, offline, bad directory) to come back as
@@ -22,14 +22,7 @@ export function createStartCommandTool(deps: ToolDeps) {
     annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     async run(args, ctx) {
       const agent = await onlineAgent(deps, args.agent);
-      const job = deps.jobs.start(agent, { command: args.command, shell: args.shell, workingDir: args.workingDir, timeoutMs: args.timeoutMs });
-      await job.waitFor(() => job.started, startCheckMs, ctx.signal);
-      if (ctx.signal.aborted) await job.cancel();
-      if (job.status === "failed" && !job.started && job.error) {
-        deps.jobs.forget(job.id);
-        throw job.error;
-      }
-      return pageOf(job, { offset: 0, stderrOffset: 0 }, deps.options.maxOutputBytes, deps.options.jobBufferBytes);
+      return startJob(deps, agent, args, ctx, (job) => job.waitFor(() => job.started, startCheckMs, ctx.signal));
     },
   });
 }

@@ -1,77 +1,70 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDb, describeDatabases, type TestDb } from "../../test/support/databases.ts";
+import { expect, it } from "vitest";
+import { describeDatabases, useTestStore } from "../../test/support/databases.ts";
 import { seedAgent, uniqueName } from "../../test/support/store-fixtures.ts";
-import { createStore, type Store } from "./index.ts";
 
 const inventory = { hostname: "host1", os: "linux", osRelease: "6.1", arch: "x64", agentVersion: "0.1.0", capabilities: ["exec", "files"] };
 
 describeDatabases("agents", (kind) => {
-  let t: TestDb;
-  let store: Store;
-  beforeAll(async () => {
-    t = await createTestDb(kind);
-    store = createStore(t.db);
-  });
-  afterAll(() => t?.cleanup());
+  const ctx = useTestStore(kind);
 
   it("enrols, finds by key hash, id and name", async () => {
-    const a = await store.agents.enroll({ name: "Front-Desk", keyHash: "h-front" });
+    const a = await ctx.store.agents.enroll({ name: "Front-Desk", keyHash: "h-front" });
     expect(a).toMatchObject({ name: "Front-Desk", online: false, revokedAt: null, lastSeenAt: null, capabilities: [] });
     expect(a.enrolledAt).toBeInstanceOf(Date);
-    expect(await store.agents.findByKeyHash("h-front")).toEqual(a);
-    expect(await store.agents.get(a.id)).toEqual(a);
-    expect(await store.agents.getByName("Front-Desk")).toEqual(a);
-    expect(await store.agents.findByKeyHash("nope")).toBeUndefined();
-    expect(await store.agents.get("not-a-uuid")).toBeUndefined();
-    expect(await store.agents.get("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab")).toBeUndefined();
+    expect(await ctx.store.agents.findByKeyHash("h-front")).toEqual(a);
+    expect(await ctx.store.agents.get(a.id)).toEqual(a);
+    expect(await ctx.store.agents.getByName("Front-Desk")).toEqual(a);
+    expect(await ctx.store.agents.findByKeyHash("nope")).toBeUndefined();
+    expect(await ctx.store.agents.get("not-a-uuid")).toBeUndefined();
+    expect(await ctx.store.agents.get("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab")).toBeUndefined();
   });
 
   it("refuses a duplicate name or key as a conflict and changes nothing", async () => {
-    const before = await store.agents.list();
-    await expect(store.agents.enroll({ name: "Front-Desk", keyHash: "h-other" })).rejects.toMatchObject({ kind: "conflict" });
-    await expect(store.agents.enroll({ name: "someone-else", keyHash: "h-front" })).rejects.toMatchObject({ kind: "conflict" });
-    expect(await store.agents.list()).toEqual(before);
+    const before = await ctx.store.agents.list();
+    await expect(ctx.store.agents.enroll({ name: "Front-Desk", keyHash: "h-other" })).rejects.toMatchObject({ kind: "conflict" });
+    await expect(ctx.store.agents.enroll({ name: "someone-else", keyHash: "h-front" })).rejects.toMatchObject({ kind: "conflict" });
+    expect(await ctx.store.agents.list()).toEqual(before);
   });
 
   it("lists by name, filtering case-insensitively and literally", async () => {
-    await store.agents.enroll({ name: "back-office", keyHash: "h-back" });
-    await store.agents.enroll({ name: "100%_sure", keyHash: "h-pct" });
-    expect((await store.agents.list()).map((a) => a.name)).toEqual(["100%_sure", "Front-Desk", "back-office"].sort());
-    expect((await store.agents.list({ nameContains: "FRONT" })).map((a) => a.name)).toEqual(["Front-Desk"]);
-    expect((await store.agents.list({ nameContains: "%" })).map((a) => a.name)).toEqual(["100%_sure"]);
-    expect((await store.agents.list({ nameContains: "_" })).map((a) => a.name)).toEqual(["100%_sure"]);
+    await ctx.store.agents.enroll({ name: "back-office", keyHash: "h-back" });
+    await ctx.store.agents.enroll({ name: "100%_sure", keyHash: "h-pct" });
+    expect((await ctx.store.agents.list()).map((a) => a.name)).toEqual(["100%_sure", "Front-Desk", "back-office"].sort());
+    expect((await ctx.store.agents.list({ nameContains: "FRONT" })).map((a) => a.name)).toEqual(["Front-Desk"]);
+    expect((await ctx.store.agents.list({ nameContains: "%" })).map((a) => a.name)).toEqual(["100%_sure"]);
+    expect((await ctx.store.agents.list({ nameContains: "_" })).map((a) => a.name)).toEqual(["100%_sure"]);
   });
 
   it("tracks online state and inventory", async () => {
-    const a = await seedAgent(store);
-    const online = await store.agents.markOnline(a.id, inventory);
+    const a = await seedAgent(ctx.store);
+    const online = await ctx.store.agents.markOnline(a.id, inventory);
     expect(online).toMatchObject({ online: true, hostname: "host1", osRelease: "6.1", agentVersion: "0.1.0", capabilities: ["exec", "files"] });
     expect(online!.lastSeenAt).toBeInstanceOf(Date);
-    expect(await store.agents.touchLastSeen(a.id)).toBe(true);
-    expect(await store.agents.markOffline(a.id)).toBe(true);
-    expect((await store.agents.get(a.id))!.online).toBe(false);
-    expect((await store.agents.get(a.id))!.hostname).toBe("host1");
-    expect(await store.agents.markOnline("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab", inventory)).toBeUndefined();
-    expect(await store.agents.markOffline("bogus")).toBe(false);
+    expect(await ctx.store.agents.touchLastSeen(a.id)).toBe(true);
+    expect(await ctx.store.agents.markOffline(a.id)).toBe(true);
+    expect((await ctx.store.agents.get(a.id))!.online).toBe(false);
+    expect((await ctx.store.agents.get(a.id))!.hostname).toBe("host1");
+    expect(await ctx.store.agents.markOnline("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab", inventory)).toBeUndefined();
+    expect(await ctx.store.agents.markOffline("bogus")).toBe(false);
   });
 
   it("marks every agent offline at server start", async () => {
-    const a = await seedAgent(store);
-    const b = await seedAgent(store);
-    await store.agents.markOnline(a.id, inventory);
-    await store.agents.markOnline(b.id, inventory);
-    expect(await store.agents.markAllOffline()).toBeGreaterThanOrEqual(2);
-    expect((await store.agents.list()).filter((x) => x.online)).toEqual([]);
+    const a = await seedAgent(ctx.store);
+    const b = await seedAgent(ctx.store);
+    await ctx.store.agents.markOnline(a.id, inventory);
+    await ctx.store.agents.markOnline(b.id, inventory);
+    expect(await ctx.store.agents.markAllOffline()).toBeGreaterThanOrEqual(2);
+    expect((await ctx.store.agents.list()).filter((x) => x.online)).toEqual([]);
   });
 
   it("revokes a key once and can re-enrol with a new key", async () => {
-    const a = await seedAgent(store, uniqueName("rev"));
-    expect(await store.agents.revokeKey(a.id)).toBe(true);
-    expect(await store.agents.revokeKey(a.id)).toBe(false);
-    expect((await store.agents.get(a.id))!.revokedAt).toBeInstanceOf(Date);
-    const rotated = await store.agents.rotateKey(a.id, "h-rotated");
+    const a = await seedAgent(ctx.store, uniqueName("rev"));
+    expect(await ctx.store.agents.revokeKey(a.id)).toBe(true);
+    expect(await ctx.store.agents.revokeKey(a.id)).toBe(false);
+    expect((await ctx.store.agents.get(a.id))!.revokedAt).toBeInstanceOf(Date);
+    const rotated = await ctx.store.agents.rotateKey(a.id, "h-rotated");
     expect(rotated!.revokedAt).toBeNull();
-    expect((await store.agents.findByKeyHash("h-rotated"))!.id).toBe(a.id);
-    await expect(store.agents.rotateKey(a.id, "h-back")).rejects.toMatchObject({ kind: "conflict" });
+    expect((await ctx.store.agents.findByKeyHash("h-rotated"))!.id).toBe(a.id);
+    await expect(ctx.store.agents.rotateKey(a.id, "h-back")).rejects.toMatchObject({ kind: "conflict" });
   });
 });

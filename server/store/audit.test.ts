@@ -1,66 +1,61 @@
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDb, describeDatabases, type TestDb } from "../../test/support/databases.ts";
+import { beforeAll, expect, it } from "vitest";
+import { describeDatabases, useTestStore } from "../../test/support/databases.ts";
 import { seedAgent, seedTechnician } from "../../test/support/store-fixtures.ts";
-import { createStore, type Store } from "./index.ts";
 
 describeDatabases("audit", (kind) => {
-  let t: TestDb;
-  let store: Store;
+  const ctx = useTestStore(kind);
   let ids: { agentId: string; technicianId: string; sessionId: string };
   beforeAll(async () => {
-    t = await createTestDb(kind);
-    store = createStore(t.db);
-    const agent = await seedAgent(store);
-    const tech = await seedTechnician(store);
-    const session = await store.sessions.open({ agentId: agent.id, technicianId: tech.id });
+    const agent = await seedAgent(ctx.store);
+    const tech = await seedTechnician(ctx.store);
+    const session = await ctx.store.sessions.open({ agentId: agent.id, technicianId: tech.id });
     ids = { agentId: agent.id, technicianId: tech.id, sessionId: session.id };
   });
-  afterAll(() => t?.cleanup());
 
   it("records and lists tunnel events, newest first", async () => {
-    const open = await store.audit.tunnel({ event: "open", ...ids, outcome: "allowed", detail: { via: "cli" } });
+    const open = await ctx.store.audit.tunnel({ event: "open", ...ids, outcome: "allowed", detail: { via: "cli" } });
     expect(open).toMatchObject({ event: "open", ...ids, outcome: "allowed", reason: null, detail: { via: "cli" } });
     expect(typeof open.id).toBe("number");
     expect(open.at).toBeInstanceOf(Date);
-    const refuse = await store.audit.tunnel({ event: "refuse", agentId: ids.agentId, reason: "busy" });
+    const refuse = await ctx.store.audit.tunnel({ event: "refuse", agentId: ids.agentId, reason: "busy" });
     expect(refuse).toMatchObject({ sessionId: null, technicianId: null, detail: null });
-    expect((await store.audit.listTunnel({ agentId: ids.agentId })).map((e) => e.event)).toEqual(["refuse", "open"]);
-    expect((await store.audit.listTunnel({ sessionId: ids.sessionId })).map((e) => e.event)).toEqual(["open"]);
-    expect(await store.audit.listTunnel({ sessionId: "nope" })).toEqual([]);
+    expect((await ctx.store.audit.listTunnel({ agentId: ids.agentId })).map((e) => e.event)).toEqual(["refuse", "open"]);
+    expect((await ctx.store.audit.listTunnel({ sessionId: ids.sessionId })).map((e) => e.event)).toEqual(["open"]);
+    expect(await ctx.store.audit.listTunnel({ sessionId: "nope" })).toEqual([]);
   });
 
   it("records commands, completes them, and counts failures for alerting", async () => {
-    const started = await store.audit.command({ ...ids, channelId: 3, shell: "bash", workingDir: "/tmp", command: "ls -la", outcome: "allowed" });
+    const started = await ctx.store.audit.command({ ...ids, channelId: 3, shell: "bash", workingDir: "/tmp", command: "ls -la", outcome: "allowed" });
     expect(started).toMatchObject({ command: "ls -la", outcome: "allowed", exitCode: null, truncated: false, channelId: 3 });
-    const done = await store.audit.completeCommand(started.id, {
+    const done = await ctx.store.audit.completeCommand(started.id, {
       outcome: "failed", exitCode: 2, exitReason: "exited", durationMs: 1234, stdoutBytes: 5_000_000_000, stderrBytes: 10, truncated: true,
     });
     expect(done).toMatchObject({ outcome: "failed", exitCode: 2, durationMs: 1234, stdoutBytes: 5_000_000_000, truncated: true });
-    await store.audit.command({ ...ids, command: "rm -rf /", outcome: "refused", refusalReason: "policy" });
-    await store.audit.command({ ...ids, command: "whoami", outcome: "allowed", exitCode: 0 });
-    expect((await store.audit.listCommands({ sessionId: ids.sessionId })).map((c) => c.command)).toEqual(["whoami", "rm -rf /", "ls -la"]);
-    expect(await store.audit.listCommands({ technicianId: ids.technicianId, limit: 1 })).toHaveLength(1);
-    expect(await store.audit.countFailedCommandsSince({ technicianId: ids.technicianId, sinceMs: 60_000 })).toBe(2);
-    expect(await store.audit.countFailedCommandsSince({ agentId: ids.agentId, sinceMs: 60_000 })).toBe(2);
-    await t.db.query("UPDATE command_audit SET at = now() - interval '2 hours' WHERE command = 'rm -rf /'");
-    expect(await store.audit.countFailedCommandsSince({ agentId: ids.agentId, sinceMs: 60_000 })).toBe(1);
-    await expect(store.audit.command({ ...ids, command: "x", outcome: "maybe" as never })).rejects.toMatchObject({ code: "23514" });
+    await ctx.store.audit.command({ ...ids, command: "rm -rf /", outcome: "refused", refusalReason: "policy" });
+    await ctx.store.audit.command({ ...ids, command: "whoami", outcome: "allowed", exitCode: 0 });
+    expect((await ctx.store.audit.listCommands({ sessionId: ids.sessionId })).map((c) => c.command)).toEqual(["whoami", "rm -rf /", "ls -la"]);
+    expect(await ctx.store.audit.listCommands({ technicianId: ids.technicianId, limit: 1 })).toHaveLength(1);
+    expect(await ctx.store.audit.countFailedCommandsSince({ technicianId: ids.technicianId, sinceMs: 60_000 })).toBe(2);
+    expect(await ctx.store.audit.countFailedCommandsSince({ agentId: ids.agentId, sinceMs: 60_000 })).toBe(2);
+    await ctx.testDb.db.query("UPDATE command_audit SET at = now() - interval '2 hours' WHERE command = 'rm -rf /'");
+    expect(await ctx.store.audit.countFailedCommandsSince({ agentId: ids.agentId, sinceMs: 60_000 })).toBe(1);
+    await expect(ctx.store.audit.command({ ...ids, command: "x", outcome: "maybe" as never })).rejects.toMatchObject({ code: "23514" });
   });
 
   it("records file operations", async () => {
-    const f = await store.audit.file({ ...ids, operation: "upload", path: "/tmp/a", direction: "upload", bytes: 42, sha256: "ab", outcome: "allowed", durationMs: 7 });
+    const f = await ctx.store.audit.file({ ...ids, operation: "upload", path: "/tmp/a", direction: "upload", bytes: 42, sha256: "ab", outcome: "allowed", durationMs: 7 });
     expect(f).toMatchObject({ operation: "upload", path: "/tmp/a", bytes: 42, error: null });
-    await store.audit.file({ ...ids, operation: "read", path: "/etc/shadow", outcome: "refused", error: "outside allowlist" });
-    expect((await store.audit.listFiles({ agentId: ids.agentId })).map((x) => x.operation)).toEqual(["read", "upload"]);
+    await ctx.store.audit.file({ ...ids, operation: "read", path: "/etc/shadow", outcome: "refused", error: "outside allowlist" });
+    expect((await ctx.store.audit.listFiles({ agentId: ids.agentId })).map((x) => x.operation)).toEqual(["read", "upload"]);
   });
 
   it("sweeps rows older than the retention, per table", async () => {
-    await store.audit.tunnel({ event: "close", ...ids });
+    await ctx.store.audit.tunnel({ event: "close", ...ids });
     for (const table of ["tunnel_audit", "command_audit", "file_audit"]) {
-      await t.db.query(`UPDATE ${table} SET at = now() - interval '40 days' WHERE id IN (SELECT min(id) FROM ${table})`);
+      await ctx.testDb.db.query(`UPDATE ${table} SET at = now() - interval '40 days' WHERE id IN (SELECT min(id) FROM ${table})`);
     }
-    expect(await store.audit.sweep(30 * 24 * 3600_000)).toEqual({ tunnel: 1, commands: 1, files: 1 });
-    expect(await store.audit.sweep(30 * 24 * 3600_000)).toEqual({ tunnel: 0, commands: 0, files: 0 });
-    expect((await store.audit.listTunnel()).length).toBe(2);
+    expect(await ctx.store.audit.sweep(30 * 24 * 3600_000)).toEqual({ tunnel: 1, commands: 1, files: 1 });
+    expect(await ctx.store.audit.sweep(30 * 24 * 3600_000)).toEqual({ tunnel: 0, commands: 0, files: 0 });
+    expect((await ctx.store.audit.listTunnel()).length).toBe(2);
   });
 });

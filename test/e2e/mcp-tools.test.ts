@@ -4,7 +4,6 @@
 // tests cover both databases; this keeps CI time down.
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -177,7 +176,7 @@ describe("guru mcp tools [pglite]", () => {
     expect(big.note).toMatch(/offset 65536/);
   });
 
-  it.skipIf(!existsSync(inspectorCli))("the MCP Inspector CLI lists the tools and calls run_command", async () => {
+  it("the MCP Inspector CLI lists the tools and calls run_command", async () => {
     // The same technician: its guru mcp reuses the tunnel that `mcp` holds, and
     // closes it on exit, so `mcp` must then recover with a new one.
     const inspector = (...args: string[]) =>

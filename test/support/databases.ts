@@ -7,9 +7,10 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { describe, inject, type ProvidedContext } from "vitest";
+import { afterAll, beforeAll, describe, inject, type ProvidedContext } from "vitest";
 import { openDb, openPgliteDb, type Db } from "../../server/store/db.ts";
 import { migrate } from "../../server/store/migrate.ts";
+import { createStore, type Store } from "../../server/store/index.ts";
 import { ensurePgliteTemplate, templateTarName } from "./pglite-template.ts";
 import { testPgUrl } from "./pg-url.ts";
 
@@ -146,4 +147,29 @@ function provided<K extends keyof ProvidedContext & string>(key: K): ProvidedCon
 function once(fn: () => Promise<void>): () => Promise<void> {
   let done: Promise<void> | undefined;
   return () => (done ??= fn());
+}
+
+/**
+ * A migrated database of the given kind and a store over it for the current
+ * describe block: opened in beforeAll, removed in afterAll. Read `store` and
+ * `testDb` inside hooks and tests, not at collection time.
+ */
+export function useTestStore(kind: TestDbKind): { readonly store: Store; readonly testDb: TestDb } {
+  let testDb: TestDb | undefined;
+  let store: Store | undefined;
+  beforeAll(async () => {
+    testDb = await createTestDb(kind);
+    store = createStore(testDb.db);
+  });
+  afterAll(() => testDb?.cleanup());
+  return {
+    get store() {
+      if (store === undefined) throw new Error("useTestStore: the store is ready only inside hooks and tests");
+      return store;
+    },
+    get testDb() {
+      if (testDb === undefined) throw new Error("useTestStore: the database is ready only inside hooks and tests");
+      return testDb;
+    },
+  };
 }
