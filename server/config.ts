@@ -18,6 +18,7 @@ export const serverOptions = {
   tunnelOpenTimeoutMs: { env: "GURU_TUNNEL_OPEN_TIMEOUT_MS", ...ms("time an agent has to answer TunnelOpen", 10_000) },
   sessionIdleMs: { env: "GURU_SESSION_IDLE_MS", ...ms("a tunnel without activity for this long expires", 4 * 3600_000) },
   sessionSweepIntervalMs: { env: "GURU_SESSION_SWEEP_INTERVAL_MS", ...ms("how often idle tunnels are looked for", 60_000, 10) },
+  tokenCheckCacheMs: { env: "GURU_TOKEN_CHECK_CACHE_MS", ...ms("how long a token the database confirmed is trusted before asking again; a revocation here applies at once, one made by another server process within this time (0: ask every time)", 2_000, 0) },
   tokenTtlSeconds: { env: "GURU_TOKEN_TTL_SECONDS", schema: wholeNumber(60), default: 86_400, describe: "lifetime of technician tokens" },
   execDefaultTimeoutMs: { env: "GURU_EXEC_DEFAULT_TIMEOUT_MS", ...ms("a command's timeout when the caller gives none", 30_000) },
   execMaxTimeoutMs: { env: "GURU_EXEC_MAX_TIMEOUT_MS", ...ms("the longest timeout a caller may ask for", 3600_000) },

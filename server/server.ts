@@ -59,7 +59,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   const store = createStore(db);
   const metrics = createMetrics();
   const keys = await loadOrCreateSigningKeys(store);
-  const tokens = createTokenService({ store, keys, defaultTtlSeconds: config.tokenTtlSeconds });
+  const tokens = createTokenService({ store, keys, defaultTtlSeconds: config.tokenTtlSeconds, checkCacheMs: config.tokenCheckCacheMs });
 
   const registry = createAgentRegistry();
   const router = createInProcessRouter(registry);

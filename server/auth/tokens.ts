@@ -6,7 +6,7 @@ import { GuruError } from "../../lib/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 import type { Principal, Role } from "../domain/principal.ts";
-
+import { createCheckedTokens } from "./checked-tokens.ts";
 
 export interface IssuedToken {
   token: string;
@@ -17,8 +17,17 @@ export interface IssuedToken {
 const issuer = "guru-server";
 const audience = "guru-api";
 
-export function createTokenService(deps: { store: Store; keys: SigningKeys; defaultTtlSeconds: number }) {
+export interface TokenServiceOptions {
+  store: Store;
+  keys: SigningKeys;
+  defaultTtlSeconds: number;
+  /** How long a token the database confirmed is trusted before asking again (0: ask every time). */
+  checkCacheMs?: number;
+}
+
+export function createTokenService(deps: TokenServiceOptions) {
   const { store, keys } = deps;
+  const checked = createCheckedTokens({ ttlMs: deps.checkCacheMs ?? 0 });
 
   async function issue(technicianId: string, ttlSeconds = deps.defaultTtlSeconds): Promise<IssuedToken> {
     const tech = await store.technicians.get(technicianId);
@@ -39,9 +48,11 @@ export function createTokenService(deps: { store: Store; keys: SigningKeys; defa
   }
 
   async function verify(token: string): Promise<Principal> {
+    const known = checked.get(token);
+    if (known !== undefined) return known;
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience, algorithms: [keys.alg] }));
+      ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience, algorithms: [keys.alg], requiredClaims: ["exp", "jti", "sub"] }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new GuruError("unauthenticated", "the token has expired; ask an admin for a new one");
       throw new GuruError("unauthenticated", "the token is not valid (bad signature or format)");
@@ -55,10 +66,19 @@ export function createTokenService(deps: { store: Store; keys: SigningKeys; defa
     // Every token this server signs is recorded; an unrecorded one was not issued here or was swept.
     if (holder === undefined || holder.technicianId !== technicianId) throw new GuruError("unauthenticated", "the token is not known to this server");
     if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked");
-    return { technicianId, name: holder.name, role: holder.role as Role, tokenId };
+    const principal: Principal = { technicianId, name: holder.name, role: holder.role as Role, tokenId };
+    checked.remember(token, principal, (payload.exp ?? 0) * 1000); // exp is a required claim
+    return principal;
   }
 
-  return { issue, verify };
+  /** Revokes a token; false when there is no such token. Takes effect here at once. */
+  async function revoke(tokenId: string): Promise<boolean> {
+    const revoked = await store.tokens.revoke(tokenId);
+    checked.forgetTokenId(tokenId);
+    return revoked;
+  }
+
+  return { issue, verify, revoke };
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;

@@ -38,7 +38,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeToken(principal: Principal, tokenId: string) {
       requireAdmin(principal);
       requireUuid(tokenId, "token id");
-      if (!(await store.tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`);
+      if (!(await tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`);
     },
 
     /** Creates the agent identity and returns its key; only the hash is kept. */

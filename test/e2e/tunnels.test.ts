@@ -92,8 +92,10 @@ describeDatabases("tunnel sessions", (kind) => {
     expect((await errorOf(createApiClients({ url: t.url, token: forged }).agents.listAgents({}))).code).toBe(Code.Unauthenticated);
     const victim = await t.createTech("revoked-tech");
     const issued = await t.admin.admin.issueToken({ technicianId: victim.technicianId, ttlSeconds: 600 });
+    const victimApi = createApiClients({ url: t.url, token: issued.token });
+    await victimApi.agents.listAgents({}); // confirmed and remembered by the server...
     await t.admin.admin.revokeToken({ tokenId: issued.tokenId });
-    const revoked = await errorOf(createApiClients({ url: t.url, token: issued.token }).agents.listAgents({}));
+    const revoked = await errorOf(victimApi.agents.listAgents({})); // ...and still refused at once
     expect(revoked).toEqual({ code: Code.Unauthenticated, message: "the token has been revoked" });
 
     // Force-close by an admin is allowed and audited.
