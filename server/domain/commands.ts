@@ -9,7 +9,7 @@
 // "allowed" when it exited 0 or the caller canceled it.
 import { GuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
-import type { AuditOutcome, CommandAuditRecord } from "../store/audit.ts";
+import type { AuditOutcome, CommandAuditInput } from "../store/audit.ts";
 import type { Store } from "../store/index.ts";
 import type { FailureAlerts } from "./alerts.ts";
 import { isUuid } from "./ids.ts";
@@ -37,7 +37,7 @@ export interface CommandLimits {
 }
 
 export interface CommandServiceOptions {
-  store: Pick<Store, "audit" | "rateLimits">;
+  store: Pick<Store, "audit" | "commands">;
   sessions: Pick<SessionService, "requireActive">;
   remote: RemoteCommands;
   alerts: FailureAlerts;
@@ -91,6 +91,36 @@ export function createCommandService(options: CommandServiceOptions) {
     if (outcome !== "allowed") await alerts.afterFailure(failure);
   }
 
+  /**
+   * The session, rate-limit and audit part of starting a command, in one
+   * database round trip. Started: the audit row exists before the command is
+   * dispatched. Throws when the session is not the caller's active one.
+   */
+  async function begin(principal: Principal, input: CommandInput, row: Omit<CommandAuditInput, "outcome">) {
+    if (isUuid(input.sessionId)) {
+      const began = await store.commands.begin({
+        sessionId: input.sessionId,
+        technicianId: principal.technicianId,
+        rateLimit: { limit: limits.rateLimit, windowMs: limits.rateWindowMs },
+        shell: row.shell ?? null,
+        workingDir: row.workingDir ?? null,
+        command: row.command,
+      });
+      if (began.status !== "no_session") return began;
+    }
+    // Not the caller's active session: the session service says exactly why.
+    await sessions.requireActive(principal, input.sessionId);
+    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`);
+  }
+
+  function rateLimited(retryAfterMs: number): GuruError {
+    return new GuruError(
+      "rate_limited",
+      `rate limit: at most ${limits.rateLimit} commands per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(retryAfterMs / 1000).toFixed(1)} s (${retryAfterMs} ms)`,
+      { details: { retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
+    );
+  }
+
   /** Runs the command; resolves with how it ended, or throws the refusal or failure (audited either way). */
   async function run(principal: Principal, input: CommandInput, io: CommandIo): Promise<RemoteCommandOutcome> {
     const technicianId = principal.technicianId;
@@ -103,18 +133,13 @@ export function createCommandService(options: CommandServiceOptions) {
     };
     let agentId: string | undefined;
     let checked: ReturnType<typeof validate>;
+    let auditId: number;
     try {
       checked = validate(input);
-      agentId = (await sessions.requireActive(principal, input.sessionId)).agentId;
-      const key = `exec:${technicianId}:${agentId}`;
-      const hit = await store.rateLimits.hit(key, { limit: limits.rateLimit, windowMs: limits.rateWindowMs });
-      if (!hit.allowed) {
-        throw new GuruError(
-          "rate_limited",
-          `rate limit: at most ${limits.rateLimit} commands per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(hit.retryAfterMs / 1000).toFixed(1)} s (${hit.retryAfterMs} ms)`,
-          { details: { retryAfterMs: hit.retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
-        );
-      }
+      const began = await begin(principal, input, row);
+      agentId = began.agentId;
+      if (began.status === "rate_limited") throw rateLimited(began.retryAfterMs);
+      auditId = began.auditId;
     } catch (err) {
       const error = toGuruError(err);
       await store.audit.command({ ...row, agentId: agentId ?? null, outcome: "refused", refusalReason: error.message });
@@ -123,9 +148,7 @@ export function createCommandService(options: CommandServiceOptions) {
       throw error;
     }
 
-    // The start row is written while the agent spawns, off the critical path;
-    // the result completes it. A crash mid-command still leaves the row.
-    let startRow: Promise<CommandAuditRecord | undefined> | undefined;
+    let channelId: number | undefined;
     const started = Date.now();
     try {
       const outcome = await remote.run(
@@ -140,20 +163,12 @@ export function createCommandService(options: CommandServiceOptions) {
           env: checked.env,
           maxOutputBytes: limits.maxOutputBytes,
         },
-        {
-          onOutput: io.onOutput,
-          signal: io.signal,
-          onDispatched: (channelId) => {
-            startRow = store.audit.command({ ...row, agentId, channelId, outcome: "allowed" }).catch((err: unknown) => {
-              logger.error({ err, technicianId, agentId }, "could not write a command's audit row");
-              return undefined;
-            });
-          },
-        },
+        { onOutput: io.onOutput, signal: io.signal, onDispatched: (id) => (channelId = id) },
       );
       const outcomeKind: AuditOutcome = (outcome.reason === "exited" && outcome.exitCode === 0) || outcome.reason === "canceled" ? "allowed" : "failed";
-      await complete(startRow, {
+      await store.audit.completeCommand(auditId, {
         outcome: outcomeKind,
+        channelId,
         exitCode: outcome.exitCode,
         exitReason: outcome.reason,
         signal: outcome.signal || null,
@@ -168,18 +183,11 @@ export function createCommandService(options: CommandServiceOptions) {
     } catch (err) {
       const error = toGuruError(err);
       const outcomeKind: AuditOutcome = refusalKinds.has(error.kind) ? "refused" : "failed";
-      const completion = { outcome: outcomeKind, refusalReason: error.message, durationMs: Date.now() - started };
-      if (startRow === undefined) await store.audit.command({ ...row, agentId, ...completion });
-      else await complete(startRow, completion);
+      await store.audit.completeCommand(auditId, { outcome: outcomeKind, channelId, refusalReason: error.message, durationMs: Date.now() - started });
       logger.info({ technicianId, agentId, sessionId: input.sessionId, kind: error.kind, reason: error.message }, `command ${outcomeKind}`);
       await audited(outcomeKind, { technicianId, agentId });
       throw error;
     }
-  }
-
-  async function complete(startRow: Promise<CommandAuditRecord | undefined> | undefined, completion: Parameters<Store["audit"]["completeCommand"]>[1]) {
-    const record = await startRow;
-    if (record !== undefined) await store.audit.completeCommand(record.id, completion);
   }
 
   return { run };

@@ -45,7 +45,7 @@ export interface CommandAuditRecord extends Required<CommandAuditInput> {
 /** What is known once a command ends, for a row written when it started. */
 export type CommandCompletion = Pick<
   CommandAuditInput,
-  "outcome" | "exitCode" | "exitReason" | "signal" | "durationMs" | "stdoutBytes" | "stderrBytes" | "truncated" | "refusalReason"
+  "outcome" | "exitCode" | "exitReason" | "signal" | "durationMs" | "stdoutBytes" | "stderrBytes" | "truncated" | "refusalReason" | "channelId"
 >;
 
 export interface FileAuditInput {
@@ -137,10 +137,10 @@ export function createAuditRepository(db: Db): AuditRepository {
       first<CommandAuditRecord>(
         `UPDATE command_audit SET outcome = COALESCE($2, outcome), exit_code = $3, exit_reason = $4, signal = $5,
            duration_ms = $6, stdout_bytes = $7, stderr_bytes = $8, truncated = COALESCE($9, truncated),
-           refusal_reason = COALESCE($10, refusal_reason)
+           refusal_reason = COALESCE($10, refusal_reason), channel_id = COALESCE($11, channel_id)
          WHERE id = $1 RETURNING ${commandColumns}`,
         [id, r.outcome ?? null, r.exitCode ?? null, r.exitReason ?? null, r.signal ?? null, r.durationMs ?? null,
-          r.stdoutBytes ?? null, r.stderrBytes ?? null, r.truncated ?? null, r.refusalReason ?? null],
+          r.stdoutBytes ?? null, r.stderrBytes ?? null, r.truncated ?? null, r.refusalReason ?? null, r.channelId ?? null],
       ),
     file: (f) =>
       first<FileAuditRecord>(

@@ -2,6 +2,7 @@
 import type { Db } from "./db.ts";
 import { createAgentsRepository, type AgentsRepository } from "./agents.ts";
 import { createAuditRepository, type AuditRepository } from "./audit.ts";
+import { createCommandsRepository, type CommandsRepository } from "./commands.ts";
 import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
 import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
@@ -19,6 +20,7 @@ export interface Store {
   audit: AuditRepository;
   uploads: UploadsRepository;
   rateLimits: RateLimitsRepository;
+  commands: CommandsRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -32,6 +34,7 @@ export function createStore(db: Db): Store {
     audit: createAuditRepository(db),
     uploads: createUploadsRepository(db),
     rateLimits: createRateLimitsRepository(db),
+    commands: createCommandsRepository(db),
   };
 }
 
@@ -48,3 +51,4 @@ export type {
 } from "./audit.ts";
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";
+export type { BeganCommand, BeginCommandInput } from "./commands.ts";

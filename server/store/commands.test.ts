@@ -1,0 +1,54 @@
+import { expect, it } from "vitest";
+import { describeDatabases, useTestStore } from "../../test/support/databases.ts";
+import { seedAgent, seedTechnician } from "../../test/support/store-fixtures.ts";
+
+describeDatabases("beginning a command", (kind) => {
+  const ctx = useTestStore(kind);
+  const rateLimit = { limit: 2, windowMs: 60_000 };
+  const command = (sessionId: string, technicianId: string) => ({ sessionId, technicianId, rateLimit, shell: "sh", workingDir: "/tmp", command: "true" });
+
+  async function activeSession() {
+    const tech = await seedTechnician(ctx.store);
+    const agent = await seedAgent(ctx.store);
+    const session = await ctx.store.sessions.open({ agentId: agent.id, technicianId: tech.id });
+    return { tech, agent, session };
+  }
+
+  it("checks the session, takes the rate-limit hit and writes the audit row in one call", async () => {
+    const { tech, agent, session } = await activeSession();
+    await ctx.testDb.db.query("UPDATE tunnel_sessions SET last_activity_at = now() - interval '1 hour' WHERE id = $1", [session.id]);
+    const began = await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(began).toMatchObject({ status: "started", agentId: agent.id });
+    const rows = await ctx.store.audit.listCommands({ sessionId: session.id });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ technicianId: tech.id, agentId: agent.id, shell: "sh", workingDir: "/tmp", command: "true", outcome: "allowed" });
+    expect(began.status === "started" && rows[0].id).toBe(began.status === "started" && began.auditId);
+    const touched = await ctx.store.sessions.get(session.id);
+    expect(Date.now() - touched!.lastActivityAt.getTime()).toBeLessThan(60_000);
+  });
+
+  it("refuses past the limit with the wait, writing no row and keeping the session", async () => {
+    const { tech, agent, session } = await activeSession();
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    const refused = await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(refused).toMatchObject({ status: "rate_limited", agentId: agent.id });
+    expect(refused.status === "rate_limited" && refused.retryAfterMs).toBeGreaterThan(50_000);
+    expect(await ctx.store.audit.listCommands({ sessionId: session.id })).toHaveLength(2);
+    expect((await ctx.store.sessions.get(session.id))?.status).toBe("active");
+  });
+
+  it("says no_session for another technician's, a closed or an unknown session, and changes nothing", async () => {
+    const { tech, session } = await activeSession();
+    const other = await seedTechnician(ctx.store);
+    const before = await ctx.store.sessions.get(session.id);
+    expect(await ctx.store.commands.begin(command(session.id, other.id))).toEqual({ status: "no_session" });
+    expect(await ctx.store.sessions.get(session.id)).toEqual(before);
+    expect(await ctx.store.commands.begin(command("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab", tech.id))).toEqual({ status: "no_session" });
+    await ctx.store.sessions.close(session.id, { status: "closed", reason: "done" });
+    expect(await ctx.store.commands.begin(command(session.id, tech.id))).toEqual({ status: "no_session" });
+    expect(await ctx.store.audit.listCommands({ sessionId: session.id })).toHaveLength(0);
+    const events = await ctx.testDb.db.query("SELECT count(*)::int AS n FROM rate_limit_events WHERE key LIKE $1", [`exec:${other.id}:%`]);
+    expect(events.rows[0]).toEqual({ n: 0 });
+  });
+});
