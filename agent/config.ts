@@ -13,6 +13,12 @@ export const agentOptions = {
   stateDir: { env: "GURU_AGENT_STATE_DIR", flag: "state-dir", schema: z.string().min(1), default: join(homedir(), ".guru-agent"), describe: "where the agent keeps partial uploads' state and its operation log" },
   backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.string(), default: "info", describe: "log level" },
+  processLauncher: {
+    env: "GURU_PROCESS_LAUNCHER",
+    schema: z.enum(["auto", "launcher", "direct"]),
+    default: "auto" as "auto" | "launcher" | "direct",
+    describe: "how commands are started: from a small launcher process (POSIX; forking from the agent costs more as it grows), directly, or auto (launcher on POSIX)",
+  },
 };
 
 export type AgentConfig = {
@@ -24,6 +30,7 @@ export type AgentConfig = {
   stateDir: string;
   backoffMaxMs: number;
   logLevel: string;
+  processLauncher: "auto" | "launcher" | "direct";
 };
 
 export function loadAgentConfig(sources?: ConfigSources): AgentConfig {

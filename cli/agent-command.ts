@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import { startAgent } from "../agent/agent.ts";
 import { loadAgentConfig } from "../agent/config.ts";
+import { createProcessLauncher } from "../agent/exec/launcher/launcher.ts";
 import { createUploadManager } from "../agent/files/uploads.ts";
 import { createOperationLog } from "../agent/oplog/operation-log.ts";
 import { createPathGuard } from "../agent/policy/path-guard.ts";
@@ -25,6 +26,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const pathGuard = createPathGuard(policy.allowedPaths);
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
   const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: true, abandonedAfterMs: 24 * 3600_000 });
+  const launcher = await createProcessLauncher(config.processLauncher, logger);
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 
   const agent = startAgent({
@@ -33,7 +35,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     logger,
     capabilities,
     backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
-    handlers: { policy, pathGuard, oplog, uploads, chunkBytes: defaultWireLimits.chunkBytes },
+    handlers: { policy, pathGuard, oplog, uploads, launcher, chunkBytes: defaultWireLimits.chunkBytes },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();
@@ -42,6 +44,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   logger.info({ signal }, "agent stopping");
   clearInterval(sweep);
   await agent.close();
+  await launcher.close();
   await oplog.close();
   return 0;
 }

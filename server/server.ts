@@ -187,6 +187,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       await Promise.allSettled(links.map((e) => e.link.closed));
       await listener.close();
       await agentSockets.close();
+      await commands.drain();
       await store.sessions.closeAllActive("server shut down");
       await store.agents.markAllOffline();
       if (givenDb === undefined) await db.close();

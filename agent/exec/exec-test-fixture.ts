@@ -6,22 +6,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../lib/logging.ts";
 import type { LocalPolicy } from "../policy/local-policy.ts";
+import { createDirectLauncher, createForkedLauncher, type ProcessLauncher } from "./launcher/launcher.ts";
 import { createPathGuard } from "../policy/path-guard.ts";
 import { runCommand, type CommandIo, type CommandOutcome, type CommandSpec, type OutputStream, type RunCommandDeps } from "./run-command.ts";
 
+export type LauncherKind = "direct" | "launcher";
+
 export interface ExecFixture {
   root: string;
+  launcher: ProcessLauncher;
   allowed: string;
   deps(overrides?: Partial<Omit<RunCommandDeps, "policy">> & { policy?: Partial<LocalPolicy> }): RunCommandDeps;
   cleanup(): Promise<void>;
 }
 
-export async function createExecFixture(): Promise<ExecFixture> {
+/** A temp dir, and commands started directly or through a launcher process. */
+export async function createExecFixture(kind: LauncherKind = "direct"): Promise<ExecFixture> {
   const root = await realpath(await mkdtemp(join(tmpdir(), "guru-exec-")));
   const allowed = join(root, "allowed");
   await mkdir(allowed);
+  const launcher = kind === "launcher" ? await createForkedLauncher(silentLogger()) : createDirectLauncher(silentLogger());
   return {
     root,
+    launcher,
     allowed,
     deps(overrides = {}) {
       const { policy: policyOverrides, ...rest } = overrides;
@@ -31,9 +38,12 @@ export async function createExecFixture(): Promise<ExecFixture> {
         capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
         ...policyOverrides,
       };
-      return { policy, pathGuard: createPathGuard(policy.allowedPaths), logger: silentLogger(), killGraceMs: 300, ...rest };
+      return { policy, pathGuard: createPathGuard(policy.allowedPaths), logger: silentLogger(), killGraceMs: 300, launcher, ...rest };
     },
-    cleanup: () => rm(root, { recursive: true, force: true }),
+    async cleanup() {
+      await launcher.close();
+      await rm(root, { recursive: true, force: true });
+    },
   };
 }
 

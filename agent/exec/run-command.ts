@@ -28,13 +28,13 @@
 // - onOutput failing (the consumer is gone) kills the tree like a cancel, and
 //   runCommand rejects with that error.
 // - exitCode is -1 when the shell died of a signal; signal is "" otherwise.
-import { spawn, type ChildProcess } from "node:child_process";
 import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import { checkCommand, requireCapability, type LocalPolicy } from "../policy/local-policy.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
+import { createDirectLauncher, LaunchError, type LaunchedProcess, type ProcessLauncher } from "./launcher/launcher.ts";
 import { createProcessTree } from "./process-tree.ts";
 import { defaultShell, shellInvocation, shellNames, type ShellName } from "./shells.ts";
 
@@ -70,6 +70,8 @@ export interface RunCommandDeps {
   policy: LocalPolicy;
   pathGuard: PathGuard;
   platform?: NodeJS.Platform;
+  /** How the shell is started; default: child_process.spawn from this process. */
+  launcher?: ProcessLauncher;
   logger: Logger;
   /** Between SIGTERM and SIGKILL on timeout or cancel. */
   killGraceMs?: number;
@@ -96,31 +98,25 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
 
   const shell = spec.shell ?? defaultShell(platform);
   const invocation = shellInvocation(shell, spec.command, platform);
-  let child: ChildProcess;
+  let child: LaunchedProcess;
   try {
-    child = spawn(invocation.file, invocation.args, {
+    child = await (deps.launcher ?? createDirectLauncher(deps.logger)).launch(invocation.file, invocation.args, {
       cwd,
-      // undefined lets Node pass its own environment without copying it.
+      // undefined: the agent's own environment, passed on without a copy.
       env: spec.env === undefined ? undefined : { ...process.env, ...spec.env },
-      stdio: ["ignore", "pipe", "pipe"],
       // POSIX: lead a new process group, so the tree can be killed as one.
       detached: platform !== "win32",
-      windowsHide: true,
       windowsVerbatimArguments: invocation.windowsVerbatimArguments,
     });
   } catch (err) {
-    // Node refuses some arguments synchronously (a NUL byte in an env value).
-    throw new GuruError("invalid", `the command cannot be started: ${(err as Error).message}`, { cause: err });
+    throw err instanceof LaunchError ? launchError(err, shell) : err;
   }
-  if (child.pid === undefined) {
-    const err = await new Promise<Error>((resolve) => child.once("error", resolve));
-    throw spawnError(err, shell);
-  }
-  return supervise(child, child.pid, spec, io, deps, platform, startedAt);
+  return supervise(child, spec, io, deps, platform, startedAt);
 }
 
-function supervise(child: ChildProcess, pid: number, spec: CommandSpec, io: CommandIo, deps: RunCommandDeps, platform: NodeJS.Platform, startedAt: number) {
+function supervise(child: LaunchedProcess, spec: CommandSpec, io: CommandIo, deps: RunCommandDeps, platform: NodeJS.Platform, startedAt: number) {
   const { logger } = deps;
+  const pid = child.pid;
   const killGraceMs = deps.killGraceMs ?? defaultKillGraceMs;
   const leftoverPipeGraceMs = deps.leftoverPipeGraceMs ?? defaultLeftoverPipeGraceMs;
   const tree = createProcessTree(pid, platform, logger);
@@ -145,6 +141,8 @@ function supervise(child: ChildProcess, pid: number, spec: CommandSpec, io: Comm
     const deadline = setTimeout(() => end("timed_out"), Math.max(0, spec.timeoutMs - (performance.now() - startedAt)));
     const onAbort = () => end("canceled");
     io.signal.addEventListener("abort", onAbort, { once: true });
+    // Canceled while the process was being started.
+    if (io.signal.aborted) queueMicrotask(onAbort);
 
     function end(why: "timed_out" | "canceled") {
       if (settled || ended !== null) return;
@@ -182,7 +180,7 @@ function supervise(child: ChildProcess, pid: number, spec: CommandSpec, io: Comm
       }, leftoverPipeGraceMs);
     }
 
-    child.on("exit", (code, signal) => {
+    void child.exited.then(({ code, signal }) => {
       exited = true;
       exitCode = code;
       exitSignal = signal;
@@ -194,7 +192,6 @@ function supervise(child: ChildProcess, pid: number, spec: CommandSpec, io: Comm
       if (openPipes > 0) armPipeTimer();
       maybeFinish();
     });
-    child.on("error", (err) => logger.warn({ err, pid }, "command process error"));
 
     const pump = (name: OutputStream, stream: Readable) => {
       stream.on("data", (chunk: Buffer) => {
@@ -214,6 +211,7 @@ function supervise(child: ChildProcess, pid: number, spec: CommandSpec, io: Comm
         openPipes--;
         maybeFinish();
       });
+      stream.resume();
     };
 
     function deliver(name: OutputStream, stream: Readable, data: Uint8Array) {
@@ -298,12 +296,14 @@ async function resolveWorkingDir(workingDir: string | undefined, pathGuard: Path
   return dir;
 }
 
-function spawnError(err: Error, shell: ShellName): GuruError {
-  const code = (err as NodeJS.ErrnoException).code;
+function launchError(err: LaunchError, shell: ShellName): GuruError {
+  const code = err.code;
   // The working directory was checked just before, so ENOENT names the shell.
   if (code === "ENOENT") return new GuruError("invalid", `shell ${shell} is not installed on this agent`, { cause: err, details: { shell } });
   if (code === "EAGAIN" || code === "EMFILE" || code === "ENFILE" || code === "ENOMEM") {
     return new GuruError("unavailable", `the agent cannot start a process right now (${code})`, { cause: err });
   }
-  return new GuruError("internal", `the command could not be started (${code ?? err.message})`, { cause: err });
+  // Node refuses some arguments before starting anything (a NUL byte in an env value).
+  if (code.startsWith("ERR_INVALID_ARG")) return new GuruError("invalid", `the command cannot be started: ${err.message}`, { cause: err });
+  return new GuruError("internal", `the command could not be started (${code}: ${err.message})`, { cause: err });
 }

@@ -5,6 +5,7 @@ import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { Channel } from "../../lib/wire/link.ts";
 import type { UploadManager } from "../files/uploads.ts";
+import type { ProcessLauncher } from "../exec/launcher/launcher.ts";
 import type { OperationLog } from "../oplog/operation-log.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import type { LocalPolicy } from "../policy/local-policy.ts";
@@ -19,6 +20,7 @@ export interface HandlerContext {
   pathGuard: PathGuard;
   oplog: OperationLog;
   uploads: UploadManager;
+  launcher: ProcessLauncher;
   chunkBytes: number;
 }
 

@@ -50,7 +50,7 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
         onOutput: (stream, data) => channel.sendData(data, { stream: stream === "stdout" ? OutputStream.STDOUT : OutputStream.STDERR }),
         signal: channel.signal,
       },
-      { policy: ctx.policy, pathGuard: ctx.pathGuard, logger: ctx.logger },
+      { policy: ctx.policy, pathGuard: ctx.pathGuard, launcher: ctx.launcher, logger: ctx.logger },
     );
     channel.sendResult({
       case: "exec",

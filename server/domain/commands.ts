@@ -9,7 +9,7 @@
 // "allowed" when it exited 0 or the caller canceled it.
 import { GuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
-import type { AuditOutcome, CommandAuditInput } from "../store/audit.ts";
+import type { AuditOutcome, CommandAuditInput, CommandCompletion } from "../store/audit.ts";
 import type { Store } from "../store/index.ts";
 import type { FailureAlerts } from "./alerts.ts";
 import { isUuid } from "./ids.ts";
@@ -166,7 +166,10 @@ export function createCommandService(options: CommandServiceOptions) {
         { onOutput: io.onOutput, signal: io.signal, onDispatched: (id) => (channelId = id) },
       );
       const outcomeKind: AuditOutcome = (outcome.reason === "exited" && outcome.exitCode === 0) || outcome.reason === "canceled" ? "allowed" : "failed";
-      await store.audit.completeCommand(auditId, {
+      // Write-behind: the row (who ran what, where) was written before the
+      // command was dispatched; its result is filled in while the caller
+      // already has the answer. drain() waits for these writes.
+      afterAnswer(auditId, outcomeKind, { technicianId, agentId }, {
         outcome: outcomeKind,
         channelId,
         exitCode: outcome.exitCode,
@@ -178,7 +181,6 @@ export function createCommandService(options: CommandServiceOptions) {
         truncated: outcome.truncated,
       });
       logger.debug({ technicianId, agentId, sessionId: input.sessionId, ...outcome }, "command finished");
-      await audited(outcomeKind, { technicianId, agentId });
       return outcome;
     } catch (err) {
       const error = toGuruError(err);
@@ -190,7 +192,24 @@ export function createCommandService(options: CommandServiceOptions) {
     }
   }
 
-  return { run };
+  const completing = new Set<Promise<void>>();
+
+  /** Completes the audit row, then counts the outcome (failures feed the alert, which reads the rows). */
+  function afterAnswer(auditId: number, outcome: AuditOutcome, failure: { technicianId: string; agentId?: string }, completion: CommandCompletion): void {
+    const write = store.audit
+      .completeCommand(auditId, { ...completion, outcome })
+      .then(() => audited(outcome, failure))
+      .catch((err: unknown) => logger.error({ err, auditId, ...failure }, "could not complete a command's audit row"))
+      .finally(() => completing.delete(write));
+    completing.add(write);
+  }
+
+  /** Resolves once every audit write for commands that already answered is done (shutdown, tests). */
+  async function drain(): Promise<void> {
+    while (completing.size > 0) await Promise.all(completing);
+  }
+
+  return { run, drain };
 }
 
 export type CommandService = ReturnType<typeof createCommandService>;

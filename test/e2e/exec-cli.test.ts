@@ -54,6 +54,7 @@ describeDatabases("guru run", (kind) => {
     expect(run.stdout()).toBe(execFileSync("uname", ["-a"]).toString());
     const { sessions } = await api.sessions.listSessions({ agentId: agent.agentId, status: SessionStatus.ACTIVE });
     expect(sessions).toHaveLength(0);
+    await t.server.commands.drain(); // results are written just after the answer
     const rows = await t.server.store.audit.listCommands({ agentId: agent.agentId });
     expect(rows[0]).toMatchObject({ command: "uname -a", outcome: "allowed", exitCode: 0 });
   });
@@ -67,6 +68,7 @@ describeDatabases("guru run", (kind) => {
       expect(run.stderr()).toBe("err\n");
       const status = await api.sessions.getTunnelStatus({ sessionId });
       expect(status.session?.status).toBe(SessionStatus.ACTIVE);
+      await t.server.commands.drain(); // results are written just after the answer
       expect((await t.server.store.audit.listCommands({ sessionId }))[0].command).toBe("echo out; echo err >&2; exit 3");
     } finally {
       await api.sessions.closeTunnel({ sessionId });

@@ -33,6 +33,7 @@ describeDatabases("remote commands", (kind) => {
     // "first" arrived while the command still slept.
     expect(got.resultTime - got.chunkTimes[0]).toBeGreaterThan(700);
 
+    await t.server.commands.drain(); // results are written just after the answer
     const [row] = await t.server.store.audit.listCommands({ sessionId });
     expect(row).toMatchObject({
       technicianId,
@@ -65,6 +66,7 @@ describeDatabases("remote commands", (kind) => {
     const env = await api.exec.runCommand({ sessionId, command: 'echo "$GREETING" "$(pwd)"', env: { GREETING: "hi" }, workingDir: t.tempDir });
     expect(Buffer.from(env.stdout).toString().trim()).toBe(`hi ${t.tempDir}`);
 
+    await t.server.commands.drain(); // results are written just after the answer
     const rows = await t.server.store.audit.listCommands({ sessionId });
     expect(rows.map((r) => [r.outcome, r.exitCode, r.exitReason, r.signal])).toEqual([
       ["allowed", 0, "exited", null],
@@ -85,6 +87,7 @@ describeDatabases("remote commands", (kind) => {
     expect(got.resultTime).toBeLessThan(5000);
     expect(pids).toHaveLength(2);
     await waitDead(pids);
+    await t.server.commands.drain(); // results are written just after the answer
     const [row] = await t.server.store.audit.listCommands({ sessionId });
     expect(row).toMatchObject({ outcome: "failed", exitReason: "timed_out" });
   });
@@ -128,6 +131,7 @@ describeDatabases("remote commands", (kind) => {
     const streamed = await collectStream(api.exec.streamCommand({ sessionId, command: "head -c 52428800 /dev/zero" }));
     expect(streamed.stdout.length).toBe(MiB);
     expect(streamed.result?.truncated).toBe(true);
+    await t.server.commands.drain(); // results are written just after the answer
     const [row] = await t.server.store.audit.listCommands({ sessionId });
     expect(row.truncated).toBe(true);
     expect(Number(row.stdoutBytes)).toBe(50 * MiB);
@@ -145,6 +149,7 @@ describeDatabases("remote commands", (kind) => {
     expect(Date.now() - started).toBeLessThan(2900);
     expect(many.map((r) => Buffer.from(r.stdout).toString())).toEqual(Array.from({ length: 20 }, (_, i) => `${i}\n`));
     expect(Buffer.from((await slow).stdout).toString()).toBe("slow\n");
+    await t.server.commands.drain(); // results are written just after the answer
     const rows = await t.server.store.audit.listCommands({ sessionId });
     expect(rows).toHaveLength(22);
     expect(new Set(rows.map((r) => r.channelId)).size).toBe(22);

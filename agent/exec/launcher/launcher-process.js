@@ -1,0 +1,88 @@
+// The agent's process launcher: a small child process of the agent that
+// starts commands on its behalf (POSIX only). fork() copies the parent's page
+// tables, so starting a process costs time in proportion to the parent's
+// memory: about 3 ms from the agent (~110 MB), about 1 ms from a bare Node,
+// and more again while a transfer has grown the agent's heap. Commands fork
+// from here instead, and the agent's event loop is not held while they do.
+//
+// Plain JavaScript on purpose: a .ts file would load Node's TypeScript
+// stripper, which would double this process's memory and with it the cost it
+// exists to avoid. It imports node:child_process and nothing else.
+//
+// Protocol on the IPC channel (see launcher.ts, the agent's side):
+//   agent → here: { type: "stdio", id, stream: "stdout" | "stderr" } with a
+//     socket as the handle (its peer is read by the agent), twice, then
+//     { type: "launch", id, file, args, cwd, env, detached }
+//   here → agent: { type: "spawned", id, pid } or { type: "failed", id, code,
+//     message }, then { type: "exit", id, code, signal }
+// When the agent goes away (the IPC channel closes), every process group
+// started here is killed and this process exits: nothing outlives the agent.
+import { spawn } from "node:child_process";
+
+/** id → { stdout, stderr } sockets waiting for their launch message. */
+const stdio = new Map();
+/** pids of running process groups (detached launches), for the agent's exit. */
+const groups = new Set();
+
+function send(message) {
+  if (process.connected) process.send(message);
+}
+
+function closeStdio(id) {
+  const pair = stdio.get(id);
+  stdio.delete(id);
+  pair?.stdout?.destroy();
+  pair?.stderr?.destroy();
+}
+
+function launch({ id, file, args, cwd, env, detached }) {
+  const pair = stdio.get(id);
+  if (pair?.stdout === undefined || pair?.stderr === undefined) {
+    closeStdio(id);
+    send({ type: "failed", id, code: "EPROTO", message: "the launch arrived without its output sockets" });
+    return;
+  }
+  let child;
+  try {
+    child = spawn(file, args, { cwd, env: env ?? undefined, detached, stdio: ["ignore", pair.stdout, pair.stderr] });
+  } catch (err) {
+    closeStdio(id);
+    send({ type: "failed", id, code: err.code ?? "EINVAL", message: err.message });
+    return;
+  }
+  // The child holds its own copies of the sockets now.
+  closeStdio(id);
+  if (child.pid === undefined) {
+    child.once("error", (err) => send({ type: "failed", id, code: err.code ?? "EUNKNOWN", message: err.message }));
+    return;
+  }
+  const pid = child.pid;
+  if (detached) groups.add(pid);
+  send({ type: "spawned", id, pid });
+  child.on("error", () => {}); // reported through exit; nothing else can happen after a successful spawn
+  child.on("exit", (code, signal) => {
+    groups.delete(pid);
+    send({ type: "exit", id, code, signal });
+  });
+}
+
+process.on("message", (message, handle) => {
+  if (message?.type === "stdio") {
+    const pair = stdio.get(message.id) ?? {};
+    pair[message.stream === "stderr" ? "stderr" : "stdout"] = handle;
+    stdio.set(message.id, pair);
+  } else if (message?.type === "launch") {
+    launch(message);
+  }
+});
+
+process.on("disconnect", () => {
+  for (const pid of groups) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  process.exit(0);
+});

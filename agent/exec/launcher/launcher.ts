@@ -1,0 +1,192 @@
+// Starting a command's process: directly with child_process.spawn, or (POSIX)
+// through the launcher process (launcher-process.js says why), which the
+// agent forks once and restarts if it dies. Both give the same thing back: a
+// pid, the output streams, and the exit.
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Socket } from "node:net";
+import type { Readable } from "node:stream";
+import { GuruError } from "../../../lib/errors.ts";
+import type { Logger } from "../../../lib/logging.ts";
+import { createSocketPairs, type SocketPairs } from "./socket-pairs.ts";
+
+export interface LaunchOptions {
+  cwd: string;
+  /** undefined: the agent's own environment. */
+  env?: NodeJS.ProcessEnv;
+  /** POSIX: lead a new process group (its id is the pid). */
+  detached: boolean;
+  windowsVerbatimArguments?: boolean;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LaunchedProcess {
+  readonly pid: number;
+  /** Paused: attach listeners, then call resume() (a 'data' listener alone may not start it). */
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves once, when the process exited. */
+  readonly exited: Promise<ProcessExit>;
+}
+
+export interface ProcessLauncher {
+  /** Rejects with the spawn error (an errno-style `code`) when the process could not be started. */
+  launch(file: string, args: string[], options: LaunchOptions): Promise<LaunchedProcess>;
+  close(): Promise<void>;
+}
+
+/** An error as spawn reports it: a message and an errno-style code (ENOENT, EAGAIN...). */
+export class LaunchError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** child_process.spawn from this process. */
+export function createDirectLauncher(logger: Logger): ProcessLauncher {
+  return {
+    async launch(file, args, options) {
+      let child: ChildProcess;
+      try {
+        child = spawn(file, args, {
+          cwd: options.cwd,
+          env: options.env,
+          stdio: ["ignore", "pipe", "pipe"],
+          detached: options.detached,
+          windowsHide: true,
+          windowsVerbatimArguments: options.windowsVerbatimArguments,
+        });
+      } catch (err) {
+        // Node refuses some arguments synchronously (a NUL byte in an env value).
+        throw new LaunchError((err as NodeJS.ErrnoException).code ?? "EINVAL", (err as Error).message);
+      }
+      if (child.pid === undefined) {
+        const err = await new Promise<NodeJS.ErrnoException>((resolve) => child.once("error", resolve));
+        throw new LaunchError(err.code ?? "EUNKNOWN", err.message);
+      }
+      const pid = child.pid;
+      child.on("error", (err) => logger.warn({ err, pid }, "command process error"));
+      const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+      const stdout = (child.stdout as Readable).pause();
+      const stderr = (child.stderr as Readable).pause();
+      return { pid, stdout, stderr, exited };
+    },
+    async close() {},
+  };
+}
+
+type LauncherMessage =
+  | { type: "spawned"; id: number; pid: number }
+  | { type: "failed"; id: number; code: string; message: string }
+  | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null };
+
+interface Pending {
+  spawned(pid: number): void;
+  failed(err: LaunchError): void;
+  exit(exit: ProcessExit): void;
+}
+
+const launcherScript = fileURLToPath(new URL("./launcher-process.js", import.meta.url));
+
+/**
+ * Commands fork from a small launcher process instead of from the agent.
+ * If the launcher dies, its running commands are reported as killed and the
+ * next launch starts a new one.
+ */
+export async function createForkedLauncher(logger: Logger): Promise<ProcessLauncher> {
+  const pairs: SocketPairs = await createSocketPairs();
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let child: ChildProcess | undefined;
+  let closed = false;
+
+  function start(): ChildProcess {
+    // No execArgv: the agent's own flags (inspectors, profilers) are not the launcher's.
+    const launcher = fork(launcherScript, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json" });
+    launcher.on("message", (m: LauncherMessage) => {
+      const p = pending.get(m.id);
+      if (p === undefined) return;
+      if (m.type === "spawned") p.spawned(m.pid);
+      else if (m.type === "failed") {
+        pending.delete(m.id);
+        p.failed(new LaunchError(m.code, m.message));
+      } else if (m.type === "exit") {
+        pending.delete(m.id);
+        p.exit({ code: m.code, signal: m.signal });
+      }
+    });
+    launcher.on("error", (err) => logger.warn({ err }, "the process launcher failed"));
+    launcher.once("exit", (code, signal) => {
+      if (child === launcher) child = undefined;
+      if (!closed) logger.warn({ code, signal }, "the process launcher exited; the next command starts a new one");
+      // Its commands were killed with it (it kills their groups when it goes).
+      for (const [id, p] of pending) {
+        pending.delete(id);
+        p.failed(new LaunchError("ECHILD", "the process launcher exited"));
+        p.exit({ code: null, signal: "SIGKILL" });
+      }
+    });
+    return launcher;
+  }
+
+  function sendTo(launcher: ChildProcess, message: object, handle?: Socket): Promise<void> {
+    return new Promise((resolve, reject) => {
+      launcher.send(message, handle, (err: Error | null) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  return {
+    async launch(file, args, options) {
+      if (closed) throw new GuruError("unavailable", "the agent is shutting down");
+      const launcher = (child ??= start());
+      const id = nextId++;
+      const [out, err] = await Promise.all([pairs.create(), pairs.create()]);
+      let onExit!: (exit: ProcessExit) => void;
+      const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
+      const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
+      try {
+        // One channel, so the launcher gets the sockets before the launch.
+        const sent = Promise.all([
+          sendTo(launcher, { type: "stdio", id, stream: "stdout" }, out.writeEnd),
+          sendTo(launcher, { type: "stdio", id, stream: "stderr" }, err.writeEnd),
+          sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
+        ]);
+        const [pid] = await Promise.all([spawned, sent]);
+        return { pid, stdout: out.readEnd, stderr: err.readEnd, exited };
+      } catch (e) {
+        pending.delete(id);
+        for (const socket of [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd]) socket.destroy();
+        if (e instanceof LaunchError) throw e;
+        throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
+      }
+    },
+    async close() {
+      closed = true;
+      const launcher = child;
+      child = undefined;
+      if (launcher !== undefined && launcher.exitCode === null) {
+        const gone = new Promise((resolve) => launcher.once("exit", resolve));
+        launcher.disconnect();
+        await gone;
+      }
+      await pairs.close();
+    },
+  };
+}
+
+/** The launcher for this platform and choice; falls back to direct when the launcher cannot be set up. */
+export async function createProcessLauncher(choice: "auto" | "launcher" | "direct", logger: Logger, platform = process.platform): Promise<ProcessLauncher> {
+  if (choice === "direct" || (choice === "auto" && platform === "win32")) return createDirectLauncher(logger);
+  try {
+    return await createForkedLauncher(logger);
+  } catch (err) {
+    logger.warn({ err }, "the process launcher could not be set up; commands start directly from the agent");
+    return createDirectLauncher(logger);
+  }
+}
