@@ -196,8 +196,10 @@ export function createCommandService(options: CommandServiceOptions) {
 
   /** Completes the audit row, then counts the outcome (failures feed the alert, which reads the rows). */
   function afterAnswer(auditId: number, outcome: AuditOutcome, failure: { technicianId: string; agentId?: string }, completion: CommandCompletion): void {
-    const write = store.audit
-      .completeCommand(auditId, { ...completion, outcome })
+    // A macrotask later: the answer is on its way before the write starts
+    // (the embedded database runs on this thread).
+    const write = new Promise((resolve) => setImmediate(resolve))
+      .then(() => store.audit.completeCommand(auditId, { ...completion, outcome }))
       .then(() => audited(outcome, failure))
       .catch((err: unknown) => logger.error({ err, auditId, ...failure }, "could not complete a command's audit row"))
       .finally(() => completing.delete(write));

@@ -11,8 +11,8 @@
 //
 // Protocol on the IPC channel (see launcher.ts, the agent's side):
 //   agent → here: { type: "stdio", id, stream: "stdout" | "stderr" } with a
-//     socket as the handle (its peer is read by the agent), twice, then
-//     { type: "launch", id, file, args, cwd, env, detached }
+//     socket as the handle (its peer is read by the agent), twice, ahead of
+//     time; later { type: "launch", id, file, args, cwd, env, detached }
 //   here → agent: { type: "spawned", id, pid } or { type: "failed", id, code,
 //     message }, then { type: "exit", id, code, signal }
 // When the agent goes away (the IPC channel closes), every process group

@@ -94,14 +94,30 @@ interface Pending {
 
 const launcherScript = fileURLToPath(new URL("./launcher-process.js", import.meta.url));
 
+/** Output sockets already handed to a launcher, ready for its next command. */
+interface PreparedStdio {
+  id: number;
+  launcher: ChildProcess;
+  stdout: Socket;
+  stderr: Socket;
+}
+
+export interface ForkedLauncherOptions {
+  /** Output socket pairs kept ready in the launcher, so a launch is one message. */
+  preparedStdio?: number;
+}
+
 /**
  * Commands fork from a small launcher process instead of from the agent.
  * If the launcher dies, its running commands are reported as killed and the
  * next launch starts a new one.
  */
-export async function createForkedLauncher(logger: Logger): Promise<ProcessLauncher> {
+export async function createForkedLauncher(logger: Logger, options: ForkedLauncherOptions = {}): Promise<ProcessLauncher> {
+  const preparedTarget = options.preparedStdio ?? 4;
   const pairs: SocketPairs = await createSocketPairs();
   const pending = new Map<number, Pending>();
+  let prepared: PreparedStdio[] = [];
+  let refilling = false;
   let nextId = 1;
   let child: ChildProcess | undefined;
   let closed = false;
@@ -125,6 +141,7 @@ export async function createForkedLauncher(logger: Logger): Promise<ProcessLaunc
     launcher.once("exit", (code, signal) => {
       if (child === launcher) child = undefined;
       if (!closed) logger.warn({ code, signal }, "the process launcher exited; the next command starts a new one");
+      discardPrepared();
       // Its commands were killed with it (it kills their groups when it goes).
       for (const [id, p] of pending) {
         pending.delete(id);
@@ -141,33 +158,83 @@ export async function createForkedLauncher(logger: Logger): Promise<ProcessLaunc
     });
   }
 
+  /** Two socket pairs, their write ends handed to the launcher under a new id. */
+  async function prepareStdio(launcher: ChildProcess): Promise<PreparedStdio> {
+    const id = nextId++;
+    const [out, err] = await Promise.all([pairs.create(), pairs.create()]);
+    try {
+      await Promise.all([
+        sendTo(launcher, { type: "stdio", id, stream: "stdout" }, out.writeEnd),
+        sendTo(launcher, { type: "stdio", id, stream: "stderr" }, err.writeEnd),
+      ]);
+    } catch (e) {
+      for (const socket of [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd]) socket.destroy();
+      throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
+    }
+    return { id, launcher, stdout: out.readEnd, stderr: err.readEnd };
+  }
+
+  function discardPrepared(): void {
+    for (const p of prepared) {
+      p.stdout.destroy();
+      p.stderr.destroy();
+    }
+    prepared = [];
+  }
+
+  /** Tops the prepared sockets up in the background, off every command's path. */
+  function refill(): void {
+    if (refilling || closed) return;
+    refilling = true;
+    void (async () => {
+      try {
+        while (!closed && child !== undefined && prepared.length < preparedTarget) {
+          const next = await prepareStdio(child);
+          if (closed || next.launcher !== child) {
+            next.stdout.destroy();
+            next.stderr.destroy();
+            return;
+          }
+          prepared.push(next);
+        }
+      } catch (err) {
+        logger.debug({ err }, "could not prepare output sockets for the launcher; the next command makes its own");
+      } finally {
+        refilling = false;
+      }
+    })();
+  }
+
+  child = start();
+  refill();
+
   return {
     async launch(file, args, options) {
       if (closed) throw new GuruError("unavailable", "the agent is shutting down");
       const launcher = (child ??= start());
-      const id = nextId++;
-      const [out, err] = await Promise.all([pairs.create(), pairs.create()]);
+      const stdio = prepared.shift() ?? (await prepareStdio(launcher));
+      refill();
+      const { id } = stdio;
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
       const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
       try {
-        // One channel, so the launcher gets the sockets before the launch.
-        const sent = Promise.all([
-          sendTo(launcher, { type: "stdio", id, stream: "stdout" }, out.writeEnd),
-          sendTo(launcher, { type: "stdio", id, stream: "stderr" }, err.writeEnd),
+        const [pid] = await Promise.all([
+          spawned,
           sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
         ]);
-        const [pid] = await Promise.all([spawned, sent]);
-        return { pid, stdout: out.readEnd, stderr: err.readEnd, exited };
+        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited };
       } catch (e) {
         pending.delete(id);
-        for (const socket of [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd]) socket.destroy();
+        stdio.stdout.destroy();
+        stdio.stderr.destroy();
         if (e instanceof LaunchError) throw e;
         throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
       }
     },
     async close() {
       closed = true;
+      discardPrepared();
       const launcher = child;
       child = undefined;
       if (launcher !== undefined && launcher.exitCode === null) {
