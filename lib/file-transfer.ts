@@ -12,8 +12,13 @@ import type { ApiClients } from "./api-client.ts";
 import { GuruError } from "./errors.ts";
 
 const MiB = 1024 * 1024;
-/** 8 MiB per UploadChunk: few calls per GiB, well below the server's 16 MiB read limit. */
-export const defaultUploadChunkBytes = 8 * MiB;
+/**
+ * About 8 MiB per UploadChunk: few calls per GiB, well below the server's 16
+ * MiB read limit. 64 bytes short of 8 MiB so that the encoded request (upload
+ * id, offset, tags: under 64 bytes) fits the protobuf writer's power-of-two
+ * buffer; at a round 8 MiB it grows to a zero-filled 16 MiB on every call.
+ */
+export const defaultUploadChunkBytes = 8 * MiB - 64;
 
 export interface TransferProgress {
   /** Bytes in place (uploads: accepted by the server; downloads: written locally). */
@@ -85,6 +90,7 @@ export async function uploadFile(o: UploadOptions) {
   const chunkBytes = o.chunkBytes ?? defaultUploadChunkBytes;
   const depth = o.depth ?? 2;
   let uploadId = o.uploadId;
+  const free: Buffer[] = [];
   const file = await open(o.localPath, "r");
   try {
     return await withRetries(o.retry ?? defaultRetry, async () => {
@@ -107,8 +113,10 @@ export async function uploadFile(o: UploadOptions) {
       let failed: unknown;
       while (offset < size && failed === undefined) {
         const n = Math.min(chunkBytes, size - offset);
-        // A fresh buffer per call: the previous one may still be on its way.
-        const data = Buffer.allocUnsafe(n);
+        // A buffer is reused only once its call has settled (at most `depth` exist):
+        // fresh 8 MiB buffers per call cost page faults and full GCs.
+        const buffer = free.pop() ?? Buffer.allocUnsafe(chunkBytes);
+        const data = buffer.subarray(0, n);
         const { bytesRead } = await file.read(data, 0, n, offset);
         if (bytesRead !== n) throw new GuruError("conflict", `${o.localPath} changed while being uploaded`);
         const call = o.api.files.uploadChunk({ uploadId: id, offset: BigInt(offset), data }).then(
@@ -117,7 +125,10 @@ export async function uploadFile(o: UploadOptions) {
         );
         offset += n;
         inflight.add(call);
-        void call.finally(() => inflight.delete(call));
+        void call.finally(() => {
+          inflight.delete(call);
+          free.push(buffer);
+        });
         if (inflight.size >= depth) await Promise.race(inflight);
       }
       await Promise.all(inflight);

@@ -24,6 +24,12 @@ export interface ReadRangeRequest {
 export interface ReadRangeOptions {
   chunkBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Read every chunk into the same buffer: for a consumer that is done with a
+   * chunk once it asks for the next (e.g. it copies it into a frame). Saves a
+   * fresh buffer per chunk (page faults, and GC driven by external memory).
+   */
+  reuseBuffer?: boolean;
 }
 
 export interface ReadRangeSummary {
@@ -85,10 +91,12 @@ export async function readFileRange(guard: PathGuard, request: ReadRangeRequest,
   async function* generate(): AsyncGenerator<{ offset: number; data: Uint8Array }> {
     try {
       let position = offset;
+      let shared: Buffer | undefined;
       while (position < end) {
         if (options.signal?.aborted) throw new GuruError("canceled", "the download was canceled", { cause: options.signal.reason });
-        // A fresh buffer per chunk: the consumer may still hold the previous one (queued on a socket).
-        const data = Buffer.allocUnsafe(Math.min(chunkBytes, end - position));
+        // A fresh buffer per chunk unless the consumer said otherwise: it may still hold the previous one (queued on a socket).
+        const n = Math.min(chunkBytes, end - position);
+        const data = options.reuseBuffer ? (shared ??= Buffer.allocUnsafe(n)).subarray(0, n) : Buffer.allocUnsafe(n);
         let filled = 0;
         while (filled < data.length) {
           const { bytesRead } = await handle.read(data, filled, data.length - filled, position + filled).catch((err: unknown) => {

@@ -84,13 +84,24 @@ export async function handleListDirectory(channel: Channel, req: ListDirectoryRe
   });
 }
 
+/**
+ * Download chunks 64 bytes short of the wire chunk: the server re-encodes each
+ * as a ReadFileResponse (offset, tags: under 64 bytes), and at that size the
+ * message fits the protobuf writer's power-of-two buffer instead of growing it
+ * to a zero-filled twice the size for every chunk.
+ */
+function readChunkBytes(wireChunkBytes: number): number {
+  return wireChunkBytes > 4096 ? wireChunkBytes - 64 : wireChunkBytes;
+}
+
 export async function handleFileRead(channel: Channel, req: FileReadRequest, ctx: HandlerContext): Promise<void> {
   const detail = { path: req.path, offset: Number(req.offset), length: Number(req.length) };
   await audited(ctx, req.sessionId, "read", detail, async () => {
     const read = await readFileRange(
       ctx.pathGuard,
       { path: req.path, offset: Number(req.offset), length: Number(req.length) },
-      { chunkBytes: ctx.chunkBytes, signal: channel.signal },
+      // sendData copies each chunk into its frame before it resolves, so one read buffer serves every chunk.
+      { chunkBytes: readChunkBytes(ctx.chunkBytes), signal: channel.signal, reuseBuffer: true },
     );
     channel.sendEvent({ case: "fileReadInfo", value: create(FileReadInfoSchema, { path: read.info.path, size: BigInt(read.info.size), mimeType: read.info.mimeType }) });
     for await (const chunk of read.chunks()) {
@@ -103,6 +114,9 @@ export async function handleFileRead(channel: Channel, req: FileReadRequest, ctx
     });
   });
 }
+
+/** Bytes of an upload handed to the writer and not yet on disk, at most (two wire frames). */
+const maxWritesAheadBytes = 2 * 1024 * 1024;
 
 export async function handleFileWrite(channel: Channel, req: FileWriteRequest, ctx: HandlerContext): Promise<void> {
   const detail = { path: req.path, uploadId: req.uploadId, size: Number(req.size) };
@@ -119,11 +133,34 @@ export async function handleFileWrite(channel: Channel, req: FileWriteRequest, c
       channel.sendEvent({ case: "fileWriteProgress", value: create(FileWriteProgressSchema, { committedOffset: BigInt(committedOffset) }) });
     progress(writer.committedOffset);
     let settled = false;
+    // Writes are pipelined: the next frame is taken (and credited) while the
+    // previous ones are still on their way to disk, so the server never waits
+    // for our write + hash to finish before it may send more. The writer runs
+    // them in order; at most maxWritesAheadBytes wait, and the first failure
+    // ends the upload as before.
+    const writing: { done: Promise<void>; bytes: number }[] = [];
+    let writingBytes = 0;
+    let writeFailure: { error: unknown } | undefined;
+    const settleOldest = async () => {
+      const oldest = writing.shift();
+      if (oldest === undefined) return;
+      await oldest.done;
+      writingBytes -= oldest.bytes;
+    };
+    const drain = async (downTo: number) => {
+      while (writing.length > 0 && writingBytes > downTo) await settleOldest();
+      if (writeFailure) throw writeFailure.error;
+    };
     try {
       for await (const message of channel.messages()) {
         if (message.type === "data") {
-          progress(await writer.write(Number(message.offset), message.data));
+          if (writeFailure) throw writeFailure.error;
+          const done = writer.write(Number(message.offset), message.data).then(progress, (err: unknown) => void (writeFailure ??= { error: err }));
+          writing.push({ done, bytes: message.data.byteLength });
+          writingBytes += message.data.byteLength;
+          await drain(maxWritesAheadBytes);
         } else if (message.type === "event" && message.event.case === "fileWriteFinish") {
+          await drain(0);
           const done = await writer.finish();
           settled = true;
           channel.sendResult({
@@ -132,13 +169,17 @@ export async function handleFileWrite(channel: Channel, req: FileWriteRequest, c
           });
           return;
         } else if (message.type === "cancel") {
+          await drain(0).catch(() => {});
           await writer.abort();
           settled = true;
           throw new GuruError("canceled", `upload ${req.uploadId} aborted: ${message.reason}`);
         }
       }
+      await drain(0);
       throw new GuruError("unavailable", "the upload channel ended before it finished");
     } finally {
+      // Writes already started land before the writer closes (it serialises them anyway).
+      await drain(0).catch(() => {});
       // A dropped link keeps the partial file for a resume.
       if (!settled) await writer.close();
     }

@@ -16,6 +16,7 @@ import {
 import { GuruError } from "../errors.ts";
 import type { Logger } from "../logging.ts";
 import { encodeDataFrame, encodeFrame, makeFrame } from "./codec.ts";
+import type { FramePool } from "./frame-pool.ts";
 import { guruErrorFromWire, toWireErrorKind } from "./error-kinds.ts";
 
 export type ChannelMessage =
@@ -57,7 +58,9 @@ export interface ChannelHost {
   /** Largest payload per data frame, given our chunk size and the peer's max frame. */
   chunkBytes(): number;
   sendUrgent(bytes: Uint8Array): void;
-  sendBulk(bytes: Uint8Array, onWritten: () => void): void;
+  sendBulk(bytes: Uint8Array, onWritten: () => void, onSent?: () => void): void;
+  /** Reusable buffers for bulk data frames, when the socket allows reuse after a send. */
+  readonly framePool?: FramePool;
   channelEnded(channel: ChannelImpl): void;
 }
 
@@ -126,7 +129,18 @@ export class ChannelImpl implements Channel {
       const n = Math.min(data.byteLength - pos, this.host.chunkBytes(), this.sendCredit);
       const chunk = data.subarray(pos, pos + n);
       this.sendCredit -= n;
-      this.sendFrame(encodeDataFrame(this.id, chunk, offset === undefined ? 0n : offset + BigInt(pos), stream), true);
+      const pool = this.bulk ? this.host.framePool : undefined;
+      if (pool) {
+        let release: (() => void) | undefined;
+        const bytes = encodeDataFrame(this.id, chunk, offset === undefined ? 0n : offset + BigInt(pos), stream, (size) => {
+          const taken = pool.take(size);
+          release = taken.release;
+          return taken.bytes;
+        });
+        this.sendFrame(bytes, true, release);
+      } else {
+        this.sendFrame(encodeDataFrame(this.id, chunk, offset === undefined ? 0n : offset + BigInt(pos), stream), true);
+      }
       pos += n;
     }
   }
@@ -144,13 +158,17 @@ export class ChannelImpl implements Channel {
   }
 
   /** Bulk channels queue everything after data behind it, so results never overtake their data. */
-  private sendFrame(bytes: Uint8Array, ordered: boolean): void {
+  private sendFrame(bytes: Uint8Array, ordered: boolean, onSent?: () => void): void {
     if (this.bulk && ordered) {
       this.queuedBytes += bytes.byteLength;
-      this.host.sendBulk(bytes, () => {
-        this.queuedBytes -= bytes.byteLength;
-        this.wakeSender();
-      });
+      this.host.sendBulk(
+        bytes,
+        () => {
+          this.queuedBytes -= bytes.byteLength;
+          this.wakeSender();
+        },
+        onSent,
+      );
     } else {
       this.host.sendUrgent(bytes);
     }

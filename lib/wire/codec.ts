@@ -75,7 +75,13 @@ const tagDataStream = 0x18;
  * and shifts nested messages, copying a 256 KiB payload several times; data
  * frames are nearly all the bytes on a link.
  */
-export function encodeDataFrame(channelId: number, data: Uint8Array, offset: bigint, stream: OutputStream): Uint8Array {
+export function encodeDataFrame(
+  channelId: number,
+  data: Uint8Array,
+  offset: bigint,
+  stream: OutputStream,
+  allocate: (size: number) => Uint8Array = (size) => Buffer.allocUnsafe(size),
+): Uint8Array {
   const offsetNumber = offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : -1;
   const innerSize =
     (data.byteLength > 0 ? 1 + varintSize(data.byteLength) + data.byteLength : 0) +
@@ -83,7 +89,7 @@ export function encodeDataFrame(channelId: number, data: Uint8Array, offset: big
     (stream !== 0 ? 1 + varintSize(stream) : 0);
   const size = (channelId !== 0 ? 1 + varintSize(channelId) : 0) + 2 + varintSize(innerSize) + innerSize;
   // Not zero-filled: every byte is written below (the tests compare with toBinary).
-  const out: Uint8Array = Buffer.allocUnsafe(size);
+  const out: Uint8Array = allocate(size);
   let pos = 0;
   if (channelId !== 0) {
     out[pos++] = tagChannelId;

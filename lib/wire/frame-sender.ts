@@ -8,8 +8,12 @@ import type { FrameSocket } from "./frame-socket.ts";
 
 export interface FrameSender {
   sendUrgent(bytes: Uint8Array): void;
-  /** `onWritten` runs once the frame left our queue for the socket (the channel's queued bytes drop). */
-  sendBulk(bytes: Uint8Array, onWritten?: () => void): void;
+  /**
+   * `onWritten` runs once the frame left our queue for the socket (the
+   * channel's queued bytes drop); `onSent` once the socket wrote it out
+   * without error (not after a failure, nor if the frame never reached it).
+   */
+  sendBulk(bytes: Uint8Array, onWritten?: () => void, onSent?: () => void): void;
   /** Bytes waiting in the bulk queue, not yet given to the socket. */
   readonly bulkQueuedBytes: number;
   /** Drops the bulk queue; later sends are ignored. */
@@ -19,6 +23,7 @@ export interface FrameSender {
 interface BulkItem {
   bytes: Uint8Array;
   onWritten: (() => void) | undefined;
+  onSent: (() => void) | undefined;
 }
 
 export function createFrameSender(deps: {
@@ -55,7 +60,16 @@ export function createFrameSender(deps: {
         queue[head] = undefined as unknown as BulkItem;
         head++;
         queuedBytes -= item.bytes.byteLength;
-        socket.send(item.bytes, onDone);
+        const onSent = item.onSent;
+        socket.send(
+          item.bytes,
+          onSent === undefined
+            ? onDone
+            : (err) => {
+                if (!err) onSent();
+                onDone(err);
+              },
+        );
         item.onWritten?.();
       }
       // Compact now and then so the array does not grow without bound.
@@ -73,9 +87,9 @@ export function createFrameSender(deps: {
       if (stopped) return;
       socket.send(bytes, onDone);
     },
-    sendBulk(bytes, onWritten) {
+    sendBulk(bytes, onWritten, onSent) {
       if (stopped) return;
-      queue.push({ bytes, onWritten });
+      queue.push({ bytes, onWritten, onSent });
       queuedBytes += bytes.byteLength;
       pump();
     },

@@ -5,6 +5,8 @@ import type WebSocket from "ws";
 export interface FrameSocket {
   /** Sends one binary message; `done` runs once it left our buffers (or failed). */
   send(bytes: Uint8Array, done: (err?: Error) => void): void;
+  /** True when, once `done` ran without error, nothing (not even the peer) refers to the bytes sent: they may be reused. */
+  readonly sentBytesReusable?: boolean;
   /** Bytes accepted by send() and not yet written out. */
   readonly bufferedAmount: number;
   close(code: number, reason: string): void;
@@ -37,6 +39,8 @@ export function wsFrameSocket(ws: WebSocket): FrameSocket {
   // the peer) would be thrown as uncaught exceptions; 'close' always follows.
   ws.on("error", () => {});
   return {
+    // ws writes the bytes to the TCP socket (or a masked copy of them) and calls back once written.
+    sentBytesReusable: true,
     send(bytes, done) {
       try {
         ws.send(bytes, { binary: true }, (err) => done(err ?? undefined));

@@ -18,6 +18,7 @@ import type { Logger } from "../logging.ts";
 import { ChannelImpl, type Channel, type ChannelHost } from "./channel.ts";
 import { closeCodeName, closeCodes } from "./close-codes.ts";
 import { decodeFrame, encodeFrame, makeFrame, WireProtocolError } from "./codec.ts";
+import { sharedFramePool } from "./frame-pool.ts";
 import { createFrameSender } from "./frame-sender.ts";
 import type { FrameSocket } from "./frame-socket.ts";
 import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from "./heartbeat.ts";
@@ -87,7 +88,8 @@ export function createLink(options: LinkOptions): Link {
     sendWindowBytes: () => peer.initialWindowBytes,
     chunkBytes: () => chunkBytes,
     sendUrgent: (bytes) => sender.sendUrgent(bytes),
-    sendBulk: (bytes, onWritten) => sender.sendBulk(bytes, onWritten),
+    sendBulk: (bytes, onWritten, onSent) => sender.sendBulk(bytes, onWritten, onSent),
+    framePool: socket.sentBytesReusable ? sharedFramePool(limits.maxFrameBytes) : undefined,
     channelEnded: (channel) => channels.delete(channel.id),
   };
 
