@@ -40,8 +40,10 @@ const fmt = (ms: number) => ms.toFixed(2).padStart(8);
 
 export async function run(runs = Number(process.argv[3] ?? process.argv[2]) || 500): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "guru-bench-exec-"));
+  // GURU_BENCH_DATABASE_URL: the same on PostgreSQL (production's database) instead of embedded PGlite.
+  const databaseUrl = process.env.GURU_BENCH_DATABASE_URL || undefined;
   const quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], {
-    DATABASE_URL: undefined,
+    DATABASE_URL: databaseUrl,
     GURU_LOG_LEVEL: "warn",
     // The bench's own runs would trip the 100-per-minute limit meant for people.
     // A 1 s window keeps the events counted per hit near production's (at
@@ -92,7 +94,7 @@ export async function run(runs = Number(process.argv[3] ?? process.argv[2]) || 5
     const c50 = percentile(concurrent, 50);
     const c99 = percentile(concurrent, 99);
     const out = (line: string) => process.stdout.write(`${line}\n`);
-    out(`runs: ${runs} each, interleaved, after ${warmupRuns} warm-up runs; server + agent: quick start on embedded PGlite`);
+    out(`runs: ${runs} each, interleaved, after ${warmupRuns} warm-up runs; server + agent: quick start on ${databaseUrl ? "PostgreSQL" : "embedded PGlite"}`);
     out(`                                    p50 ms   p99 ms`);
     out(`spawn('/bin/sh -c true') here    ${fmt(b50)} ${fmt(b99)}`);
     out(`RunCommand('true') via Guru      ${fmt(g50)} ${fmt(g99)}`);

@@ -4,7 +4,8 @@
 // moving the same bytes in the same chunk size between two processes (each
 // direction), and the disk's own copy. Also: peak RSS growth of server and
 // agent during each transfer, and the latency of `RunCommand true` (or a Stat
-// round trip) on the same agent while the transfer runs, against idle.
+// round trip) on the same agent while a `guru cp` process moves the same
+// file, against idle.
 //
 //   node bench/file-transfer.bench.ts [MiB]     (npm run bench -- file)
 import { fork, type ChildProcess } from "node:child_process";
@@ -251,10 +252,17 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     if (downRun.result.rangeSha256 !== sha256) throw new Error("download SHA-256 differs");
     await rm(back);
 
-    const upAgain = uploadFile({ api, session, localPath: src, remotePath: "bench-2.bin", sha256, overwrite: true });
+    // As a technician would see it: the transfer is `guru cp` in its own
+    // process, the command comes from another client (this one).
+    const guruCp = async (from: string, to: string) => {
+      const cp = spawnGuru(["cp", from, to], { GURU_URL: url, GURU_TOKEN: token, GURU_CLI_STATE_DIR: join(dir, "cli-state") });
+      const code = await new Promise<number | null>((resolve) => cp.child.once("exit", resolve));
+      if (code !== 0) throw new Error(`guru cp ${from} ${to} exited with ${code}:\n${cp.output()}`);
+    };
+    const upAgain = guruCp(src, `bench:${join(agentRoot, "bench-2.bin")}`);
     const upLatency = await probeLatency(probe, upAgain);
     await upAgain;
-    const downAgain = downloadFile({ api, session, remotePath: "bench.bin", localPath: back });
+    const downAgain = guruCp(`bench:${join(agentRoot, "bench.bin")}`, back);
     const downLatency = await probeLatency(probe, downAgain);
     await downAgain;
 
@@ -278,6 +286,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     lat("idle", idle);
     lat("during upload", upLatency);
     lat("during download", downLatency);
+    print("(during: the transfer is `guru cp` in its own process; the probe is this process's client, as a second technician tool would be)");
   } finally {
     for (const p of procs) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
