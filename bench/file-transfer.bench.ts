@@ -255,16 +255,18 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     // As a technician would see it: the transfer is `guru cp` in its own
     // process, the command comes from another client (this one).
     const guruCp = async (from: string, to: string) => {
+      const started = performance.now();
       const cp = spawnGuru(["cp", from, to], { GURU_URL: url, GURU_TOKEN: token, GURU_CLI_STATE_DIR: join(dir, "cli-state") });
       const code = await new Promise<number | null>((resolve) => cp.child.once("exit", resolve));
       if (code !== 0) throw new Error(`guru cp ${from} ${to} exited with ${code}:\n${cp.output()}`);
+      return performance.now() - started;
     };
     const upAgain = guruCp(src, `bench:${join(agentRoot, "bench-2.bin")}`);
     const upLatency = await probeLatency(probe, upAgain);
-    await upAgain;
+    const cpUpMs = await upAgain;
     const downAgain = guruCp(`bench:${join(agentRoot, "bench.bin")}`, back);
     const downLatency = await probeLatency(probe, downAgain);
-    await downAgain;
+    const cpDownMs = await downAgain;
 
     const rawUp = mibPerS(totalBytes, rawUpMs);
     const rawDown = mibPerS(totalBytes, rawDownMs);
@@ -286,7 +288,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     lat("idle", idle);
     lat("during upload", upLatency);
     lat("during download", downLatency);
-    print("(during: the transfer is `guru cp` in its own process; the probe is this process's client, as a second technician tool would be)");
+    print(`(during: the transfer is \`guru cp\` in its own process, ${mibPerS(totalBytes, cpUpMs).toFixed(0)} MiB/s up and ${mibPerS(totalBytes, cpDownMs).toFixed(0)} MiB/s down with the probe beside it incl. its start; the probe is this process's client, as a second technician tool would be)`);
   } finally {
     for (const p of procs) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));
