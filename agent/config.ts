@@ -13,6 +13,13 @@ export const agentOptions = {
   stateDir: { env: "GURU_AGENT_STATE_DIR", flag: "state-dir", schema: z.string().min(1), default: join(homedir(), ".guru-agent"), describe: "where the agent keeps partial uploads' state and its operation log" },
   backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.string(), default: "info", describe: "log level" },
+  keepBackups: {
+    env: "GURU_KEEP_BACKUPS",
+    schema: z.stringbool(),
+    default: true,
+    describe: "keep the file an upload replaces as a backup beside it, unless the upload says otherwise",
+  },
+  uploadAbandonedMs: { env: "GURU_UPLOAD_ABANDONED_MS", schema: wholeNumber(1), default: 24 * 3600_000, describe: "partial uploads untouched this long are deleted" },
   processLauncher: {
     env: "GURU_PROCESS_LAUNCHER",
     schema: z.enum(["auto", "launcher", "direct"]),
@@ -30,6 +37,8 @@ export type AgentConfig = {
   stateDir: string;
   backoffMaxMs: number;
   logLevel: string;
+  keepBackups: boolean;
+  uploadAbandonedMs: number;
   processLauncher: "auto" | "launcher" | "direct";
 };
 

@@ -25,7 +25,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
-  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: true, abandonedAfterMs: 24 * 3600_000 });
+  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs });
   const launcher = await createProcessLauncher(config.processLauncher, logger);
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 

@@ -57,8 +57,8 @@ async function readState(file: string): Promise<{ uploadId: string; sha256: stri
 }
 
 export async function cpCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, ["resume", "json", "no-overwrite", "quiet"]);
-  if (positionals.length !== 2) throw new GuruError("invalid", "usage: guru cp [--resume] [--no-overwrite] SRC DST, with AGENT:PATH on one side");
+  const { positionals, flags } = parseArgs(argv, ["resume", "json", "no-overwrite", "no-backup", "quiet"]);
+  if (positionals.length !== 2) throw new GuruError("invalid", "usage: guru cp [--resume] [--no-overwrite] [--no-backup] SRC DST, with AGENT:PATH on one side");
   const [src, dst] = positionals;
   const from = parseRemote(src);
   const to = parseRemote(dst);
@@ -85,6 +85,8 @@ export async function cpCommand(argv: string[]): Promise<number> {
         remotePath,
         sha256,
         overwrite: !flags["no-overwrite"],
+        // --no-backup: replace without keeping the old file; else the agent's setting (keep one).
+        keepBackup: flags["no-backup"] ? false : undefined,
         uploadId: previous?.sha256 === sha256 ? previous.uploadId : undefined,
         onStarted: (uploadId) => void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
         onProgress: (p) => progress.update(p.done, p.total),

@@ -71,6 +71,8 @@ export interface UploadOptions {
   localPath: string;
   remotePath: string;
   overwrite?: boolean;
+  /** Keep the replaced file as a backup; absent: the agent's setting. */
+  keepBackup?: boolean;
   /** Resume this upload instead of starting one. */
   uploadId?: string;
   /** Known SHA-256 of the local file (skips hashing it). */
@@ -97,7 +99,7 @@ export async function uploadFile(o: UploadOptions) {
       const sessionId = await o.session();
       let offset: number;
       if (uploadId === undefined) {
-        const started = await o.api.files.startUpload({ sessionId, path: o.remotePath, size: BigInt(size), sha256, overwrite: o.overwrite ?? false });
+        const started = await o.api.files.startUpload({ sessionId, path: o.remotePath, size: BigInt(size), sha256, overwrite: o.overwrite ?? false, keepBackup: o.keepBackup });
         uploadId = started.uploadId;
         offset = Number(started.committedOffset);
         o.onStarted?.(uploadId);

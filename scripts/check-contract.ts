@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const contractVersion = readContractVersion();
+const { contractVersion: implementedVersion } = await import("../lib/contract-version.ts");
 
 const binDir = join(root, "node_modules/.bin");
 
@@ -57,5 +58,16 @@ try {
   rmSync(scratch, { recursive: true, force: true });
 }
 
-buf(["breaking", "--against", join("contract", `${contractVersion}.binpb`)]);
-process.stdout.write(`contract ok: lint, format, gen/ current, no breaking change against ${contractVersion}\n`);
+// Against every released contract, not only the last: a change that an
+// intermediate release let through must still fail here.
+if (implementedVersion !== contractVersion) {
+  process.stderr.write(`CONTRACT.md says ${contractVersion}, lib/contract-version.ts says ${implementedVersion}: make them agree\n`);
+  process.exit(1);
+}
+const released = readdirSync(join(root, "contract")).filter((f) => f.endsWith(".binpb")).map((f) => f.slice(0, -".binpb".length));
+if (!released.includes(contractVersion)) {
+  process.stderr.write(`CONTRACT.md says ${contractVersion}, but there is no contract/${contractVersion}.binpb; run 'npx --no -- buf build -o contract/${contractVersion}.binpb'\n`);
+  process.exit(1);
+}
+for (const version of released) buf(["breaking", "--against", join("contract", `${version}.binpb`)]);
+process.stdout.write(`contract ok: lint, format, gen/ current, no breaking change against ${released.join(", ")}\n`);

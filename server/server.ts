@@ -11,6 +11,7 @@ import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js
 import type { Logger } from "../lib/logging.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
 import { defaultWireLimits, type WireLimits } from "../lib/wire/limits.ts";
+import { contractVersion } from "../lib/contract-version.ts";
 import { version } from "../lib/version.ts";
 import { ensureAdmin } from "./auth/bootstrap.ts";
 import { loadOrCreateSigningKeys } from "./auth/signing-keys.ts";
@@ -42,7 +43,6 @@ import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 
-export const contractVersion = "0.1.0";
 
 export interface StartServerOptions {
   config: ServerConfig;

@@ -39,6 +39,8 @@ export interface UploadOpenRequest {
   size: number;
   sha256: string;
   overwrite: boolean;
+  /** Absent: the agent's default. */
+  keepBackup?: boolean;
 }
 
 export interface UploadOutcome {

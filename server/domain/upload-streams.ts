@@ -93,7 +93,7 @@ export function createUploadStreams(options: UploadStreamsOptions) {
     l.opening = (async () => {
       const stream = await agents.openUpload(
         row.agentId,
-        { uploadId: row.id, sessionId, path: row.path, size: row.size, sha256: row.sha256 ?? "", overwrite: row.overwrite },
+        { uploadId: row.id, sessionId, path: row.path, size: row.size, sha256: row.sha256 ?? "", overwrite: row.overwrite, keepBackup: row.keepBackup ?? undefined },
         { onEnd: (ended) => l.stream === ended && (persist(l, true), wake(l)) },
       );
       l.stream = stream;

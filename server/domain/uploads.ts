@@ -78,7 +78,7 @@ export function createUploadService(options: UploadServiceOptions) {
     }
   }
 
-  async function start(principal: Principal, req: { sessionId: string; path: string; size: bigint; sha256: string; overwrite: boolean }) {
+  async function start(principal: Principal, req: { sessionId: string; path: string; size: bigint; sha256: string; overwrite: boolean; keepBackup?: boolean }) {
     const session = await sessions.requireActive(principal, req.sessionId);
     const base = { technicianId: principal.technicianId, agentId: session.agentId, sessionId: session.id, operation: "upload", path: req.path, direction: "upload" };
     let row: UploadRecord | undefined;
@@ -87,7 +87,7 @@ export function createUploadService(options: UploadServiceOptions) {
       const size = byteCount(req.size, "size");
       const sha256 = req.sha256.toLowerCase();
       if (!sha256Pattern.test(sha256)) throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256");
-      row = await store.uploads.create({ sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite });
+      row = await store.uploads.create({ sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite, keepBackup: req.keepBackup });
       const live = await streams.attach(row, session.id);
       logger.info({ uploadId: row.id, agentId: row.agentId, path: row.path, size }, "upload started");
       return { uploadId: row.id, committedOffset: live.stream?.committedOffset ?? 0 };

@@ -12,6 +12,8 @@ export interface UploadInput {
   size: number;
   sha256?: string | null;
   overwrite?: boolean;
+  /** Null or absent: the agent's default. */
+  keepBackup?: boolean | null;
 }
 
 export interface UploadRecord {
@@ -23,6 +25,7 @@ export interface UploadRecord {
   size: number;
   sha256: string | null;
   overwrite: boolean;
+  keepBackup: boolean | null;
   committedOffset: number;
   status: UploadStatus;
   createdAt: Date;
@@ -41,16 +44,16 @@ export interface UploadsRepository {
 }
 
 const columns = `id, session_id AS "sessionId", agent_id AS "agentId", technician_id AS "technicianId", path, size, sha256,
-  overwrite, committed_offset AS "committedOffset", status, created_at AS "createdAt", updated_at AS "updatedAt", error`;
+  overwrite, keep_backup AS "keepBackup", committed_offset AS "committedOffset", status, created_at AS "createdAt", updated_at AS "updatedAt", error`;
 
 export function createUploadsRepository(db: Db): UploadsRepository {
   const rows = async (sql: string, params: unknown[]) => (await db.query<UploadRecord>(sql, params)).rows;
   return {
     async create(u) {
       const r = await rows(
-        `INSERT INTO uploads (session_id, agent_id, technician_id, path, size, sha256, overwrite)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${columns}`,
-        [u.sessionId ?? null, u.agentId, u.technicianId ?? null, u.path, u.size, u.sha256 ?? null, u.overwrite ?? false],
+        `INSERT INTO uploads (session_id, agent_id, technician_id, path, size, sha256, overwrite, keep_backup)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
+        [u.sessionId ?? null, u.agentId, u.technicianId ?? null, u.path, u.size, u.sha256 ?? null, u.overwrite ?? false, u.keepBackup ?? null],
       );
       return r[0];
     },

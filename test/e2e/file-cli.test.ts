@@ -1,5 +1,5 @@
 // `guru cp` and `guru ls` as child processes against a test server and a real agent.
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
@@ -80,6 +80,22 @@ describeDatabases("guru cp and ls", (kind) => {
     expect(missing.code).toBe(1);
     const usage = await runGuru(t, ["cp", local, local]);
     expect(usage.code).not.toBe(0);
+  });
+
+  it("replaces a file keeping a backup, or none with --no-backup", async () => {
+    await writeFile(join(root, "app.conf"), "v1\n");
+    const local = join(t.tempDir, "app.conf");
+    await writeFile(local, "v2\n");
+    const kept = await runGuru(t, ["cp", "--json", local, `cli-box-${kind}:app.conf`]);
+    expect(kept.code, kept.output).toBe(0);
+    const keptPath = (JSON.parse(kept.output.trim().split("\n").at(-1)!) as { backupPath: string }).backupPath;
+    expect(await readFile(keptPath, "utf8")).toBe("v1\n");
+    await writeFile(local, "v3\n");
+    const plain = await runGuru(t, ["cp", "--json", "--no-backup", local, `cli-box-${kind}:app.conf`]);
+    expect(plain.code, plain.output).toBe(0);
+    expect(JSON.parse(plain.output.trim().split("\n").at(-1)!)).toMatchObject({ backupPath: "" });
+    expect(await readFile(join(root, "app.conf"), "utf8")).toBe("v3\n");
+    expect((await readdir(root)).filter((n) => n.startsWith("app.conf.guru-backup-"))).toHaveLength(1);
   });
 
   it("continues an interrupted upload with --resume", { timeout: 120_000 }, async () => {

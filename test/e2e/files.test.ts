@@ -129,6 +129,18 @@ describeDatabases("files", (kind) => {
     expect(up.backupPath).toMatch(/conf\.ini\.guru-backup-/);
     expect(await readFile(up.backupPath, "utf8")).toBe("old=1\n");
     expect(await readFile(join(root, "conf.ini"), "utf8")).toBe("new=2\n");
+    // keep_backup false: replaced, and nothing left beside it.
+    const before = (await readdir(root)).filter((n) => n.startsWith("conf.ini.guru-backup-"));
+    await writeFile(local, "newer=3\n");
+    const plain = await uploadFile({ api: t.admin, session, localPath: local, remotePath: "conf.ini", overwrite: true, keepBackup: false });
+    expect(plain.backupPath).toBe("");
+    expect(await readFile(join(root, "conf.ini"), "utf8")).toBe("newer=3\n");
+    expect((await readdir(root)).filter((n) => n.startsWith("conf.ini.guru-backup-"))).toEqual(before);
+    // keep_backup true keeps one again, and the choice survives in the upload's record.
+    await writeFile(local, "newest=4\n");
+    const kept = await uploadFile({ api: t.admin, session, localPath: local, remotePath: "conf.ini", overwrite: true, keepBackup: true });
+    expect(await readFile(kept.backupPath, "utf8")).toBe("newer=3\n");
+    expect((await t.server.store.uploads.get(kept.uploadId))?.keepBackup).toBe(true);
   });
 
   it("fails a wrong SHA-256 with DataLoss and replaces nothing", async () => {

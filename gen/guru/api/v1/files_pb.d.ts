@@ -332,6 +332,15 @@ export declare type StartUploadRequest = Message<"guru.api.v1.StartUploadRequest
    * @generated from field: bool overwrite = 5;
    */
   overwrite: boolean;
+
+  /**
+   * When the upload replaces a file: keep the old one beside it as a backup
+   * (its path comes back in FinishUploadResponse.backup_path). Absent: the
+   * agent's own setting, which keeps backups unless its owner turned that off.
+   *
+   * @generated from field: optional bool keep_backup = 6;
+   */
+  keepBackup?: boolean | undefined;
 };
 
 /**
