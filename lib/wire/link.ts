@@ -52,6 +52,8 @@ export interface Link {
   close(code: number, reason: string): void;
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly channelCount: number;
+  /** When the last frame from the peer arrived (heartbeats included): the peer was alive then. */
+  readonly lastReceivedAt: Date;
 }
 
 /** File transfers are bulk: their data waits behind interactive frames. Both sides derive it from the open. */
@@ -71,6 +73,7 @@ export function createLink(options: LinkOptions): Link {
   let peer = { initialWindowBytes: limits.initialWindowBytes, maxFrameBytes: limits.maxFrameBytes };
   let chunkBytes = limits.chunkBytes;
   let heartbeat: Heartbeat | undefined;
+  let lastReceivedAtMs = Date.now();
   let closedWith: { code: number; reason: string } | undefined;
   let resolveClosed!: (value: { code: number; reason: string }) => void;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (resolveClosed = resolve));
@@ -153,6 +156,7 @@ export function createLink(options: LinkOptions): Link {
       return;
     }
     heartbeat?.received();
+    lastReceivedAtMs = Date.now();
     try {
       dispatch(frame);
     } catch (err) {
@@ -292,6 +296,9 @@ export function createLink(options: LinkOptions): Link {
     closed,
     get channelCount() {
       return channels.size;
+    },
+    get lastReceivedAt() {
+      return new Date(lastReceivedAtMs);
     },
   };
 }

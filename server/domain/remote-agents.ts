@@ -11,6 +11,8 @@ export interface TunnelRequest {
 
 export interface RemoteAgents {
   isOnline(agentId: string): boolean;
+  /** When the agent was last heard from over its live link; undefined when it is offline. */
+  lastSeen(agentId: string): Date | undefined;
   /** Resolves once the agent said TunnelReady; throws agent_offline, timeout or conflict (the agent refused). */
   openTunnel(agentId: string, request: TunnelRequest, timeoutMs: number): Promise<void>;
   /** Tells the agent to leave tunnel mode; best effort, never throws. */

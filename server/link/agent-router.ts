@@ -8,6 +8,8 @@ import type { Channel, Link } from "../../lib/wire/link.ts";
 
 export interface AgentRouter {
   isOnline(agentId: string): boolean;
+  /** When the agent's link last heard from it; undefined when it has no link. */
+  lastSeen(agentId: string): Date | undefined;
   /** Opens an operation channel to the agent; throws agent_offline when it has no link. */
   openChannel(agentId: string, open: ChannelOpen, options?: { bulk?: boolean }): Channel;
   /** Sends a control frame and waits for the first control frame `match` accepts. */
@@ -61,6 +63,7 @@ export function createInProcessRouter(registry: AgentRegistry): AgentRouter {
 
   return {
     isOnline: (agentId) => registry.get(agentId) !== undefined,
+    lastSeen: (agentId) => registry.get(agentId)?.link.lastReceivedAt,
     openChannel: (agentId, open, options) => entryOf(agentId).link.openChannel(open, options),
     disconnect(agentId, code, reason) {
       registry.get(agentId)?.link.close(code, reason);

@@ -10,6 +10,7 @@ import type { AgentRouter } from "./agent-router.ts";
 export function createRemoteAgents(router: AgentRouter): RemoteAgents {
   return {
     isOnline: (agentId) => router.isOnline(agentId),
+    lastSeen: (agentId) => router.lastSeen(agentId),
 
     async openTunnel(agentId, request, timeoutMs) {
       const reply = await router.request(

@@ -10,7 +10,7 @@ export function agentServiceImpl(deps: { store: Store; agents: RemoteAgents }): 
     async listAgents(req, ctx) {
       principalOf(ctx);
       const agents = await deps.store.agents.list({ nameContains: req.nameContains || undefined });
-      return { agents: agents.map((a) => toApiAgent(a, deps.agents.isOnline(a.id))) };
+      return { agents: agents.map((a) => toApiAgent(a, deps.agents.lastSeen(a.id))) };
     },
   };
 }

@@ -33,13 +33,14 @@ export function toApiSession(s: SessionRecord): Session {
   });
 }
 
-export function toApiAgent(a: AgentRecord, online: boolean): Agent {
+/** `heardAt`: when the agent's live link last heard from it; undefined when it is offline. */
+export function toApiAgent(a: AgentRecord, heardAt: Date | undefined): Agent {
   return create(AgentSchema, {
     agentId: a.id,
     name: a.name,
-    online,
-    // A live link is seen now; the database keeps the last moment otherwise.
-    lastSeenAt: timestamp(online ? new Date() : a.lastSeenAt),
+    online: heardAt !== undefined,
+    // A live link knows its last frame (at most a heartbeat interval old); the database keeps the moment it went offline.
+    lastSeenAt: timestamp(heardAt ?? a.lastSeenAt),
     hostname: a.hostname ?? "",
     os: a.os ?? "",
     osRelease: a.osRelease ?? "",

@@ -1,5 +1,6 @@
 // Tunnel sessions end to end: real server, real agent processes, real
 // databases, real Connect clients over HTTP.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it, onTestFinished } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
@@ -155,9 +156,18 @@ describeDatabases("tunnel sessions", (kind) => {
     onTestFinished(() => t.close());
     const agent = await t.startAgent("frozen-1");
     const { sessionId } = await t.admin.sessions.openTunnel({ agentId: agent.agentId });
+    const lastSeen = async () => (await t.admin.agents.listAgents({ nameContains: "frozen-1" })).agents[0];
+    // While the link is live, last seen is its last frame: at most about a heartbeat interval old.
+    const live = await lastSeen();
+    expect(live.online).toBe(true);
+    expect(Date.now() - timestampDate(live.lastSeenAt!).getTime()).toBeLessThan(1000);
     const stoppedAt = Date.now();
     agent.child.kill("SIGSTOP");
     try {
+      // Still online until the deadline, but no longer heard from: last seen stays put.
+      await new Promise((r) => setTimeout(r, 700));
+      const silent = await lastSeen();
+      if (silent.online) expect(timestampDate(silent.lastSeenAt!).getTime()).toBeLessThanOrEqual(stoppedAt + 50);
       await waitFor(() => !t.server.router.isOnline(agent.agentId), 6000, "link closed");
       const elapsed = Date.now() - stoppedAt;
       expect(elapsed).toBeGreaterThanOrEqual(1400);
