@@ -10,12 +10,15 @@
 // Targets: added p50 ≤ 3 ms, added p99 ≤ 10 ms; 20 at once: all complete and
 // p99 within 3× the single-command p99.
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createApiClients } from "../lib/api-client.ts";
 import { percentile } from "../lib/wire/link-test-kit.ts";
+import pg from "pg";
+import { testPgUrl } from "../test/support/pg-url.ts";
 import { spawnGuru } from "../test/support/server-process.ts";
 
 const warmupRuns = 50;
@@ -38,10 +41,39 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 const fmt = (ms: number) => ms.toFixed(2).padStart(8);
 
+/**
+ * Once on the quick start's embedded PGlite, then on PostgreSQL (production's
+ * database): GURU_BENCH_DATABASE_URL, else a fresh database on the local
+ * server the tests use, when one answers.
+ */
 export async function run(runs = Number(process.argv[3] ?? process.argv[2]) || 500): Promise<void> {
+  await runOn(undefined, runs);
+  if (process.env.GURU_BENCH_DATABASE_URL) {
+    await runOn(process.env.GURU_BENCH_DATABASE_URL, runs);
+    return;
+  }
+  const admin = new pg.Client({ connectionString: testPgUrl() });
+  try {
+    await admin.connect();
+  } catch (err) {
+    process.stdout.write(`\nPostgreSQL: not measured (${testPgUrl()} did not answer: ${(err as Error).message})\n`);
+    return;
+  }
+  const name = `guru_bench_${randomBytes(4).toString("hex")}`;
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(testPgUrl());
+    url.pathname = `/${name}`;
+    process.stdout.write("\n");
+    await runOn(url.toString(), runs);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+  }
+}
+
+async function runOn(databaseUrl: string | undefined, runs: number): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "guru-bench-exec-"));
-  // GURU_BENCH_DATABASE_URL: the same on PostgreSQL (production's database) instead of embedded PGlite.
-  const databaseUrl = process.env.GURU_BENCH_DATABASE_URL || undefined;
   const quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], {
     DATABASE_URL: databaseUrl,
     GURU_LOG_LEVEL: "warn",
