@@ -81,6 +81,77 @@ async function rawWs(direction: "up" | "down", totalBytes: number): Promise<numb
   return ms;
 }
 
+/**
+ * Raw ws through a relay process, the same shape as GuruTunnel's path (three
+ * processes, two hops, the middle one forwarding), with no protocol, no
+ * hashing and no disk: what two hops cost on this machine. "up": this
+ * process → relay → a sink process (the agent's place); "down" the reverse.
+ */
+async function rawRelay(direction: "up" | "down", totalBytes: number): Promise<number> {
+  const relay = fork(fileURLToPath(import.meta.url), ["--relay"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const port = await new Promise<number>((r) => relay.once("message", (m) => r(m as number)));
+  const sink = fork(fileURLToPath(import.meta.url), ["--relay-end", direction === "up" ? "receive" : "send", String(port), String(totalBytes)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  await new Promise((r) => sink.once("message", r)); // connected
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/${direction === "up" ? "in" : "out"}`, { perMessageDeflate: false, maxPayload: 64 * MiB });
+  await new Promise((r) => ws.once("open", r));
+  const t0 = performance.now();
+  if (direction === "up") {
+    const done = new Promise((r) => sink.once("message", r));
+    await sendRaw(ws, totalBytes);
+    await done;
+  } else {
+    sink.send("go");
+    let received = 0;
+    await new Promise<void>((resolve) => ws.on("message", (d: Buffer) => (received += d.byteLength) >= totalBytes && resolve()));
+  }
+  const ms = performance.now() - t0;
+  ws.terminate();
+  for (const child of [sink, relay]) {
+    child.kill();
+    await new Promise((r) => child.once("exit", r));
+  }
+  return ms;
+}
+
+/** The relay: forwards every message from the /in connection to the /out one, within the same high-water mark as the wire. */
+async function relayChild(): Promise<void> {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, maxPayload: 64 * MiB });
+  await new Promise((r) => wss.once("listening", r));
+  const ends: { in?: WebSocket; out?: WebSocket } = {};
+  wss.on("connection", (ws, req) => {
+    const end = req.url === "/in" ? "in" : "out";
+    ends[end] = ws;
+    if (end === "in") ws.pause();
+    if (ends.in && ends.out) {
+      const [from, to] = [ends.in, ends.out];
+      from.resume();
+      from.on("message", (data: Buffer) => {
+        to.send(data, () => {
+          if (to.bufferedAmount < defaultWireLimits.socketHighWaterBytes && from.isPaused) from.resume();
+        });
+        if (to.bufferedAmount >= defaultWireLimits.socketHighWaterBytes) from.pause();
+      });
+    }
+  });
+  process.send?.((wss.address() as AddressInfo).port);
+}
+
+/** The relay's far end: receives everything (and says so), or sends everything once told to. */
+async function relayEndChild(role: string, port: number, totalBytes: number): Promise<void> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/${role === "receive" ? "out" : "in"}`, { perMessageDeflate: false, maxPayload: 64 * MiB });
+  await new Promise((r) => ws.once("open", r));
+  if (role === "receive") {
+    let received = 0;
+    ws.on("message", (d: Buffer) => {
+      if ((received += d.byteLength) >= totalBytes) process.send?.("done");
+    });
+    process.send?.("connected");
+  } else {
+    process.once("message", () => void sendRaw(ws, totalBytes));
+    process.send?.("connected");
+  }
+}
+
 async function sendRaw(ws: WebSocket, totalBytes: number): Promise<void> {
   const message = randomBytes(chunkBytes);
   for (let sent = 0; sent < totalBytes; ) {
@@ -207,6 +278,8 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     const rawUpMs = await rawWs("up", totalBytes);
     const rawDownMs = await rawWs("down", totalBytes);
     const connectMs = await connectCeiling(totalBytes);
+    const relayUpMs = await rawRelay("up", totalBytes);
+    const relayDownMs = await rawRelay("down", totalBytes);
 
     const server = spawnGuru(["server", "--port", "0", "--data-dir", join(dir, "server")], { GURU_LOG_LEVEL: "info", GURU_COMMAND_RATE_LIMIT: "1000000" });
     procs.push(server.child);
@@ -271,15 +344,19 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     const rawUp = mibPerS(totalBytes, rawUpMs);
     const rawDown = mibPerS(totalBytes, rawDownMs);
     const disk = mibPerS(totalBytes, diskMs);
-    const row = (name: string, rate: number, raw: number) =>
-      print(`${name.padEnd(34)} ${rate.toFixed(0).padStart(6)} MiB/s   ×${(rate / raw).toFixed(2)} of raw ws   ×${(rate / disk).toFixed(2)} of disk copy`);
+    const relayUp = mibPerS(totalBytes, relayUpMs);
+    const relayDown = mibPerS(totalBytes, relayDownMs);
+    const row = (name: string, rate: number, raw: number, relayed: number) =>
+      print(`${name.padEnd(34)} ${rate.toFixed(0).padStart(6)} MiB/s   ×${(rate / raw).toFixed(2)} of raw ws   ×${(rate / relayed).toFixed(2)} of raw ws via a relay   ×${(rate / disk).toFixed(2)} of disk copy`);
     print(`${totalMiB} MiB, ${chunkBytes / 1024} KiB wire chunks, 8 MiB UploadChunk calls (2 in flight)`);
     print(`${"disk copy (read+write+fsync)".padEnd(34)} ${disk.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws server→client (upload dir)".padEnd(34)} ${rawUp.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws client→server (download dir)".padEnd(34)} ${rawDown.toFixed(0).padStart(6)} MiB/s`);
     print(`${"Connect stream from memory".padEnd(34)} ${mibPerS(totalBytes, connectMs).toFixed(0).padStart(6)} MiB/s   ×${(mibPerS(totalBytes, connectMs) / rawDown).toFixed(2)} of raw ws (the API layer alone, no agent, no disk)`);
-    row("guru upload (to agent disk)", mibPerS(totalBytes, upMs), rawUp);
-    row("guru download (to local disk)", mibPerS(totalBytes, downMs), rawDown);
+    print(`${"raw ws via a relay, up".padEnd(34)} ${relayUp.toFixed(0).padStart(6)} MiB/s   (3 processes, 2 hops, like GuruTunnel's path; no protocol, hashing or disk)`);
+    print(`${"raw ws via a relay, down".padEnd(34)} ${relayDown.toFixed(0).padStart(6)} MiB/s`);
+    row("guru upload (to agent disk)", mibPerS(totalBytes, upMs), rawUp, relayUp);
+    row("guru download (to local disk)", mibPerS(totalBytes, downMs), rawDown, relayDown);
     print(`local SHA-256 before the upload: ${(hashMs / 1000).toFixed(2)} s (${mibPerS(totalBytes, hashMs).toFixed(0)} MiB/s; not in the upload figure)`);
     print(`peak RSS growth: upload server +${upRun.growthMiB.server.toFixed(1)} MiB, agent +${upRun.growthMiB.agent.toFixed(1)} MiB; download server +${downRun.growthMiB.server.toFixed(1)} MiB, agent +${downRun.growthMiB.agent.toFixed(1)} MiB (target < 64)`);
     const cpu = (r: { cpuS: Record<string, number> }) => Object.entries(r.cpuS).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ");
@@ -296,7 +373,11 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
   }
 }
 
-if (process.argv[2] === "--connect-client") {
+if (process.argv[2] === "--relay") {
+  await relayChild();
+} else if (process.argv[2] === "--relay-end") {
+  await relayEndChild(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+} else if (process.argv[2] === "--connect-client") {
   await connectClientChild(process.argv[3]);
 } else if (process.argv[2] === "--raw") {
   await rawChild(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
