@@ -31,13 +31,19 @@ export function createSessionChannels() {
       });
     },
 
-    /** Ends every channel of the session; returns how many were still running. */
+    /** Ends every channel of the session not already canceled; returns how many it ended. */
     abortSession(sessionId: string, reason: string): number {
       const set = bySession.get(sessionId);
       if (set === undefined) return 0;
       bySession.delete(sessionId);
-      for (const channel of set) channel.sendError(new GuruError("canceled", `the tunnel closed: ${reason}`));
-      return set.size;
+      let ended = 0;
+      for (const channel of set) {
+        // Already canceled by the server: it is stopping, and answers with its result.
+        if (channel.signal.aborted) continue;
+        channel.sendError(new GuruError("canceled", `the tunnel closed: ${reason}`));
+        ended++;
+      }
+      return ended;
     },
 
     count(sessionId: string): number {
