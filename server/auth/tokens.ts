@@ -69,8 +69,8 @@ export function createTokenService(deps: TokenServiceOptions) {
     const holder = await store.tokens.findHolder(tokenId);
     // Every token this server signs is recorded; an unrecorded one was not issued here or was swept.
     if (holder === undefined || holder.technicianId !== technicianId) throw new GuruError("unauthenticated", "the token is not known to this server");
-    if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked");
     if (holder.disabledAt !== null) throw new GuruError("unauthenticated", `technician ${holder.name} is disabled`);
+    if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked");
     const principal: Principal = { technicianId, name: holder.name, role: holder.role as Role, tokenId };
     checked.remember(token, principal, (payload.exp ?? 0) * 1000); // exp is a required claim
     return principal;
