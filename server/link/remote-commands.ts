@@ -4,26 +4,12 @@
 // consumed, and the next message is not taken while onOutput waits, so a slow
 // consumer holds the agent's pipes instead of growing this process's memory.
 import { create } from "@bufbuild/protobuf";
-import { ExecRequestSchema, ExitReason, OutputStream, Shell, type ExecResult } from "../../gen/guru/wire/v1/exec_pb.js";
+import { ExecRequestSchema, Shell, type ExecResult } from "../../gen/guru/wire/v1/exec_pb.js";
 import { ChannelOpenSchema } from "../../gen/guru/wire/v1/wire_pb.js";
 import { GuruError, toGuruError } from "../../lib/errors.ts";
-import type { RemoteCommandOutcome, RemoteCommands, ShellName } from "../domain/remote-commands.ts";
+import { wireExitReasons, wireOutputStreams, wireShells } from "../../lib/wire/exec-enums.ts";
+import type { RemoteCommandOutcome, RemoteCommands } from "../domain/remote-commands.ts";
 import type { AgentRouter } from "./agent-router.ts";
-
-const wireShells: Record<ShellName, Shell> = {
-  bash: Shell.BASH,
-  sh: Shell.SH,
-  powershell: Shell.POWERSHELL,
-  pwsh: Shell.PWSH,
-  cmd: Shell.CMD,
-};
-
-const exitReasons: Partial<Record<ExitReason, RemoteCommandOutcome["reason"]>> = {
-  [ExitReason.EXITED]: "exited",
-  [ExitReason.TIMED_OUT]: "timed_out",
-  [ExitReason.CANCELED]: "canceled",
-  [ExitReason.KILLED]: "killed",
-};
 
 export interface RemoteCommandsOptions {
   /**
@@ -48,7 +34,7 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
             case: "exec",
             value: create(ExecRequestSchema, {
               command: spec.command,
-              shell: spec.shell === undefined ? Shell.UNSPECIFIED : wireShells[spec.shell],
+              shell: spec.shell === undefined ? Shell.UNSPECIFIED : wireShells.toEnum[spec.shell],
               workingDir: spec.workingDir,
               timeoutMs: spec.timeoutMs,
               env: spec.env,
@@ -92,7 +78,7 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
             // After a cancel the output has nobody to go to; reading on still
             // grants credit, so the agent is never stuck before its result.
             if (signal?.aborted || gaveUp) continue;
-            await io.onOutput(message.stream === OutputStream.STDERR ? "stderr" : "stdout", message.data);
+            await io.onOutput(wireOutputStreams.fromEnum(message.stream) ?? "stdout", message.data);
           } else if (message.type === "result") {
             finished = true;
             if (message.result.case !== "exec") throw new GuruError("internal", `the agent answered an exec with a ${String(message.result.case)} result`);
@@ -126,7 +112,7 @@ function toOutcome(result: ExecResult): RemoteCommandOutcome {
     exitCode: result.exitCode,
     signal: result.signal,
     durationMs: result.durationMs,
-    reason: exitReasons[result.reason] ?? "exited",
+    reason: wireExitReasons.fromEnum(result.reason) ?? "exited",
     stdoutBytes: Number(result.stdoutBytes),
     stderrBytes: Number(result.stderrBytes),
     truncated: result.truncated,
