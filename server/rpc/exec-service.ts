@@ -104,7 +104,7 @@ export function execServiceImpl(commands: CommandService): ServiceImpl<typeof Ex
       const chunks: Record<OutputStreamName, Uint8Array[]> = { stdout: [], stderr: [] };
       const outcome = await commands.run(principalOf(ctx), toInput(req), {
         signal: ctx.signal,
-        // The agent stops sending past the per-stream cap, so this is bounded.
+        // Bounded: past the per-stream cap the server drops output (server/link/remote-commands.ts).
         onOutput: (stream, data) => void chunks[stream].push(data),
       });
       return { stdout: concat(chunks.stdout), stderr: concat(chunks.stderr), result: toResult(outcome) };
