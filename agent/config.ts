@@ -6,7 +6,20 @@ import { parseConfig, stringList, wholeNumber, type ConfigSources } from "../lib
 
 export const agentOptions = {
   serverUrl: { env: "GURU_SERVER", flag: "server", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL, e.g. https://guru.example.com" },
-  key: { env: "GURU_AGENT_KEY", flag: "key", schema: z.string().min(16), default: undefined as string | undefined, describe: "the agent key shown at enrolment (prefer the variable: flags show in ps)" },
+  keyFile: {
+    env: "GURU_AGENT_KEY_FILE",
+    flag: "key-file",
+    schema: z.string().min(1),
+    default: undefined as string | undefined,
+    describe: "a file (mode 0600) holding the agent key shown at enrolment; the preferred way to give the key",
+  },
+  key: {
+    env: "GURU_AGENT_KEY",
+    flag: "key",
+    schema: z.string().min(16),
+    default: undefined as string | undefined,
+    describe: "the agent key itself (the agent removes the variable from its environment once read; a flag shows in ps)",
+  },
   name: { env: "GURU_AGENT_NAME", flag: "name", schema: z.string().min(1), default: undefined as string | undefined, describe: "a name for this agent in its logs" },
   allow: { env: "GURU_ALLOW", flag: "allow", schema: stringList, default: undefined as string[] | undefined, describe: "allowed paths (comma-separated or repeated); default the current directory" },
   policyFile: { env: "GURU_POLICY", flag: "policy", schema: z.string().min(1), default: undefined as string | undefined, describe: "the local policy file (JSON) the endpoint's owner controls" },
@@ -30,6 +43,7 @@ export const agentOptions = {
 
 export type AgentConfig = {
   serverUrl?: string;
+  keyFile?: string;
   key?: string;
   name?: string;
   allow?: string[];

@@ -1,7 +1,9 @@
 import { join, resolve } from "node:path";
 import { startAgent } from "../agent/agent.ts";
 import { loadAgentConfig } from "../agent/config.ts";
+import { forgetAgentKeyEnv, readAgentKey } from "../agent/agent-key.ts";
 import { createProcessLauncher } from "../agent/exec/launcher/launcher.ts";
+import { createExecSetup } from "../agent/exec/run-command.ts";
 import { createUploadManager } from "../agent/files/uploads.ts";
 import { createOperationLog } from "../agent/oplog/operation-log.ts";
 import { createPathGuard } from "../agent/policy/path-guard.ts";
@@ -14,9 +16,16 @@ import { untilSignal } from "./signals.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv);
-  const config = loadAgentConfig({ flags });
+  let config: ReturnType<typeof loadAgentConfig>;
+  try {
+    config = loadAgentConfig({ flags });
+  } finally {
+    // Right after reading it, whatever happens next: nothing this process
+    // starts later may inherit the key.
+    forgetAgentKeyEnv();
+  }
   if (config.serverUrl === undefined) throw new GuruError("invalid", "no server: pass --server URL or set GURU_SERVER");
-  if (config.key === undefined) throw new GuruError("invalid", "no agent key: set GURU_AGENT_KEY (or --key) to the key shown at enrolment");
+  const key = await readAgentKey({ keyFile: config.keyFile, key: config.key });
   const logger = createLogger({ level: config.logLevel, name: "guru-agent", file: process.env.GURU_LOG_FILE || undefined }).child(config.name ? { agent: config.name } : {});
 
   const policy = await loadLocalPolicy({
@@ -27,15 +36,17 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
   const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs });
   const launcher = await createProcessLauncher(config.processLauncher, logger);
+  const execSetup = createExecSetup();
+  logger.info({ shells: execSetup.shellPaths }, "shells found");
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 
   const agent = startAgent({
     serverUrl: config.serverUrl,
-    key: config.key,
+    key,
     logger,
     capabilities,
     backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
-    handlers: { policy, pathGuard, oplog, uploads, launcher, chunkBytes: defaultWireLimits.chunkBytes },
+    handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();

@@ -11,20 +11,14 @@ import { once } from "node:events";
 import { constants } from "node:os";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExitReason, OutputStream, Shell, type CommandResult } from "../gen/guru/api/v1/exec_pb.js";
+import { apiExitReasons, apiShells } from "../lib/wire/exec-enums.ts";
+import { isShellName, shellNames } from "../lib/wire/shells.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { connect, resolveAgent, str, tunnelTo } from "./connection.ts";
 
-const usage = "usage: guru run AGENT [--shell bash|sh|powershell|pwsh|cmd] [--cwd DIR] [--timeout 30s] [--json] [--keep-tunnel] -- COMMAND…";
+const usage = `usage: guru run AGENT [--shell ${shellNames.join("|")}] [--cwd DIR] [--timeout 30s] [--json] [--keep-tunnel] -- COMMAND…`;
 
-const shells: Record<string, Shell> = { bash: Shell.BASH, sh: Shell.SH, powershell: Shell.POWERSHELL, pwsh: Shell.PWSH, cmd: Shell.CMD };
-const reasonNames: Record<ExitReason, string> = {
-  [ExitReason.UNSPECIFIED]: "unspecified",
-  [ExitReason.EXITED]: "exited",
-  [ExitReason.TIMED_OUT]: "timed_out",
-  [ExitReason.CANCELED]: "canceled",
-  [ExitReason.KILLED]: "killed",
-};
 
 const exitTimedOut = 124;
 const exitCanceled = 130;
@@ -63,7 +57,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const command = rest.join(" ");
   if (target === undefined || command.trim() === "") throw new GuruError("invalid", usage);
   const shellName = str(flags.shell);
-  if (shellName !== undefined && shells[shellName] === undefined) throw new GuruError("invalid", `unknown --shell "${shellName}"; ${usage}`);
+  if (shellName !== undefined && !isShellName(shellName)) throw new GuruError("invalid", `unknown --shell "${shellName}"; ${usage}`);
   const timeoutMs = parseTimeoutMs(str(flags.timeout));
   const api = connect(flags);
 
@@ -81,7 +75,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const request = {
       sessionId: tunnel.sessionId,
       command,
-      shell: shellName === undefined ? Shell.UNSPECIFIED : shells[shellName],
+      shell: shellName === undefined ? Shell.UNSPECIFIED : apiShells.toEnum[shellName],
       workingDir: str(flags.cwd) ?? "",
       timeoutMs,
     };
@@ -96,7 +90,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         sessionId: tunnel.sessionId,
         exitCode: result.exitCode,
         signal: result.signal || null,
-        reason: reasonNames[result.reason],
+        reason: apiExitReasons.fromEnum(result.reason) ?? "unspecified",
         durationMs: result.durationMs,
         stdout: text(res.stdout),
         stderr: text(res.stderr),

@@ -3,7 +3,7 @@
 // needs next. Ctrl-C stops both.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isGuruError } from "../lib/errors.ts";
@@ -40,7 +40,8 @@ export async function startCommand(argv: string[]): Promise<number> {
   const tech = await ensureLocalTechnician(server, admin);
   const { token: techToken } = await server.tokens.issue(tech.id);
 
-  const child = spawnAgent(server.url, agent, allow, dataDir);
+  const keyFile = await writeAgentKeyFile(agent, dataDir);
+  const child = spawnAgent(server.url, agent, keyFile, allow, dataDir);
   await waitUntilOnline(server, agent.agentId, child);
 
   const envFile = join(dataDir, "env");
@@ -93,11 +94,23 @@ async function ensureLocalTechnician(server: GuruServer, admin: Parameters<GuruS
   }
 }
 
-function spawnAgent(url: string, agent: LocalAgent, allow: string[], dataDir: string): ChildProcess {
-  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--state-dir", join(dataDir, "agent"), ...allow.flatMap((p) => ["--allow", p])];
-  // The key goes through the environment, not argv, which any user can read in ps.
+/** The local agent's key in a file only this user can read: not argv (ps shows it), not the environment (children inherit it). */
+async function writeAgentKeyFile(agent: LocalAgent, dataDir: string): Promise<string> {
+  const file = join(dataDir, "agent-key");
+  await writeFile(file, `${agent.key}\n`, { mode: 0o600 });
+  // writeFile's mode applies only when it creates the file.
+  await chmod(file, 0o600);
+  return file;
+}
+
+// The server's settings and credentials are not the agent's business.
+const notForTheAgent = /^(DATABASE_URL|GURU_AGENT_KEY|GURU_TOKEN|GURU_TLS_KEY|GURU_ADMIN.*)$/;
+
+function spawnAgent(url: string, agent: LocalAgent, keyFile: string, allow: string[], dataDir: string): ChildProcess {
+  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--key-file", keyFile, "--state-dir", join(dataDir, "agent"), ...allow.flatMap((p) => ["--allow", p])];
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !notForTheAgent.test(name)));
   return spawn(process.execPath, args, {
-    env: { ...process.env, GURU_AGENT_KEY: agent.key, GURU_LOG_FILE: join(dataDir, "agent.log") },
+    env: { ...env, GURU_LOG_FILE: join(dataDir, "agent.log") },
     stdio: ["ignore", "ignore", "inherit"],
   });
 }

@@ -5,12 +5,14 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Agent } from "../gen/guru/api/v1/agents_pb.js";
-import { ExitReason, OutputStream, Shell } from "../gen/guru/api/v1/exec_pb.js";
+import { Shell } from "../gen/guru/api/v1/exec_pb.js";
 import { FileType } from "../gen/guru/api/v1/files_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import { resolveAgent, tunnelTo } from "../cli/connection.ts";
 import type { ApiClients } from "../lib/api-client.ts";
 import { isGuruError } from "../lib/errors.ts";
+import { apiExitReasons, apiOutputStreams, apiShells } from "../lib/wire/exec-enums.ts";
+import type { ExitReasonName as KnownExitReason, ShellName } from "../lib/wire/shells.ts";
 import { fromApiError, guruError } from "./errors.ts";
 
 export interface AgentInfo {
@@ -26,8 +28,8 @@ export interface AgentInfo {
   revoked: boolean;
 }
 
-export type ShellName = "bash" | "sh" | "powershell" | "pwsh" | "cmd";
-export type ExitReasonName = "exited" | "timed_out" | "canceled" | "killed" | "unknown";
+export type { ShellName };
+export type ExitReasonName = KnownExitReason | "unknown";
 
 export interface CommandSpec {
   command: string;
@@ -64,13 +66,6 @@ export interface DirEntry {
   modifiedAt: string | null;
 }
 
-const shells: Record<ShellName, Shell> = { bash: Shell.BASH, sh: Shell.SH, powershell: Shell.POWERSHELL, pwsh: Shell.PWSH, cmd: Shell.CMD };
-const reasons: Partial<Record<ExitReason, ExitReasonName>> = {
-  [ExitReason.EXITED]: "exited",
-  [ExitReason.TIMED_OUT]: "timed_out",
-  [ExitReason.CANCELED]: "canceled",
-  [ExitReason.KILLED]: "killed",
-};
 const entryTypes: Partial<Record<FileType, EntryType>> = { [FileType.FILE]: "file", [FileType.DIR]: "dir", [FileType.SYMLINK]: "symlink", [FileType.OTHER]: "other" };
 
 function toAgentInfo(a: Agent): AgentInfo {
@@ -172,19 +167,19 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
       const req = {
         sessionId,
         command: spec.command,
-        shell: spec.shell === undefined ? Shell.UNSPECIFIED : shells[spec.shell],
+        shell: spec.shell === undefined ? Shell.UNSPECIFIED : apiShells.toEnum[spec.shell],
         workingDir: spec.workingDir ?? "",
         timeoutMs: spec.timeoutMs ?? 0,
       };
       return stream(
         () => clients.exec.streamCommand(req, { signal }),
         (m): CommandEvent | undefined => {
-          if (m.event.case === "output") return { type: "output", stream: m.event.value.stream === OutputStream.STDERR ? "stderr" : "stdout", data: m.event.value.data };
+          if (m.event.case === "output") return { type: "output", stream: apiOutputStreams.fromEnum(m.event.value.stream) ?? "stdout", data: m.event.value.data };
           if (m.event.case === "result") {
             const r = m.event.value;
             return {
               type: "result",
-              result: { exitCode: r.exitCode, signal: r.signal || null, durationMs: r.durationMs, reason: reasons[r.reason] ?? "unknown", stdoutBytes: Number(r.stdoutBytes), stderrBytes: Number(r.stderrBytes), truncated: r.truncated },
+              result: { exitCode: r.exitCode, signal: r.signal || null, durationMs: r.durationMs, reason: apiExitReasons.fromEnum(r.reason) ?? "unknown", stdoutBytes: Number(r.stdoutBytes), stderrBytes: Number(r.stderrBytes), truncated: r.truncated },
             };
           }
           return undefined;

@@ -98,14 +98,15 @@ describe.runIf(posix)("runCommand: policy", () => {
 });
 
 describe.runIf(posix)("runCommand: environment and shells", () => {
-  it("merges env over the agent's environment", async () => {
-    const { io } = await run(`printf '%s|%s' "$GURU_TEST_VAR" "$(command -v sh >/dev/null && echo path-ok)"`, fx, { env: { GURU_TEST_VAR: "a b 'c'" } });
+  it("adds the caller's env to the commands' base environment", async () => {
+    const { io } = await run(`printf '%s|%s' "$APP_TEST_VAR" "$(command -v sh >/dev/null && echo path-ok)"`, fx, { env: { APP_TEST_VAR: "a b 'c'" } });
     expect(io.text("stdout")).toBe("a b 'c'|path-ok");
   });
 
   it("does not interpolate the command into a shell line of ours", async () => {
     const { io } = await run(`printf '%s\\n' "$0" '$(not run)' "a;b"`, fx);
-    expect(io.text("stdout")).toBe("sh\n$(not run)\na;b\n");
+    // $0: the shell started by its absolute path.
+    expect(io.text("stdout")).toMatch(/^\/\S*\/sh\n\$\(not run\)\na;b\n$/);
   });
 
   it("reports a shell that is not installed", async () => {
@@ -124,6 +125,10 @@ describe("runCommand: bad specs", () => {
     ["a negative output cap", { maxOutputBytes: -1 }],
     ["an unknown shell", { shell: "zsh" as CommandSpec["shell"] }],
     ["an env name with =", { env: { "A=B": "x" } }],
+    ["an env name with %%", { env: { "BASH_FUNC_ls%%": "() { id; }" } }],
+    ["an env name starting with a digit", { env: { "1X": "x" } }],
+    ["an env value too long", { env: { BIG: "x".repeat(33 * 1024) } }],
+    ["too many env entries", { env: Object.fromEntries(Array.from({ length: 129 }, (_, i) => [`V${i}`, "x"])) }],
     ["a NUL byte in an env value", { env: { A: "x\0y" } }],
   ] as const) {
     it(`refuses ${name} as invalid`, async () => {

@@ -35,8 +35,9 @@ import type { Logger } from "../../lib/logging.ts";
 import { checkCommand, requireCapability, type LocalPolicy } from "../policy/local-policy.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { createDirectLauncher, LaunchError, type LaunchedProcess, type ProcessLauncher } from "./launcher/launcher.ts";
+import { baseCommandEnv, commandEnv } from "./command-env.ts";
 import { createProcessTree } from "./process-tree.ts";
-import { defaultShell, shellInvocation, shellNames, type ShellName } from "./shells.ts";
+import { defaultShell, resolveShellPaths, shellInvocation, shellNames, type ShellName, type ShellPaths } from "./shells.ts";
 
 export interface CommandSpec {
   command: string;
@@ -77,7 +78,22 @@ export interface RunCommandDeps {
   killGraceMs?: number;
   /** How long pipes held open by an escaped process may delay the end after the shell exited. */
   leftoverPipeGraceMs?: number;
+  /** Shell paths and base environment, found at agent start; default: found on first use. */
+  setup?: ExecSetup;
 }
+
+/** What the agent finds once, at start, for every command it runs. */
+export interface ExecSetup {
+  shellPaths: ShellPaths;
+  /** Every command's environment before the caller's variables (command-env.ts). */
+  baseEnv: Record<string, string>;
+}
+
+export function createExecSetup(platform: NodeJS.Platform = process.platform, env: NodeJS.ProcessEnv = process.env): ExecSetup {
+  return { shellPaths: resolveShellPaths(platform, env), baseEnv: baseCommandEnv(platform, env) };
+}
+
+let defaultSetup: ExecSetup | undefined;
 
 /** setTimeout's limit: a longer delay would fire at once. */
 export const maxTimeoutMs = 2_147_483_647;
@@ -93,17 +109,20 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
   if (!verdict.allowed) {
     throw new GuruError("denied", `command refused by the agent's policy rule "${verdict.rule}"`, { details: { rule: verdict.rule } });
   }
+  const setup = deps.setup ?? (defaultSetup ??= createExecSetup());
+  const env = commandEnv(spec.env, deps.policy, setup.baseEnv, platform);
   const cwd = await resolveWorkingDir(spec.workingDir, deps.pathGuard);
   if (io.signal.aborted) throw new GuruError("canceled", "the command was canceled before it started");
 
   const shell = spec.shell ?? defaultShell(platform);
-  const invocation = shellInvocation(shell, spec.command, platform);
+  const invocation = shellInvocation(shell, spec.command, platform, setup.shellPaths);
+  if (invocation === undefined) throw new GuruError("invalid", `shell ${shell} is not installed on this agent`, { details: { shell } });
   let child: LaunchedProcess;
   try {
     child = await (deps.launcher ?? createDirectLauncher(deps.logger)).launch(invocation.file, invocation.args, {
       cwd,
-      // undefined: the agent's own environment, passed on without a copy.
-      env: spec.env === undefined ? undefined : { ...process.env, ...spec.env },
+      // Never the agent's own environment (command-env.ts says why).
+      env,
       // POSIX: lead a new process group, so the tree can be killed as one.
       detached: platform !== "win32",
       windowsVerbatimArguments: invocation.windowsVerbatimArguments,
@@ -280,11 +299,6 @@ function validateSpec(spec: CommandSpec): void {
   }
   if (!Number.isSafeInteger(spec.maxOutputBytes) || spec.maxOutputBytes < 0) {
     throw new GuruError("invalid", "maxOutputBytes must be a non-negative integer", { details: { maxOutputBytes: spec.maxOutputBytes } });
-  }
-  for (const [key, value] of Object.entries(spec.env ?? {})) {
-    if (key === "" || key.includes("=") || typeof value !== "string") {
-      throw new GuruError("invalid", `env entry "${key}" must be a name without "=" and a string value`, { details: { key } });
-    }
   }
 }
 

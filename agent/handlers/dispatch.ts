@@ -6,6 +6,7 @@ import type { Logger } from "../../lib/logging.ts";
 import type { Channel } from "../../lib/wire/link.ts";
 import type { UploadManager } from "../files/uploads.ts";
 import type { ProcessLauncher } from "../exec/launcher/launcher.ts";
+import type { ExecSetup } from "../exec/run-command.ts";
 import type { OperationLog } from "../oplog/operation-log.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import type { LocalPolicy } from "../policy/local-policy.ts";
@@ -21,6 +22,8 @@ export interface HandlerContext {
   oplog: OperationLog;
   uploads: UploadManager;
   launcher: ProcessLauncher;
+  /** Shell paths and the commands' base environment, found at agent start. */
+  execSetup?: ExecSetup;
   chunkBytes: number;
 }
 

@@ -2,27 +2,23 @@
 // channel data within the server's credit, so a slow client slows the
 // command's pipes instead of growing memory.
 import { create } from "@bufbuild/protobuf";
-import { ExecResultSchema, ExitReason, OutputStream, Shell, type ExecRequest } from "../../gen/guru/wire/v1/exec_pb.js";
-import { toGuruError } from "../../lib/errors.ts";
+import { ExecResultSchema, Shell, type ExecRequest } from "../../gen/guru/wire/v1/exec_pb.js";
+import { redactCommandEnv } from "../../lib/command-env.ts";
+import { GuruError, toGuruError } from "../../lib/errors.ts";
+import { wireExitReasons, wireOutputStreams, wireShells } from "../../lib/wire/exec-enums.ts";
+import { shellNames, type ShellName } from "../../lib/wire/shells.ts";
 import type { Channel } from "../../lib/wire/link.ts";
 import { requireCapability } from "../policy/local-policy.ts";
-import { runCommand, type CommandOutcome, type CommandSpec } from "../exec/run-command.ts";
+import { runCommand } from "../exec/run-command.ts";
 import type { HandlerContext } from "./dispatch.ts";
 
-const shellNames: Partial<Record<Shell, NonNullable<CommandSpec["shell"]>>> = {
-  [Shell.BASH]: "bash",
-  [Shell.SH]: "sh",
-  [Shell.POWERSHELL]: "powershell",
-  [Shell.PWSH]: "pwsh",
-  [Shell.CMD]: "cmd",
-};
-
-const exitReasons: Record<CommandOutcome["reason"], ExitReason> = {
-  exited: ExitReason.EXITED,
-  timed_out: ExitReason.TIMED_OUT,
-  canceled: ExitReason.CANCELED,
-  killed: ExitReason.KILLED,
-};
+/** undefined: the agent's default shell. A value this agent does not know is refused, never run under the default. */
+function requestedShell(shell: Shell): ShellName | undefined {
+  if (shell === Shell.UNSPECIFIED) return undefined;
+  const name = wireShells.fromEnum(shell);
+  if (name === undefined) throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")} (got shell enum ${shell})`, { details: { shell } });
+  return name;
+}
 
 export async function handleExec(channel: Channel, req: ExecRequest, ctx: HandlerContext): Promise<void> {
   const started = Date.now();
@@ -31,7 +27,15 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
       technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
       sessionId: req.sessionId,
       operation: "exec",
-      detail: { command: req.command, shell: shellNames[req.shell] ?? "default", workingDir: req.workingDir, channel: channel.id, ...detail },
+      detail: {
+        command: req.command,
+        shell: req.shell === Shell.UNSPECIFIED ? "default" : (wireShells.fromEnum(req.shell) ?? `shell enum ${req.shell}`),
+        workingDir: req.workingDir,
+        // Names and values, secret-looking values redacted: what the command was given.
+        env: redactCommandEnv(req.env),
+        channel: channel.id,
+        ...detail,
+      },
       result,
     });
   try {
@@ -40,17 +44,17 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
     const outcome = await runCommand(
       {
         command: req.command,
-        shell: shellNames[req.shell],
+        shell: requestedShell(req.shell),
         workingDir: req.workingDir || undefined,
         timeoutMs: req.timeoutMs,
         env: req.env,
         maxOutputBytes: Number(req.maxOutputBytes),
       },
       {
-        onOutput: (stream, data) => channel.sendData(data, { stream: stream === "stdout" ? OutputStream.STDOUT : OutputStream.STDERR }),
+        onOutput: (stream, data) => channel.sendData(data, { stream: wireOutputStreams.toEnum[stream] }),
         signal: channel.signal,
       },
-      { policy: ctx.policy, pathGuard: ctx.pathGuard, launcher: ctx.launcher, logger: ctx.logger },
+      { policy: ctx.policy, pathGuard: ctx.pathGuard, launcher: ctx.launcher, logger: ctx.logger, setup: ctx.execSetup },
     );
     channel.sendResult({
       case: "exec",
@@ -58,7 +62,7 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
         exitCode: outcome.exitCode,
         signal: outcome.signal,
         durationMs: outcome.durationMs,
-        reason: exitReasons[outcome.reason],
+        reason: wireExitReasons.toEnum[outcome.reason],
         stdoutBytes: BigInt(outcome.stdoutBytes),
         stderrBytes: BigInt(outcome.stderrBytes),
         truncated: outcome.truncated,
@@ -67,7 +71,8 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
     void record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs });
   } catch (err) {
     const error = toGuruError(err);
-    void record(error.kind === "denied" ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
+    const refused = error.kind === "denied" || error.kind === "invalid";
+    void record(refused ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
     throw error;
   }
 }

@@ -32,6 +32,7 @@ function policy(commands: Partial<LocalPolicy["commands"]>): LocalPolicy {
     allowedPaths: ["/srv"],
     commands: { deny: commands.deny ?? [], allow: commands.allow ?? [] },
     capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
+    exec: { allowEnv: [] },
   };
 }
 
@@ -41,6 +42,7 @@ describe("loadLocalPolicy", () => {
       allowedPaths: ["/srv/agent"],
       commands: { deny: [], allow: [] },
       capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
+      exec: { allowEnv: [] },
     });
   });
 
@@ -49,11 +51,28 @@ describe("loadLocalPolicy", () => {
       allowedPaths: ["/a", "/b"],
       commands: { deny: ["rm *"], allow: ["ls *", "re:^git (status|log)$"] },
       capabilities: { exec: true, files: false, services: true, registry: false, terminal: true },
+      exec: { allowEnv: ["PATH", "PYTHON*"] },
     });
     const loaded = await loadLocalPolicy({ file, defaults });
     expect(loaded.allowedPaths).toEqual(["/a", "/b"]);
     expect(loaded.commands).toEqual({ deny: ["rm *"], allow: ["ls *", "re:^git (status|log)$"] });
     expect(loaded.capabilities).toEqual({ exec: true, files: false, services: true, registry: false, terminal: true });
+    expect(loaded.exec).toEqual({ allowEnv: ["PATH", "PYTHON*"] });
+  });
+
+  it("refuses allowEnv entries that are not names, and any GURU_* name", async () => {
+    for (const [entry, message] of [
+      ["LD PRELOAD", "must be a variable name"],
+      ["*", "must be a variable name"],
+      ["GURU*", "GURU_* variables belong to the agent"],
+      ["GURU_AGENT_KEY", "GURU_* variables belong to the agent"],
+      ["guru_*", "GURU_* variables belong to the agent"],
+    ] as const) {
+      const err = await loadError(await policyFile("allow-env.json", { exec: { allowEnv: [entry] } }));
+      expect(err.kind, entry).toBe("invalid");
+      expect(err.message, entry).toContain("exec.allowEnv[0]");
+      expect(err.message, entry).toContain(message);
+    }
   });
 
   it("fills missing fields from the defaults", async () => {

@@ -9,7 +9,8 @@
 //       "deny":  ["rm -rf *", "re:\\bshutdown\\b"],  // checked first; any match refuses
 //       "allow": ["systemctl status *", "df -h"]     // empty: everything not denied is allowed
 //     },
-//     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false }
+//     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false },
+//     "exec": { "allowEnv": ["PATH", "PYTHON*"] }         // see below
 //   }
 // Unknown fields are refused rather than ignored: a typo such as "alowedPaths"
 // must not silently lift a restriction.
@@ -30,6 +31,12 @@
 //   anything, so denying is never weakened by the exception.
 // Deny rules are a guard against mistakes, not a sandbox: a shell offers many
 // spellings of one command. Owners who need a hard boundary use an allow list.
+//
+// exec.allowEnv: environment variables a caller may set for a command although
+// they change what a shell or loader runs (PATH, BASH_ENV, LD_PRELOAD...: see
+// agent/exec/command-env.ts); they are refused otherwise. A name, or a prefix
+// ending in `*`; matched case-insensitively. GURU_* names are the agent's own
+// and can never be allowed.
 import { readFile } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
@@ -41,6 +48,7 @@ export interface LocalPolicy {
   allowedPaths: string[];
   commands: { deny: CommandRule[]; allow: CommandRule[] };
   capabilities: { exec: boolean; files: boolean; services: boolean; registry: boolean; terminal: boolean };
+  exec: { allowEnv: string[] };
 }
 
 export type Capability = keyof LocalPolicy["capabilities"];
@@ -71,6 +79,11 @@ const ruleSchema = z
     }
   });
 
+const allowEnvSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, "must be a variable name, or a prefix ending in *")
+  .refine((name) => !/^GURU_/i.test(name) && !/^(G|GU|GUR|GURU)?\*$/i.test(name), { message: "GURU_* variables belong to the agent and cannot be allowed" });
+
 const fileSchema = z
   .object({
     allowedPaths: z
@@ -89,6 +102,10 @@ const fileSchema = z
         registry: z.boolean().optional(),
         terminal: z.boolean().optional(),
       })
+      .strict()
+      .optional(),
+    exec: z
+      .object({ allowEnv: z.array(allowEnvSchema).optional() })
       .strict()
       .optional(),
   })
@@ -132,6 +149,7 @@ function buildPolicy(data: z.infer<typeof fileSchema>, defaults: { allowedPaths:
     allowedPaths: [...(data.allowedPaths ?? defaults.allowedPaths)],
     commands: { deny: [...(data.commands?.deny ?? [])], allow: [...(data.commands?.allow ?? [])] },
     capabilities: { ...defaultCapabilities, ...data.capabilities },
+    exec: { allowEnv: [...(data.exec?.allowEnv ?? [])] },
   };
 }
 

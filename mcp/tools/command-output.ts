@@ -7,10 +7,11 @@ import type { AgentInfo } from "../api.ts";
 import type { ToolDeps } from "./context.ts";
 import { decodeText } from "../output-buffer.ts";
 import { formatBytes, type ToolContext, type ToolOutput } from "../tool.ts";
+import { shellNames } from "../../lib/wire/shells.ts";
 
 export const commandInputShape = {
   command: z.string().min(1).describe("the command line, passed to the shell as one argument (pipes, && and redirects work)"),
-  shell: z.enum(["sh", "bash", "powershell", "pwsh", "cmd"]).optional().describe("default: the agent's (sh on Linux and macOS, powershell on Windows)"),
+  shell: z.enum(shellNames).optional().describe("default: the agent's (sh on Linux and macOS, powershell on Windows)"),
   workingDir: z.string().optional().describe("absolute directory to run in; default: the agent's working directory"),
   timeoutMs: z.number().int().positive().max(24 * 3600_000).optional().describe("kill the command (and its children) after this many ms; default 30 s, capped by the server's maximum"),
 };

@@ -7,6 +7,7 @@
 // allowlist or tunnel check); "failed" when the command ran but did not
 // succeed (non-zero exit, timeout, killed) or never got an answer (link lost);
 // "allowed" when it exited 0 or the caller canceled it.
+import { redactCommandEnv, validateCommandEnv } from "../../lib/command-env.ts";
 import { GuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { AuditOutcome, CommandAuditInput, CommandCompletion } from "../store/audit.ts";
@@ -58,10 +59,17 @@ export interface CommandIo {
 
 /** A shell command line longer than this is a mistake, not a command. */
 export const maxCommandChars = 64 * 1024;
-const maxEnvEntries = 256;
 
 // Agent answers that mean "a check said no", not "it broke".
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
+
+/** The env as the audit row keeps it: secret-looking values redacted; null for none. */
+function auditedEnv(env: Record<string, string> | undefined): Record<string, string> | null {
+  if (env === undefined || env === null || typeof env !== "object") return null;
+  const entries = Object.entries(env).slice(0, 1000);
+  if (entries.length === 0) return null;
+  return redactCommandEnv(Object.fromEntries(entries.map(([name, value]) => [name, typeof value === "string" ? value : String(value)])));
+}
 
 export function createCommandService(options: CommandServiceOptions) {
   const { store, sessions, remote, alerts, logger, limits } = options;
@@ -78,14 +86,10 @@ export function createCommandService(options: CommandServiceOptions) {
     const requested = input.timeoutMs ?? 0;
     if (!Number.isInteger(requested) || requested < 0) throw new GuruError("invalid", "timeoutMs must be a non-negative integer");
     const timeoutMs = Math.min(requested === 0 ? limits.defaultTimeoutMs : requested, limits.maxTimeoutMs);
+    // Which names are allowed is the agent's policy; the shape is checked here too,
+    // so a malformed env is refused (and audited) before anything is dispatched.
     const env = input.env ?? {};
-    const entries = Object.entries(env);
-    if (entries.length > maxEnvEntries) throw new GuruError("invalid", `env has more than ${maxEnvEntries} entries`);
-    for (const [key, value] of entries) {
-      if (key === "" || key.includes("=") || key.includes("\0") || value.includes("\0")) {
-        throw new GuruError("invalid", `env entry "${key}" needs a name without "=" and no NUL characters`, { details: { key } });
-      }
-    }
+    validateCommandEnv(env);
     return { shell, timeoutMs, env };
   }
 
@@ -108,6 +112,7 @@ export function createCommandService(options: CommandServiceOptions) {
         shell: row.shell ?? null,
         workingDir: row.workingDir ?? null,
         command: row.command,
+        env: row.env ?? null,
       });
       if (began.status !== "no_session") return began;
     }
@@ -133,6 +138,7 @@ export function createCommandService(options: CommandServiceOptions) {
       command: typeof input.command === "string" ? input.command : "",
       shell: input.shell ?? null,
       workingDir: input.workingDir || null,
+      env: auditedEnv(input.env),
     };
     let agentId: string | undefined;
     let checked: ReturnType<typeof validate>;

@@ -3,12 +3,10 @@
 // channel per command, output handed over as it arrives under the channel's
 // flow control, so a slow consumer slows the command instead of growing memory.
 
-export const shellNames = ["bash", "sh", "powershell", "pwsh", "cmd"] as const;
-export type ShellName = (typeof shellNames)[number];
+import type { ExitReasonName, OutputStreamName, ShellName } from "../../lib/wire/shells.ts";
 
-export type OutputStreamName = "stdout" | "stderr";
-
-export type ExitReason = "exited" | "timed_out" | "canceled" | "killed";
+export { shellNames, type OutputStreamName, type ShellName } from "../../lib/wire/shells.ts";
+export type ExitReason = ExitReasonName;
 
 export interface RemoteCommandSpec {
   sessionId: string;

@@ -3,27 +3,17 @@
 // the ExecResult becomes the outcome. Credit is granted only as messages() is
 // consumed, and the next message is not taken while onOutput waits, so a slow
 // consumer holds the agent's pipes instead of growing this process's memory.
+// The per-stream output cap is enforced here too, not only trusted to the
+// agent: past maxOutputBytes a stream's data is counted and dropped (still
+// read, so credit flows and the agent reaches its result), and the outcome
+// says truncated, whatever the agent claims.
 import { create } from "@bufbuild/protobuf";
-import { ExecRequestSchema, ExitReason, OutputStream, Shell, type ExecResult } from "../../gen/guru/wire/v1/exec_pb.js";
+import { ExecRequestSchema, Shell, type ExecResult } from "../../gen/guru/wire/v1/exec_pb.js";
 import { ChannelOpenSchema } from "../../gen/guru/wire/v1/wire_pb.js";
 import { GuruError, toGuruError } from "../../lib/errors.ts";
-import type { RemoteCommandOutcome, RemoteCommands, ShellName } from "../domain/remote-commands.ts";
+import { wireExitReasons, wireOutputStreams, wireShells } from "../../lib/wire/exec-enums.ts";
+import type { RemoteCommandOutcome, RemoteCommands } from "../domain/remote-commands.ts";
 import type { AgentRouter } from "./agent-router.ts";
-
-const wireShells: Record<ShellName, Shell> = {
-  bash: Shell.BASH,
-  sh: Shell.SH,
-  powershell: Shell.POWERSHELL,
-  pwsh: Shell.PWSH,
-  cmd: Shell.CMD,
-};
-
-const exitReasons: Partial<Record<ExitReason, RemoteCommandOutcome["reason"]>> = {
-  [ExitReason.EXITED]: "exited",
-  [ExitReason.TIMED_OUT]: "timed_out",
-  [ExitReason.CANCELED]: "canceled",
-  [ExitReason.KILLED]: "killed",
-};
 
 export interface RemoteCommandsOptions {
   /**
@@ -48,7 +38,7 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
             case: "exec",
             value: create(ExecRequestSchema, {
               command: spec.command,
-              shell: spec.shell === undefined ? Shell.UNSPECIFIED : wireShells[spec.shell],
+              shell: spec.shell === undefined ? Shell.UNSPECIFIED : wireShells.toEnum[spec.shell],
               workingDir: spec.workingDir,
               timeoutMs: spec.timeoutMs,
               env: spec.env,
@@ -83,6 +73,8 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
       const messages = channel.messages()[Symbol.asyncIterator]();
       let finished = false;
       let gaveUp = false;
+      const received = { stdout: 0, stderr: 0 };
+      let truncated = false;
       const consume = async (): Promise<RemoteCommandOutcome> => {
         for (;;) {
           const next = await messages.next();
@@ -92,11 +84,23 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
             // After a cancel the output has nobody to go to; reading on still
             // grants credit, so the agent is never stuck before its result.
             if (signal?.aborted || gaveUp) continue;
-            await io.onOutput(message.stream === OutputStream.STDERR ? "stderr" : "stdout", message.data);
+            const stream = wireOutputStreams.fromEnum(message.stream) ?? "stdout";
+            const room = spec.maxOutputBytes - received[stream];
+            received[stream] += message.data.length;
+            if (message.data.length > room) truncated = true;
+            if (room <= 0) continue;
+            await io.onOutput(stream, message.data.length > room ? message.data.subarray(0, room) : message.data);
           } else if (message.type === "result") {
             finished = true;
             if (message.result.case !== "exec") throw new GuruError("internal", `the agent answered an exec with a ${String(message.result.case)} result`);
-            return toOutcome(message.result.value);
+            const outcome = toOutcome(message.result.value);
+            // The agent's counts, but never less than what it actually sent.
+            return {
+              ...outcome,
+              stdoutBytes: Math.max(outcome.stdoutBytes, received.stdout),
+              stderrBytes: Math.max(outcome.stderrBytes, received.stderr),
+              truncated: outcome.truncated || truncated,
+            };
           } else if (message.type === "error") {
             finished = true;
             throw message.error;
@@ -126,7 +130,7 @@ function toOutcome(result: ExecResult): RemoteCommandOutcome {
     exitCode: result.exitCode,
     signal: result.signal,
     durationMs: result.durationMs,
-    reason: exitReasons[result.reason] ?? "exited",
+    reason: wireExitReasons.fromEnum(result.reason) ?? "exited",
     stdoutBytes: Number(result.stdoutBytes),
     stderrBytes: Number(result.stderrBytes),
     truncated: result.truncated,

@@ -5,8 +5,6 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   CommandResultSchema,
-  ExitReason,
-  OutputStream,
   Shell,
   type CommandResult,
   type ExecService,
@@ -14,28 +12,14 @@ import {
   type StreamCommandResponseSchema,
 } from "../../gen/guru/api/v1/exec_pb.js";
 import type { CommandInput, CommandService } from "../domain/commands.ts";
-import type { OutputStreamName, RemoteCommandOutcome, ShellName } from "../domain/remote-commands.ts";
+import type { OutputStreamName, RemoteCommandOutcome } from "../domain/remote-commands.ts";
 import { GuruError } from "../../lib/errors.ts";
+import { apiExitReasons, apiOutputStreams, apiShells } from "../../lib/wire/exec-enums.ts";
 import { principalOf } from "./context.ts";
-
-const shells: Partial<Record<Shell, ShellName>> = {
-  [Shell.BASH]: "bash",
-  [Shell.SH]: "sh",
-  [Shell.POWERSHELL]: "powershell",
-  [Shell.PWSH]: "pwsh",
-  [Shell.CMD]: "cmd",
-};
-
-const reasons: Record<RemoteCommandOutcome["reason"], ExitReason> = {
-  exited: ExitReason.EXITED,
-  timed_out: ExitReason.TIMED_OUT,
-  canceled: ExitReason.CANCELED,
-  killed: ExitReason.KILLED,
-};
 
 function toInput(req: Omit<RunCommandRequest, "$typeName" | "$unknown">): CommandInput {
   // An unknown enum value goes on as text so the domain refuses and audits it.
-  const shell = req.shell === Shell.UNSPECIFIED ? undefined : (shells[req.shell] ?? `shell enum ${req.shell}`);
+  const shell = req.shell === Shell.UNSPECIFIED ? undefined : (apiShells.fromEnum(req.shell) ?? `shell enum ${req.shell}`);
   return { sessionId: req.sessionId, command: req.command, shell, workingDir: req.workingDir, timeoutMs: req.timeoutMs, env: req.env };
 }
 
@@ -44,14 +28,14 @@ function toResult(o: RemoteCommandOutcome): CommandResult {
     exitCode: o.exitCode,
     signal: o.signal,
     durationMs: o.durationMs,
-    reason: reasons[o.reason],
+    reason: apiExitReasons.toEnum[o.reason],
     stdoutBytes: BigInt(o.stdoutBytes),
     stderrBytes: BigInt(o.stderrBytes),
     truncated: o.truncated,
   });
 }
 
-const apiStream = (stream: OutputStreamName) => (stream === "stderr" ? OutputStream.STDERR : OutputStream.STDOUT);
+const apiStream = (stream: OutputStreamName) => apiOutputStreams.toEnum[stream];
 
 export function execServiceImpl(commands: CommandService): ServiceImpl<typeof ExecService> {
   return {
@@ -120,7 +104,7 @@ export function execServiceImpl(commands: CommandService): ServiceImpl<typeof Ex
       const chunks: Record<OutputStreamName, Uint8Array[]> = { stdout: [], stderr: [] };
       const outcome = await commands.run(principalOf(ctx), toInput(req), {
         signal: ctx.signal,
-        // The agent stops sending past the per-stream cap, so this is bounded.
+        // Bounded: past the per-stream cap the server drops output (server/link/remote-commands.ts).
         onOutput: (stream, data) => void chunks[stream].push(data),
       });
       return { stdout: concat(chunks.stdout), stderr: concat(chunks.stderr), result: toResult(outcome) };

@@ -28,6 +28,8 @@ export interface CommandAuditInput {
   shell?: string | null;
   workingDir?: string | null;
   command: string;
+  /** The variables the command was given, secret values redacted by the caller; null for none. */
+  env?: Record<string, string> | null;
   outcome: AuditOutcome;
   refusalReason?: string | null;
   exitCode?: number | null;
@@ -100,7 +102,7 @@ export interface AuditRepository {
 const tunnelColumns = `id, at, event, session_id AS "sessionId", agent_id AS "agentId", technician_id AS "technicianId",
   outcome, reason, detail`;
 const commandColumns = `id, at, technician_id AS "technicianId", agent_id AS "agentId", session_id AS "sessionId",
-  channel_id AS "channelId", shell, working_dir AS "workingDir", command, outcome, refusal_reason AS "refusalReason",
+  channel_id AS "channelId", shell, working_dir AS "workingDir", command, env, outcome, refusal_reason AS "refusalReason",
   exit_code AS "exitCode", exit_reason AS "exitReason", signal, duration_ms AS "durationMs",
   stdout_bytes AS "stdoutBytes", stderr_bytes AS "stderrBytes", truncated`;
 const fileColumns = `id, at, technician_id AS "technicianId", agent_id AS "agentId", session_id AS "sessionId",
@@ -127,11 +129,12 @@ export function createAuditRepository(db: Db): AuditRepository {
     command: (c) =>
       first<CommandAuditRecord>(
         `INSERT INTO command_audit (technician_id, agent_id, session_id, channel_id, shell, working_dir, command, outcome,
-           refusal_reason, exit_code, exit_reason, signal, duration_ms, stdout_bytes, stderr_bytes, truncated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ${commandColumns}`,
+           refusal_reason, exit_code, exit_reason, signal, duration_ms, stdout_bytes, stderr_bytes, truncated, env)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING ${commandColumns}`,
         [c.technicianId ?? null, c.agentId ?? null, c.sessionId ?? null, c.channelId ?? null, c.shell ?? null,
           c.workingDir ?? null, c.command, c.outcome, c.refusalReason ?? null, c.exitCode ?? null, c.exitReason ?? null,
-          c.signal ?? null, c.durationMs ?? null, c.stdoutBytes ?? null, c.stderrBytes ?? null, c.truncated ?? false],
+          c.signal ?? null, c.durationMs ?? null, c.stdoutBytes ?? null, c.stderrBytes ?? null, c.truncated ?? false,
+          c.env == null ? null : JSON.stringify(c.env)],
       ),
     completeCommand: (id, r) =>
       first<CommandAuditRecord>(

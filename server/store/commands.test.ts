@@ -5,7 +5,7 @@ import { seedAgent, seedTechnician } from "../../test/support/store-fixtures.ts"
 describeDatabases("beginning a command", (kind) => {
   const ctx = useTestStore(kind);
   const rateLimit = { limit: 2, windowMs: 60_000 };
-  const command = (sessionId: string, technicianId: string) => ({ sessionId, technicianId, rateLimit, shell: "sh", workingDir: "/tmp", command: "true" });
+  const command = (sessionId: string, technicianId: string) => ({ sessionId, technicianId, rateLimit, shell: "sh", workingDir: "/tmp", command: "true", env: null });
 
   async function activeSession() {
     const tech = await seedTechnician(ctx.store);
@@ -23,8 +23,19 @@ describeDatabases("beginning a command", (kind) => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ technicianId: tech.id, agentId: agent.id, shell: "sh", workingDir: "/tmp", command: "true", outcome: "allowed" });
     expect(began.status === "started" && rows[0].id).toBe(began.status === "started" && began.auditId);
+    expect(rows[0].env).toBeNull();
     const touched = await ctx.store.sessions.get(session.id);
     expect(Date.now() - touched!.lastActivityAt.getTime()).toBeLessThan(60_000);
+  });
+
+  it("writes the command's env into its audit row as given", async () => {
+    const { tech, session } = await activeSession();
+    const env = { APP_MODE: "blue", API_TOKEN: "[redacted]" };
+    await ctx.store.commands.begin({ ...command(session.id, tech.id), env });
+    const [row] = await ctx.store.audit.listCommands({ sessionId: session.id });
+    expect(row.env).toEqual(env);
+    const refused = await ctx.store.audit.command({ command: "x", outcome: "refused", sessionId: session.id, env: { LD_PRELOAD: "/tmp/x.so" } });
+    expect(refused.env).toEqual({ LD_PRELOAD: "/tmp/x.so" });
   });
 
   it("refuses past the limit with the wait, writing no row and keeping the session", async () => {

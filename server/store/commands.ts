@@ -10,6 +10,8 @@ export interface BeginCommandInput {
   shell: string | null;
   workingDir: string | null;
   command: string;
+  /** The command's variables as the audit keeps them (secret values already redacted); null for none. */
+  env: Record<string, string> | null;
 }
 
 export type BeganCommand =
@@ -27,8 +29,8 @@ export function createCommandsRepository(db: Db): CommandsRepository {
   return {
     async begin(c) {
       const { rows } = await db.query<{ agent_id: string; allowed: boolean; retry_after_ms: number; audit_id: string | number | null }>(
-        "SELECT agent_id, allowed, retry_after_ms, audit_id FROM guru_begin_command($1, $2, $3, $4, $5, $6, $7)",
-        [c.sessionId, c.technicianId, c.rateLimit.limit, c.rateLimit.windowMs, c.shell, c.workingDir, c.command],
+        "SELECT agent_id, allowed, retry_after_ms, audit_id FROM guru_begin_command($1, $2, $3, $4, $5, $6, $7, $8)",
+        [c.sessionId, c.technicianId, c.rateLimit.limit, c.rateLimit.windowMs, c.shell, c.workingDir, c.command, c.env === null ? null : JSON.stringify(c.env)],
       );
       const row = rows[0];
       if (row === undefined) return { status: "no_session" };

@@ -16,7 +16,8 @@ afterAll(async () => {
 
 it("starts a server and a local agent, writes the env file and opens a tunnel over JSON", async () => {
   dataDir = await mkdtemp(join(tmpdir(), "guru-quick-"));
-  quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], { DATABASE_URL: undefined });
+  // Secrets in the quick start's own environment, which must never reach a command.
+  quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], { DATABASE_URL: undefined, GURU_CANARY_SECRET: "canary-secret-value", GURU_AGENT_KEY: undefined });
   await quick.waitFor(/GuruTunnel is ready/, 90_000);
   expect(quick.output()).toContain("claude mcp add guru");
   const envFile = join(dataDir, "env");
@@ -50,6 +51,21 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   expect(res.status, JSON.stringify(body)).toBe(200);
   expect(body.sessionId).toMatch(/^[0-9a-f-]{36}$/);
   expect(body.session.status).toBe("SESSION_STATUS_ACTIVE");
+
+  // The local agent's key is in a 0600 file, and a command sees neither it nor GURU_*.
+  const keyFile = join(dataDir, "agent-key");
+  expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+  const agentKey = (await readFile(keyFile, "utf8")).trim();
+  const run = await fetch(`${env.GURU_URL}/guru.api.v1.ExecService/RunCommand`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ sessionId: body.sessionId, command: "env" }),
+  });
+  const ran = (await run.json()) as { stdout: string };
+  expect(run.status, JSON.stringify(ran)).toBe(200);
+  const commandEnv = Buffer.from(ran.stdout, "base64").toString();
+  expect(commandEnv).toContain("PATH=");
+  for (const secret of [agentKey, env.GURU_TOKEN, "canary-secret-value", "GURU_", "DATABASE_URL"]) expect(commandEnv).not.toContain(secret);
 
   expect(await quick.stop("SIGINT")).toBe(0);
   expect(quick.output()).toContain("stopped.");

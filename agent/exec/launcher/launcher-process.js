@@ -44,7 +44,8 @@ function launch({ id, file, args, cwd, env, detached }) {
   }
   let child;
   try {
-    child = spawn(file, args, { cwd, env: env ?? undefined, detached, stdio: ["ignore", pair.stdout, pair.stderr] });
+    // env is always given: a missing one would hand the command this process's.
+    child = spawn(file, args, { cwd, env: env ?? {}, detached, stdio: ["ignore", pair.stdout, pair.stderr] });
   } catch (err) {
     closeStdio(id);
     send({ type: "failed", id, code: err.code ?? "EINVAL", message: err.message });

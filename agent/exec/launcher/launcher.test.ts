@@ -22,6 +22,9 @@ async function collect(p: LaunchedProcess) {
   return { exit, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
 }
 
+// Commands always get their whole environment from the agent.
+const env = { PATH: "/usr/bin:/bin" };
+
 describe.runIf(posix)("process launcher", () => {
   let launcher: ProcessLauncher;
   beforeAll(async () => {
@@ -30,34 +33,34 @@ describe.runIf(posix)("process launcher", () => {
   afterAll(() => launcher.close());
 
   it("starts a process with its own output sockets, cwd and env, and reports its exit", async () => {
-    const p = await launcher.launch("/bin/sh", ["-c", 'echo "$PWD $GURU_X"; echo oops >&2; exit 7'], { cwd: "/tmp", env: { ...process.env, GURU_X: "x1" }, detached: true });
+    const p = await launcher.launch("/bin/sh", ["-c", 'echo "$PWD $GURU_X"; echo oops >&2; exit 7'], { cwd: "/tmp", env: { ...env, GURU_X: "x1" }, detached: true });
     expect(await collect(p)).toEqual({ exit: { code: 7, signal: null }, stdout: "/tmp x1\n", stderr: "oops\n" });
   });
 
   it("keeps output written before the agent reads it, and the end after it", async () => {
-    const p = await launcher.launch("/bin/sh", ["-c", "printf early"], { cwd: "/tmp", detached: true });
+    const p = await launcher.launch("/bin/sh", ["-c", "printf early"], { cwd: "/tmp", env, detached: true });
     await p.exited;
     await new Promise((r) => setTimeout(r, 50)); // exited and closed before anyone read
     expect((await collect(p)).stdout).toBe("early");
   });
 
   it("leads a new process group when detached", async () => {
-    const p = await launcher.launch("/bin/sh", ["-c", "ps -o pgid= -p $$"], { cwd: "/tmp", detached: true });
+    const p = await launcher.launch("/bin/sh", ["-c", "ps -o pgid= -p $$"], { cwd: "/tmp", env, detached: true });
     expect(Number((await collect(p)).stdout.trim())).toBe(p.pid);
   });
 
   it("fails like spawn for a missing program or a bad argument, and keeps working", async () => {
-    const missing = await launcher.launch("/nonexistent/shell", [], { cwd: "/tmp", detached: true }).catch((e: unknown) => e);
+    const missing = await launcher.launch("/nonexistent/shell", [], { cwd: "/tmp", env, detached: true }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(LaunchError);
     expect((missing as LaunchError).code).toBe("ENOENT");
     const nul = await launcher.launch("/bin/sh", ["-c", "true"], { cwd: "/tmp", env: { BAD: "a\0b" }, detached: true }).catch((e: unknown) => e);
     expect((nul as LaunchError).code).toMatch(/^ERR_INVALID_ARG/);
-    expect((await collect(await launcher.launch("/bin/sh", ["-c", "echo ok"], { cwd: "/tmp", detached: true }))).stdout).toBe("ok\n");
+    expect((await collect(await launcher.launch("/bin/sh", ["-c", "echo ok"], { cwd: "/tmp", env, detached: true }))).stdout).toBe("ok\n");
   });
 
   it("runs 50 at once, each with its own output", async () => {
     const runs = await Promise.all(
-      Array.from({ length: 50 }, async (_, i) => collect(await launcher.launch("/bin/sh", ["-c", `echo ${i}`], { cwd: "/tmp", detached: true }))),
+      Array.from({ length: 50 }, async (_, i) => collect(await launcher.launch("/bin/sh", ["-c", `echo ${i}`], { cwd: "/tmp", env, detached: true }))),
     );
     expect(runs.map((r) => r.stdout)).toEqual(Array.from({ length: 50 }, (_, i) => `${i}\n`));
   });
@@ -65,7 +68,7 @@ describe.runIf(posix)("process launcher", () => {
   it("when the launcher dies, its running commands are reported killed and die; the next launch starts a new one", async () => {
     const own = await createForkedLauncher(silentLogger());
     try {
-      const p = await own.launch("/bin/sh", ["-c", "echo $PPID; sleep 60"], { cwd: "/tmp", detached: true });
+      const p = await own.launch("/bin/sh", ["-c", "echo $PPID; sleep 60"], { cwd: "/tmp", env, detached: true });
       p.stdout.resume();
       const launcherPid = Number(await new Promise<string>((r) => p.stdout.once("data", (d: Buffer) => r(d.toString()))));
       process.kill(launcherPid, "SIGKILL");
@@ -73,7 +76,7 @@ describe.runIf(posix)("process launcher", () => {
       // A SIGKILLed launcher cannot clean up: the agent kills the group.
       process.kill(-p.pid, "SIGKILL");
       expect(await waitUntilDead(p.pid)).toBe(true);
-      expect((await collect(await own.launch("/bin/sh", ["-c", "echo again"], { cwd: "/tmp", detached: true }))).stdout).toBe("again\n");
+      expect((await collect(await own.launch("/bin/sh", ["-c", "echo again"], { cwd: "/tmp", env, detached: true }))).stdout).toBe("again\n");
     } finally {
       await own.close();
     }
@@ -84,8 +87,9 @@ describe.runIf(posix)("process launcher", () => {
     const script = `
       import { createForkedLauncher } from ${JSON.stringify(fileURLToPath(new URL("./launcher.ts", import.meta.url)))};
       import { silentLogger } from ${JSON.stringify(fileURLToPath(new URL("../../../lib/logging.ts", import.meta.url)))};
+      const env = { PATH: "/usr/bin:/bin" };
       const l = await createForkedLauncher(silentLogger());
-      const p = await l.launch("/bin/sh", ["-c", "echo $PPID; exec sleep 60"], { cwd: "/tmp", detached: true });
+      const p = await l.launch("/bin/sh", ["-c", "echo $PPID; exec sleep 60"], { cwd: "/tmp", env, detached: true });
       p.stdout.once("data", (d) => process.stdout.write(JSON.stringify({ launcher: Number(String(d)), sleeper: p.pid }) + "\\n"));
       p.stdout.resume();
       setInterval(() => {}, 1000);`;

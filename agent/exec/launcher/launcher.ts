@@ -8,12 +8,13 @@ import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { GuruError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/logging.ts";
+import { baseCommandEnv } from "../command-env.ts";
 import { createSocketPairs, type SocketPairs } from "./socket-pairs.ts";
 
 export interface LaunchOptions {
   cwd: string;
-  /** undefined: the agent's own environment. */
-  env?: NodeJS.ProcessEnv;
+  /** The command's whole environment; never the agent's own (../command-env.ts). */
+  env: Record<string, string>;
   /** POSIX: lead a new process group (its id is the pid). */
   detached: boolean;
   windowsVerbatimArguments?: boolean;
@@ -123,8 +124,10 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   let closed = false;
 
   function start(): ChildProcess {
-    // No execArgv: the agent's own flags (inspectors, profilers) are not the launcher's.
-    const launcher = fork(launcherScript, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json" });
+    // No execArgv: the agent's own flags (inspectors, profilers) are not the
+    // launcher's. Nor its environment: the launcher needs none, and the
+    // agent's may hold secrets (its key, under `guru start` the server's).
+    const launcher = fork(launcherScript, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json", env: baseCommandEnv() });
     launcher.on("message", (m: LauncherMessage) => {
       const p = pending.get(m.id);
       if (p === undefined) return;
