@@ -5,18 +5,22 @@ import type { Logger } from "../../lib/logging.ts";
 import type { TokenService } from "../auth/tokens.ts";
 import { principalKey } from "./context.ts";
 import { toConnectError } from "./errors.ts";
+import { accessOf, partnerKeyContext, refuseIntegrationKey, type IntegrationKeyCheck } from "./partner-auth.ts";
 
-/** Services anyone may call: the partner capability probe. */
-const publicServices = new Set(["guru.integration.v1.IntegrationService"]);
-
-export function authInterceptor(tokens: TokenService): Interceptor {
+export function authInterceptor(tokens: TokenService, integrationKeys: IntegrationKeyCheck): Interceptor {
   return (next) => async (req) => {
-    if (publicServices.has(req.service.typeName)) return next(req);
+    const access = accessOf(req.service.typeName, req.method.name);
+    if (access === "public") return next(req);
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (access === "integration_key") {
+      req.contextValues.set(partnerKeyContext, await integrationKeys.verify(match?.[1], req.method.name));
+      return next(req);
+    }
     if (match === null) {
       throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)");
     }
+    refuseIntegrationKey(match[1]);
     req.contextValues.set(principalKey, await tokens.verify(match[1]));
     return next(req);
   };
