@@ -191,6 +191,14 @@ export function createLink(options: LinkOptions): Link {
         case "tunnelClose":
         case "tunnelClosed":
           break;
+        case "consentAsk":
+        case "consentAnswer":
+          // The server asks, the agent answers; never the other way round.
+          if ((kind.case === "consentAnswer") !== (role === "server")) {
+            fail(LinkErrorCode.PROTOCOL_VIOLATION, `a ${kind.case} frame may not be sent to the ${role}`, closeCodes.protocolError);
+            return;
+          }
+          break;
         default:
           fail(LinkErrorCode.PROTOCOL_VIOLATION, `a ${String(kind.case)} frame needs a channel id other than 0`, closeCodes.protocolError);
           return;
