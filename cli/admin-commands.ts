@@ -4,11 +4,12 @@ import { Role } from "../gen/guru/api/v1/admin_pb.js";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { connect, resolveAgent, str } from "./connection.ts";
+import { integrationKeyCommand } from "./integration-key-commands.ts";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 export async function adminCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, ["admin"]);
+  const { positionals, flags } = parseArgs(argv, ["admin", "json"]);
   const [action, arg] = positionals;
   const api = connect(flags);
   const need = (what: string) => {
@@ -45,7 +46,11 @@ export async function adminCommand(argv: string[]): Promise<number> {
     case "force-close":
       await api.admin.forceCloseTunnel({ sessionId: need("SESSION_ID"), reason: str(flags.reason) ?? "" });
       return 0;
+    case "create-integration-key":
+    case "list-integration-keys":
+    case "revoke-integration-key":
+      return integrationKeyCommand(api, action, arg, flags);
     default:
-      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|enroll|revoke-agent|force-close …");
+      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|enroll|revoke-agent|force-close|create-integration-key|list-integration-keys|revoke-integration-key …");
   }
 }

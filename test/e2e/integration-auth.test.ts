@@ -11,6 +11,7 @@ import { describeDatabases } from "../support/databases.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { createIntegrationClient, type IntegrationClient } from "../support/integration-client.ts";
 import { errorOf } from "../support/rpc-errors.ts";
+import { spawnGuru } from "../support/server-process.ts";
 
 const someId = "00000000-0000-4000-8000-000000000000";
 
@@ -106,5 +107,21 @@ describeDatabases("integration API credentials", (kind) => {
     const names = (await h.admin.admin.listIntegrationKeys({})).keys.map((k) => k.name);
     expect(names).not.toContain("mine");
     expect(names).not.toContain("bad-origin");
+  });
+
+  it("creates, lists and revokes a key with `guru admin`", async () => {
+    const env = { GURU_URL: h.url, GURU_TOKEN: h.adminToken };
+    const created = spawnGuru(["admin", "create-integration-key", "cli-partner", "--origin", "https://a.example.com", "--origin", "https://b.example.com"], env);
+    const [, cliKey] = await created.waitFor(/^(guru_ik_\S+)$/m);
+    expect(created.output()).toMatch(/shown once/);
+    expect((await createIntegrationClient(h.url, cliKey).listSessions({})).sessions).toEqual([]);
+    const listed = spawnGuru(["admin", "list-integration-keys", "--json"], env);
+    const [json] = await listed.waitFor(/^\[.*\]$/m);
+    const entry = (JSON.parse(json) as { keyId: string; name: string; allowedOrigins: string[] }[]).find((k) => k.name === "cli-partner");
+    expect(entry?.allowedOrigins).toEqual(["https://a.example.com", "https://b.example.com"]);
+    const revoked = spawnGuru(["admin", "revoke-integration-key", entry!.keyId], env);
+    await new Promise((r) => revoked.child.once("exit", r));
+    expect(revoked.child.exitCode).toBe(0);
+    expect((await errorOf(createIntegrationClient(h.url, cliKey).listSessions({}))).code).toBe(Code.Unauthenticated);
   });
 });
