@@ -136,6 +136,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     logger: logger.child({ part: "audit-retention" }),
     retentionDays: config.auditRetentionDays,
     rateWindowMs: config.commandRateWindowMs,
+    sweepMore: (olderThanMs) => store.integrationKeys.sweepAudit(olderThanMs),
   });
 
   // What a previous process left behind has no live link here.

@@ -40,6 +40,8 @@ export interface IntegrationKeysRepository {
   revoke(id: string): Promise<boolean>;
   markUsed(id: string): Promise<void>;
   audit(input: IntegrationAuditInput): Promise<void>;
+  /** Removes audit rows older than olderThanMs; returns how many. */
+  sweepAudit(olderThanMs: number): Promise<number>;
   /** Newest first. */
   listAudit(filter: { keyId?: string; sessionId?: string; limit?: number }): Promise<IntegrationAuditRecord[]>;
 }
@@ -88,6 +90,10 @@ export function createIntegrationKeysRepository(db: Db): IntegrationKeysReposito
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [uuidOrNull(input.keyId), input.method, input.outcome, uuidOrNull(input.sessionId), uuidOrNull(input.agentId), input.reason ?? null, input.detail ?? null],
       );
+    },
+    async sweepAudit(olderThanMs) {
+      const r = await db.query("DELETE FROM integration_audit WHERE at < now() - $1::float8 * interval '1 millisecond'", [olderThanMs]);
+      return r.rowCount;
     },
     async listAudit(filter) {
       if ((filter.keyId && !isUuid(filter.keyId)) || (filter.sessionId && !isUuid(filter.sessionId))) return [];

@@ -46,7 +46,7 @@ export function createViewerTokensRepository(db: Db): ViewerTokensRepository {
     },
     async revokeForSessions(sessionIds) {
       if (sessionIds.length === 0) return 0;
-      const r = await db.query("UPDATE viewer_tokens SET revoked_at = now() WHERE session_id = ANY($1::uuid[]) AND revoked_at IS NULL", [sessionIds]);
+      const r = await db.query("UPDATE viewer_tokens SET revoked_at = now() WHERE session_id = ANY($1::uuid[]) AND revoked_at IS NULL AND redeemed_at IS NULL", [sessionIds]);
       return r.rowCount;
     },
   };
