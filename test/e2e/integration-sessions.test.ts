@@ -118,7 +118,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(refused.code).toBe(Code.PermissionDenied);
     expect(refused.message).toMatch(/revoked/);
     await rotated.stop();
-  });
+  }, 60_000);
 
   it("refuses bad provisioning and another partner's devices, changing nothing", async () => {
     expect((await errorOf(partner.provisionAgentKey({ externalId: "" }))).code).toBe(Code.InvalidArgument);
@@ -133,7 +133,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect((await errorOf(partner.createSession({ agent: byExternal("kiosk-1"), mode: SessionMode.UNSPECIFIED }))).code).toBe(Code.InvalidArgument);
     expect((await errorOf(partner.createSession({ agent: byExternal("kiosk-1"), mode: SessionMode.UNATTENDED, capabilities: ["root"] }))).code).toBe(Code.InvalidArgument);
     expect((await partner.listSessions({ agent: byExternal("kiosk-1") })).sessions).toEqual([]);
-  });
+  }, 60_000);
 
   it("keeps a session created while the agent is offline pending across a server restart, and binds it when the agent connects", async () => {
     const { agentId, agentKey } = await partner.provisionAgentKey({ externalId: "server-12" });
@@ -166,7 +166,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(closed[1].reason).toMatch(/ended by acme: done/);
     await watcher.close();
     await proc.stop();
-  });
+  }, 60_000);
 
   it("streams every event of an attended session in order over HTTP/1.1, and asks nothing before the agent is there", async () => {
     await decide("approve");
@@ -190,7 +190,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(await askedLog()).toContain(`${sessionId} carol@acme exec`);
     await watcher.close();
     await proc.stop();
-  });
+  }, 60_000);
 
   it("approves an attended session through the prompter, stores the receipt, and waits for the person longer than the tunnel-open timeout", async () => {
     await decide("slow-approve");
@@ -214,7 +214,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(receipt?.answeredAt).toBeDefined();
     await partner.endSession({ sessionId: session!.sessionId });
     await proc.stop();
-  });
+  }, 60_000);
 
   it("refuses an attended session the person denies, with the reason, and sends the agent nothing", async () => {
     await decide("deny");
@@ -230,7 +230,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(proc.output()).toContain("consent answered");
     expect(proc.output()).not.toContain("tunnel mode");
     await proc.stop();
-  });
+  }, 60_000);
 
   it("takes no answer in time as a denial, without DeadlineExceeded", async () => {
     await decide("hang");
@@ -245,7 +245,7 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(session.status).toBe(SessionStatus.CLOSED);
     expect(proc.output()).not.toContain("tunnel mode");
     await proc.stop();
-  });
+  }, 60_000);
 
   it("opens unattended sessions without a prompt, and refuses them where the policy says ask", async () => {
     const before = await askedLog();
@@ -264,5 +264,5 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect(await askedLog()).toBe(before);
     await proc.stop();
     await asking.proc.stop();
-  });
+  }, 60_000);
 });
