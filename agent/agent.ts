@@ -3,6 +3,8 @@
 // operation on a channel of its own.
 import { hostname, platform, release, arch } from "node:os";
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ConsentMode, ConsentResponseSchema } from "../gen/guru/wire/v1/consent_pb.js";
 import { HelloSchema, TunnelClosedSchema, TunnelReadySchema, type ChannelOpen, type Frame } from "../gen/guru/wire/v1/wire_pb.js";
 import { toGuruError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logging.ts";
@@ -15,6 +17,8 @@ import { dialServer } from "./link/dial.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
 import { createTunnelState } from "./tunnel-state.ts";
+import type { ConsentHandler } from "./consent/consent-handler.ts";
+import type { LocalPolicy } from "./policy/local-policy.ts";
 
 export interface AgentOptions {
   serverUrl: string;
@@ -25,7 +29,11 @@ export interface AgentOptions {
   limits?: Partial<WireLimits>;
   backoff?: { baseMs: number; maxMs: number };
   dialTimeoutMs?: number;
+  /** Attended sessions: how the local policy answers, and the handler that asks. */
+  consent?: { policy: LocalPolicy["consent"]; handler: ConsentHandler };
 }
+
+const consentModeOnWire = { ask: ConsentMode.ASK, "auto-approve": ConsentMode.AUTO_APPROVE, deny: ConsentMode.DENY } as const;
 
 export interface RunningAgent {
   /** Resolves when the agent has a link and the server's HelloAck. */
@@ -62,9 +70,24 @@ export function startAgent(options: AgentOptions): RunningAgent {
         connectedWaiters = [];
         return;
       }
+      case "consentAsk": {
+        const req = frame.kind.value;
+        const sessionId = req.sessionId;
+        const asked = options.consent?.handler.handle({ ...req, expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : new Date() });
+        void (asked ?? Promise.resolve({ approved: false, responder: "", reason: "this agent has no consent handler", timedOut: false })).then((answer) => {
+          if (link === current) current.sendControl({ case: "consentAnswer", value: create(ConsentResponseSchema, { sessionId, ...answer }) });
+        });
+        return;
+      }
       case "tunnelOpen": {
         const req = frame.kind.value;
-        const result = tunnel.open({ sessionId: req.sessionId, technicianId: req.technicianId, technicianName: req.technicianName });
+        const consent = options.consent?.handler.tunnel(req.sessionId) ?? { ok: true as const };
+        if (!consent.ok) {
+          logger.warn({ sessionId: req.sessionId, reason: consent.reason }, "refused a tunnel nobody approved");
+          current.sendControl({ case: "tunnelReady", value: create(TunnelReadySchema, { sessionId: req.sessionId, refusedReason: consent.reason }) });
+          return;
+        }
+        const result = tunnel.open({ sessionId: req.sessionId, technicianId: req.technicianId, technicianName: req.technicianName, capabilities: consent.capabilities });
         if (result.ok) logger.info({ sessionId: req.sessionId, technician: req.technicianName }, "tunnel mode");
         else logger.warn({ sessionId: req.sessionId, reason: result.reason }, "refused a second tunnel");
         current.sendControl({
@@ -75,6 +98,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
       }
       case "tunnelClose": {
         const { sessionId, reason } = frame.kind.value;
+        options.consent?.handler.forget(sessionId);
         if (tunnel.close(sessionId)) logger.info({ sessionId, reason }, "heartbeat mode");
         // Whatever still runs for the tunnel ends with it, even if the server's own cancel was lost.
         const aborted = sessionChannels.abortSession(sessionId, reason || "closed by the server");
@@ -121,11 +145,14 @@ export function startAgent(options: AgentOptions): RunningAgent {
         capabilities: options.capabilities,
         initialWindowBytes: limits.initialWindowBytes,
         maxFrameBytes: limits.maxFrameBytes,
+        consentMode: options.consent ? consentModeOnWire[options.consent.policy.mode] : ConsentMode.UNSPECIFIED,
+        requiresConsent: options.consent?.policy.requiredForEverySession ?? false,
       }),
     });
     const { code, reason } = await current.closed;
     connected = false;
     link = undefined;
+    options.consent?.handler.clear();
     if (tunnel.close()) logger.info("left tunnel mode: the link closed");
     if (!stopped) logger.warn({ code, reason }, "link to the server closed");
   }

@@ -36,3 +36,15 @@ describe("tunnel state", () => {
     }
   });
 });
+
+describe("tunnel capabilities from a consent approval", () => {
+  it("allows only what the person approved, and everything when nobody was asked", () => {
+    const state = createTunnelState();
+    state.open({ sessionId: "s1", technicianId: "t", technicianName: "alice@acme", capabilities: ["files"] });
+    expect(() => state.requireCapability("files")).not.toThrow();
+    expect(() => state.requireCapability("exec")).toThrow(/approved files for this session, not exec/);
+    state.close("s1");
+    state.open({ sessionId: "s2", technicianId: "t", technicianName: "bob" });
+    expect(() => state.requireCapability("exec")).not.toThrow();
+  });
+});

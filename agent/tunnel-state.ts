@@ -7,6 +7,8 @@ export interface ActiveTunnel {
   technicianId: string;
   technicianName: string;
   openedAt: Date;
+  /** What the person at the endpoint approved; undefined: no consent was asked, the policy alone decides. */
+  capabilities?: string[];
 }
 
 export function createTunnelState() {
@@ -27,6 +29,14 @@ export function createTunnelState() {
       if (active === undefined || (sessionId !== undefined && active.sessionId !== sessionId)) return false;
       active = undefined;
       return true;
+    },
+    /** An approval covers the capabilities it listed and no others. */
+    requireCapability(capability: string): void {
+      if (active?.capabilities !== undefined && !active.capabilities.includes(capability)) {
+        throw new GuruError("denied", `the person at the endpoint approved ${active.capabilities.join(", ") || "nothing"} for this session, not ${capability}`, {
+          details: { capability },
+        });
+      }
     },
     /** The tunnel an operation claims to belong to must be the active one. */
     require(sessionId: string): ActiveTunnel {

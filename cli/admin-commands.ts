@@ -4,6 +4,7 @@ import { Role } from "../gen/guru/api/v1/admin_pb.js";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { connect, resolveAgent, str } from "./connection.ts";
+import { integrationKeyCommand } from "./integration-key-commands.ts";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : "");
@@ -78,7 +79,11 @@ export async function adminCommand(argv: string[]): Promise<number> {
       out(`disabled at ${iso(done.disabledAt)}; revoked ${done.revoked} token(s), closed ${done.closedSessions} tunnel(s)`);
       return 0;
     }
+    case "create-integration-key":
+    case "list-integration-keys":
+    case "revoke-integration-key":
+      return integrationKeyCommand(api, action, arg, flags);
     default:
-      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|list-tokens|revoke-tech-tokens|disable-tech|enroll|revoke-agent|force-close …");
+      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|list-tokens|revoke-tech-tokens|disable-tech|enroll|revoke-agent|force-close|create-integration-key|list-integration-keys|revoke-integration-key …");
   }
 }

@@ -13,6 +13,8 @@ import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
 import { untilSignal } from "./signals.ts";
+import { createConsentHandler } from "../agent/consent/consent-handler.ts";
+import { createConsentPrompter } from "../agent/consent/prompter.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv);
@@ -40,7 +42,12 @@ export async function agentCommand(argv: string[]): Promise<number> {
   logger.info({ shells: execSetup.shellPaths }, "shells found");
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 
+  // A terminal prompt only when a person can see and answer it.
+  const terminal = process.stdin.isTTY && process.stderr.isTTY ? { input: process.stdin, output: process.stderr } : undefined;
+  const prompter = createConsentPrompter({ command: policy.consent.command, terminal, logger });
+  const consent = { policy: policy.consent, handler: createConsentHandler({ policy: policy.consent, prompter, logger }) };
   const agent = startAgent({
+    consent,
     serverUrl: config.serverUrl,
     key,
     logger,
@@ -50,7 +57,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();
-  logger.info({ server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities }, "agent starting");
+  logger.info({ server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities, consent: policy.consent.mode }, "agent starting");
   const signal = await untilSignal();
   logger.info({ signal }, "agent stopping");
   clearInterval(sweep);

@@ -8,6 +8,8 @@ import { join, relative } from "node:path";
 const root = new URL("..", import.meta.url).pathname;
 const contractVersion = readContractVersion();
 const { contractVersion: implementedVersion } = await import("../lib/contract-version.ts");
+const { integrationContractVersion } = await import("../lib/integration-contract-version.ts");
+const { bufRunner, checkVersionedPackage, readPackageVersions, versionedPackages } = await import("./contract/package-versions.ts");
 
 const binDir = join(root, "node_modules/.bin");
 
@@ -70,4 +72,16 @@ if (!released.includes(contractVersion)) {
   process.exit(1);
 }
 for (const version of released) buf(["breaking", "--against", join("contract", `${version}.binpb`)]);
-process.stdout.write(`contract ok: lint, format, gen/ current, no breaking change against ${released.join(", ")}\n`);
+
+// Packages versioned on their own, each against its own released images.
+const documented = readPackageVersions(readFileSync(join(root, "CONTRACT.md"), "utf8"));
+const implemented: Record<string, string> = { "guru.integration.v1": integrationContractVersion };
+for (const pkg of versionedPackages) {
+  const problems = checkVersionedPackage({ root, pkg, documented: documented.get(pkg.name), implemented: implemented[pkg.name], buf: bufRunner(root, binDir) });
+  if (problems.length > 0) {
+    process.stderr.write(`${problems.join("\n")}\n`);
+    process.exit(1);
+  }
+}
+const own = versionedPackages.map((p) => `${p.name} ${documented.get(p.name)}`).join(", ");
+process.stdout.write(`contract ok: lint, format, gen/ current, no breaking change against ${released.join(", ")}; ${own} as released\n`);

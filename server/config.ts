@@ -48,6 +48,10 @@ export const serverOptions = {
   failureAlertWindowMs: { env: "GURU_FAILURE_ALERT_WINDOW_MS", ...ms("the window of the failure alert", 5 * 60_000) },
   uploadAbandonedMs: { env: "GURU_UPLOAD_ABANDONED_MS", ...ms("partial uploads untouched this long are removed", 24 * 3600_000) },
   uploadSweepIntervalMs: { env: "GURU_UPLOAD_SWEEP_INTERVAL_MS", ...ms("how often abandoned partial uploads are looked for", 60_000, 10) },
+  // Partner integration (guru.integration.v1).
+  consentTimeoutMs: { env: "GURU_CONSENT_TIMEOUT_MS", ...ms("how long the person at an endpoint has to answer a consent request; no answer is a denial", 30_000, 100) },
+  publicUrl: { env: "GURU_PUBLIC_URL", flag: "public-url", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL as partners' browsers reach it, for viewer URLs; default the listener's own URL" },
+  watchHeartbeatMs: { env: "GURU_WATCH_HEARTBEAT_MS", ...ms("how often a quiet WatchSessions stream gets a heartbeat message", 15_000, 100) },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", describe: "log level" },
 };
 

@@ -36,6 +36,15 @@ import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
 import { createRemoteCommands } from "./link/remote-commands.ts";
 import { createMetrics } from "./metrics.ts";
+import { createIntegrationKeyCheck } from "./auth/integration-keys.ts";
+import { createViewerTokens, maxViewerTokenTtlSeconds } from "./auth/viewer-tokens.ts";
+import { createIntegrationKeyAdmin } from "./domain/integration-keys.ts";
+import { createPartnerAgents } from "./domain/partner-agents.ts";
+import { createPartnerAudit } from "./domain/partner-audit.ts";
+import { createPartnerSessions, type PartnerSessions } from "./domain/partner-sessions.ts";
+import { createSessionEvents } from "./domain/session-events.ts";
+import { consentPolicyOf, createRemoteConsent } from "./link/remote-consent.ts";
+import { integrationContractVersion, packageVersions } from "../lib/integration-contract-version.ts";
 import { adminServiceImpl } from "./rpc/admin-service.ts";
 import { agentServiceImpl } from "./rpc/agent-service.ts";
 import { execServiceImpl } from "./rpc/exec-service.ts";
@@ -95,7 +104,28 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       windowMs: config.tunnelOpenRateWindowMs,
     }),
     onOpened: () => metrics.tunnelsOpened.inc(),
+    // Bound below: partner sessions need the session service first.
+    onClosed: (closed, reason) => partnerSessions.sessionsClosed(closed, reason),
   });
+  const sessionEvents = createSessionEvents();
+  const partnerSessions: PartnerSessions = createPartnerSessions({
+    store,
+    sessions,
+    agents: remoteAgents,
+    consent: createRemoteConsent(router),
+    events: sessionEvents,
+    logger: logger.child({ part: "partner-sessions" }),
+    consentTimeoutMs: config.consentTimeoutMs,
+    tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
+  });
+  const partnerAgents = createPartnerAgents({ store, agents: remoteAgents, sessions, partnerSessions, logger: logger.child({ part: "partner-agents" }) });
+  const integrationKeyAdmin = createIntegrationKeyAdmin({ store, partnerSessions, logger: logger.child({ part: "integration-keys" }) });
+  // The listener's URL is known once it listens; viewer URLs are built later than that.
+  let publicUrl = config.publicUrl;
+  const viewerUrl = (sessionId: string) => `${(publicUrl ?? "").replace(/\/+$/, "")}/viewer/?session=${encodeURIComponent(sessionId)}`;
+  const viewerTokens = createViewerTokens({ store, keys, viewerUrl });
+  // Ends WatchSessions streams when the server closes, so the listener can.
+  const shutdown = new AbortController();
   const admin = createAdminService({ store, tokens, agents: remoteAgents, sessions, logger: logger.child({ part: "admin" }) });
   const agentFiles = createAgentFiles(router);
   const onTransfer = (direction: "upload" | "download", outcome: string, bytes: number) => {
@@ -141,6 +171,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     logger: logger.child({ part: "audit-retention" }),
     retentionDays: config.auditRetentionDays,
     rateWindowMs: config.commandRateWindowMs,
+    sweepMore: (olderThanMs) => store.integrationKeys.sweepAudit(olderThanMs),
   });
 
   // What a previous process left behind has no live link here.
@@ -162,11 +193,15 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     authFailures,
     trustedProxies: config.trustedProxies,
     onDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason),
+    onHello: (agentId, hello) => store.partnerAgents.setConsentPolicy(agentId, consentPolicyOf(hello)),
+    onConnected: (agentId) => {
+      void partnerSessions.agentConnected(agentId).catch((err) => logger.error({ err, agentId }, "binding pending sessions failed"));
+    },
   });
 
   const rpcLogger = logger.child({ part: "rpc" });
   const rpc = connectNodeAdapter({
-    interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens, authFailures)],
+    interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens, createIntegrationKeyCheck({ store }), authFailures)],
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
     readMaxBytes: 16 * 1024 * 1024,
     routes(r) {
@@ -174,8 +209,34 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       r.service(SessionService, sessionServiceImpl(sessions));
       r.service(ExecService, execServiceImpl(commands));
       r.service(FileService, fileServiceImpl(files, uploads));
-      r.service(AdminService, adminServiceImpl(admin, sessions));
-      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
+      r.service(AdminService, adminServiceImpl(admin, sessions, integrationKeyAdmin));
+      r.service(
+        IntegrationService,
+        integrationServiceImpl({
+          info: {
+            contractVersion: integrationContractVersion,
+            serverVersion: version,
+            features: ["tunnels", "exec", "files", "consent", "viewer_tokens"],
+            wireProtocol,
+            packageVersions: packageVersions(contractVersion),
+            limits: {
+              maxUploadChunkBytes: 16 * 1024 * 1024,
+              maxCommandOutputBytes: config.execMaxOutputBytes,
+              sessionIdleMs: config.sessionIdleMs,
+              consentTimeoutMs: config.consentTimeoutMs,
+              maxViewerTokenTtlSeconds,
+            },
+          },
+          partnerAgents,
+          partnerSessions,
+          events: sessionEvents,
+          viewerTokens,
+          audit: createPartnerAudit(store),
+          viewerUrl,
+          watchHeartbeatMs: config.watchHeartbeatMs,
+          shutdownSignal: shutdown.signal,
+        }),
+      );
     },
   });
   const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken });
@@ -215,6 +276,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   }, config.uploadSweepIntervalMs);
   uploadSweep.unref();
 
+  publicUrl ??= listener.url;
   logger.info({ url: listener.url, database: db.kind }, "server listening");
 
   let closing: Promise<void> | undefined;
@@ -226,6 +288,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       // Committed offsets to the database before the links go: a resume after the restart starts there.
       await uploads.close();
       agentSockets.stopAccepting();
+      shutdown.abort();
       const links = registry.all();
       for (const entry of links) entry.link.close(closeCodes.goingAway, "the server is shutting down");
       await Promise.allSettled(links.map((e) => e.link.closed));
@@ -239,7 +302,27 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     return closing;
   }
 
-  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, work, authFailures, auditRetention, registry, router, metrics, bootstrapAdmin, close };
+  return {
+    url: listener.url,
+    store,
+    tokens,
+    sessions,
+    admin,
+    commands,
+    files,
+    uploads,
+    work,
+    authFailures,
+    auditRetention,
+    registry,
+    router,
+    metrics,
+    bootstrapAdmin,
+    partnerSessions,
+    sessionEvents,
+    viewerTokens,
+    close,
+  };
 }
 
 export type GuruServer = Awaited<ReturnType<typeof startServer>>;

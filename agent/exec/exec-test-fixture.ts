@@ -37,6 +37,7 @@ export async function createExecFixture(kind: LauncherKind = "direct"): Promise<
         commands: { deny: [], allow: [] },
         capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
         exec: { allowEnv: [] },
+        consent: { mode: "ask", requiredForEverySession: false },
         ...policyOverrides,
       };
       return { policy, pathGuard: createPathGuard(policy.allowedPaths), logger: silentLogger(), killGraceMs: 300, launcher, ...rest };

@@ -29,6 +29,8 @@ export interface HandlerContext {
 
 export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
   const request = open.request;
+  if (request.case === "exec") ctx.tunnel.requireCapability("exec");
+  else if (request.case !== undefined) ctx.tunnel.requireCapability("files");
   switch (request.case) {
     case "exec":
       return handleExec(channel, request.value, ctx);

@@ -33,6 +33,7 @@ function policy(commands: Partial<LocalPolicy["commands"]>): LocalPolicy {
     commands: { deny: commands.deny ?? [], allow: commands.allow ?? [] },
     capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
     exec: { allowEnv: [] },
+    consent: { mode: "ask", requiredForEverySession: false },
   };
 }
 
@@ -43,7 +44,25 @@ describe("loadLocalPolicy", () => {
       commands: { deny: [], allow: [] },
       capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
       exec: { allowEnv: [] },
+      consent: { mode: "ask", requiredForEverySession: false, command: undefined },
     });
+  });
+
+  it("reads the consent section: an explicit ask needs a person for every session", async () => {
+    const ask = await loadLocalPolicy({ file: await policyFile("consent-ask.json", { consent: { mode: "ask", command: ["zenity", "--question"] } }), defaults });
+    expect(ask.consent).toEqual({ mode: "ask", requiredForEverySession: true, command: ["zenity", "--question"] });
+    const auto = await loadLocalPolicy({ file: await policyFile("consent-auto.json", { consent: { mode: "auto-approve" } }), defaults });
+    expect(auto.consent).toEqual({ mode: "auto-approve", requiredForEverySession: false, command: undefined });
+  });
+
+  it("refuses an unknown consent mode and an empty consent command, naming the field", async () => {
+    const badMode = await loadError(await policyFile("consent-bad-mode.json", { consent: { mode: "maybe" } }));
+    expect(badMode.kind).toBe("invalid");
+    expect(badMode.message).toContain("consent.mode");
+    const emptyCommand = await loadError(await policyFile("consent-empty.json", { consent: { command: [] } }));
+    expect(emptyCommand.message).toContain("consent.command");
+    const typo = await loadError(await policyFile("consent-typo.json", { consent: { mdoe: "deny" } }));
+    expect(typo.message).toContain("consent");
   });
 
   it("reads a full file", async () => {

@@ -10,8 +10,16 @@
 //       "allow": ["systemctl status *", "df -h"]     // empty: everything not denied is allowed
 //     },
 //     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false },
-//     "exec": { "allowEnv": ["PATH", "PYTHON*"] }         // see below
+//     "exec": { "allowEnv": ["PATH", "PYTHON*"] },         // see below
+//     "consent": {
+//       "mode": "ask",                                  // ask | auto-approve | deny (attended sessions)
+//       "command": ["zenity", "--question", "--text=Allow remote access?"]  // asks when no terminal; exit 0 approves
+//     }
 //   }
+// Consent: with "mode": "ask" written here, every session needs the approval
+// of the person at the endpoint (unattended ones are refused). Without a
+// consent section, attended sessions are asked as with "ask" and unattended
+// ones are allowed, as before consent existed.
 // Unknown fields are refused rather than ignored: a typo such as "alowedPaths"
 // must not silently lift a restriction.
 //
@@ -44,11 +52,20 @@ import { GuruError } from "../../lib/errors.ts";
 
 export type CommandRule = string;
 
+export type ConsentMode = "ask" | "auto-approve" | "deny";
+
 export interface LocalPolicy {
   allowedPaths: string[];
   commands: { deny: CommandRule[]; allow: CommandRule[] };
   capabilities: { exec: boolean; files: boolean; services: boolean; registry: boolean; terminal: boolean };
   exec: { allowEnv: string[] };
+  consent: {
+    mode: ConsentMode;
+    /** The owner wrote "mode": "ask": unattended sessions are refused too. */
+    requiredForEverySession: boolean;
+    /** Program and arguments that ask the person (a desktop dialog); exit code 0 approves. */
+    command?: string[];
+  };
 }
 
 export type Capability = keyof LocalPolicy["capabilities"];
@@ -108,6 +125,13 @@ const fileSchema = z
       .object({ allowEnv: z.array(allowEnvSchema).optional() })
       .strict()
       .optional(),
+    consent: z
+      .object({
+        mode: z.enum(["ask", "auto-approve", "deny"]).optional(),
+        command: z.array(z.string().min(1)).min(1, "must name a program").optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -150,6 +174,11 @@ function buildPolicy(data: z.infer<typeof fileSchema>, defaults: { allowedPaths:
     commands: { deny: [...(data.commands?.deny ?? [])], allow: [...(data.commands?.allow ?? [])] },
     capabilities: { ...defaultCapabilities, ...data.capabilities },
     exec: { allowEnv: [...(data.exec?.allowEnv ?? [])] },
+    consent: {
+      mode: data.consent?.mode ?? "ask",
+      requiredForEverySession: data.consent?.mode === "ask",
+      command: data.consent?.command ? [...data.consent.command] : undefined,
+    },
   };
 }
 

@@ -2,6 +2,7 @@
 // clear message), a warn log line and the matching close code; open channels
 // end with agent_offline; onControl never sees the bad frame; no exception escapes.
 import { create } from "@bufbuild/protobuf";
+import { ConsentRequestSchema } from "../../gen/guru/wire/v1/consent_pb.js";
 import { describe, expect, it } from "vitest";
 import {
   ChannelCreditSchema,
@@ -94,6 +95,12 @@ describe("link: bad input from the peer", () => {
     const second = serverWithRawAgent();
     second.peer.sendFrame(makeFrame(0, { case: "helloAck", value: create(HelloAckSchema, {}) }));
     await expectLinkFailure(second, LinkErrorCode.PROTOCOL_VIOLATION, closeCodes.protocolError, /helloAck frame may not be sent to the server/);
+  });
+
+  it("a consent request sent to the server → PROTOCOL_VIOLATION: only the server asks", async () => {
+    const setup = serverWithRawAgent();
+    setup.peer.sendFrame(makeFrame(0, { case: "consentAsk", value: create(ConsentRequestSchema, { sessionId: "s1" }) }));
+    await expectLinkFailure(setup, LinkErrorCode.PROTOCOL_VIOLATION, closeCodes.protocolError, /consentAsk frame may not be sent to the server/);
   });
 
   it("data beyond the granted credit → FLOW_CONTROL", async () => {

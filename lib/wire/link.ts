@@ -61,6 +61,9 @@ export function isBulkOpen(open: ChannelOpen): boolean {
   return open.request.case === "fileRead" || open.request.case === "fileWrite";
 }
 
+/** Control frames that only one side may receive. */
+const receiverOf = { hello: "server", helloAck: "agent", consentAsk: "agent", consentAnswer: "server" } as const;
+
 export function createLink(options: LinkOptions): Link {
   const { socket, role, logger } = options;
   const limits = checkWireLimits(options.limits);
@@ -178,7 +181,10 @@ export function createLink(options: LinkOptions): Link {
           return;
         case "hello":
         case "helloAck":
-          if ((kind.case === "hello") !== (role === "server")) {
+        // The server asks for consent, the agent answers; never the other way round.
+        case "consentAsk":
+        case "consentAnswer":
+          if (receiverOf[kind.case] !== role) {
             fail(LinkErrorCode.PROTOCOL_VIOLATION, `a ${kind.case} frame may not be sent to the ${role}`, closeCodes.protocolError);
             return;
           }

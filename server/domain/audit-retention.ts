@@ -13,6 +13,8 @@ export interface AuditRetentionOptions {
   retentionDays: number;
   /** The widest rate-limit window in use; older events no longer count. */
   rateWindowMs: number;
+  /** Audit tables kept by other parts (the partner API's): remove rows older than this; returns how many. */
+  sweepMore?(olderThanMs: number): Promise<number>;
 }
 
 export const auditSweepIntervalMs = 3600_000;
@@ -27,6 +29,8 @@ export function createAuditRetention(options: AuditRetentionOptions) {
   async function sweep(): Promise<SweepResult & { rateLimitEvents: number }> {
     const removed = await store.audit.sweep(options.retentionDays * dayMs);
     const rateLimitEvents = await store.rateLimits.sweep(options.rateWindowMs);
+    const more = (await options.sweepMore?.(options.retentionDays * dayMs)) ?? 0;
+    if (more > 0) logger.info({ rows: more, retentionDays: options.retentionDays }, "partner audit rows past retention removed");
     const total = removed.tunnel + removed.commands + removed.files;
     if (total > 0) logger.info({ ...removed, retentionDays: options.retentionDays }, "audit rows past retention removed");
     return { ...removed, rateLimitEvents };

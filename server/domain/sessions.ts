@@ -24,6 +24,8 @@ export interface SessionServiceOptions {
   openRateLimit?: TechnicianRateLimit;
   /** Counts tunnels that opened (metrics). */
   onOpened?(): void;
+  /** Sessions that just ended, whoever ended them (partner events, viewer token revocation). */
+  onClosed?(sessions: SessionRecord[], reason: string): Promise<void>;
 }
 
 export function createSessionService(options: SessionServiceOptions) {
@@ -88,6 +90,7 @@ export function createSessionService(options: SessionServiceOptions) {
     await audit(event, "ok", { sessionId: session.id, agentId: session.agentId, technicianId: actor ?? session.technicianId, reason });
     await endWork(closed, reason);
     logger.info({ sessionId: session.id, agentId: session.agentId, reason }, "tunnel closed");
+    await options.onClosed?.([closed], reason);
     return closed;
   }
 
@@ -162,6 +165,7 @@ export function createSessionService(options: SessionServiceOptions) {
       options.work.cancel({ sessionId: s.id }, reason);
       logger.info({ sessionId: s.id, agentId, reason }, "tunnel closed by agent disconnect");
     }
+    if (closed.length > 0) await options.onClosed?.(closed, reason);
   }
 
   async function expireIdle(): Promise<number> {
@@ -170,6 +174,7 @@ export function createSessionService(options: SessionServiceOptions) {
       await audit("expire", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason: s.closeReason ?? "idle" });
       await endWork(s, "expired after inactivity");
     }
+    if (expired.length > 0) await options.onClosed?.(expired, "expired after inactivity");
     return expired.length;
   }
 
@@ -178,10 +183,16 @@ export function createSessionService(options: SessionServiceOptions) {
     const reason = "server restarted";
     const closed = await store.sessions.closeAllActive(reason);
     for (const s of closed) await audit("close", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason });
+    if (closed.length > 0) await options.onClosed?.(closed, reason);
     return closed.length;
   }
 
-  return { open, get, close, forceClose, endFor, list, requireActive, agentDisconnected, expireIdle, reconcileAtStart };
+  /** Ends an active session for whoever owns it (a partner's EndSession); the record as it is after. */
+  async function end(session: SessionRecord, reason: string, event: string): Promise<SessionRecord> {
+    return finish(session, "closed", reason, event);
+  }
+
+  return { open, get, close, forceClose, endFor, end, list, requireActive, agentDisconnected, expireIdle, reconcileAtStart };
 }
 
 export type SessionService = ReturnType<typeof createSessionService>;

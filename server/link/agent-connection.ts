@@ -25,6 +25,10 @@ export interface AgentConnectionOptions {
   heartbeatDeadlineMs: number;
   /** The link is gone (or replaced): end the agent's sessions. */
   onDisconnected(agentId: string, reason: string): Promise<void>;
+  /** The agent's Hello, before its link is registered (record what it said about consent). */
+  onHello?(agentId: string, hello: Hello): Promise<void>;
+  /** The link is registered and acknowledged (bind sessions waiting for the agent). */
+  onConnected?(agentId: string): void;
 }
 
 /** Runs the link; the returned promise settles once the link is gone and its cleanup (status, sessions) is written. */
@@ -80,6 +84,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         agentVersion: hello.agentVersion,
         capabilities: hello.capabilities,
       });
+      await options.onHello?.(agent.id, hello);
     } catch (err) {
       logger.error({ err }, "could not record the agent as online");
       link.close(closeCodes.internalError, "the server could not record the agent");
@@ -100,6 +105,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
       }),
     });
     logger.info({ version: hello.agentVersion, hostname: inventory?.hostname, os: inventory?.os }, "agent connected");
+    options.onConnected?.(agent.id);
   }
 
   let linkClosed = false;

@@ -2,9 +2,11 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { Role, type AdminService as AdminApi } from "../../gen/guru/api/v1/admin_pb.js";
 import { GuruError } from "../../lib/errors.ts";
 import type { AdminService } from "../domain/admin.ts";
+import type { IntegrationKeyAdmin } from "../domain/integration-keys.ts";
 import type { SessionService } from "../domain/sessions.ts";
 import { principalOf } from "./context.ts";
 import { timestamp } from "./convert.ts";
+import { integrationKeyMethods } from "./integration-key-methods.ts";
 
 function roleFromApi(role: Role): "admin" | "tech" {
   if (role === Role.ADMIN) return "admin";
@@ -12,7 +14,7 @@ function roleFromApi(role: Role): "admin" | "tech" {
   throw new GuruError("invalid", `unknown role ${role}`);
 }
 
-export function adminServiceImpl(admin: AdminService, sessions: SessionService): ServiceImpl<typeof AdminApi> {
+export function adminServiceImpl(admin: AdminService, sessions: SessionService, integrationKeys: IntegrationKeyAdmin): ServiceImpl<typeof AdminApi> {
   return {
     async createTech(req, ctx) {
       const tech = await admin.createTech(principalOf(ctx), req.name, roleFromApi(req.role));
@@ -59,5 +61,6 @@ export function adminServiceImpl(admin: AdminService, sessions: SessionService):
       const done = await admin.disableTechnician(principalOf(ctx), req.technicianId, req.reason);
       return { disabledAt: timestamp(done.disabledAt), revoked: done.revoked, closedSessions: done.closedSessions };
     },
+    ...integrationKeyMethods(integrationKeys),
   };
 }

@@ -11,6 +11,7 @@ export function timestamp(date: Date | null | undefined): Timestamp | undefined 
 }
 
 const statusOf: Record<SessionRecord["status"], SessionStatus> = {
+  pending: SessionStatus.PENDING,
   active: SessionStatus.ACTIVE,
   closed: SessionStatus.CLOSED,
   expired: SessionStatus.EXPIRED,

@@ -6,20 +6,24 @@ import type { AuthFailureLimit } from "../auth/auth-failures.ts";
 import type { TokenService } from "../auth/tokens.ts";
 import { clientAddressKey, principalKey } from "./context.ts";
 import { toConnectError } from "./errors.ts";
+import { accessOf, partnerKeyContext, refuseIntegrationKey, type IntegrationKeyCheck } from "./partner-auth.ts";
 
-/** Services anyone may call: the partner capability probe. */
-const publicServices = new Set(["guru.integration.v1.IntegrationService"]);
-
-export function authInterceptor(tokens: TokenService, failures?: AuthFailureLimit): Interceptor {
+export function authInterceptor(tokens: TokenService, integrationKeys: IntegrationKeyCheck, failures?: AuthFailureLimit): Interceptor {
   return (next) => async (req) => {
-    if (publicServices.has(req.service.typeName)) return next(req);
-    // A blocked address is refused before its token is looked at, a good one included.
+    const access = accessOf(req.service.typeName, req.method.name);
+    if (access === "public") return next(req);
+    // A blocked address is refused before its credential is looked at, a good one included.
     const address = req.contextValues.get(clientAddressKey);
     failures?.check(address);
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header.trim());
     try {
+      if (access === "integration_key") {
+        req.contextValues.set(partnerKeyContext, await integrationKeys.verify(match?.[1], req.method.name));
+        return next(req);
+      }
       if (match === null) throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)");
+      refuseIntegrationKey(match[1]);
       req.contextValues.set(principalKey, await tokens.verify(match[1]));
     } catch (err) {
       if (isGuruError(err, "unauthenticated")) failures?.fail(address);

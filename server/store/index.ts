@@ -9,6 +9,10 @@ import { createSigningKeysRepository, type SigningKeysRepository } from "./signi
 import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
 import { createTokensRepository, type TokensRepository } from "./tokens.ts";
 import { createUploadsRepository, type UploadsRepository } from "./uploads.ts";
+import { createIntegrationKeysRepository, type IntegrationKeysRepository } from "./integration-keys.ts";
+import { createPartnerAgentsRepository, type PartnerAgentsRepository } from "./partner-agents.ts";
+import { createPartnerSessionsRepository, type PartnerSessionsRepository } from "./partner-sessions.ts";
+import { createViewerTokensRepository, type ViewerTokensRepository } from "./viewer-tokens.ts";
 
 export interface Store {
   db: Db;
@@ -21,6 +25,11 @@ export interface Store {
   uploads: UploadsRepository;
   rateLimits: RateLimitsRepository;
   commands: CommandsRepository;
+  // Partner integration (guru.integration.v1).
+  integrationKeys: IntegrationKeysRepository;
+  partnerAgents: PartnerAgentsRepository;
+  partnerSessions: PartnerSessionsRepository;
+  viewerTokens: ViewerTokensRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -35,6 +44,10 @@ export function createStore(db: Db): Store {
     uploads: createUploadsRepository(db),
     rateLimits: createRateLimitsRepository(db),
     commands: createCommandsRepository(db),
+    integrationKeys: createIntegrationKeysRepository(db),
+    partnerAgents: createPartnerAgentsRepository(db),
+    partnerSessions: createPartnerSessionsRepository(db),
+    viewerTokens: createViewerTokensRepository(db),
   };
 }
 

@@ -4,7 +4,7 @@
 import { GuruError } from "../../lib/errors.ts";
 import { isForeignKeyViolation, isUniqueViolation, isUuid, type Db } from "./db.ts";
 
-export type SessionStatus = "active" | "closed" | "expired";
+export type SessionStatus = "pending" | "active" | "closed" | "expired";
 
 export interface SessionRecord {
   id: string;
@@ -35,7 +35,7 @@ export interface SessionsRepository {
   closeActiveFor(holder: { technicianId: string } | { tokenId: string }, reason: string): Promise<SessionRecord[]>;
   /** At server start: no tunnel survives a restart of the process that carried it. */
   closeAllActive(reason: string): Promise<SessionRecord[]>;
-  /** Expires active sessions idle for more than idleMs; reason "idle". */
+  /** Expires live sessions (pending ones too) idle for more than idleMs; reason "idle". */
   expireIdle(idleMs: number): Promise<SessionRecord[]>;
   /** last_activity_at = now() on an active session; false when not active. */
   touch(id: string): Promise<boolean>;
@@ -56,7 +56,8 @@ export function validIds(...ids: (string | undefined)[]): boolean {
 export function createSessionsRepository(db: Db): SessionsRepository {
   const many = async (sql: string, params: unknown[] = []) => (await db.query<SessionRecord>(sql, params)).rows;
   const getActiveForAgent = async (agentId: string) =>
-    !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status = 'active'`, [agentId]))[0];
+    // A partner's pending session holds the agent too.
+    !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status IN ('pending', 'active')`, [agentId]))[0];
 
   return {
     async open({ agentId, technicianId, tokenId }) {
@@ -138,7 +139,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     expireIdle(idleMs) {
       return many(
         `UPDATE tunnel_sessions SET status = 'expired', closed_at = now(), close_reason = 'idle'
-         WHERE status = 'active' AND last_activity_at < now() - $1::float8 * interval '1 millisecond' RETURNING ${columns}`,
+         WHERE status IN ('active', 'pending') AND last_activity_at < now() - $1::float8 * interval '1 millisecond' RETURNING ${columns}`,
         [idleMs],
       );
     },

@@ -1,6 +1,6 @@
 // With TLS configured, one listener serves gRPC over HTTP/2 (ALPN), Connect
 // over HTTP/1.1, and agents over wss.
-import { contractVersion } from "../../lib/contract-version.ts";
+import { integrationContractVersion } from "../../lib/integration-contract-version.ts";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,6 +46,6 @@ it("serves gRPC over HTTP/2 and Connect over HTTP/1.1 on the same TLS port, and 
 
   const connect11 = createClient(IntegrationService, createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", nodeOptions: { ca } }));
   const caps = await connect11.getCapabilities({});
-  expect(caps.contractVersion).toBe(contractVersion);
+  expect(caps.contractVersion).toBe(integrationContractVersion);
   expect(caps.wireProtocol).toBe("guru.wire.v1");
 });

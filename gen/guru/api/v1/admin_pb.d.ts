@@ -5,6 +5,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { CreateIntegrationKeyRequestSchema, CreateIntegrationKeyResponseSchema, ListIntegrationKeysRequestSchema, ListIntegrationKeysResponseSchema, RevokeIntegrationKeyRequestSchema, RevokeIntegrationKeyResponseSchema } from "./integration_keys_pb.js";
 
 /**
  * Describes the file guru/api/v1/admin.proto.
@@ -520,6 +521,33 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DisableTechnicianRequestSchema;
     output: typeof DisableTechnicianResponseSchema;
+  },
+  /**
+   * Integration keys for partner servers (guru.integration.v1); the key is
+   * in the answer and nowhere else. Revoking one ends its sessions.
+   *
+   * @generated from rpc guru.api.v1.AdminService.CreateIntegrationKey
+   */
+  createIntegrationKey: {
+    methodKind: "unary";
+    input: typeof CreateIntegrationKeyRequestSchema;
+    output: typeof CreateIntegrationKeyResponseSchema;
+  },
+  /**
+   * @generated from rpc guru.api.v1.AdminService.ListIntegrationKeys
+   */
+  listIntegrationKeys: {
+    methodKind: "unary";
+    input: typeof ListIntegrationKeysRequestSchema;
+    output: typeof ListIntegrationKeysResponseSchema;
+  },
+  /**
+   * @generated from rpc guru.api.v1.AdminService.RevokeIntegrationKey
+   */
+  revokeIntegrationKey: {
+    methodKind: "unary";
+    input: typeof RevokeIntegrationKeyRequestSchema;
+    output: typeof RevokeIntegrationKeyResponseSchema;
   },
 }>;
 

@@ -234,6 +234,14 @@ export enum SessionStatus {
    * @generated from enum value: SESSION_STATUS_EXPIRED = 3;
    */
   EXPIRED = 3,
+
+  /**
+   * A partner's session waiting for its agent or for the consent of the
+   * person at the endpoint (guru.integration.v1).
+   *
+   * @generated from enum value: SESSION_STATUS_PENDING = 4;
+   */
+  PENDING = 4,
 }
 
 /**

@@ -3,10 +3,12 @@
 /* eslint-disable */
 
 // The server-to-server API for partner products. A semver'd contract: see
-// CONTRACT.md.
+// CONTRACT.md (this package is versioned on its own; 1.0.0 is stable).
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { Session, SessionEvent, SessionMode, SessionStatus } from "./sessions_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
  * Describes the file guru/integration/v1/integration.proto.
@@ -30,7 +32,7 @@ export declare const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesReq
  */
 export declare type GetCapabilitiesResponse = Message<"guru.integration.v1.GetCapabilitiesResponse"> & {
   /**
-   * The contract version, as in CONTRACT.md ("0.1.0").
+   * The version of this package, guru.integration.v1 ("1.0.0").
    *
    * @generated from field: string contract_version = 1;
    */
@@ -42,7 +44,8 @@ export declare type GetCapabilitiesResponse = Message<"guru.integration.v1.GetCa
   serverVersion: string;
 
   /**
-   * Features a partner may use: "tunnels", "exec", "files".
+   * Features a partner may use: "tunnels", "exec", "files", "consent",
+   * "viewer_tokens"; later "terminal" and "viewer".
    *
    * @generated from field: repeated string features = 3;
    */
@@ -54,6 +57,19 @@ export declare type GetCapabilitiesResponse = Message<"guru.integration.v1.GetCa
    * @generated from field: string wire_protocol = 4;
    */
   wireProtocol: string;
+
+  /**
+   * Every package's version: "guru.integration.v1", "guru.api.v1",
+   * "guru.wire.v1".
+   *
+   * @generated from field: map<string, string> package_versions = 5;
+   */
+  packageVersions: { [key: string]: string };
+
+  /**
+   * @generated from field: guru.integration.v1.Limits limits = 6;
+   */
+  limits?: Limits | undefined;
 };
 
 /**
@@ -63,6 +79,528 @@ export declare type GetCapabilitiesResponse = Message<"guru.integration.v1.GetCa
 export declare const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse>;
 
 /**
+ * The server's limits a partner needs to plan with.
+ *
+ * @generated from message guru.integration.v1.Limits
+ */
+export declare type Limits = Message<"guru.integration.v1.Limits"> & {
+  /**
+   * The largest chunk an upload call may carry.
+   *
+   * @generated from field: uint32 max_upload_chunk_bytes = 1;
+   */
+  maxUploadChunkBytes: number;
+
+  /**
+   * Output kept per stream per command; more is counted, not sent.
+   *
+   * @generated from field: uint64 max_command_output_bytes = 2;
+   */
+  maxCommandOutputBytes: bigint;
+
+  /**
+   * A session without activity for this long expires; so does a pending one.
+   *
+   * @generated from field: uint64 session_idle_ms = 3;
+   */
+  sessionIdleMs: bigint;
+
+  /**
+   * How long the person at the endpoint has to answer a consent request.
+   *
+   * @generated from field: uint64 consent_timeout_ms = 4;
+   */
+  consentTimeoutMs: bigint;
+
+  /**
+   * The longest lifetime MintViewerToken grants.
+   *
+   * @generated from field: uint32 max_viewer_token_ttl_seconds = 5;
+   */
+  maxViewerTokenTtlSeconds: number;
+};
+
+/**
+ * Describes the message guru.integration.v1.Limits.
+ * Use `create(LimitsSchema)` to create a new message.
+ */
+export declare const LimitsSchema: GenMessage<Limits>;
+
+/**
+ * Names an agent by the server's id or by the partner's own device id.
+ *
+ * @generated from message guru.integration.v1.AgentRef
+ */
+export declare type AgentRef = Message<"guru.integration.v1.AgentRef"> & {
+  /**
+   * @generated from oneof guru.integration.v1.AgentRef.ref
+   */
+  ref: {
+    /**
+     * @generated from field: string agent_id = 1;
+     */
+    value: string;
+    case: "agentId";
+  } | {
+    /**
+     * @generated from field: string external_id = 2;
+     */
+    value: string;
+    case: "externalId";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message guru.integration.v1.AgentRef.
+ * Use `create(AgentRefSchema)` to create a new message.
+ */
+export declare const AgentRefSchema: GenMessage<AgentRef>;
+
+/**
+ * @generated from message guru.integration.v1.ProvisionAgentKeyRequest
+ */
+export declare type ProvisionAgentKeyRequest = Message<"guru.integration.v1.ProvisionAgentKeyRequest"> & {
+  /**
+   * The partner's own id for the device, unique per integration key.
+   *
+   * @generated from field: string external_id = 1;
+   */
+  externalId: string;
+
+  /**
+   * The agent's name on this server; default "<external id>-<key name>".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.ProvisionAgentKeyRequest.
+ * Use `create(ProvisionAgentKeyRequestSchema)` to create a new message.
+ */
+export declare const ProvisionAgentKeyRequestSchema: GenMessage<ProvisionAgentKeyRequest>;
+
+/**
+ * @generated from message guru.integration.v1.ProvisionAgentKeyResponse
+ */
+export declare type ProvisionAgentKeyResponse = Message<"guru.integration.v1.ProvisionAgentKeyResponse"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Shown once; the server keeps only its hash. Give it to the agent as
+   * GURU_AGENT_KEY.
+   *
+   * @generated from field: string agent_key = 2;
+   */
+  agentKey: string;
+
+  /**
+   * True when the device already had a key: the old key no longer works.
+   *
+   * @generated from field: bool rotated = 3;
+   */
+  rotated: boolean;
+};
+
+/**
+ * Describes the message guru.integration.v1.ProvisionAgentKeyResponse.
+ * Use `create(ProvisionAgentKeyResponseSchema)` to create a new message.
+ */
+export declare const ProvisionAgentKeyResponseSchema: GenMessage<ProvisionAgentKeyResponse>;
+
+/**
+ * @generated from message guru.integration.v1.RevokeAgentKeyRequest
+ */
+export declare type RevokeAgentKeyRequest = Message<"guru.integration.v1.RevokeAgentKeyRequest"> & {
+  /**
+   * @generated from field: guru.integration.v1.AgentRef agent = 1;
+   */
+  agent?: AgentRef | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.RevokeAgentKeyRequest.
+ * Use `create(RevokeAgentKeyRequestSchema)` to create a new message.
+ */
+export declare const RevokeAgentKeyRequestSchema: GenMessage<RevokeAgentKeyRequest>;
+
+/**
+ * @generated from message guru.integration.v1.RevokeAgentKeyResponse
+ */
+export declare type RevokeAgentKeyResponse = Message<"guru.integration.v1.RevokeAgentKeyResponse"> & {
+};
+
+/**
+ * Describes the message guru.integration.v1.RevokeAgentKeyResponse.
+ * Use `create(RevokeAgentKeyResponseSchema)` to create a new message.
+ */
+export declare const RevokeAgentKeyResponseSchema: GenMessage<RevokeAgentKeyResponse>;
+
+/**
+ * @generated from message guru.integration.v1.CreateSessionRequest
+ */
+export declare type CreateSessionRequest = Message<"guru.integration.v1.CreateSessionRequest"> & {
+  /**
+   * @generated from field: guru.integration.v1.AgentRef agent = 1;
+   */
+  agent?: AgentRef | undefined;
+
+  /**
+   * @generated from field: guru.integration.v1.SessionMode mode = 2;
+   */
+  mode: SessionMode;
+
+  /**
+   * The person acting, a technician the key owns: created on first use with
+   * the tech role, and named "<technician>@<key name>" in the audit.
+   * Default "partner".
+   *
+   * @generated from field: string technician = 3;
+   */
+  technician: string;
+
+  /**
+   * What the session may do: "exec", "files" (empty: both). In attended
+   * mode these are what the person at the endpoint is asked to allow.
+   *
+   * @generated from field: repeated string capabilities = 4;
+   */
+  capabilities: string[];
+};
+
+/**
+ * Describes the message guru.integration.v1.CreateSessionRequest.
+ * Use `create(CreateSessionRequestSchema)` to create a new message.
+ */
+export declare const CreateSessionRequestSchema: GenMessage<CreateSessionRequest>;
+
+/**
+ * @generated from message guru.integration.v1.CreateSessionResponse
+ */
+export declare type CreateSessionResponse = Message<"guru.integration.v1.CreateSessionResponse"> & {
+  /**
+   * @generated from field: guru.integration.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.CreateSessionResponse.
+ * Use `create(CreateSessionResponseSchema)` to create a new message.
+ */
+export declare const CreateSessionResponseSchema: GenMessage<CreateSessionResponse>;
+
+/**
+ * @generated from message guru.integration.v1.StartRemoteControlRequest
+ */
+export declare type StartRemoteControlRequest = Message<"guru.integration.v1.StartRemoteControlRequest"> & {
+  /**
+   * @generated from field: guru.integration.v1.AgentRef agent = 1;
+   */
+  agent?: AgentRef | undefined;
+
+  /**
+   * @generated from field: guru.integration.v1.SessionMode mode = 2;
+   */
+  mode: SessionMode;
+
+  /**
+   * As in CreateSessionRequest.
+   *
+   * @generated from field: string technician = 3;
+   */
+  technician: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.StartRemoteControlRequest.
+ * Use `create(StartRemoteControlRequestSchema)` to create a new message.
+ */
+export declare const StartRemoteControlRequestSchema: GenMessage<StartRemoteControlRequest>;
+
+/**
+ * @generated from message guru.integration.v1.StartRemoteControlResponse
+ */
+export declare type StartRemoteControlResponse = Message<"guru.integration.v1.StartRemoteControlResponse"> & {
+  /**
+   * @generated from field: guru.integration.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+
+  /**
+   * Where the viewer for this session opens. It carries no secret: the
+   * viewer needs a token from MintViewerToken.
+   *
+   * @generated from field: string viewer_url = 2;
+   */
+  viewerUrl: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.StartRemoteControlResponse.
+ * Use `create(StartRemoteControlResponseSchema)` to create a new message.
+ */
+export declare const StartRemoteControlResponseSchema: GenMessage<StartRemoteControlResponse>;
+
+/**
+ * @generated from message guru.integration.v1.GetSessionRequest
+ */
+export declare type GetSessionRequest = Message<"guru.integration.v1.GetSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.GetSessionRequest.
+ * Use `create(GetSessionRequestSchema)` to create a new message.
+ */
+export declare const GetSessionRequestSchema: GenMessage<GetSessionRequest>;
+
+/**
+ * @generated from message guru.integration.v1.GetSessionResponse
+ */
+export declare type GetSessionResponse = Message<"guru.integration.v1.GetSessionResponse"> & {
+  /**
+   * @generated from field: guru.integration.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.GetSessionResponse.
+ * Use `create(GetSessionResponseSchema)` to create a new message.
+ */
+export declare const GetSessionResponseSchema: GenMessage<GetSessionResponse>;
+
+/**
+ * @generated from message guru.integration.v1.ListSessionsRequest
+ */
+export declare type ListSessionsRequest = Message<"guru.integration.v1.ListSessionsRequest"> & {
+  /**
+   * Optional filters.
+   *
+   * @generated from field: guru.integration.v1.AgentRef agent = 1;
+   */
+  agent?: AgentRef | undefined;
+
+  /**
+   * @generated from field: guru.integration.v1.SessionStatus status = 2;
+   */
+  status: SessionStatus;
+};
+
+/**
+ * Describes the message guru.integration.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export declare const ListSessionsRequestSchema: GenMessage<ListSessionsRequest>;
+
+/**
+ * @generated from message guru.integration.v1.ListSessionsResponse
+ */
+export declare type ListSessionsResponse = Message<"guru.integration.v1.ListSessionsResponse"> & {
+  /**
+   * @generated from field: repeated guru.integration.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+};
+
+/**
+ * Describes the message guru.integration.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export declare const ListSessionsResponseSchema: GenMessage<ListSessionsResponse>;
+
+/**
+ * @generated from message guru.integration.v1.EndSessionRequest
+ */
+export declare type EndSessionRequest = Message<"guru.integration.v1.EndSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.EndSessionRequest.
+ * Use `create(EndSessionRequestSchema)` to create a new message.
+ */
+export declare const EndSessionRequestSchema: GenMessage<EndSessionRequest>;
+
+/**
+ * @generated from message guru.integration.v1.EndSessionResponse
+ */
+export declare type EndSessionResponse = Message<"guru.integration.v1.EndSessionResponse"> & {
+  /**
+   * @generated from field: guru.integration.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.EndSessionResponse.
+ * Use `create(EndSessionResponseSchema)` to create a new message.
+ */
+export declare const EndSessionResponseSchema: GenMessage<EndSessionResponse>;
+
+/**
+ * @generated from message guru.integration.v1.WatchSessionsRequest
+ */
+export declare type WatchSessionsRequest = Message<"guru.integration.v1.WatchSessionsRequest"> & {
+  /**
+   * Only this session's events; empty: every session of the key.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message guru.integration.v1.WatchSessionsRequest.
+ * Use `create(WatchSessionsRequestSchema)` to create a new message.
+ */
+export declare const WatchSessionsRequestSchema: GenMessage<WatchSessionsRequest>;
+
+/**
+ * @generated from message guru.integration.v1.WatchSessionsResponse
+ */
+export declare type WatchSessionsResponse = Message<"guru.integration.v1.WatchSessionsResponse"> & {
+  /**
+   * @generated from oneof guru.integration.v1.WatchSessionsResponse.message
+   */
+  message: {
+    /**
+     * First message: the watch is registered, later events will arrive.
+     *
+     * @generated from field: guru.integration.v1.WatchStarted started = 1;
+     */
+    value: WatchStarted;
+    case: "started";
+  } | {
+    /**
+     * @generated from field: guru.integration.v1.SessionEvent event = 2;
+     */
+    value: SessionEvent;
+    case: "event";
+  } | {
+    /**
+     * Sent when nothing else was for a while, so proxies keep the stream.
+     *
+     * @generated from field: guru.integration.v1.WatchHeartbeat heartbeat = 3;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message guru.integration.v1.WatchSessionsResponse.
+ * Use `create(WatchSessionsResponseSchema)` to create a new message.
+ */
+export declare const WatchSessionsResponseSchema: GenMessage<WatchSessionsResponse>;
+
+/**
+ * @generated from message guru.integration.v1.WatchStarted
+ */
+export declare type WatchStarted = Message<"guru.integration.v1.WatchStarted"> & {
+};
+
+/**
+ * Describes the message guru.integration.v1.WatchStarted.
+ * Use `create(WatchStartedSchema)` to create a new message.
+ */
+export declare const WatchStartedSchema: GenMessage<WatchStarted>;
+
+/**
+ * @generated from message guru.integration.v1.WatchHeartbeat
+ */
+export declare type WatchHeartbeat = Message<"guru.integration.v1.WatchHeartbeat"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.WatchHeartbeat.
+ * Use `create(WatchHeartbeatSchema)` to create a new message.
+ */
+export declare const WatchHeartbeatSchema: GenMessage<WatchHeartbeat>;
+
+/**
+ * @generated from message guru.integration.v1.MintViewerTokenRequest
+ */
+export declare type MintViewerTokenRequest = Message<"guru.integration.v1.MintViewerTokenRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The web origin the viewer runs on ("https://rmm.example.com"); must be
+   * one of the key's allowed origins.
+   *
+   * @generated from field: string origin = 2;
+   */
+  origin: string;
+
+  /**
+   * At most 300; 0 takes 60.
+   *
+   * @generated from field: uint32 ttl_seconds = 3;
+   */
+  ttlSeconds: number;
+};
+
+/**
+ * Describes the message guru.integration.v1.MintViewerTokenRequest.
+ * Use `create(MintViewerTokenRequestSchema)` to create a new message.
+ */
+export declare const MintViewerTokenRequestSchema: GenMessage<MintViewerTokenRequest>;
+
+/**
+ * @generated from message guru.integration.v1.MintViewerTokenResponse
+ */
+export declare type MintViewerTokenResponse = Message<"guru.integration.v1.MintViewerTokenResponse"> & {
+  /**
+   * Single use. Never put it in a URL: hand it to the viewer by script.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: string viewer_url = 2;
+   */
+  viewerUrl: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message guru.integration.v1.MintViewerTokenResponse.
+ * Use `create(MintViewerTokenResponseSchema)` to create a new message.
+ */
+export declare const MintViewerTokenResponseSchema: GenMessage<MintViewerTokenResponse>;
+
+/**
+ * Every method but GetCapabilities needs an integration key, sent as
+ * "Authorization: Bearer <key>". Technician tokens are refused here.
+ *
  * @generated from service guru.integration.v1.IntegrationService
  */
 export declare const IntegrationService: GenService<{
@@ -75,6 +613,97 @@ export declare const IntegrationService: GenService<{
     methodKind: "unary";
     input: typeof GetCapabilitiesRequestSchema;
     output: typeof GetCapabilitiesResponseSchema;
+  },
+  /**
+   * Creates the agent identity for one of the partner's devices and returns
+   * its key once. Called again for the same external id, it rotates the key
+   * and drops the agent's live link.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.ProvisionAgentKey
+   */
+  provisionAgentKey: {
+    methodKind: "unary";
+    input: typeof ProvisionAgentKeyRequestSchema;
+    output: typeof ProvisionAgentKeyResponseSchema;
+  },
+  /**
+   * Revokes a provisioned agent's key: its link drops and its sessions end.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.RevokeAgentKey
+   */
+  revokeAgentKey: {
+    methodKind: "unary";
+    input: typeof RevokeAgentKeyRequestSchema;
+    output: typeof RevokeAgentKeyResponseSchema;
+  },
+  /**
+   * Creates a session on one of the key's agents. The agent may be offline:
+   * the session is then pending and binds when the agent connects.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.CreateSession
+   */
+  createSession: {
+    methodKind: "unary";
+    input: typeof CreateSessionRequestSchema;
+    output: typeof CreateSessionResponseSchema;
+  },
+  /**
+   * CreateSession plus the viewer launch URL: what a dashboard button calls.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.StartRemoteControl
+   */
+  startRemoteControl: {
+    methodKind: "unary";
+    input: typeof StartRemoteControlRequestSchema;
+    output: typeof StartRemoteControlResponseSchema;
+  },
+  /**
+   * @generated from rpc guru.integration.v1.IntegrationService.GetSession
+   */
+  getSession: {
+    methodKind: "unary";
+    input: typeof GetSessionRequestSchema;
+    output: typeof GetSessionResponseSchema;
+  },
+  /**
+   * The key's own sessions, newest first.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * @generated from rpc guru.integration.v1.IntegrationService.EndSession
+   */
+  endSession: {
+    methodKind: "unary";
+    input: typeof EndSessionRequestSchema;
+    output: typeof EndSessionResponseSchema;
+  },
+  /**
+   * Events of the key's sessions from the moment of the call. Server
+   * streaming; works over HTTP/1.1 (Connect and gRPC-Web).
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.WatchSessions
+   */
+  watchSessions: {
+    methodKind: "server_streaming";
+    input: typeof WatchSessionsRequestSchema;
+    output: typeof WatchSessionsResponseSchema;
+  },
+  /**
+   * A short-lived, single-use token for the viewer, bound to one session and
+   * one of the key's allowed origins.
+   *
+   * @generated from rpc guru.integration.v1.IntegrationService.MintViewerToken
+   */
+  mintViewerToken: {
+    methodKind: "unary";
+    input: typeof MintViewerTokenRequestSchema;
+    output: typeof MintViewerTokenResponseSchema;
   },
 }>;
 

@@ -3,15 +3,17 @@
 /* eslint-disable */
 
 // The server-to-server API for partner products. A semver'd contract: see
-// CONTRACT.md.
+// CONTRACT.md (this package is versioned on its own; 1.0.0 is stable).
 
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_guru_integration_v1_sessions } from "./sessions_pb.js";
 
 /**
  * Describes the file guru/integration/v1/integration.proto.
  */
 export const file_guru_integration_v1_integration = /*@__PURE__*/
-  fileDesc("CiVndXJ1L2ludGVncmF0aW9uL3YxL2ludGVncmF0aW9uLnByb3RvEhNndXJ1LmludGVncmF0aW9uLnYxIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QidAoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USGAoQY29udHJhY3RfdmVyc2lvbhgBIAEoCRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIQCghmZWF0dXJlcxgDIAMoCRIVCg13aXJlX3Byb3RvY29sGAQgASgJMocBChJJbnRlZ3JhdGlvblNlcnZpY2UScQoPR2V0Q2FwYWJpbGl0aWVzEisuZ3VydS5pbnRlZ3JhdGlvbi52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiwuZ3VydS5pbnRlZ3JhdGlvbi52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIDkAIBYgZwcm90bzM");
+  fileDesc("CiVndXJ1L2ludGVncmF0aW9uL3YxL2ludGVncmF0aW9uLnByb3RvEhNndXJ1LmludGVncmF0aW9uLnYxIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QitgIKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEhgKEGNvbnRyYWN0X3ZlcnNpb24YASABKAkSFgoOc2VydmVyX3ZlcnNpb24YAiABKAkSEAoIZmVhdHVyZXMYAyADKAkSFQoNd2lyZV9wcm90b2NvbBgEIAEoCRJbChBwYWNrYWdlX3ZlcnNpb25zGAUgAygLMkEuZ3VydS5pbnRlZ3JhdGlvbi52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZS5QYWNrYWdlVmVyc2lvbnNFbnRyeRIrCgZsaW1pdHMYBiABKAsyGy5ndXJ1LmludGVncmF0aW9uLnYxLkxpbWl0cxo2ChRQYWNrYWdlVmVyc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqUBCgZMaW1pdHMSHgoWbWF4X3VwbG9hZF9jaHVua19ieXRlcxgBIAEoDRIgChhtYXhfY29tbWFuZF9vdXRwdXRfYnl0ZXMYAiABKAQSFwoPc2Vzc2lvbl9pZGxlX21zGAMgASgEEhoKEmNvbnNlbnRfdGltZW91dF9tcxgEIAEoBBIkChxtYXhfdmlld2VyX3Rva2VuX3R0bF9zZWNvbmRzGAUgASgNIjwKCEFnZW50UmVmEhIKCGFnZW50X2lkGAEgASgJSAASFQoLZXh0ZXJuYWxfaWQYAiABKAlIAEIFCgNyZWYiPQoYUHJvdmlzaW9uQWdlbnRLZXlSZXF1ZXN0EhMKC2V4dGVybmFsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiUQoZUHJvdmlzaW9uQWdlbnRLZXlSZXNwb25zZRIQCghhZ2VudF9pZBgBIAEoCRIRCglhZ2VudF9rZXkYAiABKAkSDwoHcm90YXRlZBgDIAEoCCJFChVSZXZva2VBZ2VudEtleVJlcXVlc3QSLAoFYWdlbnQYASABKAsyHS5ndXJ1LmludGVncmF0aW9uLnYxLkFnZW50UmVmIhgKFlJldm9rZUFnZW50S2V5UmVzcG9uc2UingEKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EiwKBWFnZW50GAEgASgLMh0uZ3VydS5pbnRlZ3JhdGlvbi52MS5BZ2VudFJlZhIuCgRtb2RlGAIgASgOMiAuZ3VydS5pbnRlZ3JhdGlvbi52MS5TZXNzaW9uTW9kZRISCgp0ZWNobmljaWFuGAMgASgJEhQKDGNhcGFiaWxpdGllcxgEIAMoCSJGChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USLQoHc2Vzc2lvbhgBIAEoCzIcLmd1cnUuaW50ZWdyYXRpb24udjEuU2Vzc2lvbiKNAQoZU3RhcnRSZW1vdGVDb250cm9sUmVxdWVzdBIsCgVhZ2VudBgBIAEoCzIdLmd1cnUuaW50ZWdyYXRpb24udjEuQWdlbnRSZWYSLgoEbW9kZRgCIAEoDjIgLmd1cnUuaW50ZWdyYXRpb24udjEuU2Vzc2lvbk1vZGUSEgoKdGVjaG5pY2lhbhgDIAEoCSJfChpTdGFydFJlbW90ZUNvbnRyb2xSZXNwb25zZRItCgdzZXNzaW9uGAEgASgLMhwuZ3VydS5pbnRlZ3JhdGlvbi52MS5TZXNzaW9uEhIKCnZpZXdlcl91cmwYAiABKAkiJwoRR2V0U2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJDChJHZXRTZXNzaW9uUmVzcG9uc2USLQoHc2Vzc2lvbhgBIAEoCzIcLmd1cnUuaW50ZWdyYXRpb24udjEuU2Vzc2lvbiJ3ChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EiwKBWFnZW50GAEgASgLMh0uZ3VydS5pbnRlZ3JhdGlvbi52MS5BZ2VudFJlZhIyCgZzdGF0dXMYAiABKA4yIi5ndXJ1LmludGVncmF0aW9uLnYxLlNlc3Npb25TdGF0dXMiRgoUTGlzdFNlc3Npb25zUmVzcG9uc2USLgoIc2Vzc2lvbnMYASADKAsyHC5ndXJ1LmludGVncmF0aW9uLnYxLlNlc3Npb24iNwoRRW5kU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQwoSRW5kU2Vzc2lvblJlc3BvbnNlEi0KB3Nlc3Npb24YASABKAsyHC5ndXJ1LmludGVncmF0aW9uLnYxLlNlc3Npb24iKgoUV2F0Y2hTZXNzaW9uc1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSLGAQoVV2F0Y2hTZXNzaW9uc1Jlc3BvbnNlEjQKB3N0YXJ0ZWQYASABKAsyIS5ndXJ1LmludGVncmF0aW9uLnYxLldhdGNoU3RhcnRlZEgAEjIKBWV2ZW50GAIgASgLMiEuZ3VydS5pbnRlZ3JhdGlvbi52MS5TZXNzaW9uRXZlbnRIABI4CgloZWFydGJlYXQYAyABKAsyIy5ndXJ1LmludGVncmF0aW9uLnYxLldhdGNoSGVhcnRiZWF0SABCCQoHbWVzc2FnZSIOCgxXYXRjaFN0YXJ0ZWQiOAoOV2F0Y2hIZWFydGJlYXQSJgoCYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlEKFk1pbnRWaWV3ZXJUb2tlblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZvcmlnaW4YAiABKAkSEwoLdHRsX3NlY29uZHMYAyABKA0ibAoXTWludFZpZXdlclRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEgoKdmlld2VyX3VybBgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLKCAoSSW50ZWdyYXRpb25TZXJ2aWNlEnEKD0dldENhcGFiaWxpdGllcxIrLmd1cnUuaW50ZWdyYXRpb24udjEuR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBosLmd1cnUuaW50ZWdyYXRpb24udjEuR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2UiA5ACARJyChFQcm92aXNpb25BZ2VudEtleRItLmd1cnUuaW50ZWdyYXRpb24udjEuUHJvdmlzaW9uQWdlbnRLZXlSZXF1ZXN0Gi4uZ3VydS5pbnRlZ3JhdGlvbi52MS5Qcm92aXNpb25BZ2VudEtleVJlc3BvbnNlEmkKDlJldm9rZUFnZW50S2V5EiouZ3VydS5pbnRlZ3JhdGlvbi52MS5SZXZva2VBZ2VudEtleVJlcXVlc3QaKy5ndXJ1LmludGVncmF0aW9uLnYxLlJldm9rZUFnZW50S2V5UmVzcG9uc2USZgoNQ3JlYXRlU2Vzc2lvbhIpLmd1cnUuaW50ZWdyYXRpb24udjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaKi5ndXJ1LmludGVncmF0aW9uLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRJ1ChJTdGFydFJlbW90ZUNvbnRyb2wSLi5ndXJ1LmludGVncmF0aW9uLnYxLlN0YXJ0UmVtb3RlQ29udHJvbFJlcXVlc3QaLy5ndXJ1LmludGVncmF0aW9uLnYxLlN0YXJ0UmVtb3RlQ29udHJvbFJlc3BvbnNlEmIKCkdldFNlc3Npb24SJi5ndXJ1LmludGVncmF0aW9uLnYxLkdldFNlc3Npb25SZXF1ZXN0GicuZ3VydS5pbnRlZ3JhdGlvbi52MS5HZXRTZXNzaW9uUmVzcG9uc2UiA5ACARJoCgxMaXN0U2Vzc2lvbnMSKC5ndXJ1LmludGVncmF0aW9uLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKS5ndXJ1LmludGVncmF0aW9uLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgOQAgESXQoKRW5kU2Vzc2lvbhImLmd1cnUuaW50ZWdyYXRpb24udjEuRW5kU2Vzc2lvblJlcXVlc3QaJy5ndXJ1LmludGVncmF0aW9uLnYxLkVuZFNlc3Npb25SZXNwb25zZRJoCg1XYXRjaFNlc3Npb25zEikuZ3VydS5pbnRlZ3JhdGlvbi52MS5XYXRjaFNlc3Npb25zUmVxdWVzdBoqLmd1cnUuaW50ZWdyYXRpb24udjEuV2F0Y2hTZXNzaW9uc1Jlc3BvbnNlMAESbAoPTWludFZpZXdlclRva2VuEisuZ3VydS5pbnRlZ3JhdGlvbi52MS5NaW50Vmlld2VyVG9rZW5SZXF1ZXN0GiwuZ3VydS5pbnRlZ3JhdGlvbi52MS5NaW50Vmlld2VyVG9rZW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_guru_integration_v1_sessions]);
 
 /**
  * Describes the message guru.integration.v1.GetCapabilitiesRequest.
@@ -28,6 +30,163 @@ export const GetCapabilitiesResponseSchema = /*@__PURE__*/
   messageDesc(file_guru_integration_v1_integration, 1);
 
 /**
+ * Describes the message guru.integration.v1.Limits.
+ * Use `create(LimitsSchema)` to create a new message.
+ */
+export const LimitsSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 2);
+
+/**
+ * Describes the message guru.integration.v1.AgentRef.
+ * Use `create(AgentRefSchema)` to create a new message.
+ */
+export const AgentRefSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 3);
+
+/**
+ * Describes the message guru.integration.v1.ProvisionAgentKeyRequest.
+ * Use `create(ProvisionAgentKeyRequestSchema)` to create a new message.
+ */
+export const ProvisionAgentKeyRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 4);
+
+/**
+ * Describes the message guru.integration.v1.ProvisionAgentKeyResponse.
+ * Use `create(ProvisionAgentKeyResponseSchema)` to create a new message.
+ */
+export const ProvisionAgentKeyResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 5);
+
+/**
+ * Describes the message guru.integration.v1.RevokeAgentKeyRequest.
+ * Use `create(RevokeAgentKeyRequestSchema)` to create a new message.
+ */
+export const RevokeAgentKeyRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 6);
+
+/**
+ * Describes the message guru.integration.v1.RevokeAgentKeyResponse.
+ * Use `create(RevokeAgentKeyResponseSchema)` to create a new message.
+ */
+export const RevokeAgentKeyResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 7);
+
+/**
+ * Describes the message guru.integration.v1.CreateSessionRequest.
+ * Use `create(CreateSessionRequestSchema)` to create a new message.
+ */
+export const CreateSessionRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 8);
+
+/**
+ * Describes the message guru.integration.v1.CreateSessionResponse.
+ * Use `create(CreateSessionResponseSchema)` to create a new message.
+ */
+export const CreateSessionResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 9);
+
+/**
+ * Describes the message guru.integration.v1.StartRemoteControlRequest.
+ * Use `create(StartRemoteControlRequestSchema)` to create a new message.
+ */
+export const StartRemoteControlRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 10);
+
+/**
+ * Describes the message guru.integration.v1.StartRemoteControlResponse.
+ * Use `create(StartRemoteControlResponseSchema)` to create a new message.
+ */
+export const StartRemoteControlResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 11);
+
+/**
+ * Describes the message guru.integration.v1.GetSessionRequest.
+ * Use `create(GetSessionRequestSchema)` to create a new message.
+ */
+export const GetSessionRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 12);
+
+/**
+ * Describes the message guru.integration.v1.GetSessionResponse.
+ * Use `create(GetSessionResponseSchema)` to create a new message.
+ */
+export const GetSessionResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 13);
+
+/**
+ * Describes the message guru.integration.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 14);
+
+/**
+ * Describes the message guru.integration.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 15);
+
+/**
+ * Describes the message guru.integration.v1.EndSessionRequest.
+ * Use `create(EndSessionRequestSchema)` to create a new message.
+ */
+export const EndSessionRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 16);
+
+/**
+ * Describes the message guru.integration.v1.EndSessionResponse.
+ * Use `create(EndSessionResponseSchema)` to create a new message.
+ */
+export const EndSessionResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 17);
+
+/**
+ * Describes the message guru.integration.v1.WatchSessionsRequest.
+ * Use `create(WatchSessionsRequestSchema)` to create a new message.
+ */
+export const WatchSessionsRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 18);
+
+/**
+ * Describes the message guru.integration.v1.WatchSessionsResponse.
+ * Use `create(WatchSessionsResponseSchema)` to create a new message.
+ */
+export const WatchSessionsResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 19);
+
+/**
+ * Describes the message guru.integration.v1.WatchStarted.
+ * Use `create(WatchStartedSchema)` to create a new message.
+ */
+export const WatchStartedSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 20);
+
+/**
+ * Describes the message guru.integration.v1.WatchHeartbeat.
+ * Use `create(WatchHeartbeatSchema)` to create a new message.
+ */
+export const WatchHeartbeatSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 21);
+
+/**
+ * Describes the message guru.integration.v1.MintViewerTokenRequest.
+ * Use `create(MintViewerTokenRequestSchema)` to create a new message.
+ */
+export const MintViewerTokenRequestSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 22);
+
+/**
+ * Describes the message guru.integration.v1.MintViewerTokenResponse.
+ * Use `create(MintViewerTokenResponseSchema)` to create a new message.
+ */
+export const MintViewerTokenResponseSchema = /*@__PURE__*/
+  messageDesc(file_guru_integration_v1_integration, 23);
+
+/**
+ * Every method but GetCapabilities needs an integration key, sent as
+ * "Authorization: Bearer <key>". Technician tokens are refused here.
+ *
  * @generated from service guru.integration.v1.IntegrationService
  */
 export const IntegrationService = /*@__PURE__*/

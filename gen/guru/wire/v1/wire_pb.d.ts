@@ -8,6 +8,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { ConsentMode, ConsentRequest, ConsentResponse } from "./consent_pb.js";
 import type { ExecRequest, ExecResult, OutputStream } from "./exec_pb.js";
 import type { FileReadInfo, FileReadRequest, FileReadResult, FileWriteFinish, FileWriteProgress, FileWriteRequest, FileWriteResult, ListDirectoryRequest, ListDirectoryResult, StatRequest, StatResult } from "./files_pb.js";
 
@@ -135,6 +136,21 @@ export declare type Frame = Message<"guru.wire.v1.Frame"> & {
      */
     value: ChannelCancel;
     case: "cancel";
+  } | {
+    /**
+     * Attended sessions, on the control channel. (The names
+     * consent_request and consent_response stay reserved with 30 and 31.)
+     *
+     * @generated from field: guru.wire.v1.ConsentRequest consent_ask = 32;
+     */
+    value: ConsentRequest;
+    case: "consentAsk";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.ConsentResponse consent_answer = 33;
+     */
+    value: ConsentResponse;
+    case: "consentAnswer";
   } | { case: undefined; value?: undefined };
 };
 
@@ -178,6 +194,21 @@ export declare type Hello = Message<"guru.wire.v1.Hello"> & {
    * @generated from field: uint32 max_frame_bytes = 5;
    */
   maxFrameBytes: number;
+
+  /**
+   * How the agent's local policy answers consent requests.
+   *
+   * @generated from field: guru.wire.v1.ConsentMode consent_mode = 8;
+   */
+  consentMode: ConsentMode;
+
+  /**
+   * The policy wants a person's approval for every session: unattended
+   * sessions are refused.
+   *
+   * @generated from field: bool requires_consent = 9;
+   */
+  requiresConsent: boolean;
 };
 
 /**
