@@ -26,14 +26,18 @@ const exitReasons: Record<CommandOutcome["reason"], ExitReason> = {
 
 export async function handleExec(channel: Channel, req: ExecRequest, ctx: HandlerContext): Promise<void> {
   const started = Date.now();
-  const record = (result: string, detail: Record<string, unknown>) =>
-    ctx.oplog.record({
-      technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
-      sessionId: req.sessionId,
-      operation: "exec",
-      detail: { command: req.command, shell: shellNames[req.shell] ?? "default", workingDir: req.workingDir, channel: channel.id, ...detail },
-      result,
-    });
+  // Not awaited: the answer does not wait for the local log. record() logs its own failures and never rejects.
+  const record = (result: string, detail: Record<string, unknown>): void => {
+    ctx.oplog
+      .record({
+        technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
+        sessionId: req.sessionId,
+        operation: "exec",
+        detail: { command: req.command, shell: shellNames[req.shell] ?? "default", workingDir: req.workingDir, channel: channel.id, ...detail },
+        result,
+      })
+      .catch((err: unknown) => ctx.logger.warn({ err }, "could not write the operation log"));
+  };
   try {
     ctx.tunnel.require(req.sessionId);
     requireCapability(ctx.policy, "exec");
@@ -64,10 +68,10 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
         truncated: outcome.truncated,
       }),
     });
-    void record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs });
+    record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs });
   } catch (err) {
     const error = toGuruError(err);
-    void record(error.kind === "denied" ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
+    record(error.kind === "denied" ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
     throw error;
   }
 }

@@ -14,7 +14,7 @@ import { startAgentConnection, type AgentConnectionOptions } from "./agent-conne
 
 export const wireProtocol = "guru.wire.v1";
 
-export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "logger"> {
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "logger"> {
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -48,14 +48,15 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       }
       const key = agentKeyFromHeader(req.headers.authorization);
       if (key === undefined) return refuse(socket, 401, "missing agent key: send it as 'Authorization: Bearer <agent key>'");
-      const agent = await store.agents.findByKeyHash(hashAgentKey(key));
+      const keyHash = hashAgentKey(key);
+      const agent = await store.agents.findByKeyHash(keyHash);
       if (agent === undefined) return refuse(socket, 401, "unknown agent key: enrol the agent and use the key shown then");
       if (agent.revokedAt !== null) return refuse(socket, 401, `the key of agent ${agent.name} has been revoked; enrol it again`);
       if (socket.destroyed) return;
       await new Promise<void>((resolve) => {
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
           resolve();
-          accept(ws, agent);
+          accept(ws, agent, keyHash);
         });
       });
     } catch (err) {
@@ -66,10 +67,12 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     }
   }
 
-  function accept(ws: WebSocket, agent: AgentRecord): void {
-    const connection = startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+  function accept(ws: WebSocket, agent: AgentRecord, keyHash: string): void {
+    const connection = startAgentConnection(ws, { ...options, agent, keyHash, logger: logger.child({ agentId: agent.id, agent: agent.name }) })
+      // The connection logs its own failures; this only keeps a bug from becoming an unhandled rejection.
+      .catch((err: unknown) => logger.error({ err, agentId: agent.id }, "agent connection cleanup failed"))
+      .finally(() => connections.delete(connection));
     connections.add(connection);
-    void connection.finally(() => connections.delete(connection));
   }
 
   return {
