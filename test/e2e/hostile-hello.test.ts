@@ -3,18 +3,15 @@
 // the process stays up, and a well-behaved agent runs a command afterwards.
 // A second Hello, a frame before Hello and a key revoked between the upgrade
 // and the Hello are refused too.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HelloSchema, LinkErrorCode, TunnelReadySchema, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
-import { createApiClients, type ApiClients } from "../../lib/api-client.ts";
 import { closeCodes } from "../../lib/wire/close-codes.ts";
-import { createTestDataDir, createTestDb, describeDatabases } from "../support/databases.ts";
+import { describeDatabases } from "../support/databases.ts";
 import { rawUpgrade, waitFor, type RawAgent } from "../support/raw-agent.ts";
-import { spawnGuru, type GuruProcess } from "../support/server-process.ts";
+import { useServerProcess } from "../support/server-process-fixture.ts";
 
-type HelloInit = Parameters<typeof create<typeof HelloSchema>>[1];
+type HelloInit = MessageInitShape<typeof HelloSchema>;
 const honest = (): HelloInit => ({
   agentVersion: "0.2.0",
   inventory: { hostname: "liar-host", os: "linux", osRelease: "6.1", arch: "x64" },
@@ -29,41 +26,7 @@ function linkErrorOf(frames: Frame[]) {
 }
 
 describeDatabases("hostile Hello against a server process", (kind) => {
-  let testDb: { dataDir: string; url?: string; cleanup(): Promise<void> };
-  let server: GuruProcess;
-  let url: string;
-  let api: ApiClients;
-  const processes: GuruProcess[] = [];
-
-  beforeAll(async () => {
-    if (kind === "pglite") {
-      testDb = await createTestDataDir();
-    } else {
-      const pg = await createTestDb(kind);
-      await pg.db.close();
-      testDb = pg;
-    }
-    server = spawnGuru(["server", "--port", "0", "--data-dir", testDb.dataDir], { DATABASE_URL: testDb.url, GURU_LOG_LEVEL: "info", GURU_HANDSHAKE_TIMEOUT_MS: "3000" });
-    processes.push(server);
-    [, url] = await server.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
-    api = createApiClients({ url, token: (await readFile(join(testDb.dataDir, "admin-token"), "utf8")).trim() });
-  });
-  afterAll(async () => {
-    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-    await testDb?.cleanup();
-  });
-
-  async function runThroughHealthyAgent(name: string): Promise<void> {
-    const { agentId, agentKey } = await api.admin.enrollAgent({ name });
-    const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(testDb.dataDir, name), "--allow", testDb.dataDir], { GURU_AGENT_KEY: agentKey, GURU_LOG_LEVEL: "info" });
-    processes.push(agent);
-    await agent.waitFor(/connected to the server/);
-    const { sessionId } = await api.sessions.openTunnel({ agentId });
-    const ran = await api.exec.runCommand({ sessionId, command: "echo still-serving" });
-    expect([Buffer.from(ran.stdout).toString(), ran.result?.exitCode]).toEqual(["still-serving\n", 0]);
-    await api.sessions.closeTunnel({ sessionId });
-    await agent.stop();
-  }
+  const f = useServerProcess(kind, { GURU_HANDSHAKE_TIMEOUT_MS: "3000" });
 
   const lies: { name: string; spoil: (h: HelloInit) => void; field: string }[] = [
     { name: "max_frame_bytes 0", spoil: (h) => (h.maxFrameBytes = 0), field: "Hello.max_frame_bytes" },
@@ -80,9 +43,9 @@ describeDatabases("hostile Hello against a server process", (kind) => {
   ];
 
   it(`refuses ${lies.length} lying Hellos, each with a LinkError naming the field (1008), storing nothing; the process stays up and another agent runs a command`, async () => {
-    const { agentId, agentKey } = await api.admin.enrollAgent({ name: "liar" });
+    const { agentId, agentKey } = await f.api.admin.enrollAgent({ name: "liar" });
     for (const lie of lies) {
-      const raw = (await rawUpgrade(url, { key: agentKey })) as RawAgent;
+      const raw = (await rawUpgrade(f.url, { key: agentKey })) as RawAgent;
       const hello = honest();
       lie.spoil(hello);
       raw.send({ case: "hello", value: create(HelloSchema, hello) });
@@ -93,46 +56,46 @@ describeDatabases("hostile Hello against a server process", (kind) => {
       expect(error?.message, lie.name).toContain(lie.field);
       expect(raw.frames.some((f) => f.kind.case === "helloAck"), lie.name).toBe(false);
     }
-    expect(server.child.exitCode).toBeNull();
+    expect(f.server.child.exitCode).toBeNull();
     // Nothing the liar said was kept: never online, no inventory.
-    const { agents } = await api.agents.listAgents({ nameContains: "liar" });
+    const { agents } = await f.api.agents.listAgents({ nameContains: "liar" });
     expect(agents).toHaveLength(1);
     expect(agents[0]).toMatchObject({ agentId, online: false, hostname: "", os: "" });
-    await runThroughHealthyAgent("healthy-after-lies");
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    await f.runThroughHealthyAgent("healthy-after-lies");
+    const metrics = await (await fetch(`${f.url}/metrics`)).text();
     expect(metrics).toMatch(/^guru_unhandled_rejections_total 0$/m);
   });
 
   it("refuses a second Hello, and a frame before Hello, with PROTOCOL_VIOLATION (1002)", async () => {
-    const { agentId, agentKey } = await api.admin.enrollAgent({ name: "twice" });
-    const raw = (await rawUpgrade(url, { key: agentKey })) as RawAgent;
+    const { agentId, agentKey } = await f.api.admin.enrollAgent({ name: "twice" });
+    const raw = (await rawUpgrade(f.url, { key: agentKey })) as RawAgent;
     raw.send({ case: "hello", value: create(HelloSchema, honest()) });
     await waitFor(() => raw.frames.some((f) => f.kind.case === "helloAck"), 5000, "HelloAck");
     raw.send({ case: "hello", value: create(HelloSchema, honest()) });
     expect((await raw.closed).code).toBe(closeCodes.protocolError);
     expect(linkErrorOf(raw.frames)?.message).toMatch(/second Hello/);
-    await waitFor(async () => !(await api.agents.listAgents({ nameContains: "twice" })).agents[0].online, 5000, "agent offline");
+    await waitFor(async () => !(await f.api.agents.listAgents({ nameContains: "twice" })).agents[0].online, 5000, "agent offline");
 
-    const early = (await rawUpgrade(url, { key: agentKey })) as RawAgent;
+    const early = (await rawUpgrade(f.url, { key: agentKey })) as RawAgent;
     early.send({ case: "tunnelReady", value: create(TunnelReadySchema, { sessionId: "00000000-0000-0000-0000-000000000000" }) });
     early.send({ case: "hello", value: create(HelloSchema, honest()) });
     expect((await early.closed).code).toBe(closeCodes.protocolError);
     expect(linkErrorOf(early.frames)?.message).toMatch(/first frame must be Hello, not tunnelReady/);
-    expect((await api.agents.listAgents({ nameContains: "twice" })).agents[0]).toMatchObject({ agentId, online: false });
-    expect(server.child.exitCode).toBeNull();
+    expect((await f.api.agents.listAgents({ nameContains: "twice" })).agents[0]).toMatchObject({ agentId, online: false });
+    expect(f.server.child.exitCode).toBeNull();
   });
 
   it("checks the key again after Hello: a key revoked between the upgrade and the Hello is refused with 4003 (revoked)", async () => {
-    const { agentId, agentKey } = await api.admin.enrollAgent({ name: "revoked-late" });
-    const raw = (await rawUpgrade(url, { key: agentKey })) as RawAgent;
-    await api.admin.revokeAgentKey({ agentId });
+    const { agentId, agentKey } = await f.api.admin.enrollAgent({ name: "revoked-late" });
+    const raw = (await rawUpgrade(f.url, { key: agentKey })) as RawAgent;
+    await f.api.admin.revokeAgentKey({ agentId });
     raw.send({ case: "hello", value: create(HelloSchema, honest()) });
     const closed = await raw.closed;
     expect(closed.code).toBe(closeCodes.revoked);
     expect(closed.reason).toMatch(/revoked or replaced/);
     expect(raw.frames.some((f) => f.kind.case === "helloAck")).toBe(false);
-    const { agents } = await api.agents.listAgents({ nameContains: "revoked-late" });
+    const { agents } = await f.api.agents.listAgents({ nameContains: "revoked-late" });
     expect(agents[0]).toMatchObject({ online: false, revoked: true, hostname: "" });
-    await runThroughHealthyAgent("healthy-after-revoke");
+    await f.runThroughHealthyAgent("healthy-after-revoke");
   });
 });
