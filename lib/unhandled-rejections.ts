@@ -8,11 +8,13 @@ import type { Logger } from "./logging.ts";
 export type UnhandledRejectionListener = (reason: unknown, promise: Promise<unknown>) => void;
 
 export function createUnhandledRejectionHandler(deps: { logger: Logger; onRejection?: () => void }): UnhandledRejectionListener {
+  // Never throws: a throw in this listener would be an uncaught exception, which does exit.
   return (reason) => {
+    deps.logger.error({ err: reason }, "unhandled promise rejection (a bug); the process keeps running");
     try {
       deps.onRejection?.();
-    } finally {
-      deps.logger.error({ err: reason }, "unhandled promise rejection (a bug); the process keeps running");
+    } catch (err) {
+      deps.logger.error({ err }, "could not count an unhandled promise rejection");
     }
   };
 }
