@@ -19,6 +19,14 @@ export interface ServerProcessFixture {
   rssBytes(): Promise<number>;
 }
 
+/** A database a server process opens itself: an on-disk PGlite data dir, or a fresh pg database (closed here). */
+export async function serverProcessDatabase(kind: TestDbKind): Promise<{ dataDir: string; url?: string; cleanup(): Promise<void> }> {
+  if (kind === "pglite") return createTestDataDir();
+  const pg = await createTestDb(kind);
+  await pg.db.close();
+  return pg;
+}
+
 export function useServerProcess(kind: TestDbKind, env: Record<string, string> = {}): ServerProcessFixture {
   let testDb: { dataDir: string; url?: string; cleanup(): Promise<void> } | undefined;
   let server: GuruProcess | undefined;
@@ -27,13 +35,7 @@ export function useServerProcess(kind: TestDbKind, env: Record<string, string> =
   const processes: GuruProcess[] = [];
 
   beforeAll(async () => {
-    if (kind === "pglite") {
-      testDb = await createTestDataDir();
-    } else {
-      const pg = await createTestDb(kind);
-      await pg.db.close();
-      testDb = pg;
-    }
+    testDb = await serverProcessDatabase(kind);
     server = spawnGuru(["server", "--port", "0", "--data-dir", testDb.dataDir], { DATABASE_URL: testDb.url, GURU_LOG_LEVEL: "info", ...env });
     processes.push(server);
     [, url] = await server.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
