@@ -5,15 +5,17 @@ import { hostname, platform, release, arch } from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConsentMode, ConsentResponseSchema } from "../gen/guru/wire/v1/consent_pb.js";
-import { HelloSchema, TunnelClosedSchema, TunnelReadySchema, type ChannelOpen, type Frame } from "../gen/guru/wire/v1/wire_pb.js";
+import { HelloSchema, LinkErrorCode, TunnelClosedSchema, TunnelReadySchema, type ChannelOpen, type Frame } from "../gen/guru/wire/v1/wire_pb.js";
 import { toGuruError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logging.ts";
 import { version } from "../lib/version.ts";
+import { closeCodes } from "../lib/wire/close-codes.ts";
 import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
+import { checkHelloAck } from "../lib/wire/hello-check.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
-import { createBackoff } from "./link/backoff.ts";
 import { dialServer } from "./link/dial.ts";
+import { createReconnectDelay } from "./link/reconnect-delay.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
 import { createTunnelState } from "./tunnel-state.ts";
@@ -28,6 +30,8 @@ export interface AgentOptions {
   capabilities: string[];
   limits?: Partial<WireLimits>;
   backoff?: { baseMs: number; maxMs: number };
+  /** The shortest pause after the server replaced this agent's link with another connection using its key. */
+  replacedBackoffMs?: number;
   dialTimeoutMs?: number;
   /** Attended sessions: how the local policy answers, and the handler that asks. */
   consent?: { policy: LocalPolicy["consent"]; handler: ConsentHandler };
@@ -45,7 +49,10 @@ export interface RunningAgent {
 export function startAgent(options: AgentOptions): RunningAgent {
   const { logger } = options;
   const limits = { ...defaultWireLimits, ...options.limits };
-  const backoff = createBackoff(options.backoff ?? { baseMs: 500, maxMs: 60_000 });
+  const reconnectDelay = createReconnectDelay({
+    backoff: options.backoff ?? { baseMs: 500, maxMs: 60_000 },
+    replacedMinMs: options.replacedBackoffMs ?? 60_000,
+  });
   const tunnel = createTunnelState();
   const sessionChannels = createSessionChannels();
   let link: Link | undefined;
@@ -61,10 +68,15 @@ export function startAgent(options: AgentOptions): RunningAgent {
     switch (frame.kind.case) {
       case "helloAck": {
         const ack = frame.kind.value;
+        const problem = checkHelloAck(ack);
+        if (problem !== undefined) {
+          current.fail(LinkErrorCode.PROTOCOL_VIOLATION, `HelloAck refused: ${problem.message}`, closeCodes.policyViolation);
+          return;
+        }
         current.setPeerLimits({ initialWindowBytes: ack.initialWindowBytes, maxFrameBytes: ack.maxFrameBytes });
         current.setHeartbeat?.({ intervalMs: ack.heartbeatIntervalMs, deadlineMs: ack.heartbeatDeadlineMs, send: true });
         connected = true;
-        backoff.reset();
+        reconnectDelay.connected();
         logger.info({ agentId: ack.agentId, serverVersion: ack.serverVersion }, "connected to the server");
         for (const w of connectedWaiters) w();
         connectedWaiters = [];
@@ -114,14 +126,17 @@ export function startAgent(options: AgentOptions): RunningAgent {
   function onChannelOpen(channel: Channel, open: ChannelOpen): void {
     const sessionId = sessionOf(open);
     if (sessionId !== undefined) sessionChannels.add(sessionId, channel);
-    void dispatchChannel(channel, open, ctx).catch((err) => {
-      const error = toGuruError(err);
-      if (error.kind === "internal") logger.error({ err, channel: channel.id }, "operation failed");
-      channel.sendError(error);
-    });
+    dispatchChannel(channel, open, ctx)
+      .catch((err: unknown) => {
+        const error = toGuruError(err);
+        if (error.kind === "internal") logger.error({ err, channel: channel.id }, "operation failed");
+        channel.sendError(error);
+      })
+      .catch((err: unknown) => logger.error({ err, channel: channel.id }, "could not report an operation's failure"));
   }
 
-  async function connectOnce(): Promise<void> {
+  /** Runs one link; resolves with its close code (rejects when the dial fails). */
+  async function connectOnce(): Promise<number> {
     const ws = await dialServer({
       serverUrl: options.serverUrl,
       key: options.key,
@@ -155,18 +170,21 @@ export function startAgent(options: AgentOptions): RunningAgent {
     options.consent?.handler.clear();
     if (tunnel.close()) logger.info("left tunnel mode: the link closed");
     if (!stopped) logger.warn({ code, reason }, "link to the server closed");
+    return code;
   }
 
   async function run(): Promise<void> {
     while (!stopped) {
+      let closeCode: number | undefined;
       try {
-        await connectOnce();
+        closeCode = await connectOnce();
       } catch (err) {
         logger.warn({ reason: (err as Error).message }, "could not connect to the server");
       }
       if (stopped) break;
-      const delayMs = backoff.next();
-      logger.info({ delayMs }, "reconnecting after a pause");
+      const { delayMs, replaced } = reconnectDelay.next(closeCode);
+      if (replaced) logger.warn({ delayMs }, "another process connected with this agent's key and replaced this link; waiting before trying again");
+      else logger.info({ delayMs }, "reconnecting after a pause");
       await new Promise<void>((resolve) => {
         wakeSleep = resolve;
         sleepTimer = setTimeout(resolve, delayMs);
@@ -174,7 +192,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
     }
   }
 
-  const running = run();
+  // run() catches each attempt's failure itself; this only keeps a bug from going unhandled.
+  const running = run().catch((err: unknown) => logger.error({ err }, "the agent's connection loop failed"));
 
   return {
     get connected() {

@@ -25,6 +25,12 @@ export const agentOptions = {
   policyFile: { env: "GURU_POLICY", flag: "policy", schema: z.string().min(1), default: undefined as string | undefined, describe: "the local policy file (JSON) the endpoint's owner controls" },
   stateDir: { env: "GURU_AGENT_STATE_DIR", flag: "state-dir", schema: z.string().min(1), default: join(homedir(), ".guru-agent"), describe: "where the agent keeps partial uploads' state and its operation log" },
   backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
+  replacedBackoffMs: {
+    env: "GURU_REPLACED_BACKOFF_MS",
+    schema: wholeNumber(100),
+    default: 60_000,
+    describe: "the shortest pause after another process with this agent's key replaced its link (jittered up to twice that; doubles while it repeats, up to 15 min)",
+  },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.string(), default: "info", describe: "log level" },
   keepBackups: {
     env: "GURU_KEEP_BACKUPS",
@@ -50,6 +56,7 @@ export type AgentConfig = {
   policyFile?: string;
   stateDir: string;
   backoffMaxMs: number;
+  replacedBackoffMs: number;
   logLevel: string;
   keepBackups: boolean;
   uploadAbandonedMs: number;

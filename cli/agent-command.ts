@@ -11,6 +11,7 @@ import { loadLocalPolicy } from "../agent/policy/local-policy.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
+import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
 import { untilSignal } from "./signals.ts";
 import { createConsentHandler } from "../agent/consent/consent-handler.ts";
@@ -30,6 +31,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const key = await readAgentKey({ keyFile: config.keyFile, key: config.key });
   const logger = createLogger({ level: config.logLevel, name: "guru-agent", file: process.env.GURU_LOG_FILE || undefined }).child(config.name ? { agent: config.name } : {});
 
+  handleUnhandledRejections({ logger });
   const policy = await loadLocalPolicy({
     file: config.policyFile,
     defaults: { allowedPaths: (config.allow ?? [process.cwd()]).map((p) => resolve(p)) },
@@ -53,6 +55,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     logger,
     capabilities,
     backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
+    replacedBackoffMs: config.replacedBackoffMs,
     handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);

@@ -1,5 +1,6 @@
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
+import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { startServer } from "../server/server.ts";
 import { untilSignal } from "./signals.ts";
@@ -9,6 +10,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const config = loadServerConfig({ flags });
   const logger = createLogger({ level: config.logLevel, name: "guru-server" });
   const server = await startServer({ config, logger });
+  handleUnhandledRejections({ logger, onRejection: () => server.metrics.unhandledRejections.inc() });
   const signal = await untilSignal();
   logger.info({ signal }, "draining");
   await server.close();

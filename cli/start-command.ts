@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { isGuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
+import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { startServer, type GuruServer } from "../server/server.ts";
 import { untilSignal } from "./signals.ts";
@@ -32,6 +33,7 @@ export async function startCommand(argv: string[]): Promise<number> {
 
   process.stdout.write(`Starting GuruTunnel (${config.databaseUrl ? "PostgreSQL" : `embedded database in ${join(dataDir, "db")}; the first start takes a few seconds`})…\n`);
   const server = await startServer({ config: { ...config, dataDir }, logger });
+  handleUnhandledRejections({ logger, onRejection: () => server.metrics.unhandledRejections.inc() });
   const admin = { technicianId: server.bootstrapAdmin.id, name: server.bootstrapAdmin.name, role: "admin" as const, tokenId: "quick-start" };
   const agent = await ensureLocalAgent(server, admin, dataDir);
   const { token } = await server.tokens.issue(server.bootstrapAdmin.id);

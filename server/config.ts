@@ -46,6 +46,8 @@ export const serverOptions = {
   auditRetentionDays: { env: "GURU_AUDIT_RETENTION_DAYS", schema: wholeNumber(1), default: 90, describe: "audit rows older than this are removed" },
   failureAlertThreshold: { env: "GURU_FAILURE_ALERT_THRESHOLD", schema: wholeNumber(1), default: 50, describe: "failed or refused commands in the alert window that raise an alert" },
   failureAlertWindowMs: { env: "GURU_FAILURE_ALERT_WINDOW_MS", ...ms("the window of the failure alert", 5 * 60_000) },
+  linkChurnThreshold: { env: "GURU_LINK_CHURN_THRESHOLD", schema: wholeNumber(2), default: 3, describe: "replacements of one agent's link within the churn window that raise an alert" },
+  linkChurnWindowMs: { env: "GURU_LINK_CHURN_WINDOW_MS", ...ms("the window of the link churn alert", 60_000) },
   uploadAbandonedMs: { env: "GURU_UPLOAD_ABANDONED_MS", ...ms("partial uploads untouched this long are removed", 24 * 3600_000) },
   uploadSweepIntervalMs: { env: "GURU_UPLOAD_SWEEP_INTERVAL_MS", ...ms("how often abandoned partial uploads are looked for", 60_000, 10) },
   // Partner integration (guru.integration.v1).

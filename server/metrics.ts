@@ -22,9 +22,14 @@ export function createMetrics() {
       labelNames: ["direction", "outcome"] as const,
       registers: [registry],
     }),
+    unhandledRejections: new Counter({
+      name: "guru_unhandled_rejections_total",
+      help: "promise rejections nothing handled (each one a bug, logged with its cause); the process keeps serving",
+      registers: [registry],
+    }),
     securityAlerts: new Counter({
       name: "guru_security_alerts_total",
-      help: "alerts raised, by kind",
+      help: "alerts raised, by kind (command_failures_technician, command_failures_agent, link_churn)",
       labelNames: ["kind"] as const,
       registers: [registry],
     }),

@@ -2,6 +2,7 @@
 // and the Connect routes on one listener. close() drains: stop accepting,
 // end agent links and sessions, then the database.
 import { createContextValues } from "@connectrpc/connect";
+import type { ServerResponse } from "node:http";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
 import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
@@ -20,7 +21,7 @@ import { loadOrCreateSigningKeys } from "./auth/signing-keys.ts";
 import { createTokenService } from "./auth/tokens.ts";
 import type { ServerConfig } from "./config.ts";
 import { createAdminService } from "./domain/admin.ts";
-import { createFailureAlerts } from "./domain/alerts.ts";
+import { createFailureAlerts, createLinkChurnAlerts } from "./domain/alerts.ts";
 import { createAuditRetention } from "./domain/audit-retention.ts";
 import { createCommandService } from "./domain/commands.ts";
 import { createFileService } from "./domain/files.ts";
@@ -192,6 +193,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     heartbeatDeadlineMs: config.heartbeatDeadlineMs,
     authFailures,
     trustedProxies: config.trustedProxies,
+    churn: createLinkChurnAlerts({
+      store,
+      logger: logger.child({ part: "alerts" }),
+      threshold: config.linkChurnThreshold,
+      windowMs: config.linkChurnWindowMs,
+      onAlert: (kind) => metrics.securityAlerts.inc({ kind }),
+    }),
     onDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason),
     onHello: (agentId, hello) => store.partnerAgents.setConsentPolicy(agentId, consentPolicyOf(hello)),
     onConnected: (agentId) => {
@@ -252,27 +260,40 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       http2IdleTimeoutMs: config.http2IdleTimeoutMs,
     },
     onRequest(req, res) {
-      void operational(req, res).then((handled) => {
-        if (!handled) rpc(req, res);
-      });
+      operational(req, res).then(
+        (handled) => {
+          if (!handled) rpc(req, res);
+        },
+        (err: unknown) => {
+          // /metrics or /readyz failed in a way they do not answer themselves.
+          logger.error({ err, url: req.url }, "operational route failed");
+          // Both response kinds have these; their overloads do not unify in TypeScript.
+          const out = res as ServerResponse;
+          if (!out.headersSent) out.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+          out.end("internal error\n");
+        },
+      );
     },
     onUpgrade(req, socket, head) {
       if ((req.url ?? "").split("?")[0] !== "/agent") {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
         return;
       }
-      void agentSockets.handleUpgrade(req, socket, head);
+      agentSockets.handleUpgrade(req, socket, head).catch((err: unknown) => {
+        logger.error({ err }, "agent upgrade failed");
+        socket.destroy();
+      });
     },
   });
 
   const sweep = setInterval(() => {
-    void sessions.expireIdle().catch((err) => logger.error({ err }, "idle session sweep failed"));
+    sessions.expireIdle().catch((err) => logger.error({ err }, "idle session sweep failed"));
     metrics.agentsConnected.set(registry.size);
   }, config.sessionSweepIntervalMs);
   sweep.unref();
   auditRetention.start();
   const uploadSweep = setInterval(() => {
-    void uploads.sweepAbandoned().catch((err) => logger.error({ err }, "abandoned upload sweep failed"));
+    uploads.sweepAbandoned().catch((err) => logger.error({ err }, "abandoned upload sweep failed"));
   }, config.uploadSweepIntervalMs);
   uploadSweep.unref();
 

@@ -22,22 +22,26 @@ function requestedShell(shell: Shell): ShellName | undefined {
 
 export async function handleExec(channel: Channel, req: ExecRequest, ctx: HandlerContext): Promise<void> {
   const started = Date.now();
-  const record = (result: string, detail: Record<string, unknown>) =>
-    ctx.oplog.record({
-      technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
-      sessionId: req.sessionId,
-      operation: "exec",
-      detail: {
-        command: req.command,
-        shell: req.shell === Shell.UNSPECIFIED ? "default" : (wireShells.fromEnum(req.shell) ?? `shell enum ${req.shell}`),
-        workingDir: req.workingDir,
-        // Names and values, secret-looking values redacted: what the command was given.
-        env: redactCommandEnv(req.env),
-        channel: channel.id,
-        ...detail,
-      },
-      result,
-    });
+  // Not awaited: the answer does not wait for the local log. record() logs its own failures and never rejects.
+  const record = (result: string, detail: Record<string, unknown>): void => {
+    ctx.oplog
+      .record({
+        technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
+        sessionId: req.sessionId,
+        operation: "exec",
+        detail: {
+          command: req.command,
+          shell: req.shell === Shell.UNSPECIFIED ? "default" : (wireShells.fromEnum(req.shell) ?? `shell enum ${req.shell}`),
+          workingDir: req.workingDir,
+          // Names and values, secret-looking values redacted: what the command was given.
+          env: redactCommandEnv(req.env),
+          channel: channel.id,
+          ...detail,
+        },
+        result,
+      })
+      .catch((err: unknown) => ctx.logger.warn({ err }, "could not write the operation log"));
+  };
   try {
     ctx.tunnel.require(req.sessionId);
     requireCapability(ctx.policy, "exec");
@@ -68,11 +72,11 @@ export async function handleExec(channel: Channel, req: ExecRequest, ctx: Handle
         truncated: outcome.truncated,
       }),
     });
-    void record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs });
+    record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs });
   } catch (err) {
     const error = toGuruError(err);
     const refused = error.kind === "denied" || error.kind === "invalid";
-    void record(refused ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
+    record(refused ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });
     throw error;
   }
 }

@@ -43,17 +43,22 @@ function toWireEntry(entry: FileEntry): WireFileEntry {
   });
 }
 
+/** Not awaited: the answer does not wait for the local log. record() logs its own failures and never rejects. */
+function logOperation(ctx: HandlerContext, entry: Parameters<HandlerContext["oplog"]["record"]>[0]): void {
+  ctx.oplog.record(entry).catch((err: unknown) => ctx.logger.warn({ err }, "could not write the operation log"));
+}
+
 /** Checks the tunnel and capability, runs the operation, and logs it locally either way. */
 async function audited<T>(ctx: HandlerContext, sessionId: string, operation: string, detail: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
   const tunnel = ctx.tunnel.require(sessionId);
   try {
     requireCapability(ctx.policy, "files");
     const result = await run();
-    void ctx.oplog.record({ technicianId: tunnel.technicianId, sessionId, operation, detail, result: "ok" });
+    logOperation(ctx, { technicianId: tunnel.technicianId, sessionId, operation, detail, result: "ok" });
     return result;
   } catch (err) {
     const error = toGuruError(err);
-    void ctx.oplog.record({
+    logOperation(ctx, {
       technicianId: tunnel.technicianId,
       sessionId,
       operation,

@@ -53,6 +53,10 @@ export interface ChannelHost {
   readonly receiveWindowBytes: number;
   /** Most bulk bytes one channel may hold in our send queue, whatever credit the peer grants. */
   readonly maxQueuedBytes: number;
+  /** Unread inbound messages that cost no credit (events, empty data, cancels); more is a link violation. */
+  readonly maxQueuedEvents: number;
+  /** Unread inbound messages of any kind; more ends the channel (too_large). */
+  readonly maxQueuedMessages: number;
   /** The peer's initial window, read when the channel opens. */
   sendWindowBytes(): number;
   /** Largest payload per data frame, given our chunk size and the peer's max frame. */
@@ -83,6 +87,8 @@ export class ChannelImpl implements Channel {
   // Inbound.
   private readonly inbox: ChannelMessage[] = [];
   private inboxHead = 0;
+  /** Messages in the inbox that cost the peer no credit. */
+  private queuedFree = 0;
   private reader: ((result: IteratorResult<ChannelMessage>) => void) | undefined;
   private iterated = false;
   private discarding = false;
@@ -233,6 +239,7 @@ export class ChannelImpl implements Channel {
   private takeMessage(): ChannelMessage | undefined {
     if (this.inboxHead >= this.inbox.length) return undefined;
     const message = this.inbox[this.inboxHead++];
+    if (costsNoCredit(message)) this.queuedFree--;
     if (this.inboxHead === this.inbox.length) {
       this.inbox.length = 0;
       this.inboxHead = 0;
@@ -259,7 +266,40 @@ export class ChannelImpl implements Channel {
       reader({ done: false, value: message });
       return;
     }
+    if (costsNoCredit(message)) this.queuedFree++;
     this.inbox.push(message);
+  }
+
+  /**
+   * Queues a message from the peer within the channel's bounds. Credit bounds
+   * data bytes only: messages that cost none are capped (a peer past the cap
+   * is hostile or broken, and the link fails), and so is the count of all
+   * unread messages (a slow reader of tiny frames ends this channel only).
+   */
+  private deliverBounded(message: ChannelMessage): { flowControl: boolean; message: string } | undefined {
+    const queued = this.inbox.length - this.inboxHead;
+    const readerWaits = this.reader !== undefined && queued === 0;
+    if (!readerWaits) {
+      if (costsNoCredit(message) && this.queuedFree >= this.host.maxQueuedEvents) {
+        return {
+          flowControl: true,
+          message: `channel ${this.id}: more than ${this.host.maxQueuedEvents} events (or empty data frames) sent before any was read`,
+        };
+      }
+      if (queued >= this.host.maxQueuedMessages) {
+        const error = new GuruError(
+          "too_large",
+          `channel ${this.id}: the peer sent more than ${this.host.maxQueuedMessages} messages that were not read yet; the operation was stopped`,
+          { details: { maxQueuedMessages: this.host.maxQueuedMessages } },
+        );
+        this.host.logger.warn({ channelId: this.id, maxQueuedMessages: this.host.maxQueuedMessages }, "channel ended: too many unread messages from the peer");
+        this.sendKind({ case: "cancel", value: create(ChannelCancelSchema, { reason: error.message }) }, false);
+        this.finish(error, error, { type: "error", error });
+        return undefined;
+      }
+    }
+    this.deliver(message);
+    return undefined;
   }
 
   /**
@@ -280,8 +320,7 @@ export class ChannelImpl implements Channel {
           this.consumed(bytes);
           return undefined;
         }
-        this.deliver({ type: "data", data: kind.value.data, offset: kind.value.offset, stream: kind.value.stream });
-        return undefined;
+        return this.deliverBounded({ type: "data", data: kind.value.data, offset: kind.value.offset, stream: kind.value.stream });
       }
       case "credit": {
         this.sendCredit += kind.value.bytes;
@@ -292,14 +331,17 @@ export class ChannelImpl implements Channel {
         return undefined;
       }
       case "event":
-        if (!this.discarding) this.deliver({ type: "event", event: kind.value.event });
-        return undefined;
+        return this.discarding ? undefined : this.deliverBounded({ type: "event", event: kind.value.event });
       case "cancel": {
+        if (this.sendBlocked?.kind === "canceled" && this.abort.signal.aborted) {
+          // Only the first cancel means anything; repeats are dropped, not queued.
+          return undefined;
+        }
         const reason = kind.value.reason || "canceled by the peer";
         const error = new GuruError("canceled", `channel ${this.id} was canceled: ${reason}`);
-        if (!this.discarding) this.deliver({ type: "cancel", reason });
+        const violation = this.discarding ? undefined : this.deliverBounded({ type: "cancel", reason });
         this.blockSends(error);
-        return undefined;
+        return violation;
       }
       case "result":
         this.finish(new GuruError("canceled", `channel ${this.id} was finished by the peer`), undefined, { type: "result", result: kind.value.result });
@@ -351,4 +393,8 @@ export class ChannelImpl implements Channel {
     this.host.channelEnded(this);
     this.resolveDone();
   }
+}
+
+function costsNoCredit(message: ChannelMessage): boolean {
+  return message.type !== "data" || message.data.byteLength === 0;
 }

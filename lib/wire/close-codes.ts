@@ -13,6 +13,8 @@ export const closeCodes = Object.freeze({
   unsupportedData: 1003,
   /** No close frame was received (socket dropped); reported by `ws`, never sent. */
   abnormal: 1006,
+  /** The peer broke a rule that is not framing: a Hello field out of range, a flood of control frames. */
+  policyViolation: 1008,
   /** A frame exceeded maxFrameBytes. */
   frameTooLarge: 1009,
   /** An unexpected fault on our side. */
@@ -43,9 +45,11 @@ export function closeCodeName(code: number): string {
 }
 
 /**
- * Whether an agent should dial again after its link closed with this code.
- * Revoked, unauthenticated, incompatible and replaced links must not retry:
- * retrying cannot succeed, and a replaced agent would fight its successor.
+ * Whether an agent should dial again soon after its link closed with this
+ * code. Revoked, unauthenticated, incompatible and replaced links should not:
+ * retrying at once cannot succeed, and a replaced agent would fight its
+ * successor (the agent waits a long, jittered pause after `replaced`, in case
+ * the other process holding its key has gone by then).
  */
 export function shouldReconnect(code: number): boolean {
   return !(

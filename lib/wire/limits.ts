@@ -14,6 +14,22 @@ export interface WireLimits {
   maxChannels: number;
   /** Bulk data waits while the socket holds this many unsent bytes, so interactive frames stay fast. */
   socketHighWaterBytes: number;
+  /**
+   * Messages that carry no credit (ChannelEvent, empty data, cancel) one
+   * channel may hold unread. Credit bounds data bytes; this bounds the rest,
+   * so a peer cannot grow our memory with events nobody has read yet.
+   */
+  maxQueuedEvents: number;
+  /**
+   * Messages of any kind one channel may hold unread. With the window this
+   * bounds a channel's inbound memory even when a peer splits its credit into
+   * one-byte frames; past it the channel ends (too_large), not the link.
+   */
+  maxQueuedMessages: number;
+  /** Control frames (channel 0: heartbeats, acks, tunnel frames) a peer may send in a burst. */
+  controlBurstFrames: number;
+  /** Control frames per second a peer may keep sending after the burst; a flood closes the link. */
+  controlFramesPerSecond: number;
 }
 
 const KiB = 1024;
@@ -45,6 +61,16 @@ export const defaultWireLimits: WireLimits = Object.freeze({
   initialWindowBytes: 2 * MiB,
   maxChannels: 256,
   socketHighWaterBytes: 1 * MiB,
+  // A file upload's progress events are read as they come; 1024 is far past
+  // what a reading consumer ever holds.
+  maxQueuedEvents: 1024,
+  // 2 MiB of credit in frames of 256 bytes or more fits; an agent's command
+  // output chunks are pipe reads, mostly far larger.
+  maxQueuedMessages: 8192,
+  // Agents send one heartbeat per interval (30 s) and a few tunnel frames per
+  // session: 100 at once and 20 a second leave room for bursts of tunnel churn.
+  controlBurstFrames: 100,
+  controlFramesPerSecond: 20,
 });
 
 /**
@@ -58,7 +84,17 @@ export function wsMaxPayloadBytes(limits: WireLimits): number {
 
 /** Throws GuruError("invalid") naming the first inconsistent limit. */
 export function checkWireLimits(limits: WireLimits): WireLimits {
-  const positive = ["maxFrameBytes", "chunkBytes", "initialWindowBytes", "maxChannels", "socketHighWaterBytes"] as const;
+  const positive = [
+    "maxFrameBytes",
+    "chunkBytes",
+    "initialWindowBytes",
+    "maxChannels",
+    "socketHighWaterBytes",
+    "maxQueuedEvents",
+    "maxQueuedMessages",
+    "controlBurstFrames",
+    "controlFramesPerSecond",
+  ] as const;
   for (const name of positive) {
     const value = limits[name];
     if (!Number.isSafeInteger(value) || value <= 0) {

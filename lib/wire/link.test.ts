@@ -2,15 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ExecResultSchema, ExitReason, OutputStream } from "../../gen/guru/wire/v1/exec_pb.js";
 import { FileWriteFinishSchema, FileWriteResultSchema } from "../../gen/guru/wire/v1/files_pb.js";
-import { HelloAckSchema, HelloSchema, TunnelOpenSchema } from "../../gen/guru/wire/v1/wire_pb.js";
+import { HelloAckSchema, HelloSchema, LinkErrorCode, TunnelOpenSchema } from "../../gen/guru/wire/v1/wire_pb.js";
 import { GuruError, isGuruError } from "../errors.ts";
 import { closeCodes } from "./close-codes.ts";
 import { decodeFrame, encodeDataFrame } from "./codec.ts";
-import { demoAgentHandler, drain, execOpen, fileReadOpen, fileWriteOpen, linkPair, nextTicks, waitFor } from "./link-test-kit.ts";
+import { demoAgentHandler, drain, execOpen, fileReadOpen, fileWriteOpen, linkPair, nextTicks, rawPeer, waitFor } from "./link-test-kit.ts";
 import { createLink, type Channel } from "./link.ts";
 import { linkedFrameSockets } from "./frame-socket.ts";
 import { silentLogger } from "../logging.ts";
-import { defaultWireLimits } from "./limits.ts";
+import { defaultWireLimits, frameOverheadBytes } from "./limits.ts";
 
 describe("link: channels", () => {
   it("opens a channel, carries data and ends it with a typed result", async () => {
@@ -298,8 +298,48 @@ describe("link: sizes after the handshake", () => {
     expect(() => pair.server.setPeerLimits({ initialWindowBytes: 1, maxFrameBytes: 10 })).toThrowError(/no room/);
   });
 
-  it("encodes data frames the decoder accepts at exactly maxFrameBytes", () => {
+  it("a full chunk with the largest offset fits a frame: chunkBytes + frameOverheadBytes <= maxFrameBytes", () => {
     const bytes = encodeDataFrame(1, new Uint8Array(defaultWireLimits.chunkBytes), 2n ** 63n, OutputStream.STDERR);
-    expect(bytes.byteLength).toBeLessThanOrEqual(defaultWireLimits.chunkBytes + 64);
+    expect(bytes.byteLength).toBeLessThanOrEqual(defaultWireLimits.chunkBytes + frameOverheadBytes);
+    expect(decodeFrame(bytes, defaultWireLimits.maxFrameBytes).kind.case).toBe("data");
+  });
+
+  it("the decoder accepts a frame of exactly maxFrameBytes and refuses one byte more (FRAME_TOO_LARGE, 1009)", async () => {
+    const max = defaultWireLimits.maxFrameBytes;
+    const exact = dataFrameOfSize(1, max);
+    const over = dataFrameOfSize(1, max + 1);
+    expect([exact.byteLength, over.byteLength]).toEqual([max, max + 1]);
+    expect(decodeFrame(exact, max).kind.case).toBe("data");
+    expect(() => decodeFrame(over, max)).toThrowError(expect.objectContaining({ code: LinkErrorCode.FRAME_TOO_LARGE, closeCode: closeCodes.frameTooLarge }));
+
+    // And through a link: the exact frame is delivered, the next one closes the link.
+    const [serverSocket, agentSocket] = linkedFrameSockets();
+    const link = createLink({ socket: serverSocket, role: "server", limits: defaultWireLimits, logger: silentLogger(), onControl: () => {} });
+    const peer = rawPeer(agentSocket);
+    const channel = link.openChannel(execOpen("x"));
+    const received = channel.messages()[Symbol.asyncIterator]();
+    peer.sendBytes(exact);
+    const first = await received.next();
+    expect(first.value?.type === "data" && first.value.data.byteLength).toBe(exact.byteLength - dataFrameOverhead(1, exact.byteLength));
+    peer.sendBytes(dataFrameOfSize(1, max + 1));
+    expect((await link.closed).code).toBe(closeCodes.frameTooLarge);
+    await waitFor(() => peer.received.some((f) => f.kind.case === "linkError"));
+    const linkError = peer.received.find((f) => f.kind.case === "linkError");
+    expect(linkError?.kind.case === "linkError" && linkError.kind.value.code).toBe(LinkErrorCode.FRAME_TOO_LARGE);
   });
 });
+
+/** A data frame on `channelId` whose encoding is exactly `size` bytes (offset 0, so nothing but the payload varies). */
+function dataFrameOfSize(channelId: number, size: number): Uint8Array {
+  for (let payload = size; payload > 0; payload--) {
+    const bytes = encodeDataFrame(channelId, new Uint8Array(payload), 0n, OutputStream.STDOUT);
+    if (bytes.byteLength === size) return bytes;
+    if (bytes.byteLength < size) break;
+  }
+  throw new Error(`no data frame encodes to exactly ${size} bytes`);
+}
+
+function dataFrameOverhead(channelId: number, size: number): number {
+  const frame = decodeFrame(dataFrameOfSize(channelId, size), Infinity);
+  return frame.kind.case === "data" ? size - frame.kind.value.data.byteLength : 0;
+}

@@ -23,10 +23,19 @@ import { createFrameSender } from "./frame-sender.ts";
 import type { FrameSocket } from "./frame-socket.ts";
 import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from "./heartbeat.ts";
 import { checkWireLimits, frameOverheadBytes, type WireLimits } from "./limits.ts";
+import { createTokenBucket } from "./token-bucket.ts";
 
 export type { Channel, ChannelMessage } from "./channel.ts";
 
 export type LinkRole = "server" | "agent";
+
+/** Text a peer sends us (a LinkError's message) is cut to this before it reaches a log. */
+export const maxPeerTextChars = 256;
+
+/** A peer's text, cut to maxPeerTextChars, for logs. */
+export function peerText(text: string): string {
+  return text.length <= maxPeerTextChars ? text : `${text.slice(0, maxPeerTextChars)}… (${text.length} characters)`;
+}
 
 export interface LinkOptions {
   socket: FrameSocket;
@@ -50,6 +59,8 @@ export interface Link {
   /** Starts (or replaces) heartbeats, e.g. on the agent once HelloAck gave the interval. */
   setHeartbeat(options: HeartbeatOptions): void;
   close(code: number, reason: string): void;
+  /** Refuses the peer: a LinkError frame (code + message), a warn log line, then the close code. */
+  fail(code: LinkErrorCode, message: string, closeCode: number): void;
   readonly closed: Promise<{ code: number; reason: string }>;
   readonly channelCount: number;
   /** When the last frame from the peer arrived (heartbeats included): the peer was alive then. */
@@ -81,6 +92,10 @@ export function createLink(options: LinkOptions): Link {
   let resolveClosed!: (value: { code: number; reason: string }) => void;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (resolveClosed = resolve));
 
+  // Every control frame may make us answer or log: a flood of them is bounded
+  // here, before it reaches a listener or the socket's write buffer.
+  const controlBudget = createTokenBucket({ capacity: limits.controlBurstFrames, refillPerSecond: limits.controlFramesPerSecond });
+
   const sender = createFrameSender({
     socket,
     socketHighWaterBytes: limits.socketHighWaterBytes,
@@ -91,6 +106,8 @@ export function createLink(options: LinkOptions): Link {
     logger,
     receiveWindowBytes: limits.initialWindowBytes,
     maxQueuedBytes: Math.max(limits.initialWindowBytes, limits.chunkBytes),
+    maxQueuedEvents: limits.maxQueuedEvents,
+    maxQueuedMessages: limits.maxQueuedMessages,
     sendWindowBytes: () => peer.initialWindowBytes,
     chunkBytes: () => chunkBytes,
     sendUrgent: (bytes) => sender.sendUrgent(bytes),
@@ -173,6 +190,14 @@ export function createLink(options: LinkOptions): Link {
     const kind = frame.kind;
     const id = frame.channelId;
     if (id === 0) {
+      if (!controlBudget.take()) {
+        fail(
+          LinkErrorCode.PROTOCOL_VIOLATION,
+          `more than ${limits.controlBurstFrames} control frames at once (then ${limits.controlFramesPerSecond} a second) on channel 0`,
+          closeCodes.policyViolation,
+        );
+        return;
+      }
       switch (kind.case) {
         case "heartbeat":
           sendControl({ case: "heartbeatAck", value: create(HeartbeatAckSchema, { sequence: kind.value.sequence }) });
@@ -190,7 +215,7 @@ export function createLink(options: LinkOptions): Link {
           }
           break;
         case "linkError":
-          logger.warn({ linkErrorCode: LinkErrorCode[kind.value.code] }, `peer reported a link error: ${kind.value.message}`);
+          logger.warn({ linkErrorCode: LinkErrorCode[kind.value.code] ?? kind.value.code }, `peer reported a link error: ${peerText(kind.value.message)}`);
           break;
         case "tunnelOpen":
         case "tunnelReady":
@@ -299,6 +324,7 @@ export function createLink(options: LinkOptions): Link {
     close(code, reason) {
       shutdown(code, reason, "close");
     },
+    fail,
     closed,
     get channelCount() {
       return channels.size;

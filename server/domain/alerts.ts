@@ -77,3 +77,55 @@ export function createFailureAlerts(options: FailureAlertsOptions) {
 }
 
 export type FailureAlerts = ReturnType<typeof createFailureAlerts>;
+
+export interface LinkChurnAlertsOptions {
+  store: Pick<Store, "audit">;
+  logger: Logger;
+  /** Replacements of one agent's link within windowMs that raise an alert. */
+  threshold: number;
+  windowMs: number;
+  /** A counter on /metrics; kind is "link_churn". */
+  onAlert?(kind: string): void;
+}
+
+/**
+ * Link churn: an agent's link replaced again and again within a window is
+ * two processes holding the same agent key (a cloned machine, a stolen key),
+ * each reconnecting to push the other out. Links live in one process, so the
+ * count is per process, kept for the agents replaced within the window only.
+ */
+export function createLinkChurnAlerts(options: LinkChurnAlertsOptions) {
+  const { store, logger, threshold, windowMs } = options;
+  const replacedAt = new Map<string, number[]>();
+  const alertedAt = new Map<string, number>();
+
+  function forget(now: number): void {
+    for (const [id, times] of replacedAt) if (now - times[times.length - 1] >= windowMs) replacedAt.delete(id);
+    for (const [id, at] of alertedAt) if (now - at >= windowMs) alertedAt.delete(id);
+  }
+
+  return {
+    /** An agent's link was replaced by a newer one; resolves true when this raised an alert. Never rejects. */
+    async linkReplaced(agent: { id: string; name: string }): Promise<boolean> {
+      const now = Date.now();
+      forget(now);
+      // Only the last `threshold` times matter, so memory per agent stays bounded.
+      const times = (replacedAt.get(agent.id) ?? []).filter((t) => now - t < windowMs).slice(-(threshold - 1));
+      times.push(now);
+      replacedAt.set(agent.id, times);
+      if (times.length < threshold || alertedAt.has(agent.id)) return false;
+      alertedAt.set(agent.id, now);
+      const reason = `the link of agent ${agent.name} was replaced ${times.length} times within ${Math.round(windowMs / 1000)} s: two processes may be using the same agent key`;
+      logger.warn({ alert: "link_churn", agentId: agent.id, agent: agent.name, count: times.length, threshold, windowMs }, `security alert: ${reason}`);
+      options.onAlert?.("link_churn");
+      try {
+        await store.audit.tunnel({ event: "alert", outcome: "raised", agentId: agent.id, reason, detail: { kind: "link_churn", count: times.length, threshold, windowMs } });
+      } catch (err) {
+        logger.error({ err }, "could not write the link churn alert to the audit log");
+      }
+      return true;
+    },
+  };
+}
+
+export type LinkChurnAlerts = ReturnType<typeof createLinkChurnAlerts>;

@@ -1,20 +1,26 @@
-// One agent's link from Hello to close: negotiates limits, registers the link
-// (replacing an older one of the same agent), keeps the agent's status in the
-// database, and ends its sessions when the link goes.
+// One agent's link from Hello to close: checks the Hello, checks the key
+// again, negotiates limits, registers the link (replacing an older one of the
+// same agent), keeps the agent's status in the database, and ends its
+// sessions when the link goes. Whatever the agent sends, the worst outcome is
+// that this one link closes.
 import { create } from "@bufbuild/protobuf";
 import type { WebSocket } from "ws";
-import { HelloAckSchema, type Frame, type Hello } from "../../gen/guru/wire/v1/wire_pb.js";
+import { HelloAckSchema, LinkErrorCode, type Frame, type Hello } from "../../gen/guru/wire/v1/wire_pb.js";
 import type { Logger } from "../../lib/logging.ts";
 import { closeCodes } from "../../lib/wire/close-codes.ts";
 import { wsFrameSocket } from "../../lib/wire/frame-socket.ts";
+import { checkHello } from "../../lib/wire/hello-check.ts";
 import type { WireLimits } from "../../lib/wire/limits.ts";
 import { createLink } from "../../lib/wire/link.ts";
+import type { LinkChurnAlerts } from "../domain/alerts.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
 
 export interface AgentConnectionOptions {
   agent: AgentRecord;
+  /** The hash of the key the agent authenticated with at the upgrade; checked again after its Hello. */
+  keyHash: string;
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -23,6 +29,8 @@ export interface AgentConnectionOptions {
   handshakeTimeoutMs: number;
   heartbeatIntervalMs: number;
   heartbeatDeadlineMs: number;
+  /** Told each time this agent's link replaces an older one. */
+  churn?: Pick<LinkChurnAlerts, "linkReplaced">;
   /** The link is gone (or replaced): end the agent's sessions. */
   onDisconnected(agentId: string, reason: string): Promise<void>;
   /** The agent's Hello, before its link is registered (record what it said about consent). */
@@ -35,6 +43,8 @@ export interface AgentConnectionOptions {
 export function startAgentConnection(ws: WebSocket, options: AgentConnectionOptions): Promise<void> {
   const { agent, store, registry, logger } = options;
   let entry: AgentLinkEntry | undefined;
+  let helloSeen = false;
+  let linkClosed = false;
 
   const link = createLink({
     socket: wsFrameSocket(ws),
@@ -43,9 +53,21 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     logger,
     heartbeat: { intervalMs: options.heartbeatIntervalMs, deadlineMs: options.heartbeatDeadlineMs, send: false },
     onControl(frame: Frame) {
+      if (frame.kind.case === "hello") {
+        if (helloSeen) {
+          link.fail(LinkErrorCode.PROTOCOL_VIOLATION, "a second Hello on the same link", closeCodes.protocolError);
+          return;
+        }
+        helloSeen = true;
+        onHello(frame.kind.value).catch((err: unknown) => {
+          logger.error({ err }, "agent handshake failed");
+          link.close(closeCodes.internalError, "the server could not complete the handshake");
+        });
+        return;
+      }
       if (entry === undefined) {
-        if (frame.kind.case === "hello") void onHello(frame.kind.value);
-        else link.close(closeCodes.protocolError, "the first frame must be Hello");
+        if (!helloSeen) link.fail(LinkErrorCode.PROTOCOL_VIOLATION, `the first frame must be Hello, not ${String(frame.kind.case)}`, closeCodes.protocolError);
+        else logger.debug({ kind: frame.kind.case }, "control frame before the HelloAck ignored");
         return;
       }
       for (const waiter of entry.waiters) if (waiter(frame)) return;
@@ -61,20 +83,28 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
 
   async function onHello(hello: Hello): Promise<void> {
     clearTimeout(helloTimer);
+    const problem = checkHello(hello);
+    if (problem !== undefined) {
+      link.fail(LinkErrorCode.PROTOCOL_VIOLATION, `Hello refused: ${problem.message}`, closeCodes.policyViolation);
+      return;
+    }
     const inventory = hello.inventory;
     link.setPeerLimits({
-      initialWindowBytes: hello.initialWindowBytes || options.limits.initialWindowBytes,
-      maxFrameBytes: Math.min(hello.maxFrameBytes || options.limits.maxFrameBytes, options.limits.maxFrameBytes),
+      initialWindowBytes: hello.initialWindowBytes,
+      maxFrameBytes: Math.min(hello.maxFrameBytes, options.limits.maxFrameBytes),
     });
+    // The key was checked at the upgrade; it may have been revoked (or
+    // replaced) since. Ask again before this link can displace another.
+    const current = await store.agents.findByKeyHash(options.keyHash);
+    if (linkClosed) return;
+    if (current === undefined || current.id !== agent.id || current.revokedAt !== null) {
+      logger.warn({ revoked: current?.revokedAt != null }, "agent link refused after its Hello: the key is no longer valid");
+      link.close(closeCodes.revoked, `the key of agent ${agent.name} was revoked or replaced; enrol the agent again`);
+      return;
+    }
     const candidate: AgentLinkEntry = { agentId: agent.id, name: agent.name, link, waiters: new Set() };
     const previous = registry.get(agent.id);
-    if (previous !== undefined) {
-      // One agent identity, one link: the newer connection wins, and what the
-      // old one held (its tunnel) ends with it.
-      registry.remove(previous);
-      previous.link.close(closeCodes.replaced, "replaced by a newer connection of the same agent");
-      await options.onDisconnected(agent.id, "agent reconnected");
-    }
+    if (previous !== undefined) await displace(previous);
     try {
       await store.agents.markOnline(agent.id, {
         hostname: inventory?.hostname ?? "",
@@ -92,7 +122,10 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     }
     if (linkClosed) return;
     entry = candidate;
-    registry.set(entry);
+    // Two links of one agent can pass their Hellos at once (two processes
+    // with one key): whichever registers last displaces the other here too.
+    const raced = registry.set(entry);
+    if (raced !== undefined && raced !== entry) await displace(raced);
     link.sendControl({
       case: "helloAck",
       value: create(HelloAckSchema, {
@@ -108,7 +141,14 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     options.onConnected?.(agent.id);
   }
 
-  let linkClosed = false;
+  /** One agent identity, one link: the newer connection wins, and what the old one held (its tunnel) ends with it. */
+  async function displace(previous: AgentLinkEntry): Promise<void> {
+    registry.remove(previous);
+    previous.link.close(closeCodes.replaced, "replaced by a newer connection of the same agent");
+    await options.churn?.linkReplaced({ id: agent.id, name: agent.name });
+    await options.onDisconnected(agent.id, "agent reconnected");
+  }
+
   return link.closed.then(async ({ code, reason }) => {
     linkClosed = true;
     clearTimeout(helloTimer);

@@ -12,7 +12,7 @@ import {
   type FileEntry as WireFileEntry,
 } from "../../gen/guru/wire/v1/files_pb.js";
 import { ChannelOpenSchema, type ChannelOpen } from "../../gen/guru/wire/v1/wire_pb.js";
-import { GuruError } from "../../lib/errors.ts";
+import { GuruError, toGuruError } from "../../lib/errors.ts";
 import type { Channel, ChannelMessage } from "../../lib/wire/link.ts";
 import type { AgentFiles, AgentUploadStream, FileEntryInfo, FileEntryType, UploadOutcome } from "../domain/agent-files.ts";
 import type { AgentRouter } from "./agent-router.ts";
@@ -96,7 +96,7 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
       },
     };
 
-    void (async () => {
+    (async () => {
       let last: ChannelMessage | undefined;
       for await (const message of channel.messages()) {
         last = message;
@@ -114,7 +114,12 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
       if (outcome) finishing?.resolve(outcome);
       else finishing?.reject(failure);
       hooks.onEnd?.(stream);
-    })();
+    })().catch((err: unknown) => {
+      // A fault in the loop above still settles the waiters, and never escapes unhandled.
+      failure ??= toGuruError(err);
+      opened.reject(failure);
+      finishing?.reject(failure);
+    });
 
     const timer = setTimeout(() => {
       stream.detach("no answer");

@@ -114,9 +114,12 @@ function closeListenersOf(entry: AgentLinkEntry): Set<() => void> {
     const listeners = new Set<() => void>();
     set = listeners;
     closeListeners.set(entry, listeners);
-    void entry.link.closed.finally(() => {
-      for (const l of [...listeners]) l();
-    });
+    // closed never rejects, and the listeners only settle their own request's promise.
+    entry.link.closed
+      .then(() => {
+        for (const l of [...listeners]) l();
+      })
+      .catch(() => undefined);
   }
   return set;
 }

@@ -16,7 +16,7 @@ import { startAgentConnection, type AgentConnectionOptions } from "./agent-conne
 
 export const wireProtocol = "guru.wire.v1";
 
-export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "logger"> {
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "logger"> {
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -65,7 +65,8 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       }
       const key = agentKeyFromHeader(req.headers.authorization);
       if (key === undefined) return badKey("missing agent key: send it as 'Authorization: Bearer <agent key>'");
-      const agent = await store.agents.findByKeyHash(hashAgentKey(key));
+      const keyHash = hashAgentKey(key);
+      const agent = await store.agents.findByKeyHash(keyHash);
       if (agent === undefined) return badKey("unknown agent key: enrol the agent and use the key shown then");
       // Not counted as a failure: a revoked agent redials by itself and is no guess, and
       // counting it would lock out good agents sharing its address.
@@ -74,7 +75,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       await new Promise<void>((resolve) => {
         wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
           resolve();
-          accept(ws, agent);
+          accept(ws, agent, keyHash);
         });
       });
     } catch (err) {
@@ -85,10 +86,12 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     }
   }
 
-  function accept(ws: WebSocket, agent: AgentRecord): void {
-    const connection = startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+  function accept(ws: WebSocket, agent: AgentRecord, keyHash: string): void {
+    const connection = startAgentConnection(ws, { ...options, agent, keyHash, logger: logger.child({ agentId: agent.id, agent: agent.name }) })
+      // The connection logs its own failures; this only keeps a bug from becoming an unhandled rejection.
+      .catch((err: unknown) => logger.error({ err, agentId: agent.id }, "agent connection cleanup failed"))
+      .finally(() => connections.delete(connection));
     connections.add(connection);
-    void connection.finally(() => connections.delete(connection));
   }
 
   return {

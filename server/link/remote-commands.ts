@@ -114,7 +114,8 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
           // The consumer failed or the agent went quiet: the command must not outlive the call.
           gaveUp = true;
           channel.cancel(`the server stopped waiting: ${toGuruError(err).message}`);
-          void messages.return?.();
+          // Dropping what is queued cannot fail; the catch only keeps a bug from going unhandled.
+          Promise.resolve(messages.return?.()).catch(() => undefined);
         }
         throw err;
       } finally {

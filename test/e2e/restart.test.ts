@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { createApiClients } from "../../lib/api-client.ts";
-import { createTestDataDir, createTestDb, describeDatabases } from "../support/databases.ts";
+import { describeDatabases } from "../support/databases.ts";
+import { serverProcessDatabase } from "../support/server-process-fixture.ts";
 import { spawnGuru, type GuruProcess } from "../support/server-process.ts";
 
 describeDatabases("server restart", (kind) => {
@@ -13,13 +14,7 @@ describeDatabases("server restart", (kind) => {
   let testDb: { dataDir: string; url?: string; cleanup(): Promise<void> };
   const processes: GuruProcess[] = [];
   beforeAll(async () => {
-    if (kind === "pglite") {
-      testDb = await createTestDataDir();
-    } else {
-      const pg = await createTestDb(kind);
-      await pg.db.close();
-      testDb = pg;
-    }
+    testDb = await serverProcessDatabase(kind);
   });
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop("SIGKILL")));
