@@ -9,10 +9,14 @@ import { loadLocalPolicy } from "../agent/policy/local-policy.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
+import { ensurePrivateDir, usePrivateUmask } from "../lib/private-dir.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
 import { untilSignal } from "./signals.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
+  // Before anything is created: partial uploads and the operation log are the agent user's alone.
+  // Files an upload creates for users get 0644 less the umask the agent was started with (see createUploadManager).
+  const startUmask = usePrivateUmask();
   const { flags } = parseArgs(argv);
   const config = loadAgentConfig({ flags });
   if (config.serverUrl === undefined) throw new GuruError("invalid", "no server: pass --server URL or set GURU_SERVER");
@@ -24,8 +28,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
     defaults: { allowedPaths: (config.allow ?? [process.cwd()]).map((p) => resolve(p)) },
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
+  await ensurePrivateDir(config.stateDir, "agent state dir");
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
-  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs });
+  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~startUmask });
   const launcher = await createProcessLauncher(config.processLauncher, logger);
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 
