@@ -5,7 +5,8 @@
 // 0600/0700 whatever the library creating it asks for (PGlite asks for 0666),
 // and they refuse to start on a directory that others can read or enter:
 // fixing it is one chmod, which the message names.
-import { mkdir, stat } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { GuruError } from "./errors.ts";
 
 /** The umask of processes that keep private state: owner-only files (0600) and directories (0700). */
@@ -35,4 +36,24 @@ export async function ensurePrivateDir(dir: string, what: string, platform: Node
       { details: { path: dir, mode: stats.mode & 0o7777 } },
     );
   }
+}
+
+/**
+ * Takes group and other bits off everything under `dir` (symlinks are left
+ * alone). For files a library creates with modes of its own: PGlite's initial
+ * database comes out 0666/0755 whatever the umask.
+ */
+export async function makeTreePrivate(dir: string): Promise<number> {
+  let changed = 0;
+  const visit = async (p: string): Promise<void> => {
+    const stats = await lstat(p);
+    if (stats.isSymbolicLink()) return;
+    if ((stats.mode & 0o077) !== 0) {
+      await chmod(p, stats.mode & 0o7700);
+      changed++;
+    }
+    if (stats.isDirectory()) for (const name of await readdir(p)) await visit(join(p, name));
+  };
+  await visit(dir);
+  return changed;
 }

@@ -12,7 +12,7 @@
 //   swap undone meanwhile leaves the handle on another file: conflict).
 // Which of the two applies is a capability (HandleChecks), so both are tested on Linux.
 import { constants, type Stats } from "node:fs";
-import { open, readlink, stat, type FileHandle } from "node:fs/promises";
+import { lstat, open, readlink, stat, type FileHandle } from "node:fs/promises";
 import { GuruError } from "../../lib/errors.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { fsError } from "./file-entry.ts";
@@ -75,8 +75,10 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
 /** The path still resolves to itself, inside, and names the object `expected` describes. */
 async function verifyIdentity(guard: PathGuard, realPath: string, expected: Stats): Promise<void> {
   const changed = () => new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { details: { path: realPath } });
-  // Denied when a component swapped for a symlink now leads outside.
-  const again = await guard.resolve(realPath);
+  // Denied when a component swapped for a symlink now leads outside; gone or elsewhere: changed.
+  const again = await guard.resolve(realPath).catch((err: unknown) => {
+    throw err instanceof GuruError && err.kind === "not_found" ? changed() : err;
+  });
   if (again !== realPath) throw changed();
   const byPath = await stat(realPath).catch(() => undefined);
   if (!byPath || byPath.dev !== expected.dev || byPath.ino !== expected.ino) throw changed();
@@ -140,7 +142,12 @@ export async function openDirectory(guard: PathGuard, path: string, checks: Hand
   try {
     handle = await open(realPath, dirFlags);
   } catch (err) {
-    if ((err as { code?: string }).code === "ENOTDIR") throw notDir();
+    // O_DIRECTORY|O_NOFOLLOW on a symlink is ENOTDIR: say which it is.
+    if ((err as { code?: string }).code === "ENOTDIR") {
+      const now = await lstat(realPath).catch(() => undefined);
+      if (now?.isSymbolicLink()) throw fsError(Object.assign(new Error("ELOOP"), { code: "ELOOP" }), path, "list");
+      throw notDir();
+    }
     throw fsError(err, path, "list");
   }
   try {
