@@ -5,10 +5,10 @@ import { chmod, link, readdir, readFile, stat, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "./files-test-fixture.ts";
 import { tempPathFor } from "./upload-state.ts";
 import type { UploadWriterHooks } from "./upload-writer.ts";
-import { createUploadManager, type OpenUploadRequest } from "./uploads.ts";
+import { createUploadManager } from "./uploads.ts";
 
 const sha = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 const modeOf = async (p: string) => (await stat(p)).mode & 0o7777;
@@ -19,14 +19,7 @@ describe("upload safety", () => {
   let stateDir: string;
   const manager = (extra: { newFileMode?: number; writerHooks?: UploadWriterHooks } = {}) =>
     createUploadManager({ stateDir, logger: silentLogger(), keepBackupDefault: true, abandonedAfterMs: 60_000, ...extra });
-  const request = (path: string, content: Uint8Array, extra: Partial<OpenUploadRequest> = {}): OpenUploadRequest => ({
-    uploadId: "up-1",
-    path,
-    size: content.length,
-    sha256: sha(content),
-    overwrite: false,
-    ...extra,
-  });
+  const request = uploadRequest;
 
   beforeEach(async () => {
     fx = await createFilesFixture();

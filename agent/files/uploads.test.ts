@@ -4,7 +4,7 @@ import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, unlink, write
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "./files-test-fixture.ts";
 import { tempPathFor } from "./upload-state.ts";
 import { createUploadManager, type OpenUploadRequest, type UploadManager } from "./uploads.ts";
 
@@ -19,14 +19,7 @@ describe("uploads", () => {
   const newManager = () =>
     createUploadManager({ stateDir, logger: silentLogger(), keepBackupDefault: true, abandonedAfterMs: 60_000, now: () => clock });
   let uploads: UploadManager;
-  const request = (path: string, content: Uint8Array, extra: Partial<OpenUploadRequest> = {}): OpenUploadRequest => ({
-    uploadId: "up-1",
-    path,
-    size: content.length,
-    sha256: sha(content),
-    overwrite: false,
-    ...extra,
-  });
+  const request = uploadRequest;
 
   beforeEach(async () => {
     fx = await createFilesFixture();
