@@ -12,12 +12,16 @@ import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
 import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
+import { ensurePrivateDir, usePrivateUmask } from "../lib/private-dir.ts";
 import { defaultWireLimits } from "../lib/wire/limits.ts";
 import { untilSignal } from "./signals.ts";
 import { createConsentHandler } from "../agent/consent/consent-handler.ts";
 import { createConsentPrompter } from "../agent/consent/prompter.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
+  // Before anything is created: partial uploads and the operation log are the agent user's alone.
+  // Files an upload creates for users get 0644 less the umask the agent was started with (see createUploadManager).
+  const startUmask = usePrivateUmask();
   const { flags } = parseArgs(argv);
   let config: ReturnType<typeof loadAgentConfig>;
   try {
@@ -37,8 +41,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
     defaults: { allowedPaths: (config.allow ?? [process.cwd()]).map((p) => resolve(p)) },
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
+  await ensurePrivateDir(config.stateDir, "agent state dir");
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
-  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs });
+  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~startUmask });
   const launcher = await createProcessLauncher(config.processLauncher, logger);
   const execSetup = createExecSetup();
   logger.info({ shells: execSetup.shellPaths }, "shells found");

@@ -1,11 +1,14 @@
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
 import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
+import { usePrivateUmask } from "../lib/private-dir.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { startServer } from "../server/server.ts";
 import { untilSignal } from "./signals.ts";
 
 export async function serverCommand(argv: string[]): Promise<number> {
+  // Before anything is created: database files, keys and tokens are the server user's alone.
+  usePrivateUmask();
   const { flags } = parseArgs(argv);
   const config = loadServerConfig({ flags });
   const logger = createLogger({ level: config.logLevel, name: "guru-server" });

@@ -3,13 +3,14 @@
 // needs next. Ctrl-C stops both.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isGuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
 import { handleUnhandledRejections } from "../lib/unhandled-rejections.ts";
+import { ensurePrivateDir, usePrivateUmask } from "../lib/private-dir.ts";
 import { loadServerConfig } from "../server/config.ts";
 import { startServer, type GuruServer } from "../server/server.ts";
 import { untilSignal } from "./signals.ts";
@@ -24,11 +25,13 @@ interface LocalAgent {
 
 export async function startCommand(argv: string[]): Promise<number> {
   const began = performance.now();
+  // Before anything is created: the database, the env file with its admin token and the agent's state are private.
+  usePrivateUmask();
   const { flags } = parseArgs(argv);
   const allow = ([] as string[]).concat((flags.allow as string | string[] | undefined) ?? process.cwd()).map((p) => resolve(p));
   const config = loadServerConfig({ flags });
   const dataDir = resolve(config.dataDir);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(dataDir, "data dir");
   const logger = createLogger({ level: config.logLevel, name: "guru-server", file: join(dataDir, "server.log") });
 
   process.stdout.write(`Starting GuruTunnel (${config.databaseUrl ? "PostgreSQL" : `embedded database in ${join(dataDir, "db")}; the first start takes a few seconds`})…\n`);

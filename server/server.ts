@@ -54,6 +54,7 @@ import { clientAddressKey } from "./rpc/context.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
+import { ensurePrivateDir } from "../lib/private-dir.ts";
 import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
@@ -69,6 +70,8 @@ export interface StartServerOptions {
 
 export async function startServer({ config, logger, wireLimits, db: givenDb }: StartServerOptions) {
   const limits = { ...defaultWireLimits, ...wireLimits };
+  // The embedded database (with the token signing keys) and the admin token live here.
+  await ensurePrivateDir(config.dataDir, "data dir");
   const db = givenDb ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger }));
   await migrate(db);
   const store = createStore(db);

@@ -3,12 +3,14 @@
 // (stable across calls and platforms, unlike localeCompare), and lstats only
 // the page's entries. The page token names the last entry returned, so the
 // next page starts strictly after it: entries added or removed between pages
-// never make an entry that stayed appear twice or go missing.
-import { lstat, readdir, stat } from "node:fs/promises";
+// never make an entry that stayed appear twice or go missing. The directory is
+// opened and its handle checked before it is read (see openDirectory).
+import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
 import { GuruError } from "../../lib/errors.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { entryFromStats, errnoCode, fsError, type FileEntry } from "./file-entry.ts";
+import { openDirectory, platformHandleChecks, type HandleChecks } from "./open-file.ts";
 
 export const defaultListPageSize = 1000;
 export const maxListPageSize = 5000;
@@ -59,7 +61,7 @@ function firstAfter(names: string[], after: string): number {
   return lo;
 }
 
-export async function listDirectory(guard: PathGuard, request: ListDirectoryRequest): Promise<ListDirectoryResult> {
+export async function listDirectory(guard: PathGuard, request: ListDirectoryRequest, checks: HandleChecks = platformHandleChecks): Promise<ListDirectoryResult> {
   const requested = request.pageSize ?? 0;
   if (!Number.isSafeInteger(requested) || requested < 0) {
     throw new GuruError("invalid", "pageSize must be a non-negative integer", { details: { pageSize: requested } });
@@ -67,38 +69,38 @@ export async function listDirectory(guard: PathGuard, request: ListDirectoryRequ
   const pageSize = requested === 0 ? defaultListPageSize : Math.min(requested, maxListPageSize);
   const after = request.pageToken ? decodePageToken(request.pageToken) : undefined;
 
-  const dirPath = await guard.resolve(request.path);
-  const dirStats = await stat(dirPath).catch((err: unknown) => {
-    throw fsError(err, request.path, "list");
-  });
-  if (!dirStats.isDirectory()) {
-    throw new GuruError("invalid", `"${request.path}" is not a directory`, { details: { path: dirPath } });
-  }
-  const names = await readdir(dirPath).catch((err: unknown) => {
-    throw fsError(err, request.path, "list");
-  });
-  names.sort(byCodeUnits);
+  const dir = await openDirectory(guard, request.path, checks);
+  try {
+    const names = await readdir(dir.readPath).catch((err: unknown) => {
+      throw fsError(err, request.path, "list");
+    });
+    names.sort(byCodeUnits);
 
-  const start = after === undefined ? 0 : firstAfter(names, after);
-  const pageNames = names.slice(start, start + pageSize);
-  const stats = await Promise.all(
-    pageNames.map((name) =>
-      lstat(path.join(dirPath, name)).catch((err: unknown) => {
-        // Removed since readdir: leave it out rather than fail the whole page.
-        if (errnoCode(err) === "ENOENT") return undefined;
-        throw fsError(err, path.join(request.path, name), "stat");
-      }),
-    ),
-  );
-  const entries: FileEntry[] = [];
-  stats.forEach((s, i) => {
-    if (s) entries.push(entryFromStats(pageNames[i], s));
-  });
-  const more = start + pageSize < names.length;
-  return {
-    path: dirPath,
-    entries,
-    nextPageToken: more && pageNames.length > 0 ? encodePageToken(pageNames[pageNames.length - 1]) : "",
-    totalEntries: names.length,
-  };
+    const start = after === undefined ? 0 : firstAfter(names, after);
+    const pageNames = names.slice(start, start + pageSize);
+    const stats = await Promise.all(
+      pageNames.map((name) =>
+        lstat(path.join(dir.readPath, name)).catch((err: unknown) => {
+          // Removed since readdir: leave it out rather than fail the whole page.
+          if (errnoCode(err) === "ENOENT") return undefined;
+          throw fsError(err, path.join(request.path, name), "stat");
+        }),
+      ),
+    );
+    // Read through the path (no handle path on this platform): it must still be the directory checked.
+    await dir.verifyAfterRead();
+    const entries: FileEntry[] = [];
+    stats.forEach((s, i) => {
+      if (s) entries.push(entryFromStats(pageNames[i], s));
+    });
+    const more = start + pageSize < names.length;
+    return {
+      path: dir.realPath,
+      entries,
+      nextPageToken: more && pageNames.length > 0 ? encodePageToken(pageNames[pageNames.length - 1]) : "",
+      totalEntries: names.length,
+    };
+  } finally {
+    await dir.close().catch(() => {});
+  }
 }

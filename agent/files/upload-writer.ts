@@ -2,14 +2,24 @@
 // hashes as it goes, and on finish verifies size and SHA-256 before anything
 // at the target changes. Calls are serialised (a pipelined write waits for the
 // previous one), so the offset check and the hash always see one order.
-import { constants, type Stats } from "node:fs";
-import { copyFile, link, lstat, open, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+//
+// Modes: the temp file is 0600 while bytes arrive. At finish a replaced file's
+// permission bits carry over WITHOUT setuid, setgid and sticky (the content is
+// the technician's, not the program that had those bits); a new file gets
+// newFileMode. A backup of a file with those bits loses them too.
+//
+// Short uploads: finishing before all declared bytes are committed is
+// failed_precondition (not data loss); the bytes stay for a resume, and the
+// server keeps the upload active (server/domain/uploads.ts follows the same rule).
+import { constants } from "node:fs";
+import { copyFile, link, rename, rm, unlink, type FileHandle } from "node:fs/promises";
 import type { Hash } from "node:crypto";
 import path from "node:path";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { errnoCode, fsError } from "./file-entry.ts";
+import { keepBackupOf, lstatOrUndefined, noLinkCodes, sha256Of, specialBits, stripSpecialBits, syncDirectory, syncFile } from "./file-placement.ts";
 import type { UploadRecord, UploadStateStore } from "./upload-state.ts";
 
 export interface UploadWriter {
@@ -39,59 +49,15 @@ export interface UploadWriterDeps {
   onDone: () => void;
   /** True once a newer open of the same upload took over: this writer must not touch its files any more. */
   superseded: () => boolean;
+  /** Permission bits of a file the upload creates. */
+  newFileMode: number;
+  hooks?: UploadWriterHooks;
 }
 
-// Hard links are unsupported on some filesystems (FAT, some network shares); then we copy or rename.
-const noLinkCodes = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV", "EMLINK"]);
-
-/** Sortable and valid in Windows names: 20250102T030405678Z. */
-function backupStamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:.]/g, "");
-}
-
-async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(p);
-  } catch (err) {
-    if (errnoCode(err) === "ENOENT") return undefined;
-    throw err;
-  }
-}
-
-/** Keeps the old file as `<name>.guru-backup-<stamp>`: a hard link (no copy, and the target never goes missing), else a copy. */
-async function keepBackupOf(targetPath: string): Promise<string> {
-  const base = `${targetPath}.guru-backup-${backupStamp(Date.now())}`;
-  for (let n = 0; ; n++) {
-    const candidate = n === 0 ? base : `${base}-${n}`;
-    try {
-      await link(targetPath, candidate);
-      return candidate;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === "EEXIST") continue;
-      if (!noLinkCodes.has(code ?? "")) throw err;
-      try {
-        await copyFile(targetPath, candidate, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-        return candidate;
-      } catch (copyErr) {
-        if (errnoCode(copyErr) === "EEXIST") continue;
-        throw copyErr;
-      }
-    }
-  }
-}
-
-/** Makes the rename itself durable; not possible on Windows (directories cannot be opened), where NTFS journals it. */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, constants.O_RDONLY);
-    await handle.sync();
-  } catch {
-    // best effort: EISDIR/EPERM on Windows, EINVAL on some network filesystems
-  } finally {
-    await handle?.close().catch(() => {});
-  }
+/** Tests only: a window between the last check of the target and its placement, and the link() call to use. */
+export interface UploadWriterHooks {
+  beforePlace?(targetPath: string): Promise<void>;
+  link?(existingPath: string, newPath: string): Promise<void>;
 }
 
 export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
@@ -162,7 +128,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
     const details = { uploadId: record.uploadId, path: record.targetPath };
     if (committed !== record.size) {
       // Short, not wrong: the bytes so far are kept so the client can resume from committedOffset.
-      throw new GuruError("data_loss", `upload incomplete: expected ${record.size} bytes, got ${committed}; nothing was replaced`, {
+      throw new GuruError("failed_precondition", `upload incomplete: ${committed} of ${record.size} bytes committed; send the rest from offset ${committed}; nothing was replaced`, {
         details: { ...details, size: record.size, committedOffset: committed },
       });
     }
@@ -186,13 +152,16 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       const old = await lstatOrUndefined(record.targetPath);
       if (old?.isDirectory()) throw new GuruError("invalid", `"${deps.requestedPath}" is now a directory; nothing was replaced`, { details });
       if (old && !deps.overwrite) throw new GuruError("conflict", `"${deps.requestedPath}" exists and overwrite is false; nothing was replaced`, { details });
-      if (old?.isFile()) await handle.chmod(old.mode & 0o7777);
+      await handle.chmod(old?.isFile() ? old.mode & 0o777 : deps.newFileMode);
       // Data on disk before the name points at it: after a power cut the target is old or new, never empty.
       await handle.sync();
       await closeHandle();
 
       const backupPath = deps.keepBackup && old?.isFile() ? await keepBackupOf(record.targetPath) : "";
+      await deps.hooks?.beforePlace?.(record.targetPath);
       await placeFile();
+      // The backup is the old file (a hard link to it): it must not stay a setuid program under another name.
+      if (backupPath && old && (old.mode & specialBits) !== 0) await stripSpecialBits(backupPath, log);
       await syncDirectory(path.dirname(record.targetPath));
       await store.remove(record.uploadId);
       await end("finished");
@@ -205,24 +174,48 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
     }
   }
 
-  /** rename() replaces a symlink swapped in at the target rather than following it. Without overwrite, link() refuses atomically if a file appeared. */
+  /**
+   * With overwrite, rename() replaces the target atomically (and replaces a
+   * symlink swapped in there rather than following it). Without overwrite the
+   * target must never be replaced, even by a file created after the check:
+   * link() creates the name only if it is free (EEXIST otherwise), atomically,
+   * and the name then points at the verified bytes themselves. Where the
+   * filesystem has no hard links, copyFile(COPYFILE_EXCL) is the no-replace
+   * fallback: exclusive too, but the copy is visible while it is written, so
+   * its SHA-256 is checked again before the temp file goes.
+   */
   async function placeFile(): Promise<void> {
     if (deps.overwrite) {
       await rename(record.tempPath, record.targetPath);
       return;
     }
+    const created = () =>
+      new GuruError("conflict", `"${deps.requestedPath}" was created meanwhile and overwrite is false; nothing was replaced`, { details: { path: record.targetPath } });
     try {
-      await link(record.tempPath, record.targetPath);
+      await (deps.hooks?.link ?? link)(record.tempPath, record.targetPath);
     } catch (err) {
       const code = errnoCode(err);
-      if (code === "EEXIST") {
-        throw new GuruError("conflict", `"${deps.requestedPath}" was created meanwhile and overwrite is false; nothing was replaced`, { details: { path: record.targetPath } });
-      }
+      if (code === "EEXIST") throw created();
       if (!noLinkCodes.has(code ?? "")) throw err;
-      await rename(record.tempPath, record.targetPath);
-      return;
+      await copyExclusive(created);
     }
     await unlink(record.tempPath);
+  }
+
+  async function copyExclusive(created: () => GuruError): Promise<void> {
+    try {
+      await copyFile(record.tempPath, record.targetPath, constants.COPYFILE_EXCL);
+    } catch (err) {
+      if (errnoCode(err) === "EEXIST") throw created();
+      throw err;
+    }
+    const copied = await sha256Of(record.targetPath);
+    if (copied !== record.sha256) {
+      // Ours (COPYFILE_EXCL created it), and wrong: remove it; the verified temp file stays for another try.
+      await rm(record.targetPath, { force: true });
+      throw new GuruError("data_loss", `the copy placed at "${deps.requestedPath}" does not match SHA-256 ${record.sha256}; removed it`, { details: { path: record.targetPath } });
+    }
+    await syncFile(record.targetPath);
   }
 
   return {

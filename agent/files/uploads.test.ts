@@ -4,7 +4,7 @@ import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, unlink, write
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "./files-test-fixture.ts";
 import { tempPathFor } from "./upload-state.ts";
 import { createUploadManager, type OpenUploadRequest, type UploadManager } from "./uploads.ts";
 
@@ -19,14 +19,7 @@ describe("uploads", () => {
   const newManager = () =>
     createUploadManager({ stateDir, logger: silentLogger(), keepBackupDefault: true, abandonedAfterMs: 60_000, now: () => clock });
   let uploads: UploadManager;
-  const request = (path: string, content: Uint8Array, extra: Partial<OpenUploadRequest> = {}): OpenUploadRequest => ({
-    uploadId: "up-1",
-    path,
-    size: content.length,
-    sha256: sha(content),
-    overwrite: false,
-    ...extra,
-  });
+  const request = uploadRequest;
 
   beforeEach(async () => {
     fx = await createFilesFixture();
@@ -166,15 +159,24 @@ describe("uploads", () => {
     await again.abort();
   });
 
-  it("refuses to finish a short upload but keeps it resumable", async () => {
+  it("refuses to finish a short upload (failed_precondition) but keeps it resumable, also across a restart", async () => {
     const content = randomBytes(10_000);
     const writer = await uploads.open(fx.guard, request("short", content));
     await writer.write(0, content.subarray(0, 6_000));
-    const err = await expectGuruError(writer.finish(), "data_loss");
-    expect(err.message).toBe("upload incomplete: expected 10000 bytes, got 6000; nothing was replaced");
+    const err = await expectGuruError(writer.finish(), "failed_precondition");
+    expect(err.message).toBe("upload incomplete: 6000 of 10000 bytes committed; send the rest from offset 6000; nothing was replaced");
+    expect(err.details).toMatchObject({ committedOffset: 6000, size: 10_000 });
     expect(await exists(join(fx.allowed, "short"))).toBe(false);
-    await writer.write(6_000, content.subarray(6_000));
-    expect((await writer.finish()).sha256).toBe(sha(content));
+    await writer.write(6_000, content.subarray(6_000, 8_000));
+    await expectGuruError(writer.finish(), "failed_precondition");
+    // The handler closes the writer after a refused finish; an agent restart resumes from the bytes kept.
+    await writer.close();
+    const resumed = await newManager().open(fx.guard, request("short", content));
+    expect(resumed.committedOffset).toBe(8_000);
+    await resumed.write(8_000, content.subarray(8_000));
+    expect((await resumed.finish()).sha256).toBe(sha(content));
+    expect((await readFile(join(fx.allowed, "short"))).equals(content)).toBe(true);
+    expect(await readdir(stateDir)).toEqual([]);
   });
 
   it("refuses to overwrite without overwrite: at open, and when the file appears meanwhile", async () => {

@@ -10,9 +10,9 @@ import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { errnoCode, fsError } from "./file-entry.ts";
-import { verifyHandleInside } from "./open-file.ts";
+import { platformHandleChecks, verifyHandleInside, type HandleChecks } from "./open-file.ts";
 import { checkUploadId, createUploadStateStore, tempPathFor, type UploadRecord } from "./upload-state.ts";
-import { createUploadWriter, type UploadWriter } from "./upload-writer.ts";
+import { createUploadWriter, type UploadWriter, type UploadWriterHooks } from "./upload-writer.ts";
 
 export type { UploadWriter } from "./upload-writer.ts";
 
@@ -28,8 +28,18 @@ export interface UploadManagerDeps {
   keepBackupDefault: boolean;
   /** A partial not written to for this long is removed by sweepAbandoned(). */
   abandonedAfterMs: number;
+  /**
+   * Permission bits of a file an upload creates (a replaced file keeps its own,
+   * less setuid/setgid/sticky). The agent passes 0644 less the umask it was
+   * started with; the default is 0644.
+   */
+  newFileMode?: number;
   /** Tests only: the clock. */
   now?: () => number;
+  /** Tests only: how opened temp files are checked. */
+  handleChecks?: HandleChecks;
+  /** Tests only: hooks into the final placement. */
+  writerHooks?: UploadWriterHooks;
 }
 
 export interface OpenUploadRequest {
@@ -118,17 +128,23 @@ export function createUploadManager(deps: UploadManagerDeps): UploadManager {
     // The record goes first: a temp file on disk always has a record, so sweepAbandoned() can find it.
     await store.write(record);
 
+    const checks = deps.handleChecks ?? platformHandleChecks;
+    await checks.beforeOpen?.(tempPath);
     let handle: FileHandle;
     try {
       // A new upload truncates a stale temp of the same name (its record was lost, so its bytes are unverifiable).
-      handle = await open(tempPath, previous ? tempFlags : tempFlags | constants.O_TRUNC, 0o666);
+      // 0600 until placed, whatever the umask: the bytes are the technician's until the file is in place.
+      handle = await open(tempPath, previous ? tempFlags : tempFlags | constants.O_TRUNC, 0o600);
     } catch (err) {
       throw fsError(err, request.path, "create the upload of");
     }
     try {
       const tempStats = await handle.stat();
       if (!tempStats.isFile()) throw new GuruError("conflict", `upload temp file "${tempPath}" is not a regular file`, { details: { tempPath } });
-      await verifyHandleInside(guard, handle, tempPath);
+      await checks.afterOpen?.(tempPath);
+      await verifyHandleInside(guard, handle, tempPath, checks);
+      // A temp file left by an older agent (or made by someone else) becomes private too.
+      if ((tempStats.mode & 0o7777) !== 0o600) await handle.chmod(0o600);
       let length = tempStats.size;
       if (length > record.size) {
         deps.logger.warn({ uploadId, tempPath, length, size: record.size }, "upload temp file longer than declared; starting over");
@@ -151,6 +167,8 @@ export function createUploadManager(deps: UploadManagerDeps): UploadManager {
           if (active.get(uploadId) === writer) active.delete(uploadId);
         },
         superseded: () => active.has(uploadId) && active.get(uploadId) !== writer,
+        newFileMode: (deps.newFileMode ?? 0o644) & 0o777,
+        hooks: deps.writerHooks,
       });
       active.set(uploadId, writer);
       deps.logger.info({ uploadId, path: targetPath, size: record.size, resumeAt: length }, previous ? "upload resumed" : "upload started");

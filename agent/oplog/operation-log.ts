@@ -63,7 +63,7 @@ export function createOperationLog(options: OperationLogOptions): OperationLog {
 
   async function ensureOpen(): Promise<FileHandle> {
     if (handle !== null) return handle;
-    await mkdir(dirname(file), { recursive: true });
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
     // 0o600: the record names technicians and commands; it is the owner's.
     const opened = await open(file, "a", 0o600);
     try {

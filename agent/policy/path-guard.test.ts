@@ -146,6 +146,113 @@ describe("path guard (win32 rules on a fake filesystem)", () => {
     await expectKind(guard.resolve("c:\\windows"), "denied");
     await expectKind(guard.resolve("C:\\Users\\Tech-Evil"), "denied");
     await expectKind(guard.resolve("D:\\Users\\Tech\\report.txt"), "denied");
-    await expectKind(guard.resolve("report.txt:hidden"), "invalid");
+    const ads = await expectKind(guard.resolve("report.txt:hidden"), "denied");
+    expect(ads.message).toBe('path "report.txt:hidden" names an alternate data stream');
+  });
+});
+
+describe("path guard (Windows path forms, lexical, win32 semantics)", () => {
+  // Counts filesystem calls: every refusal here must come before any of them.
+  function countingFs(paths: string[]) {
+    const canonical = new Map(paths.map((p) => [path.win32.resolve(p).toLowerCase(), p]));
+    const calls: string[] = [];
+    const lookup = (p: string) => {
+      calls.push(p);
+      const hit = canonical.get(path.win32.resolve(p).toLowerCase());
+      if (hit === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
+      return hit;
+    };
+    const fs: PathGuardFs = {
+      realpath: async (p) => lookup(p),
+      realpathSync: (p) => lookup(p),
+      lstat: async (p) => (lookup(p), { isSymbolicLink: () => false }),
+      readlink: async (p) => {
+        throw Object.assign(new Error(`EINVAL: ${p}`), { code: "EINVAL" });
+      },
+    };
+    return { fs, calls };
+  }
+  const present = ["C:\\", "C:\\Users", "C:\\Users\\Tech", "C:\\Users\\Tech\\report.txt", "C:\\Users\\Tech\\sub"];
+
+  const refused = [
+    // UNC, both slash styles and mixed
+    "\\\\host\\share\\file.txt",
+    "//host/share/file.txt",
+    "\\/host/share",
+    "\\\\host\\share",
+    // the Win32 file and device namespaces, even onto an allowed directory
+    "\\\\?\\C:\\Users\\Tech\\report.txt",
+    "//?/C:/Users/Tech/report.txt",
+    "\\\\?\\UNC\\host\\share\\x",
+    "\\\\.\\COM1",
+    "//./pipe/evil",
+    "\\\\.\\C:\\Users\\Tech\\report.txt",
+    // device names: any case, any extension, trailing dots and spaces, any segment
+    "CON",
+    "con.txt",
+    "NUL",
+    "nul.tar.gz",
+    "PRN.",
+    "AUX .log",
+    "COM1",
+    "com9.txt. . ",
+    "LPT1",
+    "lpt5 ",
+    "CONIN$",
+    "conout$.txt",
+    "COM\u00b9",
+    "sub\\NUL\\x.txt",
+    "sub/aux/x.txt",
+    "C:\\Users\\Tech\\CON\\report.txt",
+    "nul..",
+    // alternate data streams
+    "report.txt:hidden",
+    "report.txt::$DATA",
+    "sub:stream",
+    "C:\\Users\\Tech\\report.txt:Zone.Identifier",
+  ];
+
+  for (const input of refused) {
+    it(`refuses ${JSON.stringify(input)} as denied, naming it, before any filesystem call`, async () => {
+      const { fs, calls } = countingFs(present);
+      const guard = createPathGuard(["C:\\Users\\Tech"], { platform: "win32", fs });
+      calls.length = 0;
+      const err = await expectKind(guard.resolve(input), "denied");
+      expect(err.message).toContain(`"${input}"`);
+      expect(err.details.path).toBe(input);
+      expect(calls).toEqual([]);
+      // mustExist: false (an upload target) is refused the same way.
+      await expectKind(guard.resolve(input, { mustExist: false }), "denied");
+      expect(calls).toEqual([]);
+    });
+  }
+
+  it("refuses an outside path before any filesystem call", async () => {
+    const { fs, calls } = countingFs(present);
+    const guard = createPathGuard(["C:\\Users\\Tech"], { platform: "win32", fs });
+    calls.length = 0;
+    await expectKind(guard.resolve("D:\\secret.txt"), "denied");
+    await expectKind(guard.resolve("..\\Other\\x"), "denied");
+    expect(calls).toEqual([]);
+  });
+
+  it("still allows names that only look like devices", async () => {
+    const { fs } = countingFs([...present, "C:\\Users\\Tech\\console.txt", "C:\\Users\\Tech\\COM10", "C:\\Users\\Tech\\nully", "C:\\Users\\Tech\\LPT"]);
+    const guard = createPathGuard(["C:\\Users\\Tech"], { platform: "win32", fs });
+    for (const name of ["console.txt", "COM10", "nully", "LPT"]) {
+      expect(await guard.resolve(name)).toBe(`C:\\Users\\Tech\\${name}`);
+    }
+  });
+
+  it("allows UNC paths under an allowed UNC root, and only there", async () => {
+    const { fs } = countingFs(["\\\\files\\it\\", "\\\\files\\it\\tools", "\\\\files\\it\\tools\\setup.exe"]);
+    const guard = createPathGuard(["\\\\files\\it\\tools"], { platform: "win32", fs });
+    expect(await guard.resolve("//files/it/tools/setup.exe")).toBe("\\\\files\\it\\tools\\setup.exe");
+    expect(await guard.resolve("setup.exe")).toBe("\\\\files\\it\\tools\\setup.exe");
+    await expectKind(guard.resolve("\\\\other\\share\\x"), "denied");
+    await expectKind(guard.resolve("\\\\files\\it\\secrets"), "denied");
+    await expectKind(guard.resolve("\\\\?\\UNC\\files\\it\\tools\\setup.exe"), "denied");
+    await expectKind(guard.resolve("setup.exe:stream"), "denied");
+    await expectKind(guard.resolve("nul"), "denied");
   });
 });

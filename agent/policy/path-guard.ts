@@ -8,9 +8,17 @@
 // case-insensitively. A non-existent path is refused as "denied" (not
 // "not_found") when its nearest existing ancestor lies outside, so the guard
 // cannot be used to probe for files outside the allowlist.
+//
+// The check is lexical first: before any filesystem call the resolved input
+// must lie under an allowed root (as written or as resolved), and on Windows
+// it must not be a UNC, \\?\ or \\.\ path, a device name or an alternate
+// data stream (windows-path-rules.ts). So a path outside never reaches the
+// filesystem (no probing, no connection to a network host). The platform
+// (hence the path module) is a dependency, so the Windows rules run in tests anywhere.
 import * as nodeFs from "node:fs";
 import nodePath from "node:path";
 import { GuruError } from "../../lib/errors.ts";
+import { windowsPathForm, windowsPathRefusal } from "./windows-path-rules.ts";
 
 export interface PathGuard {
   readonly allowedPaths: readonly string[];
@@ -58,11 +66,13 @@ export function createPathGuard(allowedPaths: string[], options: PathGuardOption
   // Roots are compared by their real paths. A root that does not exist (yet)
   // keeps its lexical form: nothing real can lie under it until it exists, and
   // if it later appears as a symlink its contents resolve elsewhere and are refused.
-  const roots = allowedPaths.map((root) => {
+  const lexicalRoots = allowedPaths.map((root) => {
     if (typeof root !== "string" || root === "" || !P.isAbsolute(root)) {
       throw new GuruError("invalid", `allowed path "${String(root)}" must be an absolute path`, { details: { allowedPaths } });
     }
-    const lexical = P.resolve(root);
+    return P.resolve(root);
+  });
+  const roots = lexicalRoots.map((lexical) => {
     try {
       return fs.realpathSync(lexical);
     } catch (err) {
@@ -71,10 +81,13 @@ export function createPathGuard(allowedPaths: string[], options: PathGuardOption
     }
   });
   const foldedRoots = roots.map((r) => fold(r));
+  // A root that is itself reached through a symlink may be named either way by a caller.
+  const foldedLexicalRoots = [...new Set([...foldedRoots, ...lexicalRoots.map((r) => fold(r))])];
+  const rootForms = platform === "win32" ? [...lexicalRoots, ...roots].map(windowsPathForm) : [];
 
-  function isInside(real: string): boolean {
+  function isInside(real: string, among: readonly string[] = foldedRoots): boolean {
     const candidate = fold(real);
-    return foldedRoots.some((root) => {
+    return among.some((root) => {
       if (candidate === root) return true;
       // "/allowed" must not admit "/allowed-evil": require a separator after the root.
       const prefix = root.endsWith(P.sep) ? root : root + P.sep;
@@ -132,10 +145,12 @@ export function createPathGuard(allowedPaths: string[], options: PathGuardOption
     if (input.includes("\0")) throw new GuruError("invalid", "path must not contain NUL bytes", { details: { path: input } });
     if (roots.length === 0) throw deniedError(input);
     const abs = P.resolve(roots[0], input);
-    // NTFS alternate data streams ("file.txt:secret") name hidden data beside a file: never allowed.
-    if (platform === "win32" && abs.slice(P.parse(abs).root.length).includes(":")) {
-      throw new GuruError("invalid", `path "${input}" must not name an alternate data stream`, { details: { path: input } });
+    // Lexical checks first: nothing below touches the filesystem for a path refused here.
+    if (platform === "win32") {
+      const refusal = windowsPathRefusal(abs, input, rootForms);
+      if (refusal !== undefined) throw new GuruError("denied", refusal, { details: { path: input, allowedPaths: [...roots] } });
     }
+    if (!isInside(abs, foldedLexicalRoots)) throw deniedError(input);
     const { real, missing } = await realOrNearest(abs, input, 0);
     if (!isInside(real)) throw deniedError(input);
     if (missing === 0) return real;

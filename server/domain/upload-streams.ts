@@ -110,6 +110,11 @@ export function createUploadStreams(options: UploadStreamsOptions) {
         wake(l);
       });
       l.received = stream.committedOffset;
+      if (stream.committedOffset < l.persistedOffset) {
+        // The agent has fewer bytes than recorded (lost in a crash): the record follows the agent.
+        l.persistedOffset = stream.committedOffset;
+        await store.uploads.setCommitted(row.id, stream.committedOffset);
+      }
       l.checkedAt = Date.now();
       logger.debug({ uploadId: row.id, sessionId, committedOffset: stream.committedOffset }, "upload channel open");
       wake(l);

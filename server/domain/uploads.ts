@@ -163,10 +163,11 @@ export function createUploadService(options: UploadServiceOptions) {
     if (row.status === "active" && row.technicianId === principal.technicianId) {
       // Ask the agent where it really stands, when a tunnel allows it; the database may lag.
       const live = await liveFor(principal, uploadId).catch(() => streams.get(uploadId));
-      if (live?.stream && !live.stream.failure) committedOffset = live.stream.committedOffset;
       row = (await store.uploads.get(uploadId)) ?? row;
+      // The agent's word wins over the database's, even when lower (bytes lost in an agent crash).
+      committedOffset = live?.stream && !live.stream.failure ? live.stream.committedOffset : row.committedOffset;
     }
-    return { uploadId: row.id, path: row.path, size: row.size, committedOffset: Math.max(committedOffset, row.committedOffset), status: row.status, updatedAt: row.updatedAt };
+    return { uploadId: row.id, path: row.path, size: row.size, committedOffset, status: row.status, updatedAt: row.updatedAt };
   }
 
   async function finish(principal: Principal, uploadId: string): Promise<UploadOutcome> {
@@ -192,7 +193,11 @@ export function createUploadService(options: UploadServiceOptions) {
       return outcome;
     } catch (err) {
       const error = toGuruError(err);
-      // A mismatch is final (the agent discarded the partial); a lost link is not.
+      // One rule with the agent: a short upload (failed_precondition, from this
+      // server's check above or from the agent) keeps its bytes and stays active
+      // for a resume from the agent's committed offset, and so does a lost link.
+      // A mismatch (data_loss: the agent discarded the partial), conflict, denied
+      // and invalid are final on both sides.
       if (error.kind === "data_loss" || error.kind === "conflict" || error.kind === "denied" || error.kind === "invalid") {
         await store.uploads.setStatus(row.id, "failed", error.message);
         streams.forget(uploadId);

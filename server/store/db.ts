@@ -15,6 +15,7 @@ import path from "node:path";
 import pg from "pg";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Logger } from "../../lib/logging.ts";
+import { makeTreePrivate } from "../../lib/private-dir.ts";
 
 export interface QueryResult<R> {
   rows: R[];
@@ -153,12 +154,14 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
  */
 export async function openPgliteDb(options: { dir?: string; loadDataDir?: Blob; logger?: Logger }): Promise<Db> {
   const { dir, logger } = options;
-  if (dir) await fs.mkdir(dir, { recursive: true });
+  if (dir) await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const started = Date.now();
   const pglite = await PGlite.create(dir, {
     loadDataDir: options.loadDataDir,
     parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parsePgIntArray },
   });
+  // The database holds the token signing keys: PGlite writes its files 0666 whatever the umask, so they are made owner-only here.
+  if (dir) await makeTreePrivate(dir);
   logger?.info({ dir: dir ?? "memory", ms: Date.now() - started }, "embedded database opened");
   let closed = false;
 

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
+import { expectPrivate, modesUnder } from "../support/file-modes.ts";
 import { spawnGuru, type GuruProcess } from "../support/server-process.ts";
 
 let quick: GuruProcess | undefined;
@@ -69,4 +70,8 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
 
   expect(await quick.stop("SIGINT")).toBe(0);
   expect(quick.output()).toContain("stopped.");
+  // The database, the env file, the logs and the local agent's state: the user's alone.
+  const entries = await modesUnder(dataDir);
+  expect(entries.map((e) => e.path)).toEqual(expect.arrayContaining([join(dataDir, "db"), join(dataDir, "agent"), join(dataDir, "server.log"), join(dataDir, "local-agent.json")]));
+  expectPrivate(entries);
 }, 120_000);
