@@ -10,6 +10,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import type { Message } from "@bufbuild/protobuf";
 import type { ExecRequest, ExecResult, OutputStream } from "./exec_pb.js";
 import type { FileReadInfo, FileReadRequest, FileReadResult, FileWriteFinish, FileWriteProgress, FileWriteRequest, FileWriteResult, ListDirectoryRequest, ListDirectoryResult, StatRequest, StatResult } from "./files_pb.js";
+import type { PtyRequest, PtyResize, PtyResult } from "./pty_pb.js";
 
 /**
  * Describes the file guru/wire/v1/wire.proto.
@@ -442,6 +443,12 @@ export declare type ChannelOpen = Message<"guru.wire.v1.ChannelOpen"> & {
      */
     value: FileWriteRequest;
     case: "fileWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyRequest pty = 6;
+     */
+    value: PtyRequest;
+    case: "pty";
   } | { case: undefined; value?: undefined };
 };
 
@@ -528,6 +535,12 @@ export declare type ChannelEvent = Message<"guru.wire.v1.ChannelEvent"> & {
      */
     value: FileWriteFinish;
     case: "fileWriteFinish";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyResize pty_resize = 4;
+     */
+    value: PtyResize;
+    case: "ptyResize";
   } | { case: undefined; value?: undefined };
 };
 
@@ -576,6 +589,12 @@ export declare type ChannelResult = Message<"guru.wire.v1.ChannelResult"> & {
      */
     value: FileWriteResult;
     case: "fileWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyResult pty = 6;
+     */
+    value: PtyResult;
+    case: "pty";
   } | { case: undefined; value?: undefined };
 };
 
