@@ -74,6 +74,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
       case "tunnelClose": {
         const { sessionId, reason } = frame.kind.value;
         if (tunnel.close(sessionId)) logger.info({ sessionId, reason }, "heartbeat mode");
+        const ended = ctx.terminals.endSession(sessionId, `the tunnel closed: ${reason || "closed by the server"}`);
+        if (ended > 0) logger.info({ sessionId, terminals: ended }, "terminals of the closed tunnel ended");
         current.sendControl({ case: "tunnelClosed", value: create(TunnelClosedSchema, { sessionId }) });
         return;
       }
@@ -120,6 +122,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
     connected = false;
     link = undefined;
     if (tunnel.close()) logger.info("left tunnel mode: the link closed");
+    ctx.terminals.endAll("the link to the server closed");
     if (!stopped) logger.warn({ code, reason }, "link to the server closed");
   }
 

@@ -36,7 +36,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   const agent = await ensureLocalAgent(server, admin, dataDir);
   const { token } = await server.tokens.issue(server.bootstrapAdmin.id);
 
-  const child = spawnAgent(server.url, agent, allow, dataDir);
+  const child = await spawnAgent(server.url, agent, allow, dataDir);
   await waitUntilOnline(server, agent.agentId, child);
 
   const envFile = join(dataDir, "env");
@@ -72,8 +72,12 @@ async function ensureLocalAgent(server: GuruServer, admin: Parameters<GuruServer
   }
 }
 
-function spawnAgent(url: string, agent: LocalAgent, allow: string[], dataDir: string): ChildProcess {
-  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--state-dir", join(dataDir, "agent"), ...allow.flatMap((p) => ["--allow", p])];
+async function spawnAgent(url: string, agent: LocalAgent, allow: string[], dataDir: string): Promise<ChildProcess> {
+  // The local agent is the user's own machine: its policy also enables
+  // interactive terminals (`guru shell local`), which agents keep off by default.
+  const policyFile = join(dataDir, "local-agent-policy.json");
+  await writeFile(policyFile, `${JSON.stringify({ allowedPaths: allow, capabilities: { terminal: true } }, null, 2)}\n`, { mode: 0o600 });
+  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--state-dir", join(dataDir, "agent"), "--policy", policyFile];
   // The key goes through the environment, not argv, which any user can read in ps.
   return spawn(process.execPath, args, {
     env: { ...process.env, GURU_AGENT_KEY: agent.key, GURU_LOG_FILE: join(dataDir, "agent.log") },
@@ -119,6 +123,7 @@ Open a tunnel with curl:
 Or the CLI:
   npx guru agents
   npx guru run ${m.agent.name} -- uname -a
+  npx guru shell ${m.agent.name}
   npx guru cp ./some-file ${m.agent.name}:${m.allow[0]}/some-file
 
 Claude Code:

@@ -1,0 +1,233 @@
+// One interactive terminal for a technician: the local policy first, then a
+// real pseudo-terminal (node-pty: forkpty on POSIX, ConPTY on Windows)
+// running a shell or one command. Pure domain: the channel adapter turns
+// channel data into write() calls and onOutput calls into data frames.
+//
+// Behaviours decided here:
+// - Output is read only while the consumer keeps up: while onOutput waits
+//   (flow control), the pty is paused, so the program blocks on a full
+//   terminal instead of growing memory (`yes` runs at the reader's pace).
+// - Input waits while the pty holds more than maxInputBufferBytes unwritten.
+// - The terminal ends when the shell exits; whatever it left behind in its
+//   session is killed then. An abort (cancel, tunnel closed, link lost) sends
+//   SIGHUP to every process of the terminal and SIGKILL killGraceMs later.
+// - An interactive shell is refused when the owner's policy has a command
+//   allow list: a free shell would bypass it. A command is checked like any
+//   command (deny rules, then the allow list).
+import { constants } from "node:os";
+import { stat } from "node:fs/promises";
+import pty from "@lydell/node-pty";
+import { GuruError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/logging.ts";
+import { checkCommand, requireCapability, type LocalPolicy } from "../policy/local-policy.ts";
+import type { PathGuard } from "../policy/path-guard.ts";
+import { shellNames, type ShellName } from "../exec/shells.ts";
+import { createPtyTree } from "./pty-tree.ts";
+
+export interface PtySpec {
+  /** Empty: an interactive shell. */
+  command: string;
+  shell?: ShellName;
+  workingDir?: string;
+  columns: number;
+  rows: number;
+  env: Record<string, string>;
+  term: string;
+}
+
+export interface PtyOutcome {
+  exitCode: number;
+  signal: string;
+  durationMs: number;
+  reason: "exited" | "canceled" | "killed";
+  inputBytes: number;
+  outputBytes: number;
+}
+
+export interface PtyIo {
+  /** May wait (flow control): the pty is not read meanwhile. */
+  onOutput(data: Uint8Array): Promise<void>;
+  /** Abort: the terminal's processes are killed and the outcome's reason is "canceled". */
+  signal: AbortSignal;
+}
+
+export interface RunningPty {
+  readonly pid: number;
+  /** Resolves once the bytes are with the pty (or the terminal ended). */
+  write(data: Uint8Array): Promise<void>;
+  resize(columns: number, rows: number): void;
+  readonly outcome: Promise<PtyOutcome>;
+}
+
+export interface RunPtyDeps {
+  policy: LocalPolicy;
+  pathGuard: PathGuard;
+  logger: Logger;
+  platform?: NodeJS.Platform;
+  killGraceMs?: number;
+  maxInputBufferBytes?: number;
+}
+
+export const maxTerminalSize = 10_000;
+const defaultKillGraceMs = 1_000;
+const defaultMaxInputBufferBytes = 256 * 1024;
+
+export function checkTerminalSize(columns: number, rows: number): void {
+  for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > maxTerminalSize) {
+      throw new GuruError("invalid", `${name} must be an integer from 1 to ${maxTerminalSize}`, { details: { [name]: value } });
+    }
+  }
+}
+
+export async function startPty(spec: PtySpec, io: PtyIo, deps: RunPtyDeps): Promise<RunningPty> {
+  const platform = deps.platform ?? process.platform;
+  requireCapability(deps.policy, "terminal");
+  checkTerminalSize(spec.columns, spec.rows);
+  if (spec.shell !== undefined && !shellNames.includes(spec.shell)) throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`);
+  for (const [key, value] of Object.entries(spec.env)) {
+    if (key === "" || key.includes("=") || key.includes("\0") || value.includes("\0")) {
+      throw new GuruError("invalid", `env entry "${key}" needs a name without "=" and no NUL characters`, { details: { key } });
+    }
+  }
+  if (spec.command.trim() === "") {
+    if (deps.policy.commands.allow.length > 0) {
+      throw new GuruError("denied", "the agent's policy allows only listed commands; an interactive shell would bypass that list", { details: { rule: "allow list" } });
+    }
+  } else {
+    const verdict = checkCommand(deps.policy, spec.command);
+    if (!verdict.allowed) throw new GuruError("denied", `command refused by the agent's policy rule "${verdict.rule}"`, { details: { rule: verdict.rule } });
+  }
+  const cwd = await deps.pathGuard.resolve(spec.workingDir || deps.pathGuard.allowedPaths[0], { mustExist: true });
+  if (!(await stat(cwd)).isDirectory()) throw new GuruError("invalid", `working directory "${spec.workingDir ?? cwd}" is not a directory`);
+  if (io.signal.aborted) throw new GuruError("canceled", "the terminal was canceled before it started");
+
+  const { file, args } = invocation(spec, platform);
+  let term: pty.IPty;
+  try {
+    term = pty.spawn(file, args, {
+      name: spec.term,
+      cols: spec.columns,
+      rows: spec.rows,
+      cwd,
+      env: { ...(process.env as Record<string, string>), ...spec.env, TERM: spec.term },
+      // Raw bytes both ways: output may split a UTF-8 character across reads.
+      encoding: null,
+    });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/ENOENT|not found|No such file/i.test(message)) throw new GuruError("invalid", `shell ${file} is not installed on this agent`, { cause: err });
+    throw new GuruError("internal", `the terminal could not be started: ${message}`, { cause: err });
+  }
+  return supervise(term, io, deps, platform);
+}
+
+function invocation(spec: PtySpec, platform: NodeJS.Platform): { file: string; args: string[] } {
+  const win = platform === "win32";
+  const shell = spec.shell ?? (win ? "powershell" : undefined);
+  const command = spec.command.trim() === "" ? undefined : spec.command;
+  if (shell === undefined) {
+    // The agent user's login shell, as ssh gives.
+    const login = process.env.SHELL || "sh";
+    return { file: login, args: command === undefined ? [] : ["-c", command] };
+  }
+  switch (shell) {
+    case "bash":
+    case "sh":
+      return { file: shell, args: command === undefined ? [] : ["-c", command] };
+    case "powershell":
+    case "pwsh":
+      return { file: win ? `${shell}.exe` : shell, args: command === undefined ? ["-NoLogo"] : ["-NoLogo", "-NoProfile", "-Command", command] };
+    case "cmd":
+      return { file: win ? "cmd.exe" : "cmd", args: command === undefined ? ["/d"] : ["/d", "/s", "/c", command] };
+  }
+}
+
+function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS.Platform): RunningPty {
+  const started = performance.now();
+  const tree = createPtyTree(term.pid, platform, deps.logger);
+  const killGraceMs = deps.killGraceMs ?? defaultKillGraceMs;
+  const maxInputBufferBytes = deps.maxInputBufferBytes ?? defaultMaxInputBufferBytes;
+  // node-pty writes through a net.Socket on POSIX; its buffer tells us when to wait.
+  const socket = (term as unknown as { _socket?: NodeJS.WritableStream & { writableLength?: number } })._socket;
+  let inputBytes = 0;
+  let outputBytes = 0;
+  let exited = false;
+  let canceled = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let sending: Promise<void> = Promise.resolve();
+  let consumerFailed = false;
+
+  const abort = () => {
+    if (exited || canceled) return;
+    canceled = true;
+    tree.signal("SIGHUP");
+    killTimer = setTimeout(() => tree.signal("SIGKILL"), killGraceMs);
+  };
+  io.signal.addEventListener("abort", abort, { once: true });
+
+  term.onData((chunk) => {
+    const data = chunk as unknown as Buffer;
+    outputBytes += data.length;
+    if (consumerFailed) return;
+    term.pause();
+    sending = io.onOutput(data).then(
+      () => {
+        if (!exited) term.resume();
+      },
+      (err: unknown) => {
+        // The consumer is gone (channel ended): keep draining so the shell is never stuck, and end it.
+        consumerFailed = true;
+        deps.logger.debug({ err, pid: term.pid }, "terminal output has no consumer; ending the terminal");
+        if (!exited) term.resume();
+        abort();
+      },
+    );
+  });
+
+  const outcome = new Promise<PtyOutcome>((resolve) => {
+    term.onExit(({ exitCode, signal }) => {
+      exited = true;
+      clearTimeout(killTimer);
+      io.signal.removeEventListener("abort", abort);
+      // What the shell left running in its session must not outlive the terminal.
+      tree.signal("SIGKILL");
+      const signalName = signal ? (Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`) : "";
+      void sending.finally(() =>
+        resolve({
+          exitCode: signal ? -1 : exitCode,
+          signal: signalName,
+          durationMs: Math.round(performance.now() - started),
+          reason: canceled ? "canceled" : signal ? "killed" : "exited",
+          inputBytes,
+          outputBytes,
+        }),
+      );
+    });
+  });
+
+  return {
+    pid: term.pid,
+    async write(data) {
+      if (exited || canceled) return;
+      inputBytes += data.byteLength;
+      term.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength) as unknown as string);
+      if (socket && (socket.writableLength ?? 0) > maxInputBufferBytes) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            socket.off("drain", done);
+            socket.off("close", done);
+            resolve();
+          };
+          socket.on("drain", done);
+          socket.on("close", done);
+        });
+      }
+    },
+    resize(columns, rows) {
+      checkTerminalSize(columns, rows);
+      if (!exited) term.resize(columns, rows);
+    },
+    outcome,
+  };
+}
