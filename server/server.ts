@@ -7,6 +7,7 @@ import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
 import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import { RecordingService } from "../gen/guru/api/v1/terminal_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import type { Logger } from "../lib/logging.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
@@ -22,15 +23,19 @@ import { createFailureAlerts } from "./domain/alerts.ts";
 import { createAuditRetention } from "./domain/audit-retention.ts";
 import { createCommandService } from "./domain/commands.ts";
 import { createFileService } from "./domain/files.ts";
+import { createRecordingService } from "./domain/recordings.ts";
 import { createSessionService } from "./domain/sessions.ts";
+import { createTerminalService } from "./domain/terminals.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
+import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
 import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
 import { createRemoteCommands } from "./link/remote-commands.ts";
+import { createRemoteTerminals } from "./link/remote-terminals.ts";
 import { createMetrics } from "./metrics.ts";
 import { adminServiceImpl } from "./rpc/admin-service.ts";
 import { agentServiceImpl } from "./rpc/agent-service.ts";
@@ -38,6 +43,7 @@ import { execServiceImpl } from "./rpc/exec-service.ts";
 import { fileServiceImpl } from "./rpc/file-service.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
+import { recordingServiceImpl } from "./rpc/recording-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
 import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
@@ -101,6 +107,20 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     },
     onAudited: (outcome) => metrics.commands.inc({ outcome }),
   });
+  const terminals = createTerminalService({
+    store,
+    sessions,
+    remote: createRemoteTerminals(router),
+    logger: logger.child({ part: "terminals" }),
+    limits: {
+      rateLimit: config.terminalRateLimit,
+      rateWindowMs: config.commandRateWindowMs,
+      maxRecordingOutputBytes: config.recordingMaxOutputBytes,
+      startTimeoutMs: config.tunnelOpenTimeoutMs,
+    },
+  });
+  const recordings = createRecordingService({ store });
+  const terminalSockets = createTerminalSocketServer({ terminals, authenticate: technicianAuthenticator(tokens), logger: logger.child({ part: "terminal-socket" }) });
   const auditRetention = createAuditRetention({
     store,
     logger: logger.child({ part: "audit-retention" }),
@@ -137,6 +157,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       r.service(ExecService, execServiceImpl(commands));
       r.service(FileService, fileServiceImpl(files, uploads));
       r.service(AdminService, adminServiceImpl(admin, sessions));
+      r.service(RecordingService, recordingServiceImpl(recordings));
       r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
     },
   });
@@ -152,7 +173,12 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       });
     },
     onUpgrade(req, socket, head) {
-      if ((req.url ?? "").split("?")[0] !== "/agent") {
+      const path = (req.url ?? "").split("?")[0];
+      if (path === "/terminal") {
+        terminalSockets.handleUpgrade(req, socket, head);
+        return;
+      }
+      if (path !== "/agent") {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
         return;
       }
@@ -182,12 +208,14 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       // Committed offsets to the database before the links go: a resume after the restart starts there.
       await uploads.close();
       agentSockets.stopAccepting();
+      await terminalSockets.close();
       const links = registry.all();
       for (const entry of links) entry.link.close(closeCodes.goingAway, "the server is shutting down");
       await Promise.allSettled(links.map((e) => e.link.closed));
       await listener.close();
       await agentSockets.close();
       await commands.drain();
+      await terminals.drain();
       await store.sessions.closeAllActive("server shut down");
       await store.agents.markAllOffline();
       if (givenDb === undefined) await db.close();
@@ -195,7 +223,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     return closing;
   }
 
-  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, auditRetention, registry, router, metrics, bootstrapAdmin, close };
+  return { url: listener.url, store, tokens, sessions, admin, commands, terminals, recordings, files, uploads, auditRetention, registry, router, metrics, bootstrapAdmin, close };
 }
 
 export type GuruServer = Awaited<ReturnType<typeof startServer>>;

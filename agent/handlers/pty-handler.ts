@@ -4,7 +4,7 @@
 // ends with the channel, the tunnel or the link, taking its process tree.
 import { create } from "@bufbuild/protobuf";
 import { ExitReason, Shell, type ExecRequest } from "../../gen/guru/wire/v1/exec_pb.js";
-import { PtyResultSchema, type PtyRequest } from "../../gen/guru/wire/v1/pty_pb.js";
+import { PtyResultSchema, PtyStartedSchema, type PtyRequest } from "../../gen/guru/wire/v1/pty_pb.js";
 import { GuruError, toGuruError } from "../../lib/errors.ts";
 import type { Channel } from "../../lib/wire/link.ts";
 import type { ShellName } from "../exec/shells.ts";
@@ -57,6 +57,7 @@ export async function handlePty(channel: Channel, req: PtyRequest, ctx: HandlerC
       { onOutput: (data) => channel.sendData(data), signal: abort.signal },
       { policy: ctx.policy, pathGuard: ctx.pathGuard, logger: ctx.logger },
     );
+    channel.sendEvent({ case: "ptyStarted", value: create(PtyStartedSchema, { pid: running.pid }) });
     void record("started", { pid: running.pid });
     void typeInto(channel, running, ctx);
     const outcome = await running.outcome;

@@ -7,6 +7,7 @@ import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-li
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
 import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
 import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
+import { createTerminalsRepository, type TerminalsRepository } from "./terminals.ts";
 import { createTokensRepository, type TokensRepository } from "./tokens.ts";
 import { createUploadsRepository, type UploadsRepository } from "./uploads.ts";
 
@@ -21,6 +22,7 @@ export interface Store {
   uploads: UploadsRepository;
   rateLimits: RateLimitsRepository;
   commands: CommandsRepository;
+  terminals: TerminalsRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -35,6 +37,7 @@ export function createStore(db: Db): Store {
     uploads: createUploadsRepository(db),
     rateLimits: createRateLimitsRepository(db),
     commands: createCommandsRepository(db),
+    terminals: createTerminalsRepository(db),
   };
 }
 
@@ -52,3 +55,4 @@ export type {
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";
 export type { BeganCommand, BeginCommandInput } from "./commands.ts";
+export type { TerminalAuditInput, TerminalCompletion, TerminalFilter, TerminalOutcome, TerminalRecord } from "./terminals.ts";

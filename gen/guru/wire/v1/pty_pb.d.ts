@@ -91,6 +91,25 @@ export declare type PtyRequest = Message<"guru.wire.v1.PtyRequest"> & {
 export declare const PtyRequestSchema: GenMessage<PtyRequest>;
 
 /**
+ * From the agent, once the terminal runs: before it, the channel may still end
+ * with a refusal (ChannelError); after it, output follows.
+ *
+ * @generated from message guru.wire.v1.PtyStarted
+ */
+export declare type PtyStarted = Message<"guru.wire.v1.PtyStarted"> & {
+  /**
+   * @generated from field: uint32 pid = 1;
+   */
+  pid: number;
+};
+
+/**
+ * Describes the message guru.wire.v1.PtyStarted.
+ * Use `create(PtyStartedSchema)` to create a new message.
+ */
+export declare const PtyStartedSchema: GenMessage<PtyStarted>;
+
+/**
  * The terminal's new size, from the server.
  *
  * @generated from message guru.wire.v1.PtyResize

@@ -9,7 +9,7 @@ import { file_guru_wire_v1_exec } from "./exec_pb.js";
  * Describes the file guru/wire/v1/pty.proto.
  */
 export const file_guru_wire_v1_pty = /*@__PURE__*/
-  fileDesc("ChZndXJ1L3dpcmUvdjEvcHR5LnByb3RvEgxndXJ1LndpcmUudjEinwIKClB0eVJlcXVlc3QSDwoHY29tbWFuZBgBIAEoCRIiCgVzaGVsbBgCIAEoDjITLmd1cnUud2lyZS52MS5TaGVsbBITCgt3b3JraW5nX2RpchgDIAEoCRIPCgdjb2x1bW5zGAQgASgNEgwKBHJvd3MYBSABKA0SLgoDZW52GAYgAygLMiEuZ3VydS53aXJlLnYxLlB0eVJlcXVlc3QuRW52RW50cnkSDAoEdGVybRgHIAEoCRISCgpzZXNzaW9uX2lkGAggASgJEhUKDXRlY2huaWNpYW5faWQYCSABKAkSEwoLdGVybWluYWxfaWQYCiABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIqCglQdHlSZXNpemUSDwoHY29sdW1ucxgBIAEoDRIMCgRyb3dzGAIgASgNIpgBCglQdHlSZXN1bHQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRITCgtkdXJhdGlvbl9tcxgDIAEoDRIoCgZyZWFzb24YBCABKA4yGC5ndXJ1LndpcmUudjEuRXhpdFJlYXNvbhITCgtpbnB1dF9ieXRlcxgFIAEoBBIUCgxvdXRwdXRfYnl0ZXMYBiABKARiBnByb3RvMw", [file_guru_wire_v1_exec]);
+  fileDesc("ChZndXJ1L3dpcmUvdjEvcHR5LnByb3RvEgxndXJ1LndpcmUudjEinwIKClB0eVJlcXVlc3QSDwoHY29tbWFuZBgBIAEoCRIiCgVzaGVsbBgCIAEoDjITLmd1cnUud2lyZS52MS5TaGVsbBITCgt3b3JraW5nX2RpchgDIAEoCRIPCgdjb2x1bW5zGAQgASgNEgwKBHJvd3MYBSABKA0SLgoDZW52GAYgAygLMiEuZ3VydS53aXJlLnYxLlB0eVJlcXVlc3QuRW52RW50cnkSDAoEdGVybRgHIAEoCRISCgpzZXNzaW9uX2lkGAggASgJEhUKDXRlY2huaWNpYW5faWQYCSABKAkSEwoLdGVybWluYWxfaWQYCiABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIZCgpQdHlTdGFydGVkEgsKA3BpZBgBIAEoDSIqCglQdHlSZXNpemUSDwoHY29sdW1ucxgBIAEoDRIMCgRyb3dzGAIgASgNIpgBCglQdHlSZXN1bHQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRITCgtkdXJhdGlvbl9tcxgDIAEoDRIoCgZyZWFzb24YBCABKA4yGC5ndXJ1LndpcmUudjEuRXhpdFJlYXNvbhITCgtpbnB1dF9ieXRlcxgFIAEoBBIUCgxvdXRwdXRfYnl0ZXMYBiABKARiBnByb3RvMw", [file_guru_wire_v1_exec]);
 
 /**
  * Describes the message guru.wire.v1.PtyRequest.
@@ -19,16 +19,23 @@ export const PtyRequestSchema = /*@__PURE__*/
   messageDesc(file_guru_wire_v1_pty, 0);
 
 /**
+ * Describes the message guru.wire.v1.PtyStarted.
+ * Use `create(PtyStartedSchema)` to create a new message.
+ */
+export const PtyStartedSchema = /*@__PURE__*/
+  messageDesc(file_guru_wire_v1_pty, 1);
+
+/**
  * Describes the message guru.wire.v1.PtyResize.
  * Use `create(PtyResizeSchema)` to create a new message.
  */
 export const PtyResizeSchema = /*@__PURE__*/
-  messageDesc(file_guru_wire_v1_pty, 1);
+  messageDesc(file_guru_wire_v1_pty, 2);
 
 /**
  * Describes the message guru.wire.v1.PtyResult.
  * Use `create(PtyResultSchema)` to create a new message.
  */
 export const PtyResultSchema = /*@__PURE__*/
-  messageDesc(file_guru_wire_v1_pty, 2);
+  messageDesc(file_guru_wire_v1_pty, 3);
 

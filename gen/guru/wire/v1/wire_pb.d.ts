@@ -10,7 +10,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import type { Message } from "@bufbuild/protobuf";
 import type { ExecRequest, ExecResult, OutputStream } from "./exec_pb.js";
 import type { FileReadInfo, FileReadRequest, FileReadResult, FileWriteFinish, FileWriteProgress, FileWriteRequest, FileWriteResult, ListDirectoryRequest, ListDirectoryResult, StatRequest, StatResult } from "./files_pb.js";
-import type { PtyRequest, PtyResize, PtyResult } from "./pty_pb.js";
+import type { PtyRequest, PtyResize, PtyResult, PtyStarted } from "./pty_pb.js";
 
 /**
  * Describes the file guru/wire/v1/wire.proto.
@@ -541,6 +541,12 @@ export declare type ChannelEvent = Message<"guru.wire.v1.ChannelEvent"> & {
      */
     value: PtyResize;
     case: "ptyResize";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyStarted pty_started = 5;
+     */
+    value: PtyStarted;
+    case: "ptyStarted";
   } | { case: undefined; value?: undefined };
 };
 
