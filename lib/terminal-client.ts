@@ -33,6 +33,9 @@ export interface TerminalConnection {
   readonly exit: Promise<TerminalExit>;
   /** Bytes the socket has not sent yet. */
   readonly bufferedAmount: number;
+  /** Stops reading output (backpressure reaches the remote program), and resumes. */
+  pause(): void;
+  resume(): void;
   /** Drops the socket without asking (the server then ends the terminal). */
   terminate(): void;
 }
@@ -124,6 +127,12 @@ export function openTerminalSocket(options: TerminalClientOptions): Promise<Term
       exit,
       get bufferedAmount() {
         return ws.bufferedAmount;
+      },
+      pause() {
+        ws.pause();
+      },
+      resume() {
+        ws.resume();
       },
       terminate() {
         ws.terminate();
