@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS terminal_audit_at_idx ON terminal_audit (at);
 CREATE TABLE IF NOT EXISTS terminal_recording_chunks (
   recording_id uuid NOT NULL REFERENCES terminal_audit (id) ON DELETE CASCADE,
   seq          integer NOT NULL CHECK (seq >= 0),
+  -- gzip-compressed asciicast text; the chunks in seq order make the recording.
   data         bytea NOT NULL,
   PRIMARY KEY (recording_id, seq)
 );

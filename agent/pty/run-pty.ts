@@ -5,8 +5,9 @@
 //
 // Behaviours decided here:
 // - Output is read only while the consumer keeps up: while onOutput waits
-//   (flow control), the pty is paused, so the program blocks on a full
-//   terminal instead of growing memory (`yes` runs at the reader's pace).
+//   (flow control), reads are batched, and once a batch is full the pty is
+//   paused, so the program blocks on a full terminal instead of growing
+//   memory (`yes` runs at the reader's pace).
 // - Input waits while the pty holds more than maxInputBufferBytes unwritten.
 // - The terminal ends when the shell exits; whatever it left behind in its
 //   session is killed then. An abort (cancel, tunnel closed, link lost) sends
@@ -71,6 +72,7 @@ export interface RunPtyDeps {
 export const maxTerminalSize = 10_000;
 const defaultKillGraceMs = 1_000;
 const defaultMaxInputBufferBytes = 256 * 1024;
+const maxBatchBytes = 64 * 1024;
 
 export function checkTerminalSize(columns: number, rows: number): void {
   for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
@@ -155,7 +157,6 @@ function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS
   let exited = false;
   let canceled = false;
   let killTimer: NodeJS.Timeout | undefined;
-  let sending: Promise<void> = Promise.resolve();
   let consumerFailed = false;
 
   const abort = () => {
@@ -166,24 +167,46 @@ function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS
   };
   io.signal.addEventListener("abort", abort, { once: true });
 
+  // A pty hands out at most a few KiB per read: reads that arrive while a send
+  // waits are sent together, and the pty is paused once a batch is full.
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  let inFlight = false;
+  let drained: (() => void) | undefined;
+  const pump = () => {
+    inFlight = true;
+    const data = batch.length === 1 ? batch[0] : Buffer.concat(batch);
+    batch = [];
+    batchBytes = 0;
+    void io.onOutput(data).then(
+      () => {
+        inFlight = false;
+        if (!exited) term.resume();
+        if (batch.length > 0) pump();
+        else drained?.();
+      },
+      (err: unknown) => {
+        // The consumer is gone (channel ended): keep draining so the shell is never stuck, and end it.
+        inFlight = false;
+        consumerFailed = true;
+        batch = [];
+        deps.logger.debug({ err, pid: term.pid }, "terminal output has no consumer; ending the terminal");
+        if (!exited) term.resume();
+        drained?.();
+        abort();
+      },
+    );
+  };
   term.onData((chunk) => {
     const data = chunk as unknown as Buffer;
     outputBytes += data.length;
     if (consumerFailed) return;
-    term.pause();
-    sending = io.onOutput(data).then(
-      () => {
-        if (!exited) term.resume();
-      },
-      (err: unknown) => {
-        // The consumer is gone (channel ended): keep draining so the shell is never stuck, and end it.
-        consumerFailed = true;
-        deps.logger.debug({ err, pid: term.pid }, "terminal output has no consumer; ending the terminal");
-        if (!exited) term.resume();
-        abort();
-      },
-    );
+    batch.push(data);
+    batchBytes += data.length;
+    if (batchBytes >= maxBatchBytes) term.pause();
+    if (!inFlight) pump();
   });
+  const allSent = () => (inFlight || batch.length > 0 ? new Promise<void>((resolve) => (drained = resolve)) : Promise.resolve());
 
   const outcome = new Promise<PtyOutcome>((resolve) => {
     term.onExit(({ exitCode, signal }) => {
@@ -193,7 +216,7 @@ function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS
       // What the shell left running in its session must not outlive the terminal.
       tree.signal("SIGKILL");
       const signalName = signal ? (Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`) : "";
-      void sending.finally(() =>
+      void allSent().finally(() =>
         resolve({
           exitCode: signal ? -1 : exitCode,
           signal: signalName,

@@ -1,6 +1,7 @@
 // Reading terminal recordings: a technician sees their own, an admin anyone's.
 // A recording is read in chunks so memory stays bounded whatever its size.
 import { GuruError } from "../../lib/errors.ts";
+import { decodeChunk } from "../recordings/recorder.ts";
 import type { Store } from "../store/index.ts";
 import type { TerminalRecord } from "../store/terminals.ts";
 import { requireUuid } from "./ids.ts";
@@ -50,7 +51,7 @@ export function createRecordingService(deps: { store: Pick<Store, "terminals"> }
     yield { recording: row };
     for (let after = -1; ; ) {
       const chunks = await store.terminals.readChunks(recordingId, after, chunksPerRead);
-      for (const chunk of chunks) yield { data: chunk.data };
+      for (const chunk of chunks) yield { data: await decodeChunk(chunk.data) };
       if (chunks.length < chunksPerRead) return;
       after = chunks[chunks.length - 1].seq;
     }

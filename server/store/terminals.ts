@@ -64,8 +64,8 @@ export interface TerminalsRepository {
   complete(id: string, result: TerminalCompletion): Promise<TerminalRecord | undefined>;
   get(id: string): Promise<TerminalRecord | undefined>;
   list(filter?: TerminalFilter): Promise<TerminalRecord[]>;
-  /** Appends chunk `seq` of a recording and adds its size to the row, in one statement. */
-  appendChunk(recordingId: string, seq: number, data: Uint8Array): Promise<void>;
+  /** Appends chunk `seq` of a recording (stored bytes) and adds the size of the text it holds to the row, in one statement. */
+  appendChunk(recordingId: string, seq: number, data: Uint8Array, textBytes: number): Promise<void>;
   /** Chunks after `afterSeq`, in order, at most `limit`. */
   readChunks(recordingId: string, afterSeq: number, limit: number): Promise<{ seq: number; data: Uint8Array }[]>;
   /** Deletes rows (and their recordings) older than olderThanMs; returns the rows removed. */
@@ -110,11 +110,11 @@ export function createTerminalsRepository(db: Db): TerminalsRepository {
       );
       return rows;
     },
-    async appendChunk(recordingId, seq, data) {
+    async appendChunk(recordingId, seq, data, textBytes) {
       await db.query(
         `WITH chunk AS (INSERT INTO terminal_recording_chunks (recording_id, seq, data) VALUES ($1, $2, $3) RETURNING recording_id)
          UPDATE terminal_audit SET recording_bytes = recording_bytes + $4 WHERE id = (SELECT recording_id FROM chunk)`,
-        [recordingId, seq, data, data.byteLength],
+        [recordingId, seq, data, textBytes],
       );
     },
     async readChunks(recordingId, afterSeq, limit) {

@@ -7,7 +7,13 @@ import { parseAsciicast } from "../../lib/asciicast.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { openTunnel, waitDead, type Tunnel } from "../support/exec-helpers.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
+import { openTerminalSocket } from "../../lib/terminal-client.ts";
 import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
 
 describeDatabases("terminals", (kind) => {
   let t: TestServer;
@@ -68,4 +74,72 @@ describeDatabases("terminals", (kind) => {
     shell.conn.write("\x04");
     expect((await shell.conn.exit).exitCode).toBe(0);
   });
+
+  it("kills the shell and its children when the tunnel closes, and says so to the client", async () => {
+    const own = await openTunnel(t, "term-close", { env: await terminalAgentEnv(t) });
+    const shell = await openShell(t.url, { token: own.token, sessionId: own.sessionId, shell: 1 });
+    shell.conn.write("sleep 200 & echo bg=$!; sleep 201 & echo bg2=$!; echo sh=$$\r");
+    await shell.until(/sh=(\d+)/);
+    const pids = ["bg", "bg2", "sh"].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(shell.text())?.[1]));
+    expect(pids.every((p) => p > 0)).toBe(true);
+    await own.api.sessions.closeTunnel({ sessionId: own.sessionId });
+    const exit = await shell.conn.exit;
+    expect(exit.reason).toBe(ExitReason.CANCELED);
+    await waitDead(pids);
+    await t.server.terminals.drain();
+    const row = await t.server.store.terminals.get(shell.conn.opened.terminalId);
+    expect(row).toMatchObject({ outcome: "exited", exitReason: "canceled" });
+    expect(row!.durationMs).toBeGreaterThan(0);
+  });
+
+  it("kills the terminal's processes when the agent link drops, and the client hears of it", async () => {
+    const own = await openTunnel(t, "term-link", { env: await terminalAgentEnv(t) });
+    const shell = await openShell(t.url, { token: own.token, sessionId: own.sessionId, shell: 2 });
+    shell.conn.write("sleep 300 & echo bg=$!; echo sh=$$\r");
+    await shell.until(/sh=(\d+)/);
+    const pids = ["bg", "sh"].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(shell.text())?.[1]));
+    t.server.router.disconnect(own.agent.agentId, 4000, "test drops the link");
+    const err = await shell.conn.exit.then(() => undefined, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/link closed|disconnect/);
+    await waitDead(pids);
+    await t.server.terminals.drain();
+    expect(await t.server.store.terminals.get(shell.conn.opened.terminalId)).toMatchObject({ outcome: "failed" });
+  });
+
+  it("keeps another terminal and commands on the same agent fast while `yes` floods one terminal", async () => {
+    const own = await openTunnel(t, "term-yes", { env: await terminalAgentEnv(t) });
+    const roundTrip = async () => {
+      const started = performance.now();
+      const res = await own.api.exec.runCommand({ sessionId: own.sessionId, command: "true" });
+      expect(res.result?.exitCode).toBe(0);
+      return performance.now() - started;
+    };
+    const idle: number[] = [];
+    for (let i = 0; i < 20; i++) idle.push(await roundTrip());
+
+    let floodBytes = 0;
+    const flood = await openTerminalSocket({ url: t.url, open: { token: own.token, sessionId: own.sessionId, command: "yes" }, onOutput: (d) => void (floodBytes += d.length) });
+    const echo = await openShell(t.url, { token: own.token, sessionId: own.sessionId, command: "cat" });
+    const busy: number[] = [];
+    const echoes: number[] = [];
+    const until = Date.now() + 4000;
+    for (let i = 0; Date.now() < until || busy.length < 20; i++) {
+      busy.push(await roundTrip());
+      const before = performance.now();
+      const marker = `k${i}x`;
+      echo.conn.write(`${marker}`);
+      await echo.until(new RegExp(marker));
+      echoes.push(performance.now() - before);
+    }
+    const floodSeen = floodBytes;
+    flood.close();
+    echo.conn.close();
+    await Promise.all([flood.exit, echo.conn.exit]);
+    const figures = `RunCommand(true) p50/p99 idle ${percentile(idle, 50).toFixed(1)}/${percentile(idle, 99).toFixed(1)} ms, during yes ${percentile(busy, 50).toFixed(1)}/${percentile(busy, 99).toFixed(1)} ms (${busy.length} calls); other terminal's echo p50/p99 ${percentile(echoes, 50).toFixed(1)}/${percentile(echoes, 99).toFixed(1)} ms; yes moved ${(floodSeen / 1048576).toFixed(1)} MiB`;
+    expect(floodSeen, figures).toBeGreaterThan(1024 * 1024);
+    // The machine is shared: bound the flood's effect against the same run's idle figure.
+    const boundMs = Math.max(300, 4 * percentile(idle, 99));
+    expect(percentile(busy, 99), figures).toBeLessThan(boundMs);
+    expect(percentile(echoes, 99), figures).toBeLessThan(boundMs);
+  }, 60_000);
 });
