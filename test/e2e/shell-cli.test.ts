@@ -3,7 +3,9 @@
 // (single keys and Ctrl-C reach the remote side at once), resizes following
 // the local window, the remote exit code as guru's own, and the local terminal
 // settings restored afterwards.
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pty from "@lydell/node-pty";
@@ -11,7 +13,10 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { describeDatabases } from "../support/databases.ts";
 import { startTestServer, type AgentProcess, type TestServer } from "../support/harness.ts";
+import { parseAsciicast } from "../../lib/asciicast.ts";
 import { terminalAgentEnv } from "../support/terminal-helpers.ts";
+
+const run = promisify(execFile);
 
 const guruBin = fileURLToPath(new URL("../../bin/guru.js", import.meta.url));
 
@@ -113,5 +118,42 @@ describeDatabases("guru shell", (kind) => {
     expect(refused.text()).toMatch(/guru shell: .*token/i);
     const [saved, after] = await Promise.all([readFile(join(t.tempDir, "before"), "utf8"), readFile(join(t.tempDir, "after"), "utf8")]);
     expect(after).toBe(saved);
+  });
+
+  it("lists, exports and plays back the recording of a guru shell session, the same output in order", async () => {
+    const outer = runInPty(t.tempDir, ["box", "--shell", "sh"], env);
+    await outer.until(/[#$] $/);
+    outer.term.write("echo one; sleep 0.3; echo two\r");
+    await outer.until(/two\r+\n/);
+    outer.term.write("exit 0\r");
+    await outer.until(/guru-exit=0/);
+    await t.server.terminals.drain();
+
+    const guru = (args: string[]) => run(process.execPath, [guruBin, "recording", ...args], { env: { ...process.env, ...env }, encoding: "buffer", maxBuffer: 64 * 1024 * 1024 });
+    const listed = JSON.parse((await guru(["list", "--json"])).stdout.toString()) as { recordingId: string; sessionId: string; outcome: string }[];
+    expect(listed.length).toBeGreaterThanOrEqual(1);
+    const newest = listed[0];
+    expect(newest.outcome).toBe("exited");
+    const rows = await t.server.store.terminals.list({ sessionId: newest.sessionId });
+    expect(rows.map((r) => r.recordingId)).toEqual([newest.recordingId]);
+
+    // By the tunnel session's id: it holds exactly this one recording.
+    const exported = (await guru(["export", newest.sessionId])).stdout.toString("utf8");
+    const cast = parseAsciicast(exported);
+    expect(cast.header).toMatchObject({ version: 2, width: 100, height: 30 });
+    const output = cast.events.filter((e) => e.code === "o").map((e) => e.data).join("");
+    expect(output).toMatch(/one\r\n[\s\S]*two\r\n/);
+    const one = cast.events.find((e) => e.code === "o" && e.data.includes("one\r\n"));
+    const two = cast.events.find((e) => e.code === "o" && /(^|\n)two\r\n/.test(e.data));
+    expect(two!.time - one!.time).toBeGreaterThanOrEqual(0.25);
+
+    const started = Date.now();
+    const played = (await guru(["play", newest.recordingId, "--speed", "2"])).stdout.toString("utf8");
+    expect(played).toBe(output);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+
+    const bad = await guru(["play", "nope"]).then(() => undefined, (e: { code: number; stderr: Buffer }) => e);
+    expect(bad?.code).toBe(1);
+    expect(bad?.stderr.toString()).toContain("not a recording or session id");
   });
 });
