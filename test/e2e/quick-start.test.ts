@@ -36,6 +36,16 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   expect(body.sessionId).toMatch(/^[0-9a-f-]{36}$/);
   expect(body.session.status).toBe("SESSION_STATUS_ACTIVE");
 
+  // The quick start's own agent has terminals enabled (agents keep them off by default).
+  const agents = await fetch(`${env.GURU_URL}/guru.api.v1.AgentService/ListAgents`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  const listed = (await agents.json()) as { agents: { agentId: string; capabilities: string[] }[] };
+  expect(listed.agents.find((a) => a.agentId === env.GURU_AGENT_ID)?.capabilities).toContain("terminal");
+  expect((await stat(join(dataDir, "local-agent-policy.json"))).mode & 0o777).toBe(0o600);
+
   expect(await quick.stop("SIGINT")).toBe(0);
   expect(quick.output()).toContain("stopped.");
 }, 120_000);
