@@ -9,7 +9,7 @@ import { requireCapability } from "../policy/local-policy.ts";
 import { runCommand, type CommandOutcome, type CommandSpec } from "../exec/run-command.ts";
 import type { HandlerContext } from "./dispatch.ts";
 
-const shellNames: Partial<Record<Shell, NonNullable<CommandSpec["shell"]>>> = {
+export const shellNames: Partial<Record<Shell, NonNullable<CommandSpec["shell"]>>> = {
   [Shell.BASH]: "bash",
   [Shell.SH]: "sh",
   [Shell.POWERSHELL]: "powershell",

@@ -3,21 +3,13 @@
 // within the server's credit, PtyResize events change its size. The terminal
 // ends with the channel, the tunnel or the link, taking its process tree.
 import { create } from "@bufbuild/protobuf";
-import { ExitReason, Shell, type ExecRequest } from "../../gen/guru/wire/v1/exec_pb.js";
+import { ExitReason, Shell } from "../../gen/guru/wire/v1/exec_pb.js";
 import { PtyResultSchema, PtyStartedSchema, type PtyRequest } from "../../gen/guru/wire/v1/pty_pb.js";
 import { GuruError, toGuruError } from "../../lib/errors.ts";
 import type { Channel } from "../../lib/wire/link.ts";
-import type { ShellName } from "../exec/shells.ts";
 import { startPty, type PtyOutcome } from "../pty/run-pty.ts";
 import type { HandlerContext } from "./dispatch.ts";
-
-const shellNames: Partial<Record<ExecRequest["shell"], ShellName>> = {
-  [Shell.BASH]: "bash",
-  [Shell.SH]: "sh",
-  [Shell.POWERSHELL]: "powershell",
-  [Shell.PWSH]: "pwsh",
-  [Shell.CMD]: "cmd",
-};
+import { shellNames } from "./exec-handler.ts";
 
 const exitReasons: Record<PtyOutcome["reason"], ExitReason> = {
   exited: ExitReason.EXITED,

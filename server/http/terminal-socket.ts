@@ -24,9 +24,9 @@ import {
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { Principal } from "../domain/principal.ts";
-import type { ShellName } from "../domain/remote-commands.ts";
 import type { TerminalHandle, TerminalInput, TerminalService } from "../domain/terminals.ts";
 import { toConnectError } from "../rpc/errors.ts";
+import { shells } from "../rpc/exec-service.ts";
 
 export const terminalProtocol = "guru.terminal.v1";
 
@@ -44,7 +44,6 @@ export interface TerminalSocketOptions {
   inputHighWaterBytes?: number;
 }
 
-const shells: Partial<Record<Shell, ShellName>> = { [Shell.BASH]: "bash", [Shell.SH]: "sh", [Shell.POWERSHELL]: "powershell", [Shell.PWSH]: "pwsh", [Shell.CMD]: "cmd" };
 const reasons = { exited: ExitReason.EXITED, timed_out: ExitReason.TIMED_OUT, canceled: ExitReason.CANCELED, killed: ExitReason.KILLED };
 
 /** The technician-token authenticator: the open message's token, as `Authorization: Bearer` would carry it. */

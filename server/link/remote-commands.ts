@@ -10,7 +10,7 @@ import { GuruError, toGuruError } from "../../lib/errors.ts";
 import type { RemoteCommandOutcome, RemoteCommands, ShellName } from "../domain/remote-commands.ts";
 import type { AgentRouter } from "./agent-router.ts";
 
-const wireShells: Record<ShellName, Shell> = {
+export const wireShells: Record<ShellName, Shell> = {
   bash: Shell.BASH,
   sh: Shell.SH,
   powershell: Shell.POWERSHELL,
@@ -18,7 +18,7 @@ const wireShells: Record<ShellName, Shell> = {
   cmd: Shell.CMD,
 };
 
-const exitReasons: Partial<Record<ExitReason, RemoteCommandOutcome["reason"]>> = {
+export const exitReasons: Partial<Record<ExitReason, RemoteCommandOutcome["reason"]>> = {
   [ExitReason.EXITED]: "exited",
   [ExitReason.TIMED_OUT]: "timed_out",
   [ExitReason.CANCELED]: "canceled",

@@ -3,28 +3,13 @@
 // bulk: their frames go ahead of file data, and each channel has its own
 // credit, so a flood in one terminal holds back only that terminal.
 import { create } from "@bufbuild/protobuf";
-import { ExitReason, Shell } from "../../gen/guru/wire/v1/exec_pb.js";
+import { Shell } from "../../gen/guru/wire/v1/exec_pb.js";
 import { PtyRequestSchema, PtyResizeSchema, type PtyResult } from "../../gen/guru/wire/v1/pty_pb.js";
 import { ChannelOpenSchema } from "../../gen/guru/wire/v1/wire_pb.js";
 import { GuruError } from "../../lib/errors.ts";
-import type { RemoteCommandOutcome, ShellName } from "../domain/remote-commands.ts";
 import type { RemoteTerminalEvent, RemoteTerminalOutcome, RemoteTerminals } from "../domain/remote-terminals.ts";
 import type { AgentRouter } from "./agent-router.ts";
-
-const wireShells: Record<ShellName, Shell> = {
-  bash: Shell.BASH,
-  sh: Shell.SH,
-  powershell: Shell.POWERSHELL,
-  pwsh: Shell.PWSH,
-  cmd: Shell.CMD,
-};
-
-const exitReasons: Partial<Record<ExitReason, RemoteCommandOutcome["reason"]>> = {
-  [ExitReason.EXITED]: "exited",
-  [ExitReason.TIMED_OUT]: "timed_out",
-  [ExitReason.CANCELED]: "canceled",
-  [ExitReason.KILLED]: "killed",
-};
+import { exitReasons, wireShells } from "./remote-commands.ts";
 
 export function createRemoteTerminals(router: AgentRouter): RemoteTerminals {
   return {

@@ -18,7 +18,7 @@ import type { OutputStreamName, RemoteCommandOutcome, ShellName } from "../domai
 import { GuruError } from "../../lib/errors.ts";
 import { principalOf } from "./context.ts";
 
-const shells: Partial<Record<Shell, ShellName>> = {
+export const shells: Partial<Record<Shell, ShellName>> = {
   [Shell.BASH]: "bash",
   [Shell.SH]: "sh",
   [Shell.POWERSHELL]: "powershell",

@@ -5,6 +5,7 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
+import { Shell } from "../../gen/guru/api/v1/exec_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { isGuruError } from "../../lib/errors.ts";
 import { openTerminalSocket, terminalSocketUrl } from "../../lib/terminal-client.ts";
@@ -73,7 +74,7 @@ describeDatabases("terminal refusals", (kind) => {
     const other = await t.createTech(`other-${kind}`);
     const cases: [Parameters<typeof openTerminalSocket>[0]["open"], string, RegExp][] = [
       [{ token: tunnel.token, sessionId: tunnel.sessionId, columns: 20_000 }, "invalid", /columns/],
-      [{ token: tunnel.token, sessionId: tunnel.sessionId, shell: 99 }, "invalid", /shell must be one of/],
+      [{ token: tunnel.token, sessionId: tunnel.sessionId, shell: 99 as Shell }, "invalid", /shell must be one of/],
       [{ token: tunnel.token, sessionId: tunnel.sessionId, env: { "A=B": "x" } }, "invalid", /env entry/],
       [{ token: tunnel.token, sessionId: tunnel.sessionId, term: "bad term;" }, "invalid", /term/],
       [{ token: tunnel.token, sessionId: "not-a-uuid" }, "invalid", /not a UUID/],
