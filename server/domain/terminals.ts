@@ -62,6 +62,7 @@ export interface TerminalServiceOptions {
 export const maxTerminalSize = 10_000;
 const maxCommandChars = 64 * 1024;
 const maxEnvEntries = 256;
+const sessionTouchIntervalMs = 60_000;
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
 
 export function checkSize(columns: number, rows: number): void {
@@ -184,12 +185,20 @@ export function createTerminalService(options: TerminalServiceOptions) {
         });
         logger.info({ terminalId: id, ...outcome, error: error?.message }, "terminal ended");
       });
-    return handle(id, input.sessionId, agentId, terminal, events, recorder, finish);
+    // Typing counts as activity: a tunnel in use by a terminal must not expire as idle.
+    let touchedAt = Date.now();
+    const touch = () => {
+      if (Date.now() - touchedAt < sessionTouchIntervalMs) return;
+      touchedAt = Date.now();
+      sessions.requireActive(principal, input.sessionId).catch((err: unknown) => logger.debug({ err, terminalId: id }, "terminal activity not recorded on its session"));
+    };
+    return handle(id, input.sessionId, agentId, terminal, events, recorder, finish, touch);
   }
 
   function handle(
     id: string, sessionId: string, agentId: string, terminal: RemoteTerminal, events: AsyncIterator<RemoteTerminalEvent>, recorder: Recorder,
     finish: (outcome: RemoteTerminalOutcome | undefined, error: GuruError | undefined) => Promise<void>,
+    touch: () => void,
   ): TerminalHandle {
     let ended = false;
     async function* run(): AsyncGenerator<Exclude<RemoteTerminalEvent, { type: "started" }>> {
@@ -241,6 +250,7 @@ export function createTerminalService(options: TerminalServiceOptions) {
       agentId,
       events: run,
       write(data) {
+        touch();
         recorder.input(data);
         return terminal.write(data);
       },

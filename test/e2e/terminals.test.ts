@@ -1,12 +1,15 @@
 // Interactive terminals end to end: a real server and database, real agent
 // processes with real pseudo-terminals, the terminal WebSocket as a client
 // uses it, and the recordings read back through RecordingService.
+import { mkdtemp, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ExitReason } from "../../gen/guru/api/v1/exec_pb.js";
 import { parseAsciicast } from "../../lib/asciicast.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { openTunnel, waitDead, type Tunnel } from "../support/exec-helpers.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
+import { waitFor } from "../support/raw-agent.ts";
 import { openTerminalSocket } from "../../lib/terminal-client.ts";
 import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
 
@@ -75,8 +78,13 @@ describeDatabases("terminals", (kind) => {
     expect((await shell.conn.exit).exitCode).toBe(0);
   });
 
-  it("kills the shell and its children when the tunnel closes, and says so to the client", async () => {
-    const own = await openTunnel(t, "term-close", { env: await terminalAgentEnv(t) });
+  it("kills the shell and its children when the tunnel closes, says so to the client, and the agent logs start and end", async () => {
+    const stateDir = await mkdtemp(join(t.tempDir, "agent-state-"));
+    const enrolled = await t.enrollAgent(`term-close-${kind}`);
+    const agent = await t.spawnAgent({ ...enrolled, stateDir, env: await terminalAgentEnv(t) });
+    await agent.waitOnline();
+    const tech = await t.createTech(`term-close-${kind}`);
+    const own = { ...tech, sessionId: (await tech.api.sessions.openTunnel({ agentId: agent.agentId })).sessionId };
     const shell = await openShell(t.url, { token: own.token, sessionId: own.sessionId, shell: 1 });
     shell.conn.write("sleep 200 & echo bg=$!; sleep 201 & echo bg2=$!; echo sh=$$\r");
     await shell.until(/sh=(\d+)/);
@@ -90,6 +98,19 @@ describeDatabases("terminals", (kind) => {
     const row = await t.server.store.terminals.get(shell.conn.opened.terminalId);
     expect(row).toMatchObject({ outcome: "exited", exitReason: "canceled" });
     expect(row!.durationMs).toBeGreaterThan(0);
+    // The agent's own operation log: the start, then the end with bytes and duration.
+    const logged = async () =>
+      (await readFile(join(stateDir, "operations.log"), "utf8").catch(() => ""))
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((e) => e.operation === "terminal" && e.detail.terminalId === shell.conn.opened.terminalId);
+    await waitFor(async () => (await logged()).length === 2, 5000, "the agent's log of the terminal");
+    const mine = await logged();
+    expect(mine.map((e) => e.result)).toEqual(["started", "canceled"]);
+    expect(mine[1].detail).toMatchObject({ outputBytes: Number(exit.outputBytes), inputBytes: Number(exit.inputBytes) });
+    expect(mine[1].detail.durationMs).toBeGreaterThan(0);
+    expect(mine[1].detail.why).toContain("tunnel closed");
   });
 
   it("kills the terminal's processes when the agent link drops, and the client hears of it", async () => {
