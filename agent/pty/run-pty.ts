@@ -197,8 +197,9 @@ function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS
       },
     );
   };
-  term.onData((chunk) => {
-    const data = chunk as unknown as Buffer;
+  term.onData((chunk: string | Buffer) => {
+    // Bytes with `encoding: null`; ConPTY builds may still hand out strings.
+    const data = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
     outputBytes += data.length;
     if (consumerFailed) return;
     batch.push(data);
