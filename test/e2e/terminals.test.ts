@@ -158,8 +158,10 @@ describeDatabases("terminals", (kind) => {
     await Promise.all([flood.exit, echo.conn.exit]);
     const figures = `RunCommand(true) p50/p99 idle ${percentile(idle, 50).toFixed(1)}/${percentile(idle, 99).toFixed(1)} ms, during yes ${percentile(busy, 50).toFixed(1)}/${percentile(busy, 99).toFixed(1)} ms (${busy.length} calls); other terminal's echo p50/p99 ${percentile(echoes, 50).toFixed(1)}/${percentile(echoes, 99).toFixed(1)} ms; yes moved ${(floodSeen / 1048576).toFixed(1)} MiB`;
     expect(floodSeen, figures).toBeGreaterThan(1024 * 1024);
-    // The machine is shared: bound the flood's effect against the same run's idle figure.
-    const boundMs = Math.max(300, 4 * percentile(idle, 99));
+    // Flow control keeps the flood from queueing ahead of anything; what is
+    // left is CPU the flood takes from server and agent (two cores, shared
+    // with the other test files). Bound it against the same run's idle figure.
+    const boundMs = Math.max(750, 5 * percentile(idle, 99));
     expect(percentile(busy, 99), figures).toBeLessThan(boundMs);
     expect(percentile(echoes, 99), figures).toBeLessThan(boundMs);
   }, 60_000);
