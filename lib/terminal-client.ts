@@ -21,6 +21,8 @@ export interface TerminalClientOptions {
   onOutput(data: Buffer): void;
   /** How long the server has to answer the open. */
   timeoutMs?: number;
+  /** Extra certificate authorities for a wss URL (tests with a throwaway certificate). */
+  ca?: Buffer;
 }
 
 export interface TerminalConnection {
@@ -60,7 +62,7 @@ export function terminalSocketUrl(baseUrl: string): string {
 }
 
 export function openTerminalSocket(options: TerminalClientOptions): Promise<TerminalConnection> {
-  const ws = new WebSocket(terminalSocketUrl(options.url), terminalProtocol, { perMessageDeflate: false });
+  const ws = new WebSocket(terminalSocketUrl(options.url), terminalProtocol, { perMessageDeflate: false, ...(options.ca ? { ca: options.ca } : {}) });
   const send = (message: MessageInitShape<typeof TerminalClientMessageSchema>) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(toJsonString(TerminalClientMessageSchema, create(TerminalClientMessageSchema, message)));
   };

@@ -21,12 +21,13 @@ export interface ShellClient {
   until(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-export async function openShell(url: string, open: Parameters<typeof openTerminalSocket>[0]["open"]): Promise<ShellClient> {
+export async function openShell(url: string, open: Parameters<typeof openTerminalSocket>[0]["open"], options: { ca?: Buffer } = {}): Promise<ShellClient> {
   const chunks: Buffer[] = [];
   let waiters: (() => void)[] = [];
   const conn = await openTerminalSocket({
     url,
     open,
+    ca: options.ca,
     onOutput(data) {
       chunks.push(Buffer.from(data));
       const w = waiters;
