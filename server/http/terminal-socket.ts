@@ -39,6 +39,8 @@ export interface TerminalSocketOptions {
   logger: Logger;
   /** Time a client has to send its open message after the upgrade. */
   openTimeoutMs?: number;
+  /** Sockets that have not opened a terminal yet; more get 503 (they cost memory, not yet audit). */
+  maxPendingOpens?: number;
   maxPayloadBytes?: number;
   outputHighWaterBytes?: number;
   inputHighWaterBytes?: number;
@@ -71,6 +73,8 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
     handleProtocols: (protocols) => (protocols.has(terminalProtocol) ? terminalProtocol : false),
   });
   const sockets = new Set<WebSocket>();
+  const maxPendingOpens = options.maxPendingOpens ?? 128;
+  let pendingOpens = 0;
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
@@ -79,10 +83,22 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
       socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return;
     }
+    if (pendingOpens >= maxPendingOpens) {
+      const body = "too many terminal sockets are opening at once; retry shortly\n";
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return;
+    }
+    pendingOpens++;
+    let counted = true;
+    const leavePending = () => {
+      if (counted) pendingOpens--;
+      counted = false;
+    };
+    socket.once("close", leavePending);
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
       ws.once("close", () => sockets.delete(ws));
-      void serve(ws).catch((err: unknown) => logger.error({ err }, "terminal socket failed"));
+      void serve(ws, leavePending).catch((err: unknown) => logger.error({ err }, "terminal socket failed"));
     });
   }
 
@@ -97,14 +113,16 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
     ws.close(1000, "terminal refused");
   }
 
-  async function serve(ws: WebSocket): Promise<void> {
+  async function serve(ws: WebSocket, leavePending: () => void): Promise<void> {
     // What the client sends while the terminal starts (a resize, early keys) is kept for it.
     const early: [RawData, boolean][] = [];
     const keep = (raw: RawData, isBinary: boolean) => void early.push([raw, isBinary]);
-    const open = await firstMessage(ws, openTimeoutMs, keep).catch((err: unknown) => {
-      fail(ws, err);
-      return undefined;
-    });
+    const open = await firstMessage(ws, openTimeoutMs, keep)
+      .catch((err: unknown) => {
+        fail(ws, err);
+        return undefined;
+      })
+      .finally(leavePending);
     if (open === undefined) return;
     let terminal: TerminalHandle;
     try {
