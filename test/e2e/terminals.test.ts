@@ -78,6 +78,19 @@ describeDatabases("terminals", (kind) => {
     expect((await shell.conn.exit).exitCode).toBe(0);
   });
 
+  it("kills the shell and its children when the client drops its socket, and completes the audit row", async () => {
+    const shell = await openShell(t.url, { token: tunnel.token, sessionId: tunnel.sessionId, shell: 1 });
+    shell.conn.write("sleep 250 & echo bg=$!; echo sh=$$\r");
+    await shell.until(/sh=(\d+)/);
+    const pids = ["bg", "sh"].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(shell.text())?.[1]));
+    shell.conn.terminate();
+    await waitDead(pids);
+    await waitFor(async () => (await t.server.store.terminals.get(shell.conn.opened.terminalId))?.outcome !== "running", 5000, "the audit row");
+    expect(await t.server.store.terminals.get(shell.conn.opened.terminalId)).toMatchObject({ outcome: "exited", exitReason: "canceled" });
+    const status = await tunnel.api.sessions.getTunnelStatus({ sessionId: tunnel.sessionId });
+    expect(status.session?.closedAt).toBeUndefined();
+  });
+
   it("kills the shell and its children when the tunnel closes, says so to the client, and the agent logs start and end", async () => {
     const stateDir = await mkdtemp(join(t.tempDir, "agent-state-"));
     const enrolled = await t.enrollAgent(`term-close-${kind}`);
