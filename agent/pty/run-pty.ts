@@ -17,7 +17,7 @@
 //   command (deny rules, then the allow list).
 import { constants } from "node:os";
 import { stat } from "node:fs/promises";
-import pty from "@lydell/node-pty";
+import type { IPty } from "@lydell/node-pty";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import { checkCommand, requireCapability, type LocalPolicy } from "../policy/local-policy.ts";
@@ -105,7 +105,9 @@ export async function startPty(spec: PtySpec, io: PtyIo, deps: RunPtyDeps): Prom
   if (io.signal.aborted) throw new GuruError("canceled", "the terminal was canceled before it started");
 
   const { file, args } = invocation(spec, platform);
-  let term: pty.IPty;
+  // Loaded on the first terminal: most agents keep terminals off and need not load a native module at start.
+  const pty = (await import("@lydell/node-pty")).default;
+  let term: IPty;
   try {
     term = pty.spawn(file, args, {
       name: spec.term,
@@ -145,7 +147,7 @@ function invocation(spec: PtySpec, platform: NodeJS.Platform): { file: string; a
   }
 }
 
-function supervise(term: pty.IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS.Platform): RunningPty {
+function supervise(term: IPty, io: PtyIo, deps: RunPtyDeps, platform: NodeJS.Platform): RunningPty {
   const started = performance.now();
   const tree = createPtyTree(term.pid, platform, deps.logger);
   const killGraceMs = deps.killGraceMs ?? defaultKillGraceMs;

@@ -12,6 +12,7 @@ import { GuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import { createRecorder, type Recorder } from "../recordings/recorder.ts";
 import type { Store } from "../store/index.ts";
+import { isUuid } from "./ids.ts";
 import type { Principal } from "./principal.ts";
 import { shellNames, type ShellName } from "./remote-commands.ts";
 import type { RemoteTerminal, RemoteTerminalEvent, RemoteTerminalOutcome, RemoteTerminals } from "./remote-terminals.ts";
@@ -73,6 +74,10 @@ export function checkSize(columns: number, rows: number): void {
   }
 }
 
+function auditableSize(value: number): number | null {
+  return Number.isInteger(value) && value >= 0 && value <= 0x7fff_ffff ? value : null;
+}
+
 function validate(input: TerminalInput) {
   const command = input.command ?? "";
   if (command.length > maxCommandChars) throw new GuruError("invalid", `command is longer than ${maxCommandChars} characters`);
@@ -104,12 +109,13 @@ export function createTerminalService(options: TerminalServiceOptions) {
     const row = {
       id,
       technicianId,
-      sessionId: typeof input.sessionId === "string" && /^[0-9a-f-]{36}$/i.test(input.sessionId) ? input.sessionId : null,
+      sessionId: typeof input.sessionId === "string" && isUuid(input.sessionId) ? input.sessionId : null,
       shell: input.shell ?? null,
       command: input.command || null,
       workingDir: input.workingDir || null,
-      columns: input.columns || 80,
-      rows: input.rows || 24,
+      // What was asked, when it fits the audit's columns; refused sizes show in the reason.
+      columns: auditableSize(input.columns || 80),
+      rows: auditableSize(input.rows || 24),
     };
     let agentId: string | null = null;
     let checked: ReturnType<typeof validate>;

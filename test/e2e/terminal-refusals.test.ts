@@ -74,6 +74,7 @@ describeDatabases("terminal refusals", (kind) => {
     const other = await t.createTech(`other-${kind}`);
     const cases: [Parameters<typeof openTerminalSocket>[0]["open"], string, RegExp][] = [
       [{ token: tunnel.token, sessionId: tunnel.sessionId, columns: 20_000 }, "invalid", /columns/],
+      [{ token: tunnel.token, sessionId: tunnel.sessionId, rows: 4_000_000_000 }, "invalid", /rows/],
       [{ token: tunnel.token, sessionId: tunnel.sessionId, shell: 99 as Shell }, "invalid", /shell must be one of/],
       [{ token: tunnel.token, sessionId: tunnel.sessionId, env: { "A=B": "x" } }, "invalid", /env entry/],
       [{ token: tunnel.token, sessionId: tunnel.sessionId, term: "bad term;" }, "invalid", /term/],
@@ -89,7 +90,7 @@ describeDatabases("terminal refusals", (kind) => {
     }
     await t.server.terminals.drain();
     const rows = await t.server.store.terminals.list({ technicianId: tunnel.technicianId, limit: 100 });
-    expect(rows.filter((r) => r.outcome === "refused").length).toBeGreaterThanOrEqual(6);
+    expect(rows.filter((r) => r.outcome === "refused").length).toBeGreaterThanOrEqual(7);
     expect(rows.every((r) => r.outcome === "refused" && r.recordingBytes === 0)).toBe(true);
     const plainRows = await t.server.store.terminals.list({ technicianId: plain.technicianId });
     expect(plainRows[0]).toMatchObject({ outcome: "refused", agentId: plain.agent.agentId });
