@@ -115,6 +115,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
         // Whatever still runs for the tunnel ends with it, even if the server's own cancel was lost.
         const aborted = sessionChannels.abortSession(sessionId, reason || "closed by the server");
         if (aborted > 0) logger.info({ sessionId, operations: aborted }, "ended the tunnel's operations");
+        const ended = ctx.terminals.endSession(sessionId, `the tunnel closed: ${reason || "closed by the server"}`);
+        if (ended > 0) logger.info({ sessionId, terminals: ended }, "terminals of the closed tunnel ended");
         current.sendControl({ case: "tunnelClosed", value: create(TunnelClosedSchema, { sessionId }) });
         return;
       }
@@ -125,7 +127,9 @@ export function startAgent(options: AgentOptions): RunningAgent {
 
   function onChannelOpen(channel: Channel, open: ChannelOpen): void {
     const sessionId = sessionOf(open);
-    if (sessionId !== undefined) sessionChannels.add(sessionId, channel);
+    // Terminals end through their own registry (ctx.terminals), which answers
+    // with the terminal's result (exit code, bytes) rather than an error.
+    if (sessionId !== undefined && open.request.case !== "pty") sessionChannels.add(sessionId, channel);
     dispatchChannel(channel, open, ctx)
       .catch((err: unknown) => {
         const error = toGuruError(err);
@@ -169,6 +173,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
     link = undefined;
     options.consent?.handler.clear();
     if (tunnel.close()) logger.info("left tunnel mode: the link closed");
+    ctx.terminals.endAll("the link to the server closed");
     if (!stopped) logger.warn({ code, reason }, "link to the server closed");
     return code;
   }

@@ -8,6 +8,7 @@ import { createUploadManager } from "../agent/files/uploads.ts";
 import { createOperationLog } from "../agent/oplog/operation-log.ts";
 import { createPathGuard } from "../agent/policy/path-guard.ts";
 import { loadLocalPolicy } from "../agent/policy/local-policy.ts";
+import { createTerminalRegistry } from "../agent/pty/terminal-registry.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
@@ -61,7 +62,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     capabilities,
     backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
     replacedBackoffMs: config.replacedBackoffMs,
-    handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes },
+    handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes, terminals: createTerminalRegistry() },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();

@@ -6,12 +6,17 @@ import { createApiClients, type ApiClients } from "../lib/api-client.ts";
 import { SessionStatus } from "../gen/guru/api/v1/sessions_pb.js";
 
 export function connect(flags: Record<string, string | string[] | boolean>): ApiClients {
+  return createApiClients(credentials(flags));
+}
+
+/** The server's URL and the technician's token, for clients other than Connect (the terminal socket). */
+export function credentials(flags: Record<string, string | string[] | boolean>): { url: string; token: string } {
   const url = str(flags.url) ?? process.env.GURU_URL;
   if (!url) throw new GuruError("invalid", "no server: pass --url or set GURU_URL (the quick start writes it to .guru/env)");
   const tokenFile = str(flags["token-file"]) ?? process.env.GURU_TOKEN_FILE;
   const token = tokenFile ? readFileSync(tokenFile, "utf8").trim() : (str(flags.token) ?? process.env.GURU_TOKEN);
   if (!token) throw new GuruError("invalid", "no token: set GURU_TOKEN (or --token-file FILE)");
-  return createApiClients({ url, token });
+  return { url, token };
 }
 
 export function str(value: string | string[] | boolean | undefined): string | undefined {

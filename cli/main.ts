@@ -14,6 +14,8 @@ const commands: Record<string, Command> = {
   run: { describe: "run a command on an agent: guru run AGENT -- COMMAND…", run: async (argv) => (await import("./run-command.ts")).runCommand(argv) },
   cp: { describe: "copy files to or from an agent: guru cp SRC AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).cpCommand(argv) },
   ls: { describe: "list a directory on an agent: guru ls AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).lsCommand(argv) },
+  shell: { describe: "an interactive terminal on an agent: guru shell AGENT [-- COMMAND…]", run: async (argv) => (await import("./shell-command.ts")).shellCommand(argv) },
+  recording: { describe: "terminal recordings: guru recording list|play|export", run: async (argv) => (await import("./recording-commands.ts")).recordingCommand(argv) },
   mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
 

@@ -46,7 +46,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   const { token: techToken } = await server.tokens.issue(tech.id);
 
   const keyFile = await writeAgentKeyFile(agent, dataDir);
-  const child = spawnAgent(server.url, agent, keyFile, allow, dataDir);
+  const child = await spawnAgent(server.url, agent, keyFile, allow, dataDir);
   await waitUntilOnline(server, agent.agentId, child);
 
   const envFile = join(dataDir, "env");
@@ -111,8 +111,12 @@ async function writeAgentKeyFile(agent: LocalAgent, dataDir: string): Promise<st
 // The server's settings and credentials are not the agent's business.
 const notForTheAgent = /^(DATABASE_URL|GURU_AGENT_KEY|GURU_TOKEN|GURU_TLS_KEY|GURU_ADMIN.*)$/;
 
-function spawnAgent(url: string, agent: LocalAgent, keyFile: string, allow: string[], dataDir: string): ChildProcess {
-  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--key-file", keyFile, "--state-dir", join(dataDir, "agent"), ...allow.flatMap((p) => ["--allow", p])];
+async function spawnAgent(url: string, agent: LocalAgent, keyFile: string, allow: string[], dataDir: string): Promise<ChildProcess> {
+  // The local agent is the user's own machine: its policy also enables
+  // interactive terminals (`guru shell local`), which agents keep off by default.
+  const policyFile = join(dataDir, "local-agent-policy.json");
+  await writeFile(policyFile, `${JSON.stringify({ allowedPaths: allow, capabilities: { terminal: true } }, null, 2)}\n`, { mode: 0o600 });
+  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--key-file", keyFile, "--state-dir", join(dataDir, "agent"), "--policy", policyFile];
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !notForTheAgent.test(name)));
   return spawn(process.execPath, args, {
     env: { ...env, GURU_LOG_FILE: join(dataDir, "agent.log") },
@@ -159,6 +163,7 @@ Open a tunnel with curl:
 Or the CLI:
   npx guru agents
   npx guru run ${m.agent.name} -- uname -a
+  npx guru shell ${m.agent.name}
   npx guru cp ./some-file ${m.agent.name}:${m.allow[0]}/some-file
 
 Claude Code (with the technician token of local-tech, not the admin's):

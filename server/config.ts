@@ -43,6 +43,8 @@ export const serverOptions = {
   execMaxOutputBytes: { env: "GURU_EXEC_MAX_OUTPUT_BYTES", schema: wholeNumber(1), default: 1024 * 1024, describe: "output kept per stream per command" },
   commandRateLimit: { env: "GURU_COMMAND_RATE_LIMIT", schema: wholeNumber(1), default: 100, describe: "commands per technician per agent in the rate window" },
   commandRateWindowMs: { env: "GURU_COMMAND_RATE_WINDOW_MS", ...ms("the sliding window of the command rate limit", 60_000) },
+  terminalRateLimit: { env: "GURU_TERMINAL_RATE_LIMIT", schema: wholeNumber(1), default: 30, describe: "terminals a technician may open per agent in the command rate window" },
+  recordingMaxOutputBytes: { env: "GURU_RECORDING_MAX_OUTPUT_BYTES", schema: wholeNumber(0), default: 256 * 1024 * 1024, describe: "terminal output stored per recording; past it only input and resizes are (a marker says where)" },
   auditRetentionDays: { env: "GURU_AUDIT_RETENTION_DAYS", schema: wholeNumber(1), default: 90, describe: "audit rows older than this are removed" },
   failureAlertThreshold: { env: "GURU_FAILURE_ALERT_THRESHOLD", schema: wholeNumber(1), default: 50, describe: "failed or refused commands in the alert window that raise an alert" },
   failureAlertWindowMs: { env: "GURU_FAILURE_ALERT_WINDOW_MS", ...ms("the window of the failure alert", 5 * 60_000) },

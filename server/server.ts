@@ -9,6 +9,7 @@ import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
 import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import { RecordingService } from "../gen/guru/api/v1/terminal_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import type { Logger } from "../lib/logging.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
@@ -27,15 +28,19 @@ import { createCommandService } from "./domain/commands.ts";
 import { createFileService } from "./domain/files.ts";
 import { createTechnicianRateLimit } from "./domain/rate-limit.ts";
 import { createSessionWork } from "./domain/session-work.ts";
+import { createRecordingService } from "./domain/recordings.ts";
 import { createSessionService } from "./domain/sessions.ts";
+import { createTerminalService } from "./domain/terminals.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
+import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
 import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
 import { createRemoteCommands } from "./link/remote-commands.ts";
+import { createRemoteTerminals } from "./link/remote-terminals.ts";
 import { createMetrics } from "./metrics.ts";
 import { createIntegrationKeyCheck } from "./auth/integration-keys.ts";
 import { createViewerTokens, maxViewerTokenTtlSeconds } from "./auth/viewer-tokens.ts";
@@ -53,6 +58,7 @@ import { fileServiceImpl } from "./rpc/file-service.ts";
 import { clientAddressKey } from "./rpc/context.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
+import { recordingServiceImpl } from "./rpc/recording-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
 import { ensurePrivateDir } from "../lib/private-dir.ts";
 import { openDb, type Db } from "./store/db.ts";
@@ -170,6 +176,20 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     work,
     onAudited: (outcome) => metrics.commands.inc({ outcome }),
   });
+  const terminals = createTerminalService({
+    store,
+    sessions,
+    remote: createRemoteTerminals(router),
+    logger: logger.child({ part: "terminals" }),
+    limits: {
+      rateLimit: config.terminalRateLimit,
+      rateWindowMs: config.commandRateWindowMs,
+      maxRecordingOutputBytes: config.recordingMaxOutputBytes,
+      startTimeoutMs: config.tunnelOpenTimeoutMs,
+    },
+  });
+  const recordings = createRecordingService({ store });
+  const terminalSockets = createTerminalSocketServer({ terminals, authenticate: technicianAuthenticator(tokens), logger: logger.child({ part: "terminal-socket" }) });
   const auditRetention = createAuditRetention({
     store,
     logger: logger.child({ part: "audit-retention" }),
@@ -220,6 +240,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       r.service(SessionService, sessionServiceImpl(sessions));
       r.service(ExecService, execServiceImpl(commands));
       r.service(FileService, fileServiceImpl(files, uploads));
+      r.service(RecordingService, recordingServiceImpl(recordings));
       r.service(AdminService, adminServiceImpl(admin, sessions, integrationKeyAdmin));
       r.service(
         IntegrationService,
@@ -227,7 +248,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
           info: {
             contractVersion: integrationContractVersion,
             serverVersion: version,
-            features: ["tunnels", "exec", "files", "consent", "viewer_tokens"],
+            features: ["tunnels", "exec", "files", "terminal", "consent", "viewer_tokens"],
             wireProtocol,
             packageVersions: packageVersions(contractVersion),
             limits: {
@@ -278,7 +299,12 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       );
     },
     onUpgrade(req, socket, head) {
-      if ((req.url ?? "").split("?")[0] !== "/agent") {
+      const path = (req.url ?? "").split("?")[0];
+      if (path === "/terminal") {
+        terminalSockets.handleUpgrade(req, socket, head);
+        return;
+      }
+      if (path !== "/agent") {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
         return;
       }
@@ -313,12 +339,14 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       await uploads.close();
       agentSockets.stopAccepting();
       shutdown.abort();
+      await terminalSockets.close();
       const links = registry.all();
       for (const entry of links) entry.link.close(closeCodes.goingAway, "the server is shutting down");
       await Promise.allSettled(links.map((e) => e.link.closed));
       await listener.close();
       await agentSockets.close();
       await commands.drain();
+      await terminals.drain();
       await store.sessions.closeAllActive("server shut down");
       await store.agents.markAllOffline();
       if (givenDb === undefined) await db.close();
@@ -333,6 +361,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     sessions,
     admin,
     commands,
+    terminals,
+    recordings,
     files,
     uploads,
     work,

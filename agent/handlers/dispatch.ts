@@ -10,9 +10,11 @@ import type { ExecSetup } from "../exec/run-command.ts";
 import type { OperationLog } from "../oplog/operation-log.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import type { LocalPolicy } from "../policy/local-policy.ts";
+import type { TerminalRegistry } from "../pty/terminal-registry.ts";
 import type { TunnelState } from "../tunnel-state.ts";
 import { handleExec } from "./exec-handler.ts";
 import { handleFileRead, handleFileWrite, handleListDirectory, handleStat } from "./file-handlers.ts";
+import { handlePty } from "./pty-handler.ts";
 
 export interface HandlerContext {
   tunnel: TunnelState;
@@ -25,6 +27,8 @@ export interface HandlerContext {
   /** Shell paths and the commands' base environment, found at agent start. */
   execSetup?: ExecSetup;
   chunkBytes: number;
+  /** Running terminals by tunnel session. */
+  terminals: TerminalRegistry;
 }
 
 export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
@@ -42,6 +46,8 @@ export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: 
       return handleFileRead(channel, request.value, ctx);
     case "fileWrite":
       return handleFileWrite(channel, request.value, ctx);
+    case "pty":
+      return handlePty(channel, request.value, ctx);
     default:
       throw new GuruError("invalid", `this agent does not know the operation ${request.case ?? "(none)"}; upgrade the agent`);
   }

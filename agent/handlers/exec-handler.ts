@@ -13,7 +13,7 @@ import { runCommand } from "../exec/run-command.ts";
 import type { HandlerContext } from "./dispatch.ts";
 
 /** undefined: the agent's default shell. A value this agent does not know is refused, never run under the default. */
-function requestedShell(shell: Shell): ShellName | undefined {
+export function requestedShell(shell: Shell): ShellName | undefined {
   if (shell === Shell.UNSPECIFIED) return undefined;
   const name = wireShells.fromEnum(shell);
   if (name === undefined) throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")} (got shell enum ${shell})`, { details: { shell } });

@@ -7,6 +7,7 @@ import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-li
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
 import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
 import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
+import { createTerminalsRepository, type TerminalsRepository } from "./terminals.ts";
 import { createTokensRepository, type TokensRepository } from "./tokens.ts";
 import { createUploadsRepository, type UploadsRepository } from "./uploads.ts";
 import { createIntegrationKeysRepository, type IntegrationKeysRepository } from "./integration-keys.ts";
@@ -30,6 +31,7 @@ export interface Store {
   partnerAgents: PartnerAgentsRepository;
   partnerSessions: PartnerSessionsRepository;
   viewerTokens: ViewerTokensRepository;
+  terminals: TerminalsRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -48,6 +50,7 @@ export function createStore(db: Db): Store {
     partnerAgents: createPartnerAgentsRepository(db),
     partnerSessions: createPartnerSessionsRepository(db),
     viewerTokens: createViewerTokensRepository(db),
+    terminals: createTerminalsRepository(db),
   };
 }
 
@@ -65,3 +68,4 @@ export type {
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";
 export type { BeganCommand, BeginCommandInput } from "./commands.ts";
+export type { TerminalAuditInput, TerminalCompletion, TerminalFilter, TerminalOutcome, TerminalRecord } from "./terminals.ts";

@@ -67,6 +67,15 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   const commandEnv = Buffer.from(ran.stdout, "base64").toString();
   expect(commandEnv).toContain("PATH=");
   for (const secret of [agentKey, env.GURU_TOKEN, "canary-secret-value", "GURU_", "DATABASE_URL"]) expect(commandEnv).not.toContain(secret);
+  // The quick start's own agent has terminals enabled (agents keep them off by default).
+  const agents = await fetch(`${env.GURU_URL}/guru.api.v1.AgentService/ListAgents`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  const agentList = (await agents.json()) as { agents: { agentId: string; capabilities: string[] }[] };
+  expect(agentList.agents.find((a) => a.agentId === env.GURU_AGENT_ID)?.capabilities).toContain("terminal");
+  expect((await stat(join(dataDir, "local-agent-policy.json"))).mode & 0o777).toBe(0o600);
 
   expect(await quick.stop("SIGINT")).toBe(0);
   expect(quick.output()).toContain("stopped.");

@@ -10,7 +10,9 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AgentService } from "../../gen/guru/api/v1/agents_pb.js";
 import { IntegrationService } from "../../gen/guru/integration/v1/integration_pb.js";
+import { SessionService } from "../../gen/guru/api/v1/sessions_pb.js";
 import { startTestServer, type TestServer } from "../support/harness.ts";
+import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
 
 let t: TestServer;
 let certDir: string;
@@ -48,4 +50,15 @@ it("serves gRPC over HTTP/2 and Connect over HTTP/1.1 on the same TLS port, and 
   const caps = await connect11.getCapabilities({});
   expect(caps.contractVersion).toBe(integrationContractVersion);
   expect(caps.wireProtocol).toBe("guru.wire.v1");
+});
+
+it("serves the terminal WebSocket over wss on the same port", async () => {
+  const agent = await t.spawnAgent({ ...(await t.enrollAgent("tls-term")), env: { NODE_EXTRA_CA_CERTS: join(certDir, "cert.pem"), ...(await terminalAgentEnv(t)) } });
+  await agent.waitOnline();
+  const tech = await t.createTech("tls-term-tech");
+  const tlsApi = createClient(SessionService, createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", nodeOptions: { ca }, interceptors: [bearer(tech.token)] }));
+  const { sessionId } = await tlsApi.openTunnel({ agentId: agent.agentId });
+  const shell = await openShell(t.url, { token: tech.token, sessionId, command: "echo over-wss" }, { ca });
+  await shell.until(/over-wss/);
+  expect((await shell.conn.exit).exitCode).toBe(0);
 });

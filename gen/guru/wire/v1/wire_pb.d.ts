@@ -11,6 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
 import type { ConsentMode, ConsentRequest, ConsentResponse } from "./consent_pb.js";
 import type { ExecRequest, ExecResult, OutputStream } from "./exec_pb.js";
 import type { FileReadInfo, FileReadRequest, FileReadResult, FileWriteFinish, FileWriteProgress, FileWriteRequest, FileWriteResult, ListDirectoryRequest, ListDirectoryResult, StatRequest, StatResult } from "./files_pb.js";
+import type { PtyRequest, PtyResize, PtyResult, PtyStarted } from "./pty_pb.js";
 
 /**
  * Describes the file guru/wire/v1/wire.proto.
@@ -473,6 +474,12 @@ export declare type ChannelOpen = Message<"guru.wire.v1.ChannelOpen"> & {
      */
     value: FileWriteRequest;
     case: "fileWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyRequest pty = 6;
+     */
+    value: PtyRequest;
+    case: "pty";
   } | { case: undefined; value?: undefined };
 };
 
@@ -559,6 +566,18 @@ export declare type ChannelEvent = Message<"guru.wire.v1.ChannelEvent"> & {
      */
     value: FileWriteFinish;
     case: "fileWriteFinish";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyResize pty_resize = 4;
+     */
+    value: PtyResize;
+    case: "ptyResize";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyStarted pty_started = 5;
+     */
+    value: PtyStarted;
+    case: "ptyStarted";
   } | { case: undefined; value?: undefined };
 };
 
@@ -607,6 +626,12 @@ export declare type ChannelResult = Message<"guru.wire.v1.ChannelResult"> & {
      */
     value: FileWriteResult;
     case: "fileWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.PtyResult pty = 6;
+     */
+    value: PtyResult;
+    case: "pty";
   } | { case: undefined; value?: undefined };
 };
 
