@@ -37,6 +37,7 @@ import { agentServiceImpl } from "./rpc/agent-service.ts";
 import { execServiceImpl } from "./rpc/exec-service.ts";
 import { fileServiceImpl } from "./rpc/file-service.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
+import { serveStrict } from "./rpc/strict-enums.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
 import { openDb, type Db } from "./store/db.ts";
@@ -132,12 +133,12 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens)],
     readMaxBytes: 16 * 1024 * 1024,
     routes(r) {
-      r.service(AgentService, agentServiceImpl({ store, agents: remoteAgents }));
-      r.service(SessionService, sessionServiceImpl(sessions));
-      r.service(ExecService, execServiceImpl(commands));
-      r.service(FileService, fileServiceImpl(files, uploads));
-      r.service(AdminService, adminServiceImpl(admin, sessions));
-      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
+      serveStrict(r, AgentService, agentServiceImpl({ store, agents: remoteAgents }));
+      serveStrict(r, SessionService, sessionServiceImpl(sessions));
+      serveStrict(r, ExecService, execServiceImpl(commands));
+      serveStrict(r, FileService, fileServiceImpl(files, uploads));
+      serveStrict(r, AdminService, adminServiceImpl(admin, sessions));
+      serveStrict(r, IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
     },
   });
   const operational = createOperationalRoutes({ db, metrics: metrics.registry });
