@@ -10,8 +10,7 @@ import { FileType } from "../gen/guru/api/v1/files_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import { resolveAgent, tunnelTo } from "../cli/connection.ts";
 import type { ApiClients } from "../lib/api-client.ts";
-import { isGuruError } from "../lib/errors.ts";
-import { fromApiError, guruError } from "./errors.ts";
+import { fromApiError } from "./errors.ts";
 
 export interface AgentInfo {
   id: string;
@@ -140,7 +139,7 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
       try {
         return toAgentInfo(await resolveAgent(clients, nameOrId));
       } catch (err) {
-        if (isGuruError(err, "not_found")) throw guruError("not_found", err.message.replace(/; 'guru agents' lists them$/, ""), "call list_agents to see the agents' names and ids, then call again with one of them");
+        // AGENT_NOT_FOUND: the tool result's next step points to list_agents.
         throw fromApiError(err);
       }
     },

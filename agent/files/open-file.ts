@@ -31,7 +31,7 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
       return verifyByInode(handle, realPath); // /proc not mounted (some containers)
     }
     if (actual.endsWith(" (deleted)")) {
-      throw new GuruError("not_found", `"${realPath}" was deleted while being opened`, { details: { path: realPath } });
+      throw new GuruError("not_found", `"${realPath}" was deleted while being opened`, { reason: "PATH_NOT_FOUND", metadata: { path: realPath } });
     }
     // Throws denied when the handle's real location is outside.
     await guard.resolve(actual);
@@ -43,7 +43,7 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
 async function verifyByInode(handle: FileHandle, realPath: string): Promise<void> {
   const [byHandle, byPath] = await Promise.all([handle.stat(), stat(realPath).catch(() => undefined)]);
   if (!byPath || byHandle.dev !== byPath.dev || byHandle.ino !== byPath.ino) {
-    throw new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { details: { path: realPath } });
+    throw new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { reason: "FILE_CHANGED", metadata: { path: realPath } });
   }
 }
 

@@ -38,7 +38,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeToken(principal: Principal, tokenId: string) {
       requireAdmin(principal);
       requireUuid(tokenId, "token id");
-      if (!(await tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`);
+      if (!(await tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`, { reason: "TOKEN_NOT_FOUND", metadata: { tokenId } });
     },
 
     /** Creates the agent identity and returns its key; only the hash is kept. */
@@ -53,7 +53,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeAgentKey(principal: Principal, agentId: string) {
       requireAdmin(principal);
       requireUuid(agentId, "agent id");
-      if (!(await store.agents.revokeKey(agentId))) throw new GuruError("not_found", `no agent ${agentId}`);
+      if (!(await store.agents.revokeKey(agentId))) throw new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } });
       deps.agents.disconnect(agentId, "the agent's key was revoked");
       await deps.sessions.agentDisconnected(agentId, "the agent's key was revoked");
       logger.info({ agentId, by: principal.technicianId }, "agent key revoked");

@@ -60,27 +60,29 @@ const maxEnvEntries = 256;
 // Agent answers that mean "a check said no", not "it broke".
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
 
+const invalidField = (field: string, message: string) => new GuruError("invalid", message, { metadata: { field } });
+
 export function createCommandService(options: CommandServiceOptions) {
   const { store, sessions, remote, alerts, logger, limits } = options;
 
   function validate(input: CommandInput): { shell: ShellName | undefined; timeoutMs: number; env: Record<string, string> } {
-    if (typeof input.command !== "string" || input.command.trim() === "") throw new GuruError("invalid", "command must not be empty");
-    if (input.command.length > maxCommandChars) throw new GuruError("invalid", `command is longer than ${maxCommandChars} characters`);
-    if (input.command.includes("\0")) throw new GuruError("invalid", "command must not contain NUL characters");
+    if (typeof input.command !== "string" || input.command.trim() === "") throw invalidField("command", "command must not be empty");
+    if (input.command.length > maxCommandChars) throw invalidField("command", `command is longer than ${maxCommandChars} characters`);
+    if (input.command.includes("\0")) throw invalidField("command", "command must not contain NUL characters");
     const shell = input.shell as ShellName | undefined;
     if (shell !== undefined && !shellNames.includes(shell)) {
-      throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { details: { shell: input.shell } });
+      throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { metadata: { field: "shell" }, details: { shell: input.shell } });
     }
-    if ((input.workingDir ?? "").includes("\0")) throw new GuruError("invalid", "workingDir must not contain NUL characters");
+    if ((input.workingDir ?? "").includes("\0")) throw invalidField("workingDir", "workingDir must not contain NUL characters");
     const requested = input.timeoutMs ?? 0;
-    if (!Number.isInteger(requested) || requested < 0) throw new GuruError("invalid", "timeoutMs must be a non-negative integer");
+    if (!Number.isInteger(requested) || requested < 0) throw invalidField("timeoutMs", "timeoutMs must be a non-negative integer");
     const timeoutMs = Math.min(requested === 0 ? limits.defaultTimeoutMs : requested, limits.maxTimeoutMs);
     const env = input.env ?? {};
     const entries = Object.entries(env);
-    if (entries.length > maxEnvEntries) throw new GuruError("invalid", `env has more than ${maxEnvEntries} entries`);
+    if (entries.length > maxEnvEntries) throw invalidField("env", `env has more than ${maxEnvEntries} entries`);
     for (const [key, value] of entries) {
       if (key === "" || key.includes("=") || key.includes("\0") || value.includes("\0")) {
-        throw new GuruError("invalid", `env entry "${key}" needs a name without "=" and no NUL characters`, { details: { key } });
+        throw new GuruError("invalid", `env entry "${key}" needs a name without "=" and no NUL characters`, { metadata: { field: "env", variable: key } });
       }
     }
     return { shell, timeoutMs, env };
@@ -110,14 +112,14 @@ export function createCommandService(options: CommandServiceOptions) {
     }
     // Not the caller's active session: the session service says exactly why.
     await sessions.requireActive(principal, input.sessionId);
-    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`);
+    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`, { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId: input.sessionId } });
   }
 
   function rateLimited(retryAfterMs: number): GuruError {
     return new GuruError(
       "rate_limited",
       `rate limit: at most ${limits.rateLimit} commands per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(retryAfterMs / 1000).toFixed(1)} s (${retryAfterMs} ms)`,
-      { details: { retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
+      { metadata: { retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
     );
   }
 

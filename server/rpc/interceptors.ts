@@ -15,7 +15,7 @@ export function authInterceptor(tokens: TokenService): Interceptor {
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (match === null) {
-      throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)");
+      throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)", { reason: "TOKEN_MISSING" });
     }
     req.contextValues.set(principalKey, await tokens.verify(match[1]));
     return next(req);
