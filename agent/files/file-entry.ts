@@ -49,7 +49,7 @@ export function fsError(err: unknown, path: string, action: string): GuruError {
     case "EPERM":
       return new GuruError("denied", `cannot ${action} "${path}": permission denied`, { cause: err, details, reason: "FILE_ACCESS_DENIED", metadata: { path } });
     case "ELOOP":
-      return new GuruError("denied", `cannot ${action} "${path}": it became a symbolic link after the path check`, { cause: err, details, reason: "FILE_CHANGED", metadata: { path } });
+      return new GuruError("denied", `cannot ${action} "${path}": it became a symbolic link after the path check`, { cause: err, details, reason: "PATH_NOT_ALLOWED", metadata: { path } });
     case "EISDIR":
       return new GuruError("invalid", `cannot ${action} "${path}": it is a directory`, { cause: err, details });
     case "ENOTDIR":

@@ -18,10 +18,16 @@ export interface UnknownEnumName {
   allowed: string[];
 }
 
+const customJson = new Set(
+  ["Any", "Timestamp", "Duration", "FieldMask", "Struct", "Value", "ListValue", "DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue", "StringValue", "BytesValue"].map(
+    (name) => `google.protobuf.${name}`,
+  ),
+);
+
 /** The first enum string in `json` that `desc` does not define, if any. */
 export function findUnknownEnumName(desc: DescMessage, json: unknown, path = ""): UnknownEnumName | undefined {
   // Well-known types have their own JSON forms (Timestamp as a string, Struct as any object).
-  if (!isObject(json) || desc.typeName.startsWith("google.protobuf.")) return undefined;
+  if (!isObject(json) || customJson.has(desc.typeName)) return undefined;
   for (const field of desc.fields) {
     for (const key of new Set([field.jsonName, field.name])) {
       if (!Object.hasOwn(json, key)) continue;
