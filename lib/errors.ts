@@ -97,18 +97,10 @@ const defaultReason: Record<ErrorKind, ErrorReason> = {
   failed_precondition: "FAILED_PRECONDITION",
 };
 
-export function defaultReasonOf(kind: ErrorKind): ErrorReason {
-  return defaultReason[kind];
-}
-
-export function isKnownReason(reason: string): reason is ErrorReason {
-  return Object.hasOwn(errorReasons, reason);
-}
-
 /** Metadata values as given at a throw site; stored as strings, undefined entries dropped. */
-export type MetadataInput = Record<string, string | number | bigint | boolean | undefined>;
+type MetadataInput = Record<string, string | number | bigint | boolean | undefined>;
 
-export interface GuruErrorOptions {
+interface GuruErrorOptions {
   cause?: unknown;
   /** Facts for logs only; never sent to a client. */
   details?: Record<string, unknown>;
