@@ -13,6 +13,7 @@ import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
 import { createBackoff } from "./link/backoff.ts";
 import { dialServer } from "./link/dial.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
+import { createSessionChannels, sessionOf } from "./session-channels.ts";
 import { createTunnelState } from "./tunnel-state.ts";
 
 export interface AgentOptions {
@@ -38,6 +39,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
   const limits = { ...defaultWireLimits, ...options.limits };
   const backoff = createBackoff(options.backoff ?? { baseMs: 500, maxMs: 60_000 });
   const tunnel = createTunnelState();
+  const sessionChannels = createSessionChannels();
   let link: Link | undefined;
   let connected = false;
   let stopped = false;
@@ -74,6 +76,9 @@ export function startAgent(options: AgentOptions): RunningAgent {
       case "tunnelClose": {
         const { sessionId, reason } = frame.kind.value;
         if (tunnel.close(sessionId)) logger.info({ sessionId, reason }, "heartbeat mode");
+        // Whatever still runs for the tunnel ends with it, even if the server's own cancel was lost.
+        const aborted = sessionChannels.abortSession(sessionId, reason || "closed by the server");
+        if (aborted > 0) logger.info({ sessionId, operations: aborted }, "ended the tunnel's operations");
         current.sendControl({ case: "tunnelClosed", value: create(TunnelClosedSchema, { sessionId }) });
         return;
       }
@@ -83,6 +88,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
   }
 
   function onChannelOpen(channel: Channel, open: ChannelOpen): void {
+    const sessionId = sessionOf(open);
+    if (sessionId !== undefined) sessionChannels.add(sessionId, channel);
     void dispatchChannel(channel, open, ctx).catch((err) => {
       const error = toGuruError(err);
       if (error.kind === "internal") logger.error({ err, channel: channel.id }, "operation failed");

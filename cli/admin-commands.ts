@@ -1,14 +1,15 @@
 // `guru admin …`: technicians, tokens, agent enrolment. Admin token needed.
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Role } from "../gen/guru/api/v1/admin_pb.js";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { connect, resolveAgent, str } from "./connection.ts";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
+const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : "");
 
 export async function adminCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, ["admin"]);
+  const { positionals, flags } = parseArgs(argv, ["admin", "all", "json"]);
   const [action, arg] = positionals;
   const api = connect(flags);
   const need = (what: string) => {
@@ -45,7 +46,39 @@ export async function adminCommand(argv: string[]): Promise<number> {
     case "force-close":
       await api.admin.forceCloseTunnel({ sessionId: need("SESSION_ID"), reason: str(flags.reason) ?? "" });
       return 0;
+    case "list-tokens": {
+      // Ids, holders and dates only: the token text is never stored, so never shown.
+      const { tokens } = await api.admin.listTokens({ technicianId: arg ?? "", includeInactive: flags.all === true });
+      if (flags.json) {
+        out(JSON.stringify(tokens.map((t) => ({
+          tokenId: t.tokenId,
+          technicianId: t.technicianId,
+          technician: t.technicianName,
+          role: t.role === Role.ADMIN ? "admin" : "tech",
+          issuedAt: iso(t.issuedAt),
+          expiresAt: iso(t.expiresAt),
+          revokedAt: iso(t.revokedAt) || null,
+          technicianDisabledAt: iso(t.technicianDisabledAt) || null,
+        }))));
+        return 0;
+      }
+      for (const t of tokens) {
+        const state = t.technicianDisabledAt ? "disabled" : t.revokedAt ? "revoked" : timestampDate(t.expiresAt!) < new Date() ? "expired" : "live";
+        out(`${t.tokenId}  ${t.technicianName} (${t.technicianId})  ${state}  expires ${iso(t.expiresAt)}`);
+      }
+      return 0;
+    }
+    case "revoke-tech-tokens": {
+      const done = await api.admin.revokeTechnicianTokens({ technicianId: need("TECHNICIAN_ID") });
+      out(`revoked ${done.revoked} token(s), closed ${done.closedSessions} tunnel(s)`);
+      return 0;
+    }
+    case "disable-tech": {
+      const done = await api.admin.disableTechnician({ technicianId: need("TECHNICIAN_ID [--reason TEXT]"), reason: str(flags.reason) ?? "" });
+      out(`disabled at ${iso(done.disabledAt)}; revoked ${done.revoked} token(s), closed ${done.closedSessions} tunnel(s)`);
+      return 0;
+    }
     default:
-      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|enroll|revoke-agent|force-close …");
+      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|list-tokens|revoke-tech-tokens|disable-tech|enroll|revoke-agent|force-close …");
   }
 }

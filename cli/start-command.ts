@@ -35,12 +35,16 @@ export async function startCommand(argv: string[]): Promise<number> {
   const admin = { technicianId: server.bootstrapAdmin.id, name: server.bootstrapAdmin.name, role: "admin" as const, tokenId: "quick-start" };
   const agent = await ensureLocalAgent(server, admin, dataDir);
   const { token } = await server.tokens.issue(server.bootstrapAdmin.id);
+  // Claude Code gets a technician's token, never the admin's: it can run
+  // commands and move files, not create technicians or enrol agents.
+  const tech = await ensureLocalTechnician(server, admin);
+  const { token: techToken } = await server.tokens.issue(tech.id);
 
   const child = spawnAgent(server.url, agent, allow, dataDir);
   await waitUntilOnline(server, agent.agentId, child);
 
   const envFile = join(dataDir, "env");
-  await writeFile(envFile, `GURU_URL=${server.url}\nGURU_TOKEN=${token}\nGURU_AGENT_ID=${agent.agentId}\n`, { mode: 0o600 });
+  await writeFile(envFile, `GURU_URL=${server.url}\nGURU_TOKEN=${token}\nGURU_TECH_TOKEN=${techToken}\nGURU_AGENT_ID=${agent.agentId}\n`, { mode: 0o600 });
   const seconds = ((performance.now() - began) / 1000).toFixed(1);
   process.stdout.write(readyMessage({ url: server.url, seconds, agent, allow, envFile, dataDir, database: config.databaseUrl ? "PostgreSQL" : "embedded PGlite" }));
 
@@ -66,6 +70,23 @@ async function ensureLocalAgent(server: GuruServer, admin: Parameters<GuruServer
       const agent = { agentId, name, key: agentKey };
       await writeFile(file, JSON.stringify(agent), { mode: 0o600 });
       return agent;
+    } catch (err) {
+      if (!isGuruError(err, "conflict")) throw err;
+    }
+  }
+}
+
+/** The quick start's technician (role tech), for Claude Code; a new one if the last was disabled. */
+async function ensureLocalTechnician(server: GuruServer, admin: Parameters<GuruServer["admin"]["createTech"]>[0]) {
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? "local-tech" : `local-tech-${n}`;
+    const existing = await server.store.technicians.getByName(name);
+    if (existing !== undefined) {
+      if (existing.role === "tech" && existing.disabledAt === null) return existing;
+      continue;
+    }
+    try {
+      return await server.admin.createTech(admin, name, "tech");
     } catch (err) {
       if (!isGuruError(err, "conflict")) throw err;
     }
@@ -109,7 +130,8 @@ GuruTunnel is ready (${m.seconds} s).
   agent   ${m.agent.name}  ${m.agent.agentId}  allowed paths: ${m.allow.join(", ")}
   logs    ${join(m.dataDir, "server.log")}, ${join(m.dataDir, "agent.log")}
 
-In another terminal, load the address and an admin token (kept in ${m.envFile}, mode 0600):
+In another terminal, load the address, an admin token (GURU_TOKEN) and a technician token
+for Claude Code (GURU_TECH_TOKEN), kept in ${m.envFile}, mode 0600:
   set -a; . ${m.envFile}; set +a
 
 Open a tunnel with curl:
@@ -121,8 +143,8 @@ Or the CLI:
   npx guru run ${m.agent.name} -- uname -a
   npx guru cp ./some-file ${m.agent.name}:${m.allow[0]}/some-file
 
-Claude Code:
-  claude mcp add guru --env GURU_URL="$GURU_URL" --env GURU_TOKEN="$GURU_TOKEN" -- npx guru mcp
+Claude Code (with the technician token of local-tech, not the admin's):
+  claude mcp add guru --env GURU_URL="$GURU_URL" --env GURU_TOKEN="$GURU_TECH_TOKEN" -- npx guru mcp
 
 Ctrl-C stops the server and the agent.
 `;

@@ -50,6 +50,7 @@ export const errorReasons = {
   TOKEN_INVALID: "unauthenticated",
   TOKEN_EXPIRED: "unauthenticated",
   TOKEN_REVOKED: "unauthenticated",
+  TECHNICIAN_DISABLED: "unauthenticated",
   ADMIN_REQUIRED: "denied",
   AGENT_REVOKED: "denied",
   SESSION_NOT_OWNED: "denied",
@@ -76,6 +77,9 @@ export const errorReasons = {
   UPLOAD_CHECKSUM_MISMATCH: "data_loss",
   UPLOAD_SIZE_MISMATCH: "data_loss",
   CHANNELS_EXHAUSTED: "rate_limited",
+  UPLOADS_EXHAUSTED: "rate_limited",
+  AUTH_FAILURES_EXCEEDED: "rate_limited",
+  TUNNEL_ENDED: "canceled",
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorReason = keyof typeof errorReasons;

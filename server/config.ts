@@ -1,8 +1,12 @@
 // The server's options: flags, GURU_* variables and DATABASE_URL.
 import { z } from "zod";
-import { parseConfig, wholeNumber, type ConfigSources } from "../lib/config.ts";
+import { maxTokenTtlSeconds } from "./auth/tokens.ts";
+import { parseConfig, stringList, wholeNumber, type ConfigSources } from "../lib/config.ts";
 
-const ms = (describe: string, dflt: number, min = 1) => ({ schema: wholeNumber(min), default: dflt, describe });
+const ms = (describe: string, dflt: number, min = 1, max?: number) => ({ schema: wholeNumber(min, max), default: dflt, describe });
+
+/** Upper bound: a revocation made through another server process reaches this one within 10 s. */
+export const maxTokenCheckCacheMs = 10_000;
 
 export const serverOptions = {
   host: { env: "GURU_HOST", flag: "host", schema: z.string().min(1), default: "127.0.0.1", describe: "address to listen on" },
@@ -18,8 +22,22 @@ export const serverOptions = {
   tunnelOpenTimeoutMs: { env: "GURU_TUNNEL_OPEN_TIMEOUT_MS", ...ms("time an agent has to answer TunnelOpen", 10_000) },
   sessionIdleMs: { env: "GURU_SESSION_IDLE_MS", ...ms("a tunnel without activity for this long expires", 4 * 3600_000) },
   sessionSweepIntervalMs: { env: "GURU_SESSION_SWEEP_INTERVAL_MS", ...ms("how often idle tunnels are looked for", 60_000, 10) },
-  tokenCheckCacheMs: { env: "GURU_TOKEN_CHECK_CACHE_MS", ...ms("how long a token the database confirmed is trusted before asking again; a revocation here applies at once, one made by another server process within this time (0: ask every time)", 2_000, 0) },
-  tokenTtlSeconds: { env: "GURU_TOKEN_TTL_SECONDS", schema: wholeNumber(60), default: 86_400, describe: "lifetime of technician tokens" },
+  tokenCheckCacheMs: { env: "GURU_TOKEN_CHECK_CACHE_MS", ...ms(`how long a token the database confirmed is trusted before asking again; a revocation here applies at once, one made by another server process within this time (0: ask every time; at most ${maxTokenCheckCacheMs})`, 2_000, 0, maxTokenCheckCacheMs) },
+  tokenTtlSeconds: { env: "GURU_TOKEN_TTL_SECONDS", schema: wholeNumber(60, maxTokenTtlSeconds), default: 86_400, describe: `lifetime of technician tokens in seconds (60 to ${maxTokenTtlSeconds}, 30 days)` },
+  authFailureLimit: { env: "GURU_AUTH_FAILURE_LIMIT", schema: wholeNumber(1), default: 20, describe: "failed authentications (RPC tokens, agent keys) per client address in the window before the address is refused for GURU_AUTH_BLOCK_MS" },
+  authFailureWindowMs: { env: "GURU_AUTH_FAILURE_WINDOW_MS", ...ms("the window of the failed-authentication limit", 60_000) },
+  authBlockMs: { env: "GURU_AUTH_BLOCK_MS", ...ms("how long an address over the failed-authentication limit is refused (429), whatever it sends", 5 * 60_000) },
+  trustedProxies: { env: "GURU_TRUSTED_PROXIES", schema: stringList, default: [] as string[], describe: "addresses of reverse proxies whose X-Forwarded-For names the client (comma-separated); by default the socket's address is the client" },
+  tunnelOpenRateLimit: { env: "GURU_TUNNEL_OPEN_RATE_LIMIT", schema: wholeNumber(1), default: 30, describe: "tunnel opens per technician in the rate window" },
+  tunnelOpenRateWindowMs: { env: "GURU_TUNNEL_OPEN_RATE_WINDOW_MS", ...ms("the sliding window of the tunnel-open rate limit", 60_000) },
+  fileOpRateLimit: { env: "GURU_FILE_OP_RATE_LIMIT", schema: wholeNumber(1), default: 600, describe: "file operations (stat, list, download, upload start) per technician in the rate window" },
+  fileOpRateWindowMs: { env: "GURU_FILE_OP_RATE_WINDOW_MS", ...ms("the sliding window of the file-operation rate limit", 60_000) },
+  maxUploadsPerTechnicianAgent: { env: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT", schema: wholeNumber(1), default: 4, describe: "active (unfinished) uploads one technician may have to one agent" },
+  metricsToken: { env: "GURU_METRICS_TOKEN", schema: z.string().min(16), default: undefined as string | undefined, describe: "when set, /metrics needs 'Authorization: Bearer <this>' (at least 16 characters)" },
+  httpHeadersTimeoutMs: { env: "GURU_HTTP_HEADERS_TIMEOUT_MS", ...ms("time a client has to send a request's headers (HTTP/1.1)", 30_000) },
+  httpRequestTimeoutMs: { env: "GURU_HTTP_REQUEST_TIMEOUT_MS", ...ms("time a client has to send a whole request, body included (HTTP/1.1; answers may stream for longer; 0: no limit)", 300_000, 0) },
+  httpKeepAliveTimeoutMs: { env: "GURU_HTTP_KEEP_ALIVE_TIMEOUT_MS", ...ms("an idle keep-alive connection is closed after this (HTTP/1.1)", 65_000) },
+  http2IdleTimeoutMs: { env: "GURU_HTTP2_IDLE_TIMEOUT_MS", ...ms("an HTTP/2 session with no frames for this long is closed (above the longest command timeout, so a quiet command's stream survives; 0: never)", 2 * 3600_000, 0) },
   execDefaultTimeoutMs: { env: "GURU_EXEC_DEFAULT_TIMEOUT_MS", ...ms("a command's timeout when the caller gives none", 30_000) },
   execMaxTimeoutMs: { env: "GURU_EXEC_MAX_TIMEOUT_MS", ...ms("the longest timeout a caller may ask for", 3600_000) },
   execMaxOutputBytes: { env: "GURU_EXEC_MAX_OUTPUT_BYTES", schema: wholeNumber(1), default: 1024 * 1024, describe: "output kept per stream per command" },

@@ -1,6 +1,7 @@
 // The composition root of `guru server`: database, auth, domain, agent links
 // and the Connect routes on one listener. close() drains: stop accepting,
 // end agent links and sessions, then the database.
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
 import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
@@ -13,6 +14,7 @@ import { closeCodes } from "../lib/wire/close-codes.ts";
 import { defaultWireLimits, type WireLimits } from "../lib/wire/limits.ts";
 import { contractVersion } from "../lib/contract-version.ts";
 import { version } from "../lib/version.ts";
+import { clientAddress, createAuthFailureLimit } from "./auth/auth-failures.ts";
 import { ensureAdmin } from "./auth/bootstrap.ts";
 import { loadOrCreateSigningKeys } from "./auth/signing-keys.ts";
 import { createTokenService } from "./auth/tokens.ts";
@@ -22,6 +24,8 @@ import { createFailureAlerts } from "./domain/alerts.ts";
 import { createAuditRetention } from "./domain/audit-retention.ts";
 import { createCommandService } from "./domain/commands.ts";
 import { createFileService } from "./domain/files.ts";
+import { createTechnicianRateLimit } from "./domain/rate-limit.ts";
+import { createSessionWork } from "./domain/session-work.ts";
 import { createSessionService } from "./domain/sessions.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
@@ -36,6 +40,7 @@ import { adminServiceImpl } from "./rpc/admin-service.ts";
 import { agentServiceImpl } from "./rpc/agent-service.ts";
 import { execServiceImpl } from "./rpc/exec-service.ts";
 import { fileServiceImpl } from "./rpc/file-service.ts";
+import { clientAddressKey } from "./rpc/context.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { serveStrict } from "./rpc/strict-enums.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
@@ -65,12 +70,31 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   const registry = createAgentRegistry();
   const router = createInProcessRouter(registry);
   const remoteAgents = createRemoteAgents(router);
+  const work = createSessionWork();
+  const authFailures = createAuthFailureLimit({ limit: config.authFailureLimit, windowMs: config.authFailureWindowMs, blockMs: config.authBlockMs });
+  const fileOpRateLimit = createTechnicianRateLimit({
+    store,
+    key: "file_op",
+    what: "file operations",
+    setting: "GURU_FILE_OP_RATE_LIMIT",
+    limit: config.fileOpRateLimit,
+    windowMs: config.fileOpRateWindowMs,
+  });
   const sessions = createSessionService({
     store,
     agents: remoteAgents,
     logger: logger.child({ part: "sessions" }),
     tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
     sessionIdleMs: config.sessionIdleMs,
+    work,
+    openRateLimit: createTechnicianRateLimit({
+      store,
+      key: "open_tunnel",
+      what: "tunnel opens",
+      setting: "GURU_TUNNEL_OPEN_RATE_LIMIT",
+      limit: config.tunnelOpenRateLimit,
+      windowMs: config.tunnelOpenRateWindowMs,
+    }),
     onOpened: () => metrics.tunnelsOpened.inc(),
   });
   const admin = createAdminService({ store, tokens, agents: remoteAgents, sessions, logger: logger.child({ part: "admin" }) });
@@ -79,8 +103,18 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     metrics.fileBytes.inc({ direction }, bytes);
     metrics.fileTransfers.inc({ direction, outcome });
   };
-  const files = createFileService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "files" }), onTransfer });
-  const uploads = createUploadService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "uploads" }), abandonedAfterMs: config.uploadAbandonedMs, onTransfer });
+  const files = createFileService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "files" }), work, opRateLimit: fileOpRateLimit, onTransfer });
+  const uploads = createUploadService({
+    store,
+    sessions,
+    agents: agentFiles,
+    logger: logger.child({ part: "uploads" }),
+    abandonedAfterMs: config.uploadAbandonedMs,
+    work,
+    maxActivePerTechnicianAgent: config.maxUploadsPerTechnicianAgent,
+    opRateLimit: fileOpRateLimit,
+    onTransfer,
+  });
   const commands = createCommandService({
     store,
     sessions,
@@ -100,6 +134,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       rateLimit: config.commandRateLimit,
       rateWindowMs: config.commandRateWindowMs,
     },
+    work,
     onAudited: (outcome) => metrics.commands.inc({ outcome }),
   });
   const auditRetention = createAuditRetention({
@@ -125,12 +160,15 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatDeadlineMs: config.heartbeatDeadlineMs,
+    authFailures,
+    trustedProxies: config.trustedProxies,
     onDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason),
   });
 
   const rpcLogger = logger.child({ part: "rpc" });
   const rpc = connectNodeAdapter({
-    interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens)],
+    interceptors: [errorInterceptor(rpcLogger), authInterceptor(tokens, authFailures)],
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
     readMaxBytes: 16 * 1024 * 1024,
     routes(r) {
       serveStrict(r, AgentService, agentServiceImpl({ store, agents: remoteAgents }));
@@ -141,12 +179,18 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       serveStrict(r, IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
     },
   });
-  const operational = createOperationalRoutes({ db, metrics: metrics.registry });
+  const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken });
 
   const listener = await startListener({
     host: config.host,
     port: config.port,
     tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
+    timeouts: {
+      headersTimeoutMs: config.httpHeadersTimeoutMs,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
+      keepAliveTimeoutMs: config.httpKeepAliveTimeoutMs,
+      http2IdleTimeoutMs: config.http2IdleTimeoutMs,
+    },
     onRequest(req, res) {
       void operational(req, res).then((handled) => {
         if (!handled) rpc(req, res);
@@ -196,7 +240,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     return closing;
   }
 
-  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, auditRetention, registry, router, metrics, bootstrapAdmin, close };
+  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, work, authFailures, auditRetention, registry, router, metrics, bootstrapAdmin, close };
 }
 
 export type GuruServer = Awaited<ReturnType<typeof startServer>>;

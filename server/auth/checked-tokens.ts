@@ -54,6 +54,11 @@ export function createCheckedTokens(options: CheckedTokensOptions) {
       for (const [token, entry] of entries) if (entry.principal.tokenId === tokenId) entries.delete(token);
     },
 
+    /** Forgets every token of one technician (all revoked, or disabled). */
+    forgetTechnician(technicianId: string): void {
+      for (const [token, entry] of entries) if (entry.principal.technicianId === technicianId) entries.delete(token);
+    },
+
     get size() {
       return entries.size;
     },

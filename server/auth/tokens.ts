@@ -25,6 +25,9 @@ export interface TokenServiceOptions {
   checkCacheMs?: number;
 }
 
+/** The longest lifetime a token may be issued with, whatever is asked (config and IssueToken). */
+export const maxTokenTtlSeconds = 30 * 24 * 3600;
+
 export function createTokenService(deps: TokenServiceOptions) {
   const { store, keys } = deps;
   const checked = createCheckedTokens({ ttlMs: deps.checkCacheMs ?? 0 });
@@ -32,6 +35,7 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function issue(technicianId: string, ttlSeconds = deps.defaultTtlSeconds): Promise<IssuedToken> {
     const tech = await store.technicians.get(technicianId);
     if (tech === undefined) throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
+    if (tech.disabledAt !== null) throw new GuruError("failed_precondition", `technician ${tech.name} is disabled; no token can be issued to them`, { metadata: { technicianId } });
     const tokenId = randomUUID();
     const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
     const token = await new SignJWT({ role: tech.role, name: tech.name })
@@ -65,6 +69,7 @@ export function createTokenService(deps: TokenServiceOptions) {
     const holder = await store.tokens.findHolder(tokenId);
     // Every token this server signs is recorded; an unrecorded one was not issued here or was swept.
     if (holder === undefined || holder.technicianId !== technicianId) throw new GuruError("unauthenticated", "the token is not known to this server", { reason: "TOKEN_INVALID" });
+    if (holder.disabledAt !== null) throw new GuruError("unauthenticated", `technician ${holder.name} is disabled`, { reason: "TECHNICIAN_DISABLED" });
     if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked", { reason: "TOKEN_REVOKED" });
     const principal: Principal = { technicianId, name: holder.name, role: holder.role as Role, tokenId };
     checked.remember(token, principal, (payload.exp ?? 0) * 1000); // exp is a required claim
@@ -78,7 +83,21 @@ export function createTokenService(deps: TokenServiceOptions) {
     return revoked;
   }
 
-  return { issue, verify, revoke };
+  /** Revokes every live token of the technician; takes effect here at once. Returns how many. */
+  async function revokeAllFor(technicianId: string): Promise<number> {
+    const revoked = await store.tokens.revokeAllForTechnician(technicianId);
+    checked.forgetTechnician(technicianId);
+    return revoked;
+  }
+
+  /** Disables the technician: every token of theirs is refused from now on (here at once). */
+  async function disableTechnician(technicianId: string) {
+    const tech = await store.technicians.disable(technicianId);
+    checked.forgetTechnician(technicianId);
+    return tech;
+  }
+
+  return { issue, verify, revoke, revokeAllFor, disableTechnician };
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;

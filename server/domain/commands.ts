@@ -16,6 +16,7 @@ import { isUuid } from "./ids.ts";
 import type { Principal } from "./principal.ts";
 import { shellNames, type OutputStreamName, type RemoteCommandOutcome, type RemoteCommands, type ShellName } from "./remote-commands.ts";
 import type { SessionService } from "./sessions.ts";
+import { tunnelEndedError, type SessionWork } from "./session-work.ts";
 
 export interface CommandInput {
   sessionId: string;
@@ -43,6 +44,8 @@ export interface CommandServiceOptions {
   alerts: FailureAlerts;
   logger: Logger;
   limits: CommandLimits;
+  /** Running commands by tunnel: a tunnel that ends cancels its commands. */
+  work: SessionWork;
   /** Counts finished commands by audit outcome (metrics). */
   onAudited?(outcome: AuditOutcome): void;
 }
@@ -152,6 +155,7 @@ export function createCommandService(options: CommandServiceOptions) {
 
     let channelId: number | undefined;
     const started = Date.now();
+    const inTunnel = options.work.signalFor({ sessionId: input.sessionId, technicianId, tokenId: principal.tokenId }, io.signal);
     try {
       const outcome = await remote.run(
         agentId,
@@ -165,8 +169,9 @@ export function createCommandService(options: CommandServiceOptions) {
           env: checked.env,
           maxOutputBytes: limits.maxOutputBytes,
         },
-        { onOutput: io.onOutput, signal: io.signal, onDispatched: (id) => (channelId = id) },
+        { onOutput: io.onOutput, signal: inTunnel.signal, onDispatched: (id) => (channelId = id) },
       );
+      const ended = tunnelEndedError(inTunnel.signal);
       const outcomeKind: AuditOutcome = (outcome.reason === "exited" && outcome.exitCode === 0) || outcome.reason === "canceled" ? "allowed" : "failed";
       // Write-behind: the row (who ran what, where) was written before the
       // command was dispatched; its result is filled in while the caller
@@ -181,6 +186,7 @@ export function createCommandService(options: CommandServiceOptions) {
         stdoutBytes: outcome.stdoutBytes,
         stderrBytes: outcome.stderrBytes,
         truncated: outcome.truncated,
+        ...(ended && outcome.reason === "canceled" ? { refusalReason: ended.message } : {}),
       });
       logger.debug({ technicianId, agentId, sessionId: input.sessionId, ...outcome }, "command finished");
       return outcome;
@@ -191,6 +197,8 @@ export function createCommandService(options: CommandServiceOptions) {
       logger.info({ technicianId, agentId, sessionId: input.sessionId, kind: error.kind, reason: error.message }, `command ${outcomeKind}`);
       await audited(outcomeKind, { technicianId, agentId });
       throw error;
+    } finally {
+      inTunnel.release();
     }
   }
 

@@ -7,13 +7,19 @@ import type { AuditOutcome } from "../store/audit.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentFiles, DirectoryPage, FileReadEvent, StatInfo } from "./agent-files.ts";
 import type { Principal } from "./principal.ts";
+import type { TechnicianRateLimit } from "./rate-limit.ts";
 import type { SessionService } from "./sessions.ts";
+import { tunnelEndedError, type SessionWork } from "./session-work.ts";
 
 export interface FileServiceOptions {
   store: Store;
   sessions: SessionService;
   agents: AgentFiles;
   logger: Logger;
+  /** Downloads by tunnel: a tunnel that ends cancels its downloads. */
+  work: SessionWork;
+  /** File operations (stat, list, download, upload start) per technician. */
+  opRateLimit?: TechnicianRateLimit;
   /** Bytes moved, for metrics. */
   onTransfer?: (direction: "upload" | "download", outcome: AuditOutcome, bytes: number) => void;
 }
@@ -48,6 +54,7 @@ export function createFileService(options: FileServiceOptions) {
       const session = await sessions.requireActive(principal, sessionId);
       agentId = session.agentId;
       requirePath(path);
+      await options.opRateLimit?.hit(principal.technicianId);
       const result = await run(session.agentId);
       await store.audit.file({ technicianId: principal.technicianId, agentId, sessionId, operation, path, outcome: "allowed", durationMs: Date.now() - started });
       return result;
@@ -82,6 +89,7 @@ export function createFileService(options: FileServiceOptions) {
     let bytes = 0;
     let summary: Extract<FileReadEvent, { type: "summary" }> | undefined;
     let audited = false;
+    const inTunnel = options.work.signalFor({ sessionId: req.sessionId, technicianId: principal.technicianId, tokenId: principal.tokenId }, signal);
     const finish = async (outcome: AuditOutcome, error?: GuruError) => {
       audited = true;
       await audit({ ...base, agentId, sessionId: agentId ? req.sessionId : null, bytes, sha256: summary?.sha256, outcome, error: error?.message, durationMs: Date.now() - started });
@@ -90,7 +98,8 @@ export function createFileService(options: FileServiceOptions) {
     try {
       agentId = (await sessions.requireActive(principal, req.sessionId)).agentId;
       requirePath(req.path);
-      for await (const event of agents.readFile(agentId, req, signal)) {
+      await options.opRateLimit?.hit(principal.technicianId);
+      for await (const event of agents.readFile(agentId, req, inTunnel.signal)) {
         if (event.type === "chunk") bytes += event.data.byteLength;
         if (event.type === "summary") summary = event;
         yield event;
@@ -98,10 +107,11 @@ export function createFileService(options: FileServiceOptions) {
       if (summary === undefined) throw new GuruError("unavailable", "the download ended without a summary");
       await finish("allowed");
     } catch (err) {
-      const error = signal?.aborted ? new GuruError("canceled", "the client canceled the download") : toGuruError(err);
+      const error = tunnelEndedError(inTunnel.signal) ?? (signal?.aborted ? new GuruError("canceled", "the client canceled the download") : toGuruError(err));
       await finish(outcomeOf(error), error);
       throw error;
     } finally {
+      inTunnel.release();
       // The consumer stopped pulling early (its stream closed): still one row.
       if (!audited) await (summary ? finish("allowed") : finish("failed", new GuruError("canceled", "the client stopped reading the download")));
     }

@@ -9,6 +9,8 @@ import type { Principal } from "./principal.ts";
 import { requireAdmin } from "./principal.ts";
 import type { RemoteAgents } from "./remote-agents.ts";
 import { isUuid, requireUuid } from "./ids.ts";
+import type { TechnicianRateLimit } from "./rate-limit.ts";
+import type { SessionWork } from "./session-work.ts";
 
 export interface SessionServiceOptions {
   store: Store;
@@ -16,6 +18,10 @@ export interface SessionServiceOptions {
   logger: Logger;
   tunnelOpenTimeoutMs: number;
   sessionIdleMs: number;
+  /** What runs in each tunnel; a tunnel that ends cancels it. */
+  work: SessionWork;
+  /** Tunnel opens per technician. */
+  openRateLimit?: TechnicianRateLimit;
   /** Counts tunnels that opened (metrics). */
   onOpened?(): void;
 }
@@ -37,6 +43,11 @@ export function createSessionService(options: SessionServiceOptions) {
       throw err;
     };
     if (!isUuid(agentId)) return refuse(new GuruError("invalid", `agent id "${agentId}" is not a UUID`, { metadata: { field: "agentId" } }));
+    try {
+      await options.openRateLimit?.hit(principal.technicianId);
+    } catch (err) {
+      return refuse(toGuruError(err));
+    }
     const agent = await store.agents.get(agentId);
     if (agent === undefined) return refuse(new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } }));
     if (agent.revokedAt !== null) return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`, { reason: "AGENT_REVOKED", metadata: { agentId } }));
@@ -46,7 +57,7 @@ export function createSessionService(options: SessionServiceOptions) {
     }
     let session: SessionRecord;
     try {
-      session = await store.sessions.open({ agentId, technicianId: principal.technicianId });
+      session = await store.sessions.open({ agentId, technicianId: principal.technicianId, tokenId: principal.tokenId });
     } catch (err) {
       return refuse(toGuruError(err));
     }
@@ -79,9 +90,31 @@ export function createSessionService(options: SessionServiceOptions) {
     const closed = await store.sessions.close(session.id, { status, reason });
     if (closed === undefined) return store.sessions.get(session.id) as Promise<SessionRecord>;
     await audit(event, "ok", { sessionId: session.id, agentId: session.agentId, technicianId: actor ?? session.technicianId, reason });
-    await agents.closeTunnel(session.agentId, session.id, reason);
+    await endWork(closed, reason);
     logger.info({ sessionId: session.id, agentId: session.agentId, reason }, "tunnel closed");
     return closed;
+  }
+
+  /** The tunnel ended: its operations here are canceled, and the agent stops what it runs for it. */
+  async function endWork(session: SessionRecord, reason: string): Promise<void> {
+    const canceled = options.work.cancel({ sessionId: session.id }, reason);
+    if (canceled > 0) logger.info({ sessionId: session.id, operations: canceled, reason }, "canceled the tunnel's operations");
+    await agents.closeTunnel(session.agentId, session.id, reason);
+  }
+
+  /**
+   * Ends the active tunnels of a technician (all their tokens revoked, or
+   * disabled) or only those opened with one token (it was revoked), and
+   * cancels operations started with the token(s) wherever they run.
+   */
+  async function endFor(holder: { technicianId: string } | { tokenId: string }, reason: string, actor: string): Promise<number> {
+    const closed = await store.sessions.closeActiveFor(holder, reason);
+    for (const s of closed) {
+      await audit("force_close", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: actor, reason });
+      await endWork(s, reason);
+    }
+    options.work.cancel(holder, reason);
+    return closed.length;
   }
 
   async function close(principal: Principal, sessionId: string): Promise<SessionRecord> {
@@ -133,6 +166,7 @@ export function createSessionService(options: SessionServiceOptions) {
     const closed = await store.sessions.closeActiveForAgent(agentId, reason);
     for (const s of closed) {
       await audit("close", "ok", { sessionId: s.id, agentId, technicianId: s.technicianId, reason });
+      options.work.cancel({ sessionId: s.id }, reason);
       logger.info({ sessionId: s.id, agentId, reason }, "tunnel closed by agent disconnect");
     }
   }
@@ -141,7 +175,7 @@ export function createSessionService(options: SessionServiceOptions) {
     const expired = await store.sessions.expireIdle(options.sessionIdleMs);
     for (const s of expired) {
       await audit("expire", "ok", { sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason: s.closeReason ?? "idle" });
-      await agents.closeTunnel(s.agentId, s.id, "expired after inactivity");
+      await endWork(s, "expired after inactivity");
     }
     return expired.length;
   }
@@ -154,7 +188,7 @@ export function createSessionService(options: SessionServiceOptions) {
     return closed.length;
   }
 
-  return { open, get, close, forceClose, list, requireActive, agentDisconnected, expireIdle, reconcileAtStart };
+  return { open, get, close, forceClose, endFor, list, requireActive, agentDisconnected, expireIdle, reconcileAtStart };
 }
 
 export type SessionService = ReturnType<typeof createSessionService>;

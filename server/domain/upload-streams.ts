@@ -7,6 +7,7 @@ import type { Logger } from "../../lib/logging.ts";
 import type { Store } from "../store/index.ts";
 import type { UploadRecord } from "../store/uploads.ts";
 import type { AgentFiles, AgentUploadStream, UploadOutcome } from "./agent-files.ts";
+import type { SessionWork } from "./session-work.ts";
 
 export interface LiveUpload {
   row: UploadRecord;
@@ -21,12 +22,16 @@ export interface LiveUpload {
   persistedOffset: number;
   persistedAt: number;
   persisting: boolean;
+  /** Ends the channel's registration in its tunnel's work. */
+  untrack: (() => void) | undefined;
 }
 
 export interface UploadStreamsOptions {
   store: Store;
   agents: AgentFiles;
   logger: Logger;
+  /** Upload channels by tunnel: a tunnel that ends closes its channels (the partial stays for a resume). */
+  work?: SessionWork;
   /** How long a checked session counts as still active for the next chunks. */
   sessionCheckMs?: number;
   /** Committed offsets reach the database at most this often, or after this many bytes. */
@@ -73,7 +78,7 @@ export function createUploadStreams(options: UploadStreamsOptions) {
   function entry(row: UploadRecord): LiveUpload {
     let l = live.get(row.id);
     if (l === undefined) {
-      l = { row, stream: undefined, sessionId: undefined, received: 0, checkedAt: 0, opening: undefined, waiters: new Set(), persistedOffset: row.committedOffset, persistedAt: Date.now(), persisting: false };
+      l = { row, stream: undefined, sessionId: undefined, received: 0, checkedAt: 0, opening: undefined, waiters: new Set(), persistedOffset: row.committedOffset, persistedAt: Date.now(), persisting: false, untrack: undefined };
       live.set(row.id, l);
     }
     l.row = row;
@@ -98,6 +103,12 @@ export function createUploadStreams(options: UploadStreamsOptions) {
       );
       l.stream = stream;
       l.sessionId = sessionId;
+      l.untrack?.();
+      l.untrack = options.work?.track({ sessionId, technicianId: row.technicianId ?? "" }, (reason) => {
+        // Detached, not aborted: the agent keeps the partial and a new tunnel resumes it.
+        if (l.stream === stream) stream.detach(`the tunnel ended (${reason})`);
+        wake(l);
+      });
       l.received = stream.committedOffset;
       l.checkedAt = Date.now();
       logger.debug({ uploadId: row.id, sessionId, committedOffset: stream.committedOffset }, "upload channel open");
@@ -156,6 +167,7 @@ export function createUploadStreams(options: UploadStreamsOptions) {
     attach,
     write,
     finished(uploadId: string, outcome: UploadOutcome) {
+      live.get(uploadId)?.untrack?.();
       live.delete(uploadId);
       results.set(uploadId, outcome);
       if (results.size > maxRememberedResults) results.delete(results.keys().next().value as string);
@@ -166,6 +178,7 @@ export function createUploadStreams(options: UploadStreamsOptions) {
       const l = live.get(uploadId);
       if (l === undefined) return;
       live.delete(uploadId);
+      l.untrack?.();
       if (alive(l)) l.stream?.detach("upload ended");
       wake(l);
     },
@@ -175,6 +188,7 @@ export function createUploadStreams(options: UploadStreamsOptions) {
       for (const l of live.values()) {
         const committed = l.stream?.committedOffset ?? 0;
         if (committed > l.persistedOffset) writes.push(store.uploads.setCommitted(l.row.id, committed).catch(() => {}));
+        l.untrack?.();
         if (alive(l)) l.stream?.detach("the server is shutting down");
       }
       await Promise.all(writes);

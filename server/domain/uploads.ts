@@ -14,7 +14,9 @@ import type { AgentFiles, AgentUploadStream, UploadOutcome } from "./agent-files
 import { byteCount, outcomeOf, requirePath } from "./files.ts";
 import { requireUuid } from "./ids.ts";
 import type { Principal } from "./principal.ts";
+import type { TechnicianRateLimit } from "./rate-limit.ts";
 import type { SessionService } from "./sessions.ts";
+import type { SessionWork } from "./session-work.ts";
 import { createUploadStreams, type LiveUpload } from "./upload-streams.ts";
 
 export interface UploadServiceOptions {
@@ -24,6 +26,15 @@ export interface UploadServiceOptions {
   logger: Logger;
   /** Active uploads untouched this long are aborted by sweepAbandoned(). */
   abandonedAfterMs: number;
+  /** Upload channels by tunnel: a tunnel that ends closes them, keeping the partials for a resume. */
+  work?: SessionWork;
+  /**
+   * Active uploads one technician may have to one agent, so one technician
+   * cannot hold all of an agent's channels. Finish or abort one to start another.
+   */
+  maxActivePerTechnicianAgent?: number;
+  /** File operations per technician (an upload start counts as one). */
+  opRateLimit?: TechnicianRateLimit;
   onTransfer?: (direction: "upload" | "download", outcome: AuditOutcome, bytes: number) => void;
 }
 
@@ -40,7 +51,8 @@ const sha256Pattern = /^[0-9a-f]{64}$/;
 
 export function createUploadService(options: UploadServiceOptions) {
   const { store, sessions, logger } = options;
-  const streams = createUploadStreams({ store, agents: options.agents, logger });
+  const streams = createUploadStreams({ store, agents: options.agents, logger, work: options.work });
+  const maxActive = options.maxActivePerTechnicianAgent ?? Number.POSITIVE_INFINITY;
 
   async function audit(row: UploadRecord, outcome: AuditOutcome, fields: { bytes?: number; sha256?: string | null; error?: string; sessionId?: string | null }) {
     await store.audit
@@ -90,7 +102,17 @@ export function createUploadService(options: UploadServiceOptions) {
       const size = byteCount(req.size, "size");
       const sha256 = req.sha256.toLowerCase();
       if (!sha256Pattern.test(sha256)) throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
-      row = await store.uploads.create({ sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite, keepBackup: req.keepBackup });
+      await options.opRateLimit?.hit(principal.technicianId);
+      const input = { sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite, keepBackup: req.keepBackup };
+      const capped = Number.isFinite(maxActive) ? await store.uploads.createCapped(input, maxActive) : { created: await store.uploads.create(input) };
+      if (!("created" in capped)) {
+        throw new GuruError(
+          "rate_limited",
+          `upload cap: at most ${maxActive} active uploads per technician per agent (GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT); you have ${capped.activeCount}: finish or abort one first`,
+          { reason: "UPLOADS_EXHAUSTED", metadata: { limit: maxActive, active: capped.activeCount }, details: { setting: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT" } },
+        );
+      }
+      row = capped.created;
       const live = await streams.attach(row, session.id);
       logger.info({ uploadId: row.id, agentId: row.agentId, path: row.path, size }, "upload started");
       return { uploadId: row.id, committedOffset: live.stream?.committedOffset ?? 0 };

@@ -19,10 +19,33 @@ export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: B
  */
 const socketHighWaterBytes = 1024 * 1024;
 
+export interface HttpTimeouts {
+  /** Time a client has to send a request's headers (HTTP/1.1). */
+  headersTimeoutMs: number;
+  /**
+   * Time a client has to send the whole request, body included (HTTP/1.1;
+   * 0: no limit). Node stops this clock once the request body is complete,
+   * so a server-streaming answer (StreamCommand, ReadFile) may run longer.
+   */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (HTTP/1.1). */
+  keepAliveTimeoutMs: number;
+  /** An HTTP/2 session without frames for this long is closed (0: never). */
+  http2IdleTimeoutMs: number;
+}
+
+export const defaultHttpTimeouts: HttpTimeouts = {
+  headersTimeoutMs: 30_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 65_000,
+  http2IdleTimeoutMs: 2 * 3600_000,
+};
+
 export interface ListenerOptions {
   host: string;
   port: number;
   tls?: { certFile: string; keyFile: string };
+  timeouts?: Partial<HttpTimeouts>;
   onRequest: RequestHandler;
   onUpgrade: UpgradeHandler;
 }
@@ -34,12 +57,31 @@ export interface Listener {
 }
 
 export async function startListener(options: ListenerOptions): Promise<Listener> {
+  const timeouts = { ...defaultHttpTimeouts, ...options.timeouts };
+  // Node refuses a headers timeout above the request timeout.
+  const headersTimeout = timeouts.requestTimeoutMs > 0 ? Math.min(timeouts.headersTimeoutMs, timeouts.requestTimeoutMs) : timeouts.headersTimeoutMs;
+  const http1Timeouts = {
+    headersTimeout,
+    requestTimeout: timeouts.requestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    // Node checks the two timeouts above on this interval (30 s by default); short limits need a finer check.
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, timeouts.requestTimeoutMs || Infinity) / 4))),
+  };
   const server = options.tls
     ? http2.createSecureServer(
         { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
         options.onRequest,
       )
-    : http.createServer({ highWaterMark: socketHighWaterBytes }, options.onRequest);
+    : http.createServer({ highWaterMark: socketHighWaterBytes, ...http1Timeouts }, options.onRequest);
+  if (server instanceof http.Server) {
+    // Also set as properties: some apply only that way (keepAliveTimeout).
+    server.headersTimeout = http1Timeouts.headersTimeout;
+    server.requestTimeout = http1Timeouts.requestTimeout;
+    server.keepAliveTimeout = http1Timeouts.keepAliveTimeout;
+  } else {
+    // HTTP/2 sessions: idle ones close; HTTP/1.1 connections on the same port keep Node's own defaults.
+    server.setTimeout(timeouts.http2IdleTimeoutMs);
+  }
   server.on("upgrade", options.onUpgrade);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

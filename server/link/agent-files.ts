@@ -147,8 +147,9 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
       const value = create(FileReadRequestSchema, { ...req, offset: BigInt(req.offset), length: BigInt(req.length) });
       const channel = router.openChannel(agentId, open({ case: "fileRead", value }), { bulk: true });
       let finished = false;
-      const onAbort = () => channel.cancel("the client went away");
+      const onAbort = () => channel.cancel(signal?.reason instanceof GuruError ? signal.reason.message : "the client went away");
       signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort();
       try {
         let last: ChannelMessage | undefined;
         for await (const message of channel.messages()) {

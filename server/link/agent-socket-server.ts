@@ -7,6 +7,8 @@ import { WebSocketServer, type WebSocket } from "ws";
 import type { Logger } from "../../lib/logging.ts";
 import { wsMaxPayloadBytes, type WireLimits } from "../../lib/wire/limits.ts";
 import { agentKeyFromHeader, hashAgentKey } from "../auth/agent-keys.ts";
+import { clientAddress, type AuthFailureLimit } from "../auth/auth-failures.ts";
+import { isGuruError } from "../../lib/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentRegistry } from "./agent-router.ts";
@@ -20,6 +22,9 @@ export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "
   limits: WireLimits;
   logger: Logger;
   maxConcurrentHandshakes: number;
+  /** Failed key checks per client address, shared with the RPC routes. */
+  authFailures?: AuthFailureLimit;
+  trustedProxies?: readonly string[];
 }
 
 export function createAgentSocketServer(options: AgentSocketServerOptions) {
@@ -40,6 +45,18 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     if (handshakes >= options.maxConcurrentHandshakes) {
       return refuse(socket, 503, "too many agents are connecting at once; retry with backoff");
     }
+    const address = clientAddress(req, options.trustedProxies ?? []);
+    try {
+      options.authFailures?.check(address);
+    } catch (err) {
+      if (!isGuruError(err)) throw err;
+      const retryAfterS = Math.ceil(Number(err.details.retryAfterMs ?? 1000) / 1000);
+      return refuse(socket, 429, err.message, { "Retry-After": String(retryAfterS) });
+    }
+    const badKey = (message: string) => {
+      options.authFailures?.fail(address);
+      refuse(socket, 401, message);
+    };
     handshakes++;
     try {
       const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
@@ -47,9 +64,11 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
         return refuse(socket, 400, `unsupported WebSocket subprotocol ${offered.length ? offered.join(", ") : "(none)"}; this server speaks ${wireProtocol}`);
       }
       const key = agentKeyFromHeader(req.headers.authorization);
-      if (key === undefined) return refuse(socket, 401, "missing agent key: send it as 'Authorization: Bearer <agent key>'");
+      if (key === undefined) return badKey("missing agent key: send it as 'Authorization: Bearer <agent key>'");
       const agent = await store.agents.findByKeyHash(hashAgentKey(key));
-      if (agent === undefined) return refuse(socket, 401, "unknown agent key: enrol the agent and use the key shown then");
+      if (agent === undefined) return badKey("unknown agent key: enrol the agent and use the key shown then");
+      // Not counted as a failure: a revoked agent redials by itself and is no guess, and
+      // counting it would lock out good agents sharing its address.
       if (agent.revokedAt !== null) return refuse(socket, 401, `the key of agent ${agent.name} has been revoked; enrol it again`);
       if (socket.destroyed) return;
       await new Promise<void>((resolve) => {
@@ -85,11 +104,12 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   };
 }
 
-function refuse(socket: Duplex, status: number, message: string): void {
+function refuse(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   if (socket.destroyed) return;
-  const reason = { 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error", 503: "Service Unavailable" }[status] ?? "Error";
+  const reason = { 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable" }[status] ?? "Error";
   const body = `${message}\n`;
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

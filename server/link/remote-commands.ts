@@ -64,7 +64,7 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
       io.onDispatched?.(channel.id);
 
       const signal = io.signal;
-      const onAbort = () => channel.cancel("the caller canceled the command");
+      const onAbort = () => channel.cancel(signal?.reason instanceof GuruError ? signal.reason.message : "the caller canceled the command");
       signal?.addEventListener("abort", onAbort, { once: true });
       if (signal?.aborted) onAbort();
 

@@ -37,5 +37,27 @@ export function adminServiceImpl(admin: AdminService, sessions: SessionService):
       await sessions.forceClose(principalOf(ctx), req.sessionId, req.reason);
       return {};
     },
+    async listTokens(req, ctx) {
+      const tokens = await admin.listTokens(principalOf(ctx), { technicianId: req.technicianId, includeInactive: req.includeInactive });
+      return {
+        tokens: tokens.map((t) => ({
+          tokenId: t.jti,
+          technicianId: t.technicianId,
+          technicianName: t.technicianName,
+          role: t.role === "admin" ? Role.ADMIN : Role.TECH,
+          issuedAt: timestamp(t.issuedAt),
+          expiresAt: timestamp(t.expiresAt),
+          revokedAt: t.revokedAt ? timestamp(t.revokedAt) : undefined,
+          technicianDisabledAt: t.technicianDisabledAt ? timestamp(t.technicianDisabledAt) : undefined,
+        })),
+      };
+    },
+    async revokeTechnicianTokens(req, ctx) {
+      return admin.revokeTechnicianTokens(principalOf(ctx), req.technicianId);
+    },
+    async disableTechnician(req, ctx) {
+      const done = await admin.disableTechnician(principalOf(ctx), req.technicianId, req.reason);
+      return { disabledAt: timestamp(done.disabledAt), revoked: done.revoked, closedSessions: done.closedSessions };
+    },
   };
 }

@@ -1,23 +1,30 @@
 // Authentication and error mapping around every RPC.
 import type { Interceptor } from "@connectrpc/connect";
-import { GuruError } from "../../lib/errors.ts";
+import { GuruError, isGuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
+import type { AuthFailureLimit } from "../auth/auth-failures.ts";
 import type { TokenService } from "../auth/tokens.ts";
-import { principalKey } from "./context.ts";
+import { clientAddressKey, principalKey } from "./context.ts";
 import { toConnectError } from "./errors.ts";
 
 /** Services anyone may call: the partner capability probe. */
 const publicServices = new Set(["guru.integration.v1.IntegrationService"]);
 
-export function authInterceptor(tokens: TokenService): Interceptor {
+export function authInterceptor(tokens: TokenService, failures?: AuthFailureLimit): Interceptor {
   return (next) => async (req) => {
     if (publicServices.has(req.service.typeName)) return next(req);
+    // A blocked address is refused before its token is looked at, a good one included.
+    const address = req.contextValues.get(clientAddressKey);
+    failures?.check(address);
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer\s+(\S+)$/i.exec(header.trim());
-    if (match === null) {
-      throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)", { reason: "TOKEN_MISSING" });
+    try {
+      if (match === null) throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)", { reason: "TOKEN_MISSING" });
+      req.contextValues.set(principalKey, await tokens.verify(match[1]));
+    } catch (err) {
+      if (isGuruError(err, "unauthenticated")) failures?.fail(address);
+      throw err;
     }
-    req.contextValues.set(principalKey, await tokens.verify(match[1]));
     return next(req);
   };
 }

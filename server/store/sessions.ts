@@ -23,7 +23,7 @@ export interface SessionsRepository {
    * "conflict" with details.holderSessionId; unknown agent or technician →
    * "not_found".
    */
-  open(input: { agentId: string; technicianId: string }): Promise<SessionRecord>;
+  open(input: { agentId: string; technicianId: string; tokenId?: string }): Promise<SessionRecord>;
   get(id: string): Promise<SessionRecord | undefined>;
   getActiveForAgent(agentId: string): Promise<SessionRecord | undefined>;
   /** Newest first. */
@@ -31,6 +31,8 @@ export interface SessionsRepository {
   /** The updated record only if it was active, else undefined (closing twice is harmless). */
   close(id: string, outcome: { status: "closed" | "expired"; reason: string }): Promise<SessionRecord | undefined>;
   closeActiveForAgent(agentId: string, reason: string): Promise<SessionRecord[]>;
+  /** Closes the active tunnels of a technician, or only those opened with one token (it was revoked). */
+  closeActiveFor(holder: { technicianId: string } | { tokenId: string }, reason: string): Promise<SessionRecord[]>;
   /** At server start: no tunnel survives a restart of the process that carried it. */
   closeAllActive(reason: string): Promise<SessionRecord[]>;
   /** Expires active sessions idle for more than idleMs; reason "idle". */
@@ -57,7 +59,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status = 'active'`, [agentId]))[0];
 
   return {
-    async open({ agentId, technicianId }) {
+    async open({ agentId, technicianId, tokenId }) {
       if (!isUuid(agentId) || !isUuid(technicianId)) {
         throw new GuruError("not_found", "unknown agent or technician", { reason: "AGENT_NOT_FOUND", metadata: { agentId }, details: { agentId, technicianId } });
       }
@@ -66,8 +68,8 @@ export function createSessionsRepository(db: Db): SessionsRepository {
       for (let attempt = 0; ; attempt++) {
         try {
           const rows = await many(
-            `INSERT INTO tunnel_sessions (agent_id, technician_id) VALUES ($1, $2) RETURNING ${columns}`,
-            [agentId, technicianId],
+            `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id) VALUES ($1, $2, $3) RETURNING ${columns}`,
+            [agentId, technicianId, tokenId ?? null],
           );
           return rows[0];
         } catch (err) {
@@ -117,6 +119,15 @@ export function createSessionsRepository(db: Db): SessionsRepository {
         `UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2
          WHERE agent_id = $1 AND status = 'active' RETURNING ${columns}`,
         [agentId, reason],
+      );
+    },
+    async closeActiveFor(holder, reason) {
+      const byToken = "tokenId" in holder;
+      if (!byToken && !isUuid(holder.technicianId)) return [];
+      return many(
+        `UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2
+         WHERE ${byToken ? "opened_token_id = $1" : "technician_id = $1::uuid"} AND status = 'active' RETURNING ${columns}`,
+        [byToken ? holder.tokenId : holder.technicianId, reason],
       );
     },
     closeAllActive(reason) {

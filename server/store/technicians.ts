@@ -9,6 +9,8 @@ export interface TechnicianRecord {
   name: string;
   role: TechnicianRole;
   createdAt: Date;
+  /** Set once disabled: no token of theirs is accepted and none can be issued. */
+  disabledAt: Date | null;
 }
 
 export interface TechniciansRepository {
@@ -18,9 +20,11 @@ export interface TechniciansRepository {
   getByName(name: string): Promise<TechnicianRecord | undefined>;
   /** Ordered by name. */
   list(): Promise<TechnicianRecord[]>;
+  /** Marks the technician disabled (keeps the first time); undefined for an unknown id. */
+  disable(id: string): Promise<TechnicianRecord | undefined>;
 }
 
-const columns = `id, name, role, created_at AS "createdAt"`;
+const columns = `id, name, role, created_at AS "createdAt", disabled_at AS "disabledAt"`;
 
 export function createTechniciansRepository(db: Db): TechniciansRepository {
   const one = async (sql: string, params: unknown[]) => (await db.query<TechnicianRecord>(sql, params)).rows[0];
@@ -40,5 +44,7 @@ export function createTechniciansRepository(db: Db): TechniciansRepository {
     async list() {
       return (await db.query<TechnicianRecord>(`SELECT ${columns} FROM technicians ORDER BY name`)).rows;
     },
+    disable: async (id) =>
+      !isUuid(id) ? undefined : one(`UPDATE technicians SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING ${columns}`, [id]),
   };
 }

@@ -1,5 +1,5 @@
 // Issued technician tokens, by jti, so a JWT can be revoked before it expires.
-import type { Db } from "./db.ts";
+import { isUuid, type Db } from "./db.ts";
 
 export interface TokenRecord {
   jti: string;
@@ -20,6 +20,8 @@ export interface TokensRepository {
   isRevoked(jti: string): Promise<boolean>;
   /** The token's technician and revocation in one query, for checking a presented token; undefined for an unknown jti. */
   findHolder(jti: string): Promise<TokenHolder | undefined>;
+  /** Tokens with their holder, newest first; never the token text (it is not stored). */
+  list(filter: { technicianId?: string; includeInactive?: boolean }): Promise<TokenListing[]>;
   /** Deletes tokens that expired more than graceMs ago; returns how many. */
   sweepExpired(graceMs?: number): Promise<number>;
 }
@@ -29,6 +31,14 @@ export interface TokenHolder {
   name: string;
   role: "admin" | "tech";
   revokedAt: Date | null;
+  /** The holder is disabled: the token is refused whatever its own state. */
+  disabledAt: Date | null;
+}
+
+export interface TokenListing extends TokenRecord {
+  technicianName: string;
+  role: "admin" | "tech";
+  technicianDisabledAt: Date | null;
 }
 
 const columns = `jti, technician_id AS "technicianId", issued_at AS "issuedAt", expires_at AS "expiresAt", revoked_at AS "revokedAt"`;
@@ -62,11 +72,24 @@ export function createTokensRepository(db: Db): TokensRepository {
     },
     async findHolder(jti) {
       const r = await db.query<TokenHolder>(
-        `SELECT t.id AS "technicianId", t.name, t.role, tok.revoked_at AS "revokedAt"
+        `SELECT t.id AS "technicianId", t.name, t.role, tok.revoked_at AS "revokedAt", t.disabled_at AS "disabledAt"
          FROM issued_tokens tok JOIN technicians t ON t.id = tok.technician_id WHERE tok.jti = $1`,
         [jti],
       );
       return r.rows[0];
+    },
+    async list({ technicianId, includeInactive = false }) {
+      if (technicianId !== undefined && !isUuid(technicianId)) return [];
+      const r = await db.query<TokenListing>(
+        `SELECT tok.jti, tok.technician_id AS "technicianId", tok.issued_at AS "issuedAt", tok.expires_at AS "expiresAt",
+                tok.revoked_at AS "revokedAt", t.name AS "technicianName", t.role, t.disabled_at AS "technicianDisabledAt"
+         FROM issued_tokens tok JOIN technicians t ON t.id = tok.technician_id
+         WHERE ($1::uuid IS NULL OR tok.technician_id = $1)
+           AND ($2 OR (tok.revoked_at IS NULL AND tok.expires_at > now() AND t.disabled_at IS NULL))
+         ORDER BY tok.issued_at DESC, tok.jti`,
+        [technicianId ?? null, includeInactive],
+      );
+      return r.rows;
     },
     async sweepExpired(graceMs = 0) {
       const r = await db.query("DELETE FROM issued_tokens WHERE expires_at < now() - $1::float8 * interval '1 millisecond'", [graceMs]);

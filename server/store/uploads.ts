@@ -35,6 +35,13 @@ export interface UploadRecord {
 
 export interface UploadsRepository {
   create(row: UploadInput): Promise<UploadRecord>;
+  /**
+   * Creates the row unless the technician already has maxActive active
+   * uploads to the agent; then answers how many they have. Checked and
+   * inserted under a lock per technician and agent, so racing starts (from
+   * any server process) cannot pass the cap together.
+   */
+  createCapped(row: UploadInput & { technicianId: string }, maxActive: number): Promise<{ created: UploadRecord } | { activeCount: number }>;
   get(id: string): Promise<UploadRecord | undefined>;
   /** Records the acknowledged offset of an active upload; false when not active. */
   setCommitted(id: string, offset: number): Promise<boolean>;
@@ -56,6 +63,23 @@ export function createUploadsRepository(db: Db): UploadsRepository {
         [u.sessionId ?? null, u.agentId, u.technicianId ?? null, u.path, u.size, u.sha256 ?? null, u.overwrite ?? false, u.keepBackup ?? null],
       );
       return r[0];
+    },
+    async createCapped(u, maxActive) {
+      return db.transaction(async (tx) => {
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext('guru.uploads'), hashtext($1))", [`${u.technicianId}/${u.agentId}`]);
+        const counted = await tx.query<{ n: string }>(
+          "SELECT count(*) AS n FROM uploads WHERE technician_id = $1 AND agent_id = $2 AND status = 'active'",
+          [u.technicianId, u.agentId],
+        );
+        const activeCount = Number(counted.rows[0].n);
+        if (activeCount >= maxActive) return { activeCount };
+        const r = await tx.query<UploadRecord>(
+          `INSERT INTO uploads (session_id, agent_id, technician_id, path, size, sha256, overwrite, keep_backup)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${columns}`,
+          [u.sessionId ?? null, u.agentId, u.technicianId, u.path, u.size, u.sha256 ?? null, u.overwrite ?? false, u.keepBackup ?? null],
+        );
+        return { created: r.rows[0] };
+      });
     },
     async get(id) {
       if (!isUuid(id)) return undefined;

@@ -22,9 +22,24 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   const envFile = join(dataDir, "env");
   expect((await stat(envFile)).mode & 0o777).toBe(0o600);
   const env = Object.fromEntries((await readFile(envFile, "utf8")).trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
-  expect(Object.keys(env).sort()).toEqual(["GURU_AGENT_ID", "GURU_TOKEN", "GURU_URL"]);
-  // The token is in the file, never in the terminal output.
+  expect(Object.keys(env).sort()).toEqual(["GURU_AGENT_ID", "GURU_TECH_TOKEN", "GURU_TOKEN", "GURU_URL"]);
+  // The tokens are in the file, never in the terminal output.
   expect(quick.output()).not.toContain(env.GURU_TOKEN);
+  expect(quick.output()).not.toContain(env.GURU_TECH_TOKEN);
+  // The printed Claude Code line carries the technician token: role tech, never the admin's.
+  const mcpLine = quick.output().split("\n").find((l) => l.includes("claude mcp add guru")) ?? "";
+  const tokenVar = /--env GURU_TOKEN="\$(\w+)"/.exec(mcpLine)?.[1];
+  expect(tokenVar, mcpLine).toBe("GURU_TECH_TOKEN");
+  const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()) as { role: string; name: string };
+  expect(claims(env[tokenVar as string])).toMatchObject({ role: "tech", name: "local-tech" });
+  expect(claims(env.GURU_TOKEN).role).toBe("admin");
+  // And the technician token works for what Claude Code does.
+  const listed = await fetch(`${env.GURU_URL}/guru.api.v1.AgentService/ListAgents`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.GURU_TECH_TOKEN}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  expect(listed.status).toBe(200);
 
   const res = await fetch(`${env.GURU_URL}/guru.api.v1.SessionService/OpenTunnel`, {
     method: "POST",

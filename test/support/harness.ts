@@ -55,6 +55,11 @@ export async function startTestServer(options: { kind: TestDbKind; config?: Part
     port: 0,
     dataDir: testDb.dataDir,
     databaseUrl: testDb.url,
+    // Suites open tunnels, touch files and present bad tokens far faster than
+    // people do; the limits themselves are tested with their own settings.
+    tunnelOpenRateLimit: 100_000,
+    fileOpRateLimit: 1_000_000,
+    authFailureLimit: 100_000,
     ...options.config,
   });
   let server = await startServer({ config, logger, wireLimits: options.wireLimits, db: testDb.db });

@@ -226,6 +226,190 @@ export declare type ForceCloseTunnelResponse = Message<"guru.api.v1.ForceCloseTu
 export declare const ForceCloseTunnelResponseSchema: GenMessage<ForceCloseTunnelResponse>;
 
 /**
+ * @generated from message guru.api.v1.ListTokensRequest
+ */
+export declare type ListTokensRequest = Message<"guru.api.v1.ListTokensRequest"> & {
+  /**
+   * Empty: every technician's tokens.
+   *
+   * @generated from field: string technician_id = 1;
+   */
+  technicianId: string;
+
+  /**
+   * Also list revoked and expired tokens (still recorded).
+   *
+   * @generated from field: bool include_inactive = 2;
+   */
+  includeInactive: boolean;
+};
+
+/**
+ * Describes the message guru.api.v1.ListTokensRequest.
+ * Use `create(ListTokensRequestSchema)` to create a new message.
+ */
+export declare const ListTokensRequestSchema: GenMessage<ListTokensRequest>;
+
+/**
+ * @generated from message guru.api.v1.TokenInfo
+ */
+export declare type TokenInfo = Message<"guru.api.v1.TokenInfo"> & {
+  /**
+   * @generated from field: string token_id = 1;
+   */
+  tokenId: string;
+
+  /**
+   * @generated from field: string technician_id = 2;
+   */
+  technicianId: string;
+
+  /**
+   * @generated from field: string technician_name = 3;
+   */
+  technicianName: string;
+
+  /**
+   * @generated from field: guru.api.v1.Role role = 4;
+   */
+  role: Role;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issued_at = 5;
+   */
+  issuedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Unset while the token is not revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 7;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * Set when the technician is disabled (the token then works nowhere).
+   *
+   * @generated from field: google.protobuf.Timestamp technician_disabled_at = 8;
+   */
+  technicianDisabledAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message guru.api.v1.TokenInfo.
+ * Use `create(TokenInfoSchema)` to create a new message.
+ */
+export declare const TokenInfoSchema: GenMessage<TokenInfo>;
+
+/**
+ * @generated from message guru.api.v1.ListTokensResponse
+ */
+export declare type ListTokensResponse = Message<"guru.api.v1.ListTokensResponse"> & {
+  /**
+   * @generated from field: repeated guru.api.v1.TokenInfo tokens = 1;
+   */
+  tokens: TokenInfo[];
+};
+
+/**
+ * Describes the message guru.api.v1.ListTokensResponse.
+ * Use `create(ListTokensResponseSchema)` to create a new message.
+ */
+export declare const ListTokensResponseSchema: GenMessage<ListTokensResponse>;
+
+/**
+ * @generated from message guru.api.v1.RevokeTechnicianTokensRequest
+ */
+export declare type RevokeTechnicianTokensRequest = Message<"guru.api.v1.RevokeTechnicianTokensRequest"> & {
+  /**
+   * @generated from field: string technician_id = 1;
+   */
+  technicianId: string;
+};
+
+/**
+ * Describes the message guru.api.v1.RevokeTechnicianTokensRequest.
+ * Use `create(RevokeTechnicianTokensRequestSchema)` to create a new message.
+ */
+export declare const RevokeTechnicianTokensRequestSchema: GenMessage<RevokeTechnicianTokensRequest>;
+
+/**
+ * @generated from message guru.api.v1.RevokeTechnicianTokensResponse
+ */
+export declare type RevokeTechnicianTokensResponse = Message<"guru.api.v1.RevokeTechnicianTokensResponse"> & {
+  /**
+   * Tokens that were live and are now revoked.
+   *
+   * @generated from field: uint32 revoked = 1;
+   */
+  revoked: number;
+
+  /**
+   * Tunnels of the technician that were closed.
+   *
+   * @generated from field: uint32 closed_sessions = 2;
+   */
+  closedSessions: number;
+};
+
+/**
+ * Describes the message guru.api.v1.RevokeTechnicianTokensResponse.
+ * Use `create(RevokeTechnicianTokensResponseSchema)` to create a new message.
+ */
+export declare const RevokeTechnicianTokensResponseSchema: GenMessage<RevokeTechnicianTokensResponse>;
+
+/**
+ * @generated from message guru.api.v1.DisableTechnicianRequest
+ */
+export declare type DisableTechnicianRequest = Message<"guru.api.v1.DisableTechnicianRequest"> & {
+  /**
+   * @generated from field: string technician_id = 1;
+   */
+  technicianId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message guru.api.v1.DisableTechnicianRequest.
+ * Use `create(DisableTechnicianRequestSchema)` to create a new message.
+ */
+export declare const DisableTechnicianRequestSchema: GenMessage<DisableTechnicianRequest>;
+
+/**
+ * @generated from message guru.api.v1.DisableTechnicianResponse
+ */
+export declare type DisableTechnicianResponse = Message<"guru.api.v1.DisableTechnicianResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp disabled_at = 1;
+   */
+  disabledAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 revoked = 2;
+   */
+  revoked: number;
+
+  /**
+   * @generated from field: uint32 closed_sessions = 3;
+   */
+  closedSessions: number;
+};
+
+/**
+ * Describes the message guru.api.v1.DisableTechnicianResponse.
+ * Use `create(DisableTechnicianResponseSchema)` to create a new message.
+ */
+export declare const DisableTechnicianResponseSchema: GenMessage<DisableTechnicianResponse>;
+
+/**
  * @generated from enum guru.api.v1.Role
  */
 export enum Role {
@@ -305,6 +489,37 @@ export declare const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ForceCloseTunnelRequestSchema;
     output: typeof ForceCloseTunnelResponseSchema;
+  },
+  /**
+   * Issued tokens (one technician's, or all), newest first; never the token text.
+   *
+   * @generated from rpc guru.api.v1.AdminService.ListTokens
+   */
+  listTokens: {
+    methodKind: "unary";
+    input: typeof ListTokensRequestSchema;
+    output: typeof ListTokensResponseSchema;
+  },
+  /**
+   * Revokes every live token of one technician and ends the tunnels they opened.
+   *
+   * @generated from rpc guru.api.v1.AdminService.RevokeTechnicianTokens
+   */
+  revokeTechnicianTokens: {
+    methodKind: "unary";
+    input: typeof RevokeTechnicianTokensRequestSchema;
+    output: typeof RevokeTechnicianTokensResponseSchema;
+  },
+  /**
+   * Disables a technician: their tokens stop working at once, their tunnels
+   * end, and no new token can be issued to them.
+   *
+   * @generated from rpc guru.api.v1.AdminService.DisableTechnician
+   */
+  disableTechnician: {
+    methodKind: "unary";
+    input: typeof DisableTechnicianRequestSchema;
+    output: typeof DisableTechnicianResponseSchema;
   },
 }>;
 
