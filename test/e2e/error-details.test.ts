@@ -123,7 +123,7 @@ describeDatabases("error details", (kind) => {
     expect(err).toMatchObject({ code: Code.PermissionDenied, reason: "POLICY_DENIED", metadata: { rule: "rm *" } });
   });
 
-  it("tokens: TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED; ADMIN_REQUIRED for a technician", async () => {
+  it("tokens: TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED, TECHNICIAN_DISABLED; ADMIN_REQUIRED for a technician", async () => {
     const call = (token?: string) => errorOf(createApiClients({ url: t.url, token }).agents.listAgents({}));
     expect(await call()).toMatchObject({ code: Code.Unauthenticated, reason: "TOKEN_MISSING" });
     expect(await call("not-a-jwt")).toMatchObject({ code: Code.Unauthenticated, reason: "TOKEN_INVALID" });
@@ -139,6 +139,10 @@ describeDatabases("error details", (kind) => {
     expect(await call(revoked.token)).toMatchObject({ code: Code.Unauthenticated, reason: "TOKEN_REVOKED" });
     // The technician's other token still works.
     await tech.api.agents.listAgents({});
+
+    const disabledTech = await t.createTech(`disabled-${kind}`);
+    await t.admin.admin.disableTechnician({ technicianId: disabledTech.technicianId, reason: "left" });
+    expect(await call(disabledTech.token)).toMatchObject({ code: Code.Unauthenticated, reason: "TECHNICIAN_DISABLED" });
 
     const notAdmin = await errorOf(tech.api.admin.createTech({ name: `nope-${kind}` }));
     expect(notAdmin).toMatchObject({ code: Code.PermissionDenied, reason: "ADMIN_REQUIRED" });
