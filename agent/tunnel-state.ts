@@ -40,8 +40,8 @@ export function createTunnelState() {
     },
     /** The tunnel an operation claims to belong to must be the active one. */
     require(sessionId: string): ActiveTunnel {
-      if (active === undefined) throw new GuruError("failed_precondition", "the agent has no active tunnel");
-      if (active.sessionId !== sessionId) throw new GuruError("denied", `session ${sessionId} is not the agent's active tunnel`);
+      if (active === undefined) throw new GuruError("failed_precondition", "the agent has no active tunnel", { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId } });
+      if (active.sessionId !== sessionId) throw new GuruError("denied", `session ${sessionId} is not the agent's active tunnel`, { metadata: { sessionId } });
       return active;
     },
   };

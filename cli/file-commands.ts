@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { basename, join } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
+import { describeFailure } from "./error-hints.ts";
 import { FileType } from "../gen/guru/api/v1/files_pb.js";
 import type { ApiClients } from "../lib/api-client.ts";
 import { GuruError } from "../lib/errors.ts";
@@ -113,7 +114,7 @@ export async function cpCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     progress.fail();
-    const message = err instanceof GuruError ? err.message : ConnectError.from(err).rawMessage;
+    const message = describeFailure(err) ?? ConnectError.from(err).rawMessage;
     process.stderr.write(`guru cp: ${message}${isRetryable(err) ? "\n(run again with --resume to continue)" : ""}\n`);
     return 1;
   } finally {
@@ -144,7 +145,7 @@ export async function lsCommand(argv: string[]): Promise<number> {
     } while (pageToken !== "");
     return 0;
   } catch (err) {
-    process.stderr.write(`guru ls: ${err instanceof GuruError ? err.message : ConnectError.from(err).rawMessage}\n`);
+    process.stderr.write(`guru ls: ${describeFailure(err) ?? ConnectError.from(err).rawMessage}\n`);
     return 1;
   } finally {
     await tunnel.closeOpened();

@@ -1,6 +1,6 @@
 // `guru <command>`: one binary for the server, the agent, the quick start, the
 // MCP server and the technician commands.
-import { GuruError } from "../lib/errors.ts";
+import { describeFailure } from "./error-hints.ts";
 
 type Command = { describe: string; run: (argv: string[]) => Promise<number | void> };
 
@@ -47,10 +47,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return (await command.run(rest)) ?? 0;
   } catch (err) {
-    if (err instanceof GuruError) {
-      process.stderr.write(`guru ${name}: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
+    const failure = describeFailure(err);
+    if (failure === undefined) throw err;
+    process.stderr.write(`guru ${name}: ${failure}\n`);
+    return 1;
   }
 }

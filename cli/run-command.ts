@@ -9,7 +9,8 @@
 // server refused or failed the call (as ssh does for its own errors).
 import { once } from "node:events";
 import { constants } from "node:os";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
+import { describeFailure } from "./error-hints.ts";
 import { ExitReason, OutputStream, Shell, type CommandResult } from "../gen/guru/api/v1/exec_pb.js";
 import { apiExitReasons, apiShells } from "../lib/wire/exec-enums.ts";
 import { isShellName, shellNames } from "../lib/wire/shells.ts";
@@ -118,7 +119,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       return exitCanceled;
     }
     if (err instanceof ConnectError) {
-      process.stderr.write(`guru run: ${err.code === Code.Unknown ? err.message : err.rawMessage}\n`);
+      process.stderr.write(`guru run: ${describeFailure(err)}\n`);
       return exitGuruError;
     }
     throw err;

@@ -9,7 +9,8 @@ import { open, rename, stat, type FileHandle } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
 import type { ApiClients } from "./api-client.ts";
-import { GuruError } from "./errors.ts";
+import { errorInfoOf, fromConnectError } from "./api-errors.ts";
+import { GuruError, toGuruError, type ErrorKind, type ErrorReason } from "./errors.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -35,10 +36,40 @@ export interface RetryPolicy {
 
 export const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
 
-/** Failures a resume can get past: the link, the agent or the tunnel went away, or chunks raced. */
+const retryableKinds = new Set<ErrorKind>(["agent_offline", "unavailable", "timeout", "internal"]);
+const retryableReasons = new Set<string>([
+  "SESSION_NOT_ACTIVE",
+  "SESSION_NOT_FOUND",
+  "TUNNEL_REQUIRED",
+  "UPLOAD_OFFSET_MISMATCH",
+  "UPLOAD_INCOMPLETE",
+  "FILE_CHANGED",
+  "RATE_LIMITED",
+  "CHANNELS_EXHAUSTED",
+  // A download whose bytes did not add up: the part file was cut back, so a retry starts clean.
+  "DATA_LOSS",
+] satisfies ErrorReason[]);
+
+/** A server without the ErrorInfo detail (older than 0.3): judged by code alone. */
+const retryableCodes = new Set([Code.Unavailable, Code.FailedPrecondition, Code.DeadlineExceeded, Code.Aborted, Code.Unknown, Code.Internal]);
+
+/**
+ * Failures a resume can get past: the link, the agent or the tunnel went away,
+ * chunks raced, a limit asks for a wait. Judged by the error's reason and
+ * kind; an upload the server failed or aborted, a refusal or a checksum
+ * mismatch is final.
+ */
 export function isRetryable(err: unknown): boolean {
-  const code = ConnectError.from(err).code;
-  return code === Code.Unavailable || code === Code.FailedPrecondition || code === Code.DeadlineExceeded || code === Code.Aborted || code === Code.Unknown || code === Code.Internal;
+  if (err instanceof ConnectError && errorInfoOf(err) === undefined) return retryableCodes.has(err.code);
+  const e = err instanceof GuruError ? err : err instanceof ConnectError ? fromConnectError(err) : toGuruError(err);
+  return retryableKinds.has(e.kind) || retryableReasons.has(e.reason);
+}
+
+/** The wait a refusal asked for (retryAfterMs), if any. */
+export function retryAfterMsOf(err: unknown): number | undefined {
+  const e = err instanceof GuruError ? err : err instanceof ConnectError ? fromConnectError(err) : undefined;
+  const ms = Number(e?.metadata.retryAfterMs);
+  return e?.metadata.retryAfterMs !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
 export async function sha256OfFile(path: string, end?: number): Promise<string> {
@@ -57,7 +88,7 @@ async function withRetries<T>(retry: RetryPolicy, attempt: () => Promise<T>, onR
     } catch (err) {
       failures++;
       if (!isRetryable(err) || failures >= retry.attempts) throw err;
-      const delayMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (failures - 1));
+      const delayMs = Math.max(retryAfterMsOf(err) ?? 0, Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (failures - 1)));
       onRetry?.(err, delayMs);
       await sleep(delayMs);
     }
@@ -105,8 +136,11 @@ export async function uploadFile(o: UploadOptions) {
         o.onStarted?.(uploadId);
       } else {
         const u = await o.api.files.getUpload({ uploadId });
-        if (u.status !== UploadStatus.ACTIVE) throw new GuruError("failed_precondition", `upload ${uploadId} is ${UploadStatus[u.status].toLowerCase()}; start again without --resume`);
-        if (Number(u.size) !== size) throw new GuruError("failed_precondition", `upload ${uploadId} is for ${u.size} bytes, the local file has ${size}`);
+        if (u.status !== UploadStatus.ACTIVE) throw new GuruError("failed_precondition", `upload ${uploadId} is ${UploadStatus[u.status].toLowerCase()}; start again without --resume`, {
+            reason: "UPLOAD_NOT_ACTIVE",
+            metadata: { uploadId, status: UploadStatus[u.status].toLowerCase() },
+          });
+        if (Number(u.size) !== size) throw new GuruError("invalid", `upload ${uploadId} is for ${u.size} bytes, the local file has ${size}; start again without --resume`, { metadata: { uploadId, size: u.size } });
         offset = Number(u.committedOffset);
       }
       const id = uploadId;

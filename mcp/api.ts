@@ -135,7 +135,7 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
       try {
         return toAgentInfo(await resolveAgent(clients, nameOrId));
       } catch (err) {
-        if (isGuruError(err, "not_found")) throw guruError("not_found", err.message.replace(/; 'guru agents' lists them$/, ""), "call list_agents to see the agents' names and ids, then call again with one of them");
+        // AGENT_NOT_FOUND: the tool result's next step points to list_agents.
         throw fromApiError(err);
       }
     },

@@ -57,6 +57,7 @@ import { execServiceImpl } from "./rpc/exec-service.ts";
 import { fileServiceImpl } from "./rpc/file-service.ts";
 import { clientAddressKey } from "./rpc/context.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
+import { serveStrict } from "./rpc/strict-enums.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { recordingServiceImpl } from "./rpc/recording-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
@@ -236,13 +237,14 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
     readMaxBytes: 16 * 1024 * 1024,
     routes(r) {
-      r.service(AgentService, agentServiceImpl({ store, agents: remoteAgents }));
-      r.service(SessionService, sessionServiceImpl(sessions));
-      r.service(ExecService, execServiceImpl(commands));
-      r.service(FileService, fileServiceImpl(files, uploads));
-      r.service(RecordingService, recordingServiceImpl(recordings));
-      r.service(AdminService, adminServiceImpl(admin, sessions, integrationKeyAdmin));
-      r.service(
+      serveStrict(r, AgentService, agentServiceImpl({ store, agents: remoteAgents }));
+      serveStrict(r, SessionService, sessionServiceImpl(sessions));
+      serveStrict(r, ExecService, execServiceImpl(commands));
+      serveStrict(r, FileService, fileServiceImpl(files, uploads));
+      serveStrict(r, RecordingService, recordingServiceImpl(recordings));
+      serveStrict(r, AdminService, adminServiceImpl(admin, sessions, integrationKeyAdmin));
+      serveStrict(
+        r,
         IntegrationService,
         integrationServiceImpl({
           info: {

@@ -61,7 +61,7 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
     }
     if (actual !== undefined) {
       if (actual.endsWith(" (deleted)")) {
-        throw new GuruError("not_found", `"${realPath}" was deleted while being opened`, { details: { path: realPath } });
+        throw new GuruError("not_found", `"${realPath}" was deleted while being opened`, { reason: "PATH_NOT_FOUND", metadata: { path: realPath } });
       }
       // Throws denied when the handle's real location is outside.
       await guard.resolve(actual);
@@ -74,7 +74,7 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
 
 /** The path still resolves to itself, inside, and names the object `expected` describes. */
 async function verifyIdentity(guard: PathGuard, realPath: string, expected: Stats): Promise<void> {
-  const changed = () => new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { details: { path: realPath } });
+  const changed = () => new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { reason: "FILE_CHANGED", metadata: { path: realPath } });
   // Denied when a component swapped for a symlink now leads outside; gone or elsewhere: changed.
   const again = await guard.resolve(realPath).catch((err: unknown) => {
     throw err instanceof GuruError && err.kind === "not_found" ? changed() : err;

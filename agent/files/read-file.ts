@@ -78,7 +78,7 @@ export async function readFileRange(guard: PathGuard, request: ReadRangeRequest,
   let mimeType: string;
   try {
     if (offset > size) {
-      throw new GuruError("invalid", `offset ${offset} is beyond the end of "${request.path}" (${size} bytes)`, { details: { offset, size } });
+      throw new GuruError("invalid", `offset ${offset} is beyond the end of "${request.path}" (${size} bytes)`, { metadata: { field: "offset", size } });
     }
     mimeType = await mimeTypeOfHandle(realPath, handle);
   } catch (err) {
@@ -106,6 +106,8 @@ export async function readFileRange(guard: PathGuard, request: ReadRangeRequest,
           });
           if (bytesRead === 0) {
             throw new GuruError("conflict", `"${request.path}" was truncated while being read (at byte ${position + filled} of ${size})`, {
+              reason: "FILE_CHANGED",
+              metadata: { path: request.path },
               details: { path: realPath, size, offset: position + filled },
             });
           }

@@ -75,7 +75,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   }
   function ensureOpen(): void {
     if (status !== "open") {
-      throw new GuruError("failed_precondition", `upload ${record.uploadId} is ${status}; open it again to resume`, { details: { uploadId: record.uploadId, status } });
+      throw new GuruError("failed_precondition", `upload ${record.uploadId} is ${status}; open it again to resume`, { reason: "UPLOAD_NOT_ACTIVE", metadata: { uploadId: record.uploadId, status } });
     }
   }
   async function closeHandle(): Promise<void> {
@@ -100,10 +100,11 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   async function write(offset: number, data: Uint8Array): Promise<number> {
     ensureOpen();
     if (offset !== committed) {
-      throw new GuruError("failed_precondition", `expected offset ${committed}`, { details: { expectedOffset: committed, offset } });
+      throw new GuruError("failed_precondition", `expected offset ${committed}`, { reason: "UPLOAD_OFFSET_MISMATCH", metadata: { expectedOffset: committed, offset } });
     }
     if (committed + data.length > record.size) {
       throw new GuruError("too_large", `upload is ${record.size} bytes; ${committed + data.length} would exceed it`, {
+        metadata: { size: record.size, end: committed + data.length },
         details: { size: record.size, offset, length: data.length },
       });
     }
@@ -129,6 +130,8 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
     if (committed !== record.size) {
       // Short, not wrong: the bytes so far are kept so the client can resume from committedOffset.
       throw new GuruError("failed_precondition", `upload incomplete: ${committed} of ${record.size} bytes committed; send the rest from offset ${committed}; nothing was replaced`, {
+        reason: "UPLOAD_INCOMPLETE",
+        metadata: { size: record.size, expectedOffset: committed },
         details: { ...details, size: record.size, committedOffset: committed },
       });
     }
@@ -140,6 +143,8 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       await store.remove(record.uploadId);
       log.warn({ expected: record.sha256, actual: sha256 }, "upload checksum mismatch; partial discarded");
       throw new GuruError("data_loss", `SHA-256 mismatch: expected ${record.sha256}, got ${sha256}; nothing was replaced`, {
+        reason: "UPLOAD_CHECKSUM_MISMATCH",
+        metadata: { expectedSha256: record.sha256, actualSha256: sha256 },
         details: { ...details, expectedSha256: record.sha256, actualSha256: sha256 },
       });
     }
@@ -147,11 +152,11 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       // The target may have changed since open (a directory swapped for a symlink, the file created meanwhile).
       const target = await deps.guard.resolve(deps.requestedPath, { mustExist: false });
       if (target !== record.targetPath) {
-        throw new GuruError("conflict", `"${deps.requestedPath}" now resolves to "${target}", not "${record.targetPath}"; nothing was replaced`, { details });
+        throw new GuruError("conflict", `"${deps.requestedPath}" now resolves to "${target}", not "${record.targetPath}"; nothing was replaced`, { details, reason: "FILE_CHANGED", metadata: { path: deps.requestedPath } });
       }
       const old = await lstatOrUndefined(record.targetPath);
       if (old?.isDirectory()) throw new GuruError("invalid", `"${deps.requestedPath}" is now a directory; nothing was replaced`, { details });
-      if (old && !deps.overwrite) throw new GuruError("conflict", `"${deps.requestedPath}" exists and overwrite is false; nothing was replaced`, { details });
+      if (old && !deps.overwrite) throw new GuruError("conflict", `"${deps.requestedPath}" exists and overwrite is false; nothing was replaced`, { details, reason: "FILE_EXISTS", metadata: { path: deps.requestedPath } });
       await handle.chmod(old?.isFile() ? old.mode & 0o777 : deps.newFileMode);
       // Data on disk before the name points at it: after a power cut the target is old or new, never empty.
       await handle.sync();
@@ -190,7 +195,11 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       return;
     }
     const created = () =>
-      new GuruError("conflict", `"${deps.requestedPath}" was created meanwhile and overwrite is false; nothing was replaced`, { details: { path: record.targetPath } });
+      new GuruError("conflict", `"${deps.requestedPath}" was created meanwhile and overwrite is false; nothing was replaced`, {
+        reason: "FILE_EXISTS",
+        metadata: { path: deps.requestedPath },
+        details: { path: record.targetPath },
+      });
     try {
       await (deps.hooks?.link ?? link)(record.tempPath, record.targetPath);
     } catch (err) {
@@ -228,7 +237,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       serial(async () => {
         if (status === "finished") return;
         if (deps.superseded()) {
-          throw new GuruError("failed_precondition", `upload ${record.uploadId} was reopened elsewhere; abort it there`, { details: { uploadId: record.uploadId } });
+          throw new GuruError("failed_precondition", `upload ${record.uploadId} was reopened elsewhere; abort it there`, { reason: "UPLOAD_NOT_ACTIVE", metadata: { uploadId: record.uploadId } });
         }
         if (status === "open") await end("aborted");
         status = "aborted";

@@ -201,7 +201,7 @@ export function checkCommand(policy: LocalPolicy, command: string): CommandCheck
 /** Throws denied when the owner switched the capability off. */
 export function requireCapability(policy: LocalPolicy, capability: Capability): void {
   if (policy.capabilities[capability] !== true) {
-    throw new GuruError("denied", `the agent's local policy disables ${capability}`, { details: { capability } });
+    throw new GuruError("denied", `the agent's local policy disables ${capability}`, { reason: "POLICY_DENIED", metadata: { capability }, details: { capability } });
   }
 }
 

@@ -17,7 +17,7 @@ import { GuruError } from "../errors.ts";
 import type { Logger } from "../logging.ts";
 import { encodeDataFrame, encodeFrame, makeFrame } from "./codec.ts";
 import type { FramePool } from "./frame-pool.ts";
-import { guruErrorFromWire, toWireErrorKind } from "./error-kinds.ts";
+import { guruErrorFromWire, wireErrorOf } from "./error-kinds.ts";
 
 export type ChannelMessage =
   | { type: "data"; data: Uint8Array; offset: bigint; stream: OutputStream }
@@ -197,7 +197,7 @@ export class ChannelImpl implements Channel {
 
   sendError(error: GuruError): void {
     if (this.ignoredAfterEnd("sendError")) return;
-    const value = create(ChannelErrorSchema, { kind: toWireErrorKind(error.kind), message: error.message });
+    const value = create(ChannelErrorSchema, wireErrorOf(error));
     this.sendKind({ case: "error", value }, true);
     this.finish(error, error);
   }
@@ -347,7 +347,7 @@ export class ChannelImpl implements Channel {
         this.finish(new GuruError("canceled", `channel ${this.id} was finished by the peer`), undefined, { type: "result", result: kind.value.result });
         return undefined;
       case "error": {
-        const error = guruErrorFromWire(kind.value.kind, kind.value.message);
+        const error = guruErrorFromWire(kind.value);
         this.finish(error, error, { type: "error", error });
         return undefined;
       }

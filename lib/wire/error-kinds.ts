@@ -34,7 +34,12 @@ export function fromWireErrorKind(kind: WireErrorKind): ErrorKind {
   return fromWire.get(kind) ?? "internal";
 }
 
-/** A received ChannelError as the GuruError it stands for. */
-export function guruErrorFromWire(kind: WireErrorKind, message: string): GuruError {
-  return new GuruError(fromWireErrorKind(kind), message || "the peer reported an error without a message");
+/** A received ChannelError as the GuruError it stands for, reason and metadata included. */
+export function guruErrorFromWire(error: { kind: WireErrorKind; message: string; reason?: string; metadata?: Record<string, string> }): GuruError {
+  return new GuruError(fromWireErrorKind(error.kind), error.message || "the peer reported an error without a message", { reason: error.reason, metadata: error.metadata });
+}
+
+/** The ChannelError fields for a GuruError. */
+export function wireErrorOf(error: GuruError): { kind: WireErrorKind; message: string; reason: string; metadata: Record<string, string> } {
+  return { kind: toWireErrorKind(error.kind), message: error.message, reason: error.reason, metadata: { ...error.metadata } };
 }

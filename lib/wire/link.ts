@@ -297,7 +297,8 @@ export function createLink(options: LinkOptions): Link {
       }
       if (channels.size >= limits.maxChannels) {
         throw new GuruError("rate_limited", `this link already has ${channels.size} open channels (maxChannels ${limits.maxChannels}); retry when one finishes`, {
-          details: { maxChannels: limits.maxChannels },
+          reason: "CHANNELS_EXHAUSTED",
+          metadata: { maxChannels: limits.maxChannels },
         });
       }
       if (nextLocalId > 0xffff_ffff) {

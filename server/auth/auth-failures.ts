@@ -39,7 +39,7 @@ export function createAuthFailureLimit(options: AuthFailureLimitOptions) {
       throw new GuruError(
         "rate_limited",
         `too many failed authentications from ${address}: refused for ${Math.ceil(retryAfterMs / 1000)} s more (GURU_AUTH_FAILURE_LIMIT: ${limit} per ${windowMs / 1000} s)`,
-        { details: { retryAfterMs, limit, windowMs, setting: "GURU_AUTH_FAILURE_LIMIT" } },
+        { reason: "AUTH_FAILURES_EXCEEDED", metadata: { retryAfterMs, limit, windowMs }, details: { setting: "GURU_AUTH_FAILURE_LIMIT" } },
       );
     },
 

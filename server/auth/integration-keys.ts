@@ -3,7 +3,7 @@
 // lets every other API say "integration keys are not accepted here" instead
 // of a confusing token error.
 import { createHash, randomBytes } from "node:crypto";
-import { GuruError } from "../../lib/errors.ts";
+import { GuruError, type ErrorReason } from "../../lib/errors.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
 import type { Store } from "../store/index.ts";
 
@@ -24,9 +24,9 @@ export function looksLikeIntegrationKey(credential: string): boolean {
 /** Checks a presented key; every refusal is audited with the method it was for. */
 export function createIntegrationKeyCheck(deps: { store: Store }) {
   const { store } = deps;
-  async function refuse(method: string, message: string, reason: string, keyId?: string): Promise<never> {
+  async function refuse(method: string, message: string, reason: ErrorReason, keyId?: string): Promise<never> {
     await store.integrationKeys.audit({ keyId, method, outcome: "refused", reason: message, detail: { reason } });
-    throw new GuruError("unauthenticated", message, { details: { reason } });
+    throw new GuruError("unauthenticated", message, { reason });
   }
   return {
     async verify(credential: string | undefined, method: string): Promise<PartnerKey> {

@@ -4,7 +4,7 @@
 // most five minutes, revoked when the session ends.
 import { randomUUID } from "node:crypto";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
-import { GuruError } from "../../lib/errors.ts";
+import { GuruError, type ErrorReason } from "../../lib/errors.ts";
 import { requireUuid } from "../domain/ids.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
 import type { Store } from "../store/index.ts";
@@ -39,27 +39,27 @@ export function normalizeOrigin(origin: string): string | undefined {
 export function createViewerTokens(deps: { store: Store; keys: SigningKeys; viewerUrl(sessionId: string): string }) {
   const { store, keys } = deps;
 
-  const refuse = (kind: "denied" | "unauthenticated", message: string, reason: string): never => {
-    throw new GuruError(kind, message, { details: { reason } });
+  const refuse = (kind: "denied" | "unauthenticated", message: string, reason: ErrorReason): never => {
+    throw new GuruError(kind, message, { reason });
   };
 
   async function mint(key: PartnerKey, input: { sessionId: string; origin: string; ttlSeconds: number }) {
     requireUuid(input.sessionId, "session id");
     const ttlSeconds = input.ttlSeconds === 0 ? defaultViewerTokenTtlSeconds : input.ttlSeconds;
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > maxViewerTokenTtlSeconds) {
-      throw new GuruError("invalid", `ttlSeconds must be 1-${maxViewerTokenTtlSeconds}`, { details: { reason: "INVALID_TTL" } });
+      throw new GuruError("invalid", `ttlSeconds must be 1-${maxViewerTokenTtlSeconds}`, { reason: "INVALID_TTL" });
     }
     const origin = normalizeOrigin(input.origin);
-    if (origin === undefined) throw new GuruError("invalid", `origin "${input.origin}" is not a web origin such as https://rmm.example.com`, { details: { reason: "INVALID_ORIGIN" } });
+    if (origin === undefined) throw new GuruError("invalid", `origin "${input.origin}" is not a web origin such as https://rmm.example.com`, { reason: "INVALID_ORIGIN" });
     if (!key.allowedOrigins.map(normalizeOrigin).includes(origin)) {
       refuse("denied", `origin ${origin} is not one of integration key ${key.name}'s allowed origins`, "ORIGIN_NOT_ALLOWED");
     }
     const session = await store.partnerSessions.get(input.sessionId);
     if (session === undefined || session.keyId !== key.keyId) {
-      throw new GuruError("not_found", `no session ${input.sessionId} of this integration key`, { details: { reason: "SESSION_NOT_FOUND" } });
+      throw new GuruError("not_found", `no session ${input.sessionId} of this integration key`, { reason: "SESSION_NOT_FOUND" });
     }
     if (session.status !== "active" && session.status !== "pending") {
-      throw new GuruError("failed_precondition", `session ${session.id} is ${session.status}; a viewer token needs a live session`, { details: { reason: "SESSION_ENDED" } });
+      throw new GuruError("failed_precondition", `session ${session.id} is ${session.status}; a viewer token needs a live session`, { reason: "SESSION_ENDED" });
     }
     const jti = randomUUID();
     const expiresAt = new Date(Date.now() + ttlSeconds * 1000);

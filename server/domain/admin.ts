@@ -24,7 +24,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
   async function existingTechnician(technicianId: string) {
     requireUuid(technicianId, "technician id");
     const tech = await store.technicians.get(technicianId);
-    if (tech === undefined) throw new GuruError("not_found", `no technician ${technicianId}`);
+    if (tech === undefined) throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
     return tech;
   }
 
@@ -40,7 +40,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       requireAdmin(principal);
       requireUuid(technicianId, "technician id");
       if (ttlSeconds !== undefined && ttlSeconds > maxTokenTtlSeconds) {
-        throw new GuruError("invalid", `ttlSeconds is at most ${maxTokenTtlSeconds} (30 days); got ${ttlSeconds}`, { details: { ttlSeconds, maxTtlSeconds: maxTokenTtlSeconds } });
+        throw new GuruError("invalid", `ttlSeconds is at most ${maxTokenTtlSeconds} (30 days); got ${ttlSeconds}`, { metadata: { field: "ttlSeconds", maxTtlSeconds: maxTokenTtlSeconds } });
       }
       const issued = await tokens.issue(technicianId, ttlSeconds || undefined);
       logger.info({ technicianId, tokenId: issued.tokenId, by: principal.technicianId }, "token issued");
@@ -51,7 +51,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeToken(principal: Principal, tokenId: string) {
       requireAdmin(principal);
       requireUuid(tokenId, "token id");
-      if (!(await tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`);
+      if (!(await tokens.revoke(tokenId))) throw new GuruError("not_found", `no token ${tokenId}`, { reason: "TOKEN_NOT_FOUND", metadata: { tokenId } });
       const closed = await deps.sessions.endFor({ tokenId }, `its token was revoked by ${principal.name}`, principal.technicianId);
       logger.info({ tokenId, closedSessions: closed, by: principal.technicianId }, "token revoked");
     },
@@ -61,7 +61,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       requireAdmin(principal);
       if (filter.technicianId) {
         requireUuid(filter.technicianId, "technician id");
-        if ((await store.technicians.get(filter.technicianId)) === undefined) throw new GuruError("not_found", `no technician ${filter.technicianId}`);
+        if ((await store.technicians.get(filter.technicianId)) === undefined) throw new GuruError("not_found", `no technician ${filter.technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId: filter.technicianId } });
       }
       return store.tokens.list({ technicianId: filter.technicianId || undefined, includeInactive: filter.includeInactive });
     },
@@ -82,7 +82,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       const tech = await existingTechnician(technicianId);
       if (tech.id === principal.technicianId) throw new GuruError("invalid", "an admin cannot disable themselves; ask another admin");
       const disabled = await tokens.disableTechnician(tech.id);
-      if (disabled === undefined) throw new GuruError("not_found", `no technician ${technicianId}`);
+      if (disabled === undefined) throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
       // Revoked too, so the tokens stay dead should the technician ever be re-enabled by hand.
       const revoked = await tokens.revokeAllFor(tech.id);
       const why = `technician disabled by ${principal.name}${reason ? `: ${reason}` : ""}`;
@@ -103,7 +103,7 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeAgentKey(principal: Principal, agentId: string) {
       requireAdmin(principal);
       requireUuid(agentId, "agent id");
-      if (!(await store.agents.revokeKey(agentId))) throw new GuruError("not_found", `no agent ${agentId}`);
+      if (!(await store.agents.revokeKey(agentId))) throw new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } });
       deps.agents.disconnect(agentId, "the agent's key was revoked");
       await deps.sessions.agentDisconnected(agentId, "the agent's key was revoked");
       logger.info({ agentId, by: principal.technicianId }, "agent key revoked");

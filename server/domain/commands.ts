@@ -71,20 +71,22 @@ function auditedEnv(env: Record<string, string> | undefined): Record<string, str
   return redactCommandEnv(Object.fromEntries(entries.map(([name, value]) => [name, typeof value === "string" ? value : String(value)])));
 }
 
+const invalidField = (field: string, message: string) => new GuruError("invalid", message, { metadata: { field } });
+
 export function createCommandService(options: CommandServiceOptions) {
   const { store, sessions, remote, alerts, logger, limits } = options;
 
   function validate(input: CommandInput): { shell: ShellName | undefined; timeoutMs: number; env: Record<string, string> } {
-    if (typeof input.command !== "string" || input.command.trim() === "") throw new GuruError("invalid", "command must not be empty");
-    if (input.command.length > maxCommandChars) throw new GuruError("invalid", `command is longer than ${maxCommandChars} characters`);
-    if (input.command.includes("\0")) throw new GuruError("invalid", "command must not contain NUL characters");
+    if (typeof input.command !== "string" || input.command.trim() === "") throw invalidField("command", "command must not be empty");
+    if (input.command.length > maxCommandChars) throw invalidField("command", `command is longer than ${maxCommandChars} characters`);
+    if (input.command.includes("\0")) throw invalidField("command", "command must not contain NUL characters");
     const shell = input.shell as ShellName | undefined;
     if (shell !== undefined && !shellNames.includes(shell)) {
-      throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { details: { shell: input.shell } });
+      throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { metadata: { field: "shell" }, details: { shell: input.shell } });
     }
-    if ((input.workingDir ?? "").includes("\0")) throw new GuruError("invalid", "workingDir must not contain NUL characters");
+    if ((input.workingDir ?? "").includes("\0")) throw invalidField("workingDir", "workingDir must not contain NUL characters");
     const requested = input.timeoutMs ?? 0;
-    if (!Number.isInteger(requested) || requested < 0) throw new GuruError("invalid", "timeoutMs must be a non-negative integer");
+    if (!Number.isInteger(requested) || requested < 0) throw invalidField("timeoutMs", "timeoutMs must be a non-negative integer");
     const timeoutMs = Math.min(requested === 0 ? limits.defaultTimeoutMs : requested, limits.maxTimeoutMs);
     // Which names are allowed is the agent's policy; the shape is checked here too,
     // so a malformed env is refused (and audited) before anything is dispatched.
@@ -118,14 +120,14 @@ export function createCommandService(options: CommandServiceOptions) {
     }
     // Not the caller's active session: the session service says exactly why.
     await sessions.requireActive(principal, input.sessionId);
-    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`);
+    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`, { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId: input.sessionId } });
   }
 
   function rateLimited(retryAfterMs: number): GuruError {
     return new GuruError(
       "rate_limited",
       `rate limit: at most ${limits.rateLimit} commands per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(retryAfterMs / 1000).toFixed(1)} s (${retryAfterMs} ms)`,
-      { details: { retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
+      { metadata: { retryAfterMs, limit: limits.rateLimit, windowMs: limits.rateWindowMs } },
     );
   }
 

@@ -27,15 +27,15 @@ export interface FileServiceOptions {
 export const maxListPageSize = 5000;
 
 export function requirePath(path: string): string {
-  if (typeof path !== "string" || path.trim() === "") throw new GuruError("invalid", "path is required");
-  if (path.includes("\0")) throw new GuruError("invalid", "path must not contain NUL bytes");
+  if (typeof path !== "string" || path.trim() === "") throw new GuruError("invalid", "path is required", { metadata: { field: "path" } });
+  if (path.includes("\0")) throw new GuruError("invalid", "path must not contain NUL bytes", { metadata: { field: "path" } });
   return path;
 }
 
 /** uint64 fields arrive as bigint; beyond 2^53 they cannot name a real byte. */
 export function byteCount(value: bigint | number, name: string): number {
   const n = typeof value === "bigint" ? Number(value) : value;
-  if (!Number.isSafeInteger(n) || n < 0) throw new GuruError("invalid", `${name} must be a non-negative integer below 2^53`, { details: { [name]: String(value) } });
+  if (!Number.isSafeInteger(n) || n < 0) throw new GuruError("invalid", `${name} must be a non-negative integer below 2^53`, { metadata: { field: name }, details: { [name]: String(value) } });
   return n;
 }
 
@@ -73,7 +73,7 @@ export function createFileService(options: FileServiceOptions) {
 
   function listDirectory(principal: Principal, req: { sessionId: string; path: string; pageSize: number; pageToken: string }): Promise<DirectoryPage> {
     return inSession(principal, req.sessionId, "list", req.path, (agentId) => {
-      if (req.pageSize > maxListPageSize) throw new GuruError("invalid", `pageSize is at most ${maxListPageSize}`, { details: { pageSize: req.pageSize } });
+      if (req.pageSize > maxListPageSize) throw new GuruError("invalid", `pageSize is at most ${maxListPageSize}`, { metadata: { field: "pageSize" } });
       return agents.listDirectory(agentId, req);
     });
   }

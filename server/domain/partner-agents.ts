@@ -24,7 +24,7 @@ export function createPartnerAgents(deps: { store: Store; agents: RemoteAgents; 
   return {
     async provision(key: PartnerKey, input: { externalId: string; name: string }) {
       if (!externalIdPattern.test(input.externalId)) {
-        throw new GuruError("invalid", "externalId must be 1-128 printable ASCII characters without spaces", { details: { reason: "INVALID_EXTERNAL_ID" } });
+        throw new GuruError("invalid", "externalId must be 1-128 printable ASCII characters without spaces", { reason: "INVALID_EXTERNAL_ID" });
       }
       const agentKey = generateAgentKey();
       const existing = await store.partnerAgents.findByExternalId(key.keyId, input.externalId);
@@ -37,7 +37,7 @@ export function createPartnerAgents(deps: { store: Store; agents: RemoteAgents; 
       const name = input.name === "" ? `${input.externalId}-${key.name}` : input.name;
       if (!agentNamePattern.test(name)) {
         throw new GuruError("invalid", `agent name "${name}" must be 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit; pass a name`, {
-          details: { reason: "INVALID_AGENT_NAME" },
+          reason: "INVALID_AGENT_NAME",
         });
       }
       const agent = await store.partnerAgents.provision({ keyId: key.keyId, externalId: input.externalId, name, keyHash: hashAgentKey(agentKey) });

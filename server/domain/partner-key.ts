@@ -21,7 +21,7 @@ const technicianPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
 
 /** The key's own agent, or not_found: another partner's agents do not exist for this key. */
 export async function resolvePartnerAgent(store: Store, key: PartnerKey, ref: AgentRef): Promise<PartnerAgentRecord> {
-  if (ref === undefined) throw new GuruError("invalid", "agent is required: give agentId or externalId", { details: { reason: "AGENT_REQUIRED" } });
+  if (ref === undefined) throw new GuruError("invalid", "agent is required: give agentId or externalId", { reason: "AGENT_REQUIRED" });
   let agent: PartnerAgentRecord | undefined;
   if ("agentId" in ref) {
     if (!isUuid(ref.agentId)) throw new GuruError("invalid", `agent id "${ref.agentId}" is not a UUID`);
@@ -30,7 +30,7 @@ export async function resolvePartnerAgent(store: Store, key: PartnerKey, ref: Ag
     agent = ref.externalId === "" ? undefined : await store.partnerAgents.findByExternalId(key.keyId, ref.externalId);
   }
   const name = "agentId" in ref ? ref.agentId : `with external id ${ref.externalId}`;
-  if (agent === undefined) throw new GuruError("not_found", `no agent ${name} provisioned by this integration key`, { details: { reason: "AGENT_NOT_FOUND" } });
+  if (agent === undefined) throw new GuruError("not_found", `no agent ${name} provisioned by this integration key`, { reason: "AGENT_NOT_FOUND" });
   return agent;
 }
 
@@ -39,7 +39,7 @@ export function partnerTechnicianName(key: PartnerKey, technician: string): stri
   const name = technician === "" ? "partner" : technician;
   if (!technicianPattern.test(name)) {
     throw new GuruError("invalid", `technician "${name}" must be 1-48 letters, digits, '.', '_' or '-', starting with a letter or digit`, {
-      details: { reason: "INVALID_TECHNICIAN" },
+      reason: "INVALID_TECHNICIAN",
     });
   }
   return `${name}@${key.name}`;
@@ -49,7 +49,7 @@ export function requireCapabilities(asked: string[]): string[] {
   if (asked.length === 0) return [...sessionCapabilities];
   const unknown = asked.filter((c) => !(sessionCapabilities as readonly string[]).includes(c));
   if (unknown.length > 0) {
-    throw new GuruError("invalid", `unknown capabilities ${unknown.join(", ")}; known: ${sessionCapabilities.join(", ")}`, { details: { reason: "UNKNOWN_CAPABILITY" } });
+    throw new GuruError("invalid", `unknown capabilities ${unknown.join(", ")}; known: ${sessionCapabilities.join(", ")}`, { reason: "UNKNOWN_CAPABILITY" });
   }
   return [...new Set(asked)].sort();
 }

@@ -64,7 +64,7 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     const capabilities = requireCapabilities(input.capabilities);
     const technicianName = partnerTechnicianName(key, input.technician);
     const agent = await resolvePartnerAgent(store, key, input.agent);
-    if (agent.revokedAt !== null) throw new GuruError("denied", `agent ${agent.name} has a revoked key; provision it again`, { details: { reason: "AGENT_REVOKED" } });
+    if (agent.revokedAt !== null) throw new GuruError("denied", `agent ${agent.name} has a revoked key; provision it again`, { reason: "AGENT_REVOKED" });
     if (input.mode === "unattended" && agent.requiresConsent) throw policyRequiresConsent(agent.name);
     if (input.mode === "attended" && agent.consentMode === null && agent.lastSeenAt !== null) throw cannotAsk(agent.name);
     const technician = await store.partnerAgents.ownedTechnician(key.keyId, technicianName);
@@ -174,7 +174,7 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     const why = state === "timed_out" ? `consent timed out: ${answer.reason}` : `consent denied${answer.reason ? `: ${answer.reason}` : ""}`;
     await closePendingSession(recorded, why);
     throw new GuruError("denied", `the person at the endpoint did not approve the session (${why})`, {
-      details: { reason: state === "timed_out" ? "CONSENT_TIMED_OUT" : "CONSENT_DENIED", sessionId: session.id, responder: answer.responder },
+      reason: state === "timed_out" ? "CONSENT_TIMED_OUT" : "CONSENT_DENIED", details: { sessionId: session.id, responder: answer.responder },
     });
   }
 
@@ -208,7 +208,7 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
   async function get(key: PartnerKey, sessionId: string): Promise<PartnerSessionRecord> {
     requireUuid(sessionId, "session id");
     const s = await store.partnerSessions.get(sessionId);
-    if (s === undefined || s.keyId !== key.keyId) throw new GuruError("not_found", `no session ${sessionId} of this integration key`, { details: { reason: "SESSION_NOT_FOUND" } });
+    if (s === undefined || s.keyId !== key.keyId) throw new GuruError("not_found", `no session ${sessionId} of this integration key`, { reason: "SESSION_NOT_FOUND" });
     return s;
   }
 
@@ -265,12 +265,12 @@ function policyRequiresConsent(agentName: string): GuruError {
   return new GuruError(
     "denied",
     `agent ${agentName}'s local policy (consent.mode "ask") requires the approval of the person at the endpoint for every session; create an attended session`,
-    { details: { reason: "CONSENT_REQUIRED_BY_POLICY", policy: "consent.mode=ask" } },
+    { reason: "CONSENT_REQUIRED_BY_POLICY", details: { policy: "consent.mode=ask" } },
   );
 }
 
 function cannotAsk(agentName: string): GuruError {
   return new GuruError("failed_precondition", `agent ${agentName} cannot ask for consent (it is too old to); upgrade it for attended sessions`, {
-    details: { reason: "CONSENT_NOT_SUPPORTED" },
+    reason: "CONSENT_NOT_SUPPORTED",
   });
 }

@@ -11,5 +11,5 @@ export interface Principal {
 }
 
 export function requireAdmin(principal: Principal): void {
-  if (principal.role !== "admin") throw new GuruError("denied", "this call needs the admin role");
+  if (principal.role !== "admin") throw new GuruError("denied", "this call needs the admin role", { reason: "ADMIN_REQUIRED" });
 }

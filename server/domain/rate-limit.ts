@@ -27,7 +27,7 @@ export function createTechnicianRateLimit(options: TechnicianRateLimitOptions) {
       throw new GuruError(
         "rate_limited",
         `rate limit: at most ${limit} ${options.what} per ${windowMs / 1000} s per technician (${options.setting}); retry in ${(retryAfterMs / 1000).toFixed(1)} s`,
-        { details: { retryAfterMs, limit, windowMs, setting: options.setting } },
+        { metadata: { retryAfterMs, limit, windowMs }, details: { setting: options.setting } },
       );
     },
   };

@@ -71,7 +71,7 @@ export type SessionWork = ReturnType<typeof createSessionWork>;
 
 /** The abort reason (and error) of an operation whose tunnel ended. */
 export function tunnelEnded(reason: string): GuruError {
-  return new GuruError("canceled", `the tunnel ended (${reason})`, { details: { tunnelEnded: reason } });
+  return new GuruError("canceled", `the tunnel ended (${reason})`, { reason: "TUNNEL_ENDED", details: { tunnelEnded: reason } });
 }
 
 /** The GuruError a signal aborted with, when it was the tunnel ending. */

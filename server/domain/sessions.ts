@@ -28,6 +28,10 @@ export interface SessionServiceOptions {
   onClosed?(sessions: SessionRecord[], reason: string): Promise<void>;
 }
 
+function notOwned(sessionId: string, hint = ""): GuruError {
+  return new GuruError("denied", `session ${sessionId} belongs to another technician${hint}`, { reason: "SESSION_NOT_OWNED", metadata: { sessionId } });
+}
+
 export function createSessionService(options: SessionServiceOptions) {
   const { store, agents, logger } = options;
 
@@ -40,18 +44,18 @@ export function createSessionService(options: SessionServiceOptions) {
       await audit("open", "refused", { agentId: isUuid(agentId) ? agentId : undefined, technicianId: principal.technicianId, reason: err.message });
       throw err;
     };
-    if (!isUuid(agentId)) return refuse(new GuruError("invalid", `agent id "${agentId}" is not a UUID`));
+    if (!isUuid(agentId)) return refuse(new GuruError("invalid", `agent id "${agentId}" is not a UUID`, { metadata: { field: "agentId" } }));
     try {
       await options.openRateLimit?.hit(principal.technicianId);
     } catch (err) {
       return refuse(toGuruError(err));
     }
     const agent = await store.agents.get(agentId);
-    if (agent === undefined) return refuse(new GuruError("not_found", `no agent ${agentId}`));
-    if (agent.revokedAt !== null) return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`));
+    if (agent === undefined) return refuse(new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } }));
+    if (agent.revokedAt !== null) return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`, { reason: "AGENT_REVOKED", metadata: { agentId } }));
     if (!agents.isOnline(agentId)) {
       const since = agent.lastSeenAt === null ? "" : ` since ${agent.lastSeenAt.toISOString()}`;
-      return refuse(new GuruError("agent_offline", `agent ${agent.name} is offline${since}`));
+      return refuse(new GuruError("agent_offline", `agent ${agent.name} is offline${since}`, { metadata: { agentId, agentName: agent.name, lastSeenAt: agent.lastSeenAt?.toISOString() } }));
     }
     let session: SessionRecord;
     try {
@@ -77,9 +81,9 @@ export function createSessionService(options: SessionServiceOptions) {
   async function get(principal: Principal, sessionId: string): Promise<SessionRecord> {
     requireUuid(sessionId, "session id");
     const session = await store.sessions.get(sessionId);
-    if (session === undefined) throw new GuruError("not_found", `no session ${sessionId}`);
+    if (session === undefined) throw new GuruError("not_found", `no session ${sessionId}`, { reason: "SESSION_NOT_FOUND", metadata: { sessionId } });
     if (session.technicianId !== principal.technicianId && principal.role !== "admin") {
-      throw new GuruError("denied", `session ${sessionId} belongs to another technician`);
+      throw notOwned(sessionId);
     }
     return session;
   }
@@ -120,7 +124,7 @@ export function createSessionService(options: SessionServiceOptions) {
     const session = await get(principal, sessionId);
     if (session.technicianId !== principal.technicianId) {
       await audit("close", "refused", { sessionId, agentId: session.agentId, technicianId: principal.technicianId, reason: "not the owner" });
-      throw new GuruError("denied", `session ${sessionId} belongs to another technician; admins use ForceCloseTunnel`);
+      throw notOwned(sessionId, "; admins use ForceCloseTunnel");
     }
     if (session.status !== "active") return session;
     return finish(session, "closed", "closed by the technician", "close");
@@ -153,8 +157,11 @@ export function createSessionService(options: SessionServiceOptions) {
     const touched = await store.sessions.touchOwnedActive(sessionId, principal.technicianId);
     if (touched !== undefined) return touched;
     const session = await get(principal, sessionId);
-    if (session.technicianId !== principal.technicianId) throw new GuruError("denied", `session ${sessionId} belongs to another technician`);
-    throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`);
+    if (session.technicianId !== principal.technicianId) throw notOwned(sessionId);
+    throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`, {
+      reason: "SESSION_NOT_ACTIVE",
+      metadata: { sessionId, status: session.status, agentId: session.agentId },
+    });
   }
 
   /** The agent's link went away: its sessions end at once. */

@@ -147,7 +147,10 @@ export function createUploadStreams(options: UploadStreamsOptions) {
   async function write(l: LiveUpload, offset: number, data: Uint8Array): Promise<void> {
     const deadline = Date.now() + orderWaitMs;
     while (offset > l.received) {
-      const expected = () => new GuruError("failed_precondition", `expected offset ${l.received}, got ${offset}; resume from GetUpload's committed offset`, { details: { expectedOffset: l.received, offset } });
+      const expected = () => new GuruError("failed_precondition", `expected offset ${l.received}, got ${offset}; resume from GetUpload's committed offset`, {
+        reason: "UPLOAD_OFFSET_MISMATCH",
+        metadata: { uploadId: l.row.id, expectedOffset: l.received, offset },
+      });
       if (!alive(l) || offset - l.received > maxAheadBytes) throw expected();
       if (!(await waitTurn(l, deadline - Date.now())) && offset > l.received) throw expected();
     }

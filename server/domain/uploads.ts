@@ -77,16 +77,19 @@ export function createUploadService(options: UploadServiceOptions) {
   async function owned(principal: Principal, uploadId: string, forWrite: boolean): Promise<UploadRecord> {
     requireUuid(uploadId, "upload id");
     const row = await store.uploads.get(uploadId);
-    if (row === undefined) throw new GuruError("not_found", `no upload ${uploadId}`);
+    if (row === undefined) throw new GuruError("not_found", `no upload ${uploadId}`, { reason: "UPLOAD_NOT_FOUND", metadata: { uploadId } });
     if (row.technicianId !== principal.technicianId && (forWrite || principal.role !== "admin")) {
-      throw new GuruError("denied", `upload ${uploadId} belongs to another technician`);
+      throw new GuruError("denied", `upload ${uploadId} belongs to another technician`, { reason: "UPLOAD_NOT_OWNED", metadata: { uploadId } });
     }
     return row;
   }
 
   function requireActiveUpload(row: UploadRecord): void {
     if (row.status !== "active") {
-      throw new GuruError("failed_precondition", `upload ${row.id} is ${row.status}${row.error ? ` (${row.error})` : ""}; start a new upload`, { details: { status: row.status } });
+      throw new GuruError("failed_precondition", `upload ${row.id} is ${row.status}${row.error ? ` (${row.error})` : ""}; start a new upload`, {
+        reason: "UPLOAD_NOT_ACTIVE",
+        metadata: { uploadId: row.id, status: row.status },
+      });
     }
   }
 
@@ -98,7 +101,7 @@ export function createUploadService(options: UploadServiceOptions) {
       requirePath(req.path);
       const size = byteCount(req.size, "size");
       const sha256 = req.sha256.toLowerCase();
-      if (!sha256Pattern.test(sha256)) throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256");
+      if (!sha256Pattern.test(sha256)) throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
       await options.opRateLimit?.hit(principal.technicianId);
       const input = { sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite, keepBackup: req.keepBackup };
       const capped = Number.isFinite(maxActive) ? await store.uploads.createCapped(input, maxActive) : { created: await store.uploads.create(input) };
@@ -106,7 +109,7 @@ export function createUploadService(options: UploadServiceOptions) {
         throw new GuruError(
           "rate_limited",
           `upload cap: at most ${maxActive} active uploads per technician per agent (GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT); you have ${capped.activeCount}: finish or abort one first`,
-          { details: { limit: maxActive, active: capped.activeCount, setting: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT" } },
+          { reason: "UPLOADS_EXHAUSTED", metadata: { limit: maxActive, active: capped.activeCount }, details: { setting: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT" } },
         );
       }
       row = capped.created;
@@ -131,7 +134,7 @@ export function createUploadService(options: UploadServiceOptions) {
     const [session] = await store.sessions.list({ agentId: row.agentId, technicianId: row.technicianId ?? undefined, status: "active" });
     if (session === undefined) {
       const agent = await store.agents.get(row.agentId);
-      throw new GuruError("failed_precondition", `open a tunnel to ${agent?.name ?? row.agentId} first`, { details: { agentId: row.agentId } });
+      throw new GuruError("failed_precondition", `open a tunnel to ${agent?.name ?? row.agentId} first`, { reason: "TUNNEL_REQUIRED", metadata: { agentId: row.agentId } });
     }
     await store.sessions.touch(session.id);
     return session.id;
@@ -151,7 +154,10 @@ export function createUploadService(options: UploadServiceOptions) {
     const offset = byteCount(offsetIn, "offset");
     const live = await liveFor(principal, uploadId);
     if (offset + data.byteLength > live.row.size) {
-      throw new GuruError("invalid", `chunk ends at ${offset + data.byteLength}, beyond the declared size ${live.row.size}`, { details: { size: live.row.size } });
+      // The same kind the agent gives for bytes past the declared size.
+      throw new GuruError("too_large", `chunk ends at ${offset + data.byteLength}, beyond the declared size ${live.row.size}`, {
+        metadata: { uploadId, size: live.row.size, end: offset + data.byteLength },
+      });
     }
     await streams.write(live, offset, data);
     return { committedOffset: live.stream?.committedOffset ?? live.received, receivedOffset: live.received };
@@ -179,7 +185,8 @@ export function createUploadService(options: UploadServiceOptions) {
     const live = await liveFor(principal, uploadId);
     if (live.received < live.row.size) {
       throw new GuruError("failed_precondition", `upload incomplete: ${live.received} of ${live.row.size} bytes received; send the rest from offset ${live.received}`, {
-        details: { receivedOffset: live.received, size: live.row.size },
+        reason: "UPLOAD_INCOMPLETE",
+        metadata: { uploadId, expectedOffset: live.received, size: live.row.size },
       });
     }
     const stream = live.stream as AgentUploadStream;

@@ -109,7 +109,7 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
           committed = outcome.size;
         }
       }
-      failure ??= outcome ? new GuruError("failed_precondition", "the upload is finished") : unexpected(last, "upload");
+      failure ??= outcome ? new GuruError("failed_precondition", "the upload is finished", { reason: "UPLOAD_NOT_ACTIVE", metadata: { status: "finished" } }) : unexpected(last, "upload");
       opened.reject(failure);
       if (outcome) finishing?.resolve(outcome);
       else finishing?.reject(failure);
@@ -123,7 +123,7 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
 
     const timer = setTimeout(() => {
       stream.detach("no answer");
-      opened.reject(new GuruError("timeout", `the agent did not answer the upload request within ${uploadOpenTimeoutMs} ms`));
+      opened.reject(new GuruError("timeout", `the agent did not answer the upload request within ${uploadOpenTimeoutMs} ms`, { metadata: { timeoutMs: uploadOpenTimeoutMs } }));
     }, uploadOpenTimeoutMs);
     try {
       await whenOpened;

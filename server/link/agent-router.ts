@@ -57,7 +57,7 @@ export type AgentRegistry = ReturnType<typeof createAgentRegistry>;
 export function createInProcessRouter(registry: AgentRegistry): AgentRouter {
   function entryOf(agentId: string): AgentLinkEntry {
     const entry = registry.get(agentId);
-    if (entry === undefined) throw new GuruError("agent_offline", `agent ${agentId} is not connected`);
+    if (entry === undefined) throw new GuruError("agent_offline", `agent ${agentId} is not connected`, { metadata: { agentId } });
     return entry;
   }
 
@@ -85,11 +85,11 @@ export function createInProcessRouter(registry: AgentRegistry): AgentRouter {
         };
         const timer = setTimeout(() => {
           done();
-          reject(new GuruError("timeout", `agent ${entry.name} did not answer within ${timeoutMs} ms`));
+          reject(new GuruError("timeout", `agent ${entry.name} did not answer within ${timeoutMs} ms`, { metadata: { agentId, timeoutMs } }));
         }, timeoutMs);
         const onClosed = () => {
           done();
-          reject(new GuruError("agent_offline", `agent ${entry.name} disconnected`));
+          reject(new GuruError("agent_offline", `agent ${entry.name} disconnected`, { metadata: { agentId } }));
         };
         const done = () => {
           clearTimeout(timer);

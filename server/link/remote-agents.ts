@@ -20,7 +20,7 @@ export function createRemoteAgents(router: AgentRouter): RemoteAgents {
         timeoutMs,
       );
       if (reply.kind.case === "tunnelReady" && reply.kind.value.refusedReason !== "") {
-        throw new GuruError("conflict", `the agent refused the tunnel: ${reply.kind.value.refusedReason}`);
+        throw new GuruError("conflict", `the agent refused the tunnel: ${reply.kind.value.refusedReason}`, { reason: "TUNNEL_REFUSED", metadata: { agentId } });
       }
     },
 

@@ -11,7 +11,7 @@ import { integrationKeyMethods } from "./integration-key-methods.ts";
 function roleFromApi(role: Role): "admin" | "tech" {
   if (role === Role.ADMIN) return "admin";
   if (role === Role.TECH || role === Role.UNSPECIFIED) return "tech";
-  throw new GuruError("invalid", `unknown role ${role}`);
+  throw new GuruError("invalid", `unknown role ${role}`, { metadata: { field: "role" } });
 }
 
 export function adminServiceImpl(admin: AdminService, sessions: SessionService, integrationKeys: IntegrationKeyAdmin): ServiceImpl<typeof AdminApi> {

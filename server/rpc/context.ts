@@ -10,6 +10,6 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 /** The caller; the auth interceptor has already refused calls without one. */
 export function principalOf(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalKey);
-  if (principal === undefined) throw new GuruError("unauthenticated", "no credentials");
+  if (principal === undefined) throw new GuruError("unauthenticated", "no credentials", { reason: "TOKEN_MISSING" });
   return principal;
 }

@@ -30,7 +30,7 @@ export function partnerKeyOf(ctx: HandlerContext): PartnerKey {
 export function refuseIntegrationKey(credential: string): void {
   if (looksLikeIntegrationKey(credential)) {
     throw new GuruError("unauthenticated", `integration keys are accepted only by ${integrationServiceName}; the technician API needs a technician token`, {
-      details: { reason: "INTEGRATION_KEY_REFUSED" },
+      reason: "INTEGRATION_KEY_REFUSED",
     });
   }
 }

@@ -49,7 +49,7 @@ const eventTypeOf: Record<SessionEvent["type"], SessionEventType> = {
 export function modeFromApi(mode: SessionMode): DomainMode {
   if (mode === SessionMode.UNATTENDED) return "unattended";
   if (mode === SessionMode.ATTENDED) return "attended";
-  throw new GuruError("invalid", "mode is required: SESSION_MODE_UNATTENDED or SESSION_MODE_ATTENDED", { details: { reason: "MODE_REQUIRED" } });
+  throw new GuruError("invalid", "mode is required: SESSION_MODE_UNATTENDED or SESSION_MODE_ATTENDED", { reason: "MODE_REQUIRED" });
 }
 
 export function statusFromApi(status: SessionStatus): DomainStatus | undefined {

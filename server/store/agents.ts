@@ -66,7 +66,7 @@ export function createAgentsRepository(db: Db): AgentsRepository {
         return await one(`INSERT INTO agents (name, key_hash) VALUES ($1, $2) RETURNING ${columns}`, [name, keyHash]);
       } catch (err) {
         if (isUniqueViolation(err, "agents_name_key")) {
-          throw new GuruError("conflict", `an agent named "${name}" is already enrolled`, { cause: err, details: { name } });
+          throw new GuruError("conflict", `an agent named "${name}" is already enrolled`, { cause: err, reason: "NAME_TAKEN", metadata: { name } });
         }
         if (isUniqueViolation(err)) throw new GuruError("conflict", "that agent key is already in use", { cause: err });
         throw err;

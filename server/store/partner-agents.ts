@@ -49,7 +49,7 @@ export function createPartnerAgentsRepository(db: Db): PartnerAgentsRepository {
         );
       } catch (err) {
         if (isUniqueViolation(err, "agents_name_key")) {
-          throw new GuruError("conflict", `an agent named "${name}" already exists; pass another name`, { cause: err, details: { name, reason: "AGENT_NAME_TAKEN" } });
+          throw new GuruError("conflict", `an agent named "${name}" already exists; pass another name`, { cause: err, reason: "AGENT_NAME_TAKEN", details: { name } });
         }
         if (isUniqueViolation(err, "agents_external_id_per_key")) {
           throw new GuruError("conflict", `device ${externalId} is being provisioned by another call; retry`, { cause: err, details: { externalId } });
@@ -72,7 +72,7 @@ export function createPartnerAgentsRepository(db: Db): PartnerAgentsRepository {
       );
       const tech = r.rows[0];
       if (tech === undefined || tech.keyId !== keyId) {
-        throw new GuruError("denied", `technician ${name} is not one of this integration key's technicians`, { details: { reason: "TECHNICIAN_NOT_OWNED" } });
+        throw new GuruError("denied", `technician ${name} is not one of this integration key's technicians`, { reason: "TECHNICIAN_NOT_OWNED" });
       }
       return { id: tech.id, name: tech.name };
     },

@@ -85,7 +85,7 @@ export function createPartnerSessionsRepository(db: Db): PartnerSessionsReposito
         ).rows[0];
         throw new GuruError("conflict", `agent ${input.agentId} already has a live session (session ${holder?.id ?? "unknown"}, ${holder?.status ?? "ending"})`, {
           cause: err,
-          details: { agentId: input.agentId, holderSessionId: holder?.id, reason: "AGENT_BUSY" },
+          reason: "AGENT_BUSY", details: { agentId: input.agentId, holderSessionId: holder?.id },
         });
       }
       return (await byId(id)) as PartnerSessionRecord;

@@ -62,7 +62,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
   return {
     async open({ agentId, technicianId, tokenId }) {
       if (!isUuid(agentId) || !isUuid(technicianId)) {
-        throw new GuruError("not_found", "unknown agent or technician", { details: { agentId, technicianId } });
+        throw new GuruError("not_found", "unknown agent or technician", { reason: "AGENT_NOT_FOUND", metadata: { agentId }, details: { agentId, technicianId } });
       }
       // The holder may close between our failed insert and the look-up; then
       // the tunnel is free and a retry can win it.
@@ -75,7 +75,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
           return rows[0];
         } catch (err) {
           if (isForeignKeyViolation(err)) {
-            throw new GuruError("not_found", "unknown agent or technician", { cause: err, details: { agentId, technicianId } });
+            throw new GuruError("not_found", "unknown agent or technician", { cause: err, reason: "AGENT_NOT_FOUND", metadata: { agentId }, details: { agentId, technicianId } });
           }
           if (!isUniqueViolation(err, ONE_ACTIVE_INDEX)) throw err;
           const holder = await getActiveForAgent(agentId);
@@ -83,6 +83,8 @@ export function createSessionsRepository(db: Db): SessionsRepository {
             const holderSessionId = holder?.id;
             throw new GuruError("conflict", `agent ${agentId} already has an active tunnel (session ${holderSessionId ?? "unknown"})`, {
               cause: err,
+              reason: "TUNNEL_ACTIVE",
+              metadata: { agentId, sessionId: holderSessionId },
               details: { agentId, holderSessionId, holderTechnicianId: holder?.technicianId },
             });
           }

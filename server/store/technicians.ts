@@ -34,7 +34,7 @@ export function createTechniciansRepository(db: Db): TechniciansRepository {
         return await one(`INSERT INTO technicians (name, role) VALUES ($1, $2) RETURNING ${columns}`, [name, role]);
       } catch (err) {
         if (isUniqueViolation(err)) {
-          throw new GuruError("conflict", `a technician named "${name}" already exists`, { cause: err, details: { name } });
+          throw new GuruError("conflict", `a technician named "${name}" already exists`, { cause: err, reason: "NAME_TAKEN", metadata: { name } });
         }
         throw err;
       }

@@ -31,6 +31,7 @@ describeDatabases("remote command refusals", (kind) => {
     for (const workingDir of ["..", "../outside", join(allowed, "link-out"), "link-out", "/etc", outside]) {
       const err = await errorOf(api.exec.runCommand({ sessionId, command: "touch escaped", workingDir }));
       expect(err.code, `${workingDir}: ${err.message}`).toBe(Code.PermissionDenied);
+      expect(err.reason).toBe("PATH_NOT_ALLOWED");
       expect(err.message).toContain(workingDir);
       expect(err.message).toContain(allowed);
     }
@@ -51,7 +52,7 @@ describeDatabases("remote command refusals", (kind) => {
     const { api, sessionId } = await openTunnel(t, "policy", { env: { GURU_POLICY: policyFile } });
 
     const rm = await errorOf(api.exec.runCommand({ sessionId, command: "rm -rf /tmp/nothing-here" }));
-    expect(rm.code).toBe(Code.PermissionDenied);
+    expect(rm).toMatchObject({ code: Code.PermissionDenied, reason: "POLICY_DENIED", metadata: { rule: "rm *" } });
     expect(rm.message).toContain('"rm *"');
     const shutdown = await errorOf(api.exec.runCommand({ sessionId, command: "sudo shutdown -h now" }));
     expect(shutdown.code).toBe(Code.PermissionDenied);
@@ -74,8 +75,9 @@ describeDatabases("remote command refusals", (kind) => {
       await Promise.all(Array.from({ length: 20 }, () => api.exec.runCommand({ sessionId, command: "true" })));
     }
     const err = await errorOf(api.exec.runCommand({ sessionId, command: "true" }));
-    expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.message).toMatch(/at most 100 commands per 60 s .* retry in \d+\.\d s \(\d+ ms\)/);
+    expect(err).toMatchObject({ code: Code.ResourceExhausted, reason: "RATE_LIMITED", metadata: { limit: "100", windowMs: "60000" } });
+    expect(Number(err.metadata.retryAfterMs)).toBeGreaterThan(0);
+    expect(err.message).toMatch(/at most 100 commands per 60 s .* retry in \d+\.\d s/);
     const rows = await t.server.store.audit.listCommands({ sessionId, limit: 200 });
     expect(rows).toHaveLength(101);
     expect(rows[0]).toMatchObject({ outcome: "refused", technicianId, agentId: agent.agentId });
@@ -86,7 +88,7 @@ describeDatabases("remote command refusals", (kind) => {
     const mine = await openTunnel(t, "sessions");
     const theirs = await openTunnel(t, "theirs");
     const foreign = await errorOf(mine.api.exec.runCommand({ sessionId: theirs.sessionId, command: "id" }));
-    expect(foreign.code).toBe(Code.PermissionDenied);
+    expect(foreign).toMatchObject({ code: Code.PermissionDenied, reason: "SESSION_NOT_OWNED" });
     expect(foreign.message).toContain("another technician");
     expect((await errorOf(mine.api.exec.runCommand({ sessionId: "00000000-0000-4000-8000-000000000000", command: "id" }))).code).toBe(Code.NotFound);
     expect((await errorOf(mine.api.exec.runCommand({ sessionId: "nope", command: "id" }))).code).toBe(Code.InvalidArgument);
@@ -96,12 +98,12 @@ describeDatabases("remote command refusals", (kind) => {
 
     await mine.api.sessions.closeTunnel({ sessionId: mine.sessionId });
     const closed = await errorOf(mine.api.exec.runCommand({ sessionId: mine.sessionId, command: "id" }));
-    expect(closed.code).toBe(Code.FailedPrecondition);
+    expect(closed).toMatchObject({ code: Code.FailedPrecondition, reason: "SESSION_NOT_ACTIVE", metadata: { sessionId: mine.sessionId } });
     expect(closed.message).toContain("closed");
     const streamed = await errorOf((async () => {
       for await (const _ of mine.api.exec.streamCommand({ sessionId: mine.sessionId, command: "id" })) void _;
     })());
-    expect(streamed.code).toBe(Code.FailedPrecondition);
+    expect(streamed).toMatchObject({ code: Code.FailedPrecondition, reason: "SESSION_NOT_ACTIVE" });
 
     const rows = await t.server.store.audit.listCommands({ technicianId: mine.technicianId });
     expect(rows).toHaveLength(8);
@@ -125,8 +127,8 @@ describeDatabases("remote command limits and alerts", (kind) => {
     const { api, sessionId } = await openTunnel(t, "rate5");
     for (let i = 0; i < 5; i++) await api.exec.runCommand({ sessionId, command: "true" });
     const err = await errorOf(api.exec.runCommand({ sessionId, command: "true" }));
-    expect(err.code).toBe(Code.ResourceExhausted);
-    const waitMs = Number(/\((\d+) ms\)/.exec(err.message)?.[1]);
+    expect(err).toMatchObject({ code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
+    const waitMs = Number(err.metadata.retryAfterMs);
     expect(waitMs).toBeGreaterThan(0);
     expect(waitMs).toBeLessThanOrEqual(1500);
     await new Promise((r) => setTimeout(r, waitMs + 50));

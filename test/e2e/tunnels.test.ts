@@ -97,7 +97,7 @@ describeDatabases("tunnel sessions", (kind) => {
     await victimApi.agents.listAgents({}); // confirmed and remembered by the server...
     await t.admin.admin.revokeToken({ tokenId: issued.tokenId });
     const revoked = await errorOf(victimApi.agents.listAgents({})); // ...and still refused at once
-    expect(revoked).toEqual({ code: Code.Unauthenticated, message: "the token has been revoked" });
+    expect(revoked).toMatchObject({ code: Code.Unauthenticated, reason: "TOKEN_REVOKED", message: "the token has been revoked" });
 
     // Force-close by an admin is allowed and audited.
     await t.admin.admin.forceCloseTunnel({ sessionId, reason: "maintenance" });

@@ -656,6 +656,21 @@ export declare type ChannelError = Message<"guru.wire.v1.ChannelError"> & {
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * The machine reason (UPPER_SNAKE_CASE, as in guru.api.v1.ErrorInfo);
+   * empty from older peers, which means the kind's default reason.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Facts a client may act on, such as "expectedOffset" or "path".
+   *
+   * @generated from field: map<string, string> metadata = 4;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
