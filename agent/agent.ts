@@ -114,6 +114,13 @@ export function startAgent(options: AgentOptions): RunningAgent {
         capabilities: options.capabilities,
         initialWindowBytes: limits.initialWindowBytes,
         maxFrameBytes: limits.maxFrameBytes,
+        serviceManager: ctx.system.support.serviceManager,
+        systemSupport: {
+          services: ctx.system.support.services,
+          registry: ctx.system.support.registry,
+          servicesMissing: ctx.system.support.servicesMissing,
+          registryMissing: ctx.system.support.registryMissing,
+        },
       }),
     });
     const { code, reason } = await current.closed;

@@ -73,7 +73,7 @@ async function ensureLocalAgent(server: GuruServer, admin: Parameters<GuruServer
 }
 
 function spawnAgent(url: string, agent: LocalAgent, allow: string[], dataDir: string): ChildProcess {
-  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--state-dir", join(dataDir, "agent"), ...allow.flatMap((p) => ["--allow", p])];
+  const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--state-dir", join(dataDir, "agent"), "--enable", "services", ...allow.flatMap((p) => ["--allow", p])];
   // The key goes through the environment, not argv, which any user can read in ps.
   return spawn(process.execPath, args, {
     env: { ...process.env, GURU_AGENT_KEY: agent.key, GURU_LOG_FILE: join(dataDir, "agent.log") },

@@ -36,6 +36,8 @@ export async function createExecFixture(kind: LauncherKind = "direct"): Promise<
         allowedPaths: [allowed],
         commands: { deny: [], allow: [] },
         capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
+        services: { allow: [], deny: [], control: true },
+        registryKeys: [],
         ...policyOverrides,
       };
       return { policy, pathGuard: createPathGuard(policy.allowedPaths), logger: silentLogger(), killGraceMs: 300, launcher, ...rest };

@@ -9,9 +9,11 @@ import type { ProcessLauncher } from "../exec/launcher/launcher.ts";
 import type { OperationLog } from "../oplog/operation-log.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import type { LocalPolicy } from "../policy/local-policy.ts";
+import type { SystemManager } from "../system/system-manager.ts";
 import type { TunnelState } from "../tunnel-state.ts";
 import { handleExec } from "./exec-handler.ts";
 import { handleFileRead, handleFileWrite, handleListDirectory, handleStat } from "./file-handlers.ts";
+import { handleRegistryDelete, handleRegistryList, handleRegistryRead, handleRegistryWrite, handleServiceControl, handleServiceList } from "./system-handlers.ts";
 
 export interface HandlerContext {
   tunnel: TunnelState;
@@ -22,6 +24,7 @@ export interface HandlerContext {
   uploads: UploadManager;
   launcher: ProcessLauncher;
   chunkBytes: number;
+  system: SystemManager;
 }
 
 export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
@@ -37,6 +40,18 @@ export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: 
       return handleFileRead(channel, request.value, ctx);
     case "fileWrite":
       return handleFileWrite(channel, request.value, ctx);
+    case "serviceList":
+      return handleServiceList(channel, request.value, ctx);
+    case "serviceControl":
+      return handleServiceControl(channel, request.value, ctx);
+    case "registryList":
+      return handleRegistryList(channel, request.value, ctx);
+    case "registryRead":
+      return handleRegistryRead(channel, request.value, ctx);
+    case "registryWrite":
+      return handleRegistryWrite(channel, request.value, ctx);
+    case "registryDelete":
+      return handleRegistryDelete(channel, request.value, ctx);
     default:
       throw new GuruError("invalid", `this agent does not know the operation ${request.case ?? "(none)"}; upgrade the agent`);
   }

@@ -32,6 +32,8 @@ function policy(commands: Partial<LocalPolicy["commands"]>): LocalPolicy {
     allowedPaths: ["/srv"],
     commands: { deny: commands.deny ?? [], allow: commands.allow ?? [] },
     capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
+    services: { allow: [], deny: [], control: true },
+    registryKeys: [],
   };
 }
 
@@ -41,6 +43,8 @@ describe("loadLocalPolicy", () => {
       allowedPaths: ["/srv/agent"],
       commands: { deny: [], allow: [] },
       capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
+      services: { allow: [], deny: [], control: true },
+      registryKeys: ["HKLM\\SOFTWARE", "HKCU"],
     });
   });
 

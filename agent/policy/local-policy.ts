@@ -9,8 +9,19 @@
 //       "deny":  ["rm -rf *", "re:\\bshutdown\\b"],  // checked first; any match refuses
 //       "allow": ["systemctl status *", "df -h"]     // empty: everything not denied is allowed
 //     },
-//     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false }
+//     "capabilities": { "exec": true, "files": true, "services": false, "registry": false, "terminal": false },
+//     "services": {                                  // with capabilities.services
+//       "allow": ["nginx", "app-*"],                 // empty: every service not denied
+//       "deny":  ["sshd", "guru*"],                  // checked first
+//       "control": true                              // false: listing only
+//     },
+//     "registryKeys": ["HKLM\\SOFTWARE", "HKCU"]      // with capabilities.registry; key prefixes
 //   }
+// Service rules are globs matched against the whole service name,
+// case-insensitively, `*` the only wildcard; they govern control (start,
+// stop, restart, enable, disable). Registry key prefixes match whole key
+// parts (HKLM\SOFTWARE covers HKLM\SOFTWARE\Vendor, not HKLM\SOFTWAREX) and
+// govern every registry operation.
 // Unknown fields are refused rather than ignored: a typo such as "alowedPaths"
 // must not silently lift a restriction.
 //
@@ -41,6 +52,8 @@ export interface LocalPolicy {
   allowedPaths: string[];
   commands: { deny: CommandRule[]; allow: CommandRule[] };
   capabilities: { exec: boolean; files: boolean; services: boolean; registry: boolean; terminal: boolean };
+  services: { allow: string[]; deny: string[]; control: boolean };
+  registryKeys: string[];
 }
 
 export type Capability = keyof LocalPolicy["capabilities"];
@@ -58,6 +71,10 @@ const defaultCapabilities: LocalPolicy["capabilities"] = {
   registry: false,
   terminal: false,
 };
+
+export const defaultRegistryKeys = ["HKLM\\SOFTWARE", "HKCU"];
+
+const serviceRuleSchema = z.string().min(1, "a rule must not be empty").regex(/^[A-Za-z0-9_.@:+\\ *-]+$/, "a service rule uses name characters and * only");
 
 const ruleSchema = z
   .string()
@@ -91,6 +108,13 @@ const fileSchema = z
       })
       .strict()
       .optional(),
+    services: z
+      .object({ allow: z.array(serviceRuleSchema).optional(), deny: z.array(serviceRuleSchema).optional(), control: z.boolean().optional() })
+      .strict()
+      .optional(),
+    registryKeys: z
+      .array(z.string().regex(/^(HKLM|HKCU|HKU|HKCR|HKCC|HKEY_[A-Z_]+)(\\[^\\]+)*\\?$/i, "must be a registry key such as HKLM\\SOFTWARE\\Vendor"))
+      .optional(),
   })
   .strict();
 
@@ -99,7 +123,7 @@ const fileSchema = z
  * that is configured but unreadable or invalid fails: an owner's restriction
  * must never be lifted by a broken file.
  */
-export async function loadLocalPolicy(options: { file?: string; defaults: { allowedPaths: string[] } }): Promise<LocalPolicy> {
+export async function loadLocalPolicy(options: { file?: string; defaults: PolicyDefaults }): Promise<LocalPolicy> {
   const { file, defaults } = options;
   if (file === undefined) return buildPolicy({}, defaults);
 
@@ -127,11 +151,20 @@ export async function loadLocalPolicy(options: { file?: string; defaults: { allo
   return buildPolicy(parsed.data, defaults);
 }
 
-function buildPolicy(data: z.infer<typeof fileSchema>, defaults: { allowedPaths: string[] }): LocalPolicy {
+/** What applies where the file says nothing: the agent's flags (or the quick start) set these. */
+export interface PolicyDefaults {
+  allowedPaths: string[];
+  /** Capabilities switched on unless the file switches them off. */
+  capabilities?: Partial<LocalPolicy["capabilities"]>;
+}
+
+function buildPolicy(data: z.infer<typeof fileSchema>, defaults: PolicyDefaults): LocalPolicy {
   return {
     allowedPaths: [...(data.allowedPaths ?? defaults.allowedPaths)],
     commands: { deny: [...(data.commands?.deny ?? [])], allow: [...(data.commands?.allow ?? [])] },
-    capabilities: { ...defaultCapabilities, ...data.capabilities },
+    capabilities: { ...defaultCapabilities, ...defaults.capabilities, ...data.capabilities },
+    services: { allow: [...(data.services?.allow ?? [])], deny: [...(data.services?.deny ?? [])], control: data.services?.control ?? true },
+    registryKeys: [...(data.registryKeys ?? defaultRegistryKeys)],
   };
 }
 
