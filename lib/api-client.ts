@@ -7,6 +7,7 @@ import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
 import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import { SystemService } from "../gen/guru/api/v1/system_pb.js";
 
 export interface ApiClients {
   agents: Client<typeof AgentService>;
@@ -14,6 +15,7 @@ export interface ApiClients {
   admin: Client<typeof AdminService>;
   exec: Client<typeof ExecService>;
   files: Client<typeof FileService>;
+  system: Client<typeof SystemService>;
 }
 
 export function createApiClients(options: { url: string; token?: string }): ApiClients {
@@ -37,5 +39,6 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     admin: createClient(AdminService, transport),
     exec: createClient(ExecService, transport),
     files: createClient(FileService, transport),
+    system: createClient(SystemService, transport),
   };
 }

@@ -7,6 +7,7 @@ import { AdminService } from "../gen/guru/api/v1/admin_pb.js";
 import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import { SystemService } from "../gen/guru/api/v1/system_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import type { Logger } from "../lib/logging.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
@@ -23,6 +24,7 @@ import { createAuditRetention } from "./domain/audit-retention.ts";
 import { createCommandService } from "./domain/commands.ts";
 import { createFileService } from "./domain/files.ts";
 import { createSessionService } from "./domain/sessions.ts";
+import { createSystemService } from "./domain/system.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
@@ -31,6 +33,7 @@ import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-serve
 import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
 import { createRemoteCommands } from "./link/remote-commands.ts";
+import { createRemoteSystem } from "./link/remote-system.ts";
 import { createMetrics } from "./metrics.ts";
 import { adminServiceImpl } from "./rpc/admin-service.ts";
 import { agentServiceImpl } from "./rpc/agent-service.ts";
@@ -39,6 +42,7 @@ import { fileServiceImpl } from "./rpc/file-service.ts";
 import { authInterceptor, errorInterceptor } from "./rpc/interceptors.ts";
 import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
+import { systemServiceImpl } from "./rpc/system-service.ts";
 import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
@@ -101,6 +105,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     },
     onAudited: (outcome) => metrics.commands.inc({ outcome }),
   });
+  const system = createSystemService({
+    store,
+    sessions,
+    remote: createRemoteSystem(router),
+    logger: logger.child({ part: "system" }),
+    limits: { rateLimit: config.commandRateLimit, rateWindowMs: config.commandRateWindowMs, defaultWaitMs: 30_000, maxWaitMs: 300_000 },
+  });
   const auditRetention = createAuditRetention({
     store,
     logger: logger.child({ part: "audit-retention" }),
@@ -137,7 +148,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       r.service(ExecService, execServiceImpl(commands));
       r.service(FileService, fileServiceImpl(files, uploads));
       r.service(AdminService, adminServiceImpl(admin, sessions));
-      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files"], wireProtocol }));
+      r.service(SystemService, systemServiceImpl(system));
+      r.service(IntegrationService, integrationServiceImpl({ contractVersion, serverVersion: version, features: ["tunnels", "exec", "files", "services", "registry"], wireProtocol }));
     },
   });
   const operational = createOperationalRoutes({ db, metrics: metrics.registry });
@@ -195,7 +207,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     return closing;
   }
 
-  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, auditRetention, registry, router, metrics, bootstrapAdmin, close };
+  return { url: listener.url, store, tokens, sessions, admin, commands, files, uploads, system, auditRetention, registry, router, metrics, bootstrapAdmin, close };
 }
 
 export type GuruServer = Awaited<ReturnType<typeof startServer>>;

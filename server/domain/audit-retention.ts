@@ -8,7 +8,7 @@ import type { Store } from "../store/index.ts";
 import type { SweepResult } from "../store/audit.ts";
 
 export interface AuditRetentionOptions {
-  store: Pick<Store, "audit" | "rateLimits">;
+  store: Pick<Store, "audit" | "rateLimits" | "systemAudit">;
   logger: Logger;
   retentionDays: number;
   /** The widest rate-limit window in use; older events no longer count. */
@@ -24,10 +24,10 @@ export function createAuditRetention(options: AuditRetentionOptions) {
   let running: Promise<unknown> | undefined;
   let closed = false;
 
-  async function sweep(): Promise<SweepResult & { rateLimitEvents: number }> {
-    const removed = await store.audit.sweep(options.retentionDays * dayMs);
+  async function sweep(): Promise<SweepResult & { system: number; rateLimitEvents: number }> {
+    const removed = { ...(await store.audit.sweep(options.retentionDays * dayMs)), system: await store.systemAudit.sweep(options.retentionDays * dayMs) };
     const rateLimitEvents = await store.rateLimits.sweep(options.rateWindowMs);
-    const total = removed.tunnel + removed.commands + removed.files;
+    const total = removed.tunnel + removed.commands + removed.files + removed.system;
     if (total > 0) logger.info({ ...removed, retentionDays: options.retentionDays }, "audit rows past retention removed");
     return { ...removed, rateLimitEvents };
   }

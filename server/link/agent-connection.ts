@@ -12,6 +12,7 @@ import { createLink } from "../../lib/wire/link.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
+import { effectiveCapabilities } from "./system-support.ts";
 
 export interface AgentConnectionOptions {
   agent: AgentRecord;
@@ -78,7 +79,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         osRelease: inventory?.osRelease ?? "",
         arch: inventory?.arch ?? "",
         agentVersion: hello.agentVersion,
-        capabilities: hello.capabilities,
+        capabilities: effectiveCapabilities(hello),
       });
     } catch (err) {
       logger.error({ err }, "could not record the agent as online");
@@ -99,7 +100,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         maxFrameBytes: options.limits.maxFrameBytes,
       }),
     });
-    logger.info({ version: hello.agentVersion, hostname: inventory?.hostname, os: inventory?.os }, "agent connected");
+    logger.info({ version: hello.agentVersion, hostname: inventory?.hostname, os: inventory?.os, serviceManager: hello.serviceManager }, "agent connected");
   }
 
   let linkClosed = false;

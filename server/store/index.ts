@@ -5,6 +5,7 @@ import { createAuditRepository, type AuditRepository } from "./audit.ts";
 import { createCommandsRepository, type CommandsRepository } from "./commands.ts";
 import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
+import { createSystemAuditRepository, type SystemAuditRepository } from "./system-audit.ts";
 import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
 import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
 import { createTokensRepository, type TokensRepository } from "./tokens.ts";
@@ -21,6 +22,7 @@ export interface Store {
   uploads: UploadsRepository;
   rateLimits: RateLimitsRepository;
   commands: CommandsRepository;
+  systemAudit: SystemAuditRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -35,6 +37,7 @@ export function createStore(db: Db): Store {
     uploads: createUploadsRepository(db),
     rateLimits: createRateLimitsRepository(db),
     commands: createCommandsRepository(db),
+    systemAudit: createSystemAuditRepository(db),
   };
 }
 
@@ -51,4 +54,5 @@ export type {
 } from "./audit.ts";
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";
+export type { SystemAuditInput, SystemAuditRecord } from "./system-audit.ts";
 export type { BeganCommand, BeginCommandInput } from "./commands.ts";
