@@ -39,11 +39,18 @@ export function parseRegQuery(text: string, key: string, options: { defaultValue
   const longKey = `${longHives[parseRegistryKey(key).hive]}${parseRegistryKey(key).path ? `\\${parseRegistryKey(key).path}` : ""}`.toLowerCase();
   const subkeys: string[] = [];
   const values: RegistryValue[] = [];
+  let sawValue = false;
   for (const line of text.split(/\r?\n/)) {
     if (line.trim() === "") continue;
     const m = /^ {4}(.*?) {4}(REG_[A-Z_]+)(?: {4}(.*))?$/.exec(line);
     if (m) {
-      values.push(toValue(options.defaultValueQuery ? "" : m[1], m[2], m[3] ?? ""));
+      // The default value is listed first under a translated name in
+      // parentheses ("(Default)", "(Standard)"), with translated
+      // parenthesised data when it is not set ("(value not set)").
+      const isDefault = options.defaultValueQuery === true || (values.length === 0 && /^\(.+\)$/.test(m[1]) && !sawValue);
+      sawValue = true;
+      if (isDefault && m[2] === "REG_SZ" && /^\(.+\)$/.test(m[3] ?? "")) continue;
+      values.push(toValue(isDefault ? "" : m[1], m[2], m[3] ?? ""));
       continue;
     }
     if (line.startsWith("HKEY_") && line.toLowerCase().startsWith(`${longKey}\\`)) subkeys.push(line.slice(longKey.length + 1));
