@@ -12,6 +12,7 @@ import { resolveAgent, tunnelTo } from "../cli/connection.ts";
 import type { ApiClients } from "../lib/api-client.ts";
 import { isGuruError } from "../lib/errors.ts";
 import { fromApiError, guruError } from "./errors.ts";
+import { createSystemApi } from "./system-api.ts";
 
 export interface AgentInfo {
   id: string;
@@ -24,6 +25,8 @@ export interface AgentInfo {
   arch: string;
   agentVersion: string;
   revoked: boolean;
+  /** What the agent can do now: its policy allows it and its OS supports it. */
+  capabilities: string[];
 }
 
 export type ShellName = "bash" | "sh" | "powershell" | "pwsh" | "cmd";
@@ -85,6 +88,7 @@ function toAgentInfo(a: Agent): AgentInfo {
     arch: a.arch,
     agentVersion: a.agentVersion,
     revoked: a.revoked,
+    capabilities: [...a.capabilities],
   };
 }
 
@@ -130,6 +134,8 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
   const integration = createClient(IntegrationService, createConnectTransport({ baseUrl: deps.url, httpVersion: "1.1", useBinaryFormat: true }));
 
   return {
+    system: createSystemApi(clients),
+
     async listAgents(nameContains = ""): Promise<AgentInfo[]> {
       const { agents } = await call(() => clients.agents.listAgents({ nameContains }));
       return agents.map(toAgentInfo);
