@@ -5,65 +5,42 @@
 // or the agent refused or failed (the message says why), 3 when a service
 // control did not reach its new state within --wait.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { RegistryValueType, ServiceAction, ServiceStartMode, ServiceState, type RegistryValue, type Service } from "../gen/guru/api/v1/system_pb.js";
+import { RegistryValueType, type RegistryValue, type Service } from "../gen/guru/api/v1/system_pb.js";
 import type { ApiClients } from "../lib/api-client.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs, type ParsedArgs } from "../lib/flags.ts";
+import { apiAction, apiValueType, fromApiService, valueTypeOfApi } from "../lib/system-api-convert.ts";
+import { registryValueTypes, serviceActions, type RegistryValueType as TypeName, type ServiceAction as ActionName } from "../lib/system-types.ts";
 import { connect, resolveAgent, str, tunnelTo } from "./connection.ts";
 import { parseTimeoutMs } from "./run-command.ts";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const exitNotSettled = 3;
 
-const stateNames: Record<ServiceState, string> = {
-  [ServiceState.UNSPECIFIED]: "unspecified",
-  [ServiceState.RUNNING]: "running",
-  [ServiceState.STOPPED]: "stopped",
-  [ServiceState.FAILED]: "failed",
-  [ServiceState.STARTING]: "starting",
-  [ServiceState.STOPPING]: "stopping",
-  [ServiceState.PAUSED]: "paused",
-  [ServiceState.UNKNOWN]: "unknown",
-};
-const startModeNames: Record<ServiceStartMode, string> = {
-  [ServiceStartMode.UNSPECIFIED]: "-",
-  [ServiceStartMode.AUTOMATIC]: "automatic",
-  [ServiceStartMode.MANUAL]: "manual",
-  [ServiceStartMode.DISABLED]: "disabled",
-  [ServiceStartMode.SYSTEM]: "system",
-};
-const actions: Record<string, ServiceAction> = {
-  start: ServiceAction.START,
-  stop: ServiceAction.STOP,
-  restart: ServiceAction.RESTART,
-  enable: ServiceAction.ENABLE,
-  disable: ServiceAction.DISABLE,
-};
-const valueTypes: Record<string, RegistryValueType> = {
-  sz: RegistryValueType.SZ,
-  expand_sz: RegistryValueType.EXPAND_SZ,
-  multi_sz: RegistryValueType.MULTI_SZ,
-  dword: RegistryValueType.DWORD,
-  qword: RegistryValueType.QWORD,
-  binary: RegistryValueType.BINARY,
-  none: RegistryValueType.NONE,
-};
-const typeNames = Object.fromEntries(Object.entries(valueTypes).map(([k, v]) => [v, `REG_${k.toUpperCase()}`])) as Record<RegistryValueType, string>;
-
 function serviceJson(s: Service | undefined) {
   if (s === undefined) return null;
-  return { name: s.name, displayName: s.displayName, state: stateNames[s.state], startMode: startModeNames[s.startMode], pid: s.pid || null, description: s.description };
+  const p = fromApiService(s);
+  return { ...p, startMode: p.startMode === "unspecified" ? null : p.startMode, pid: p.pid || null };
 }
+
+const typeLabel = (t: RegistryValueType) => `REG_${(valueTypeOfApi(t) ?? "none").toUpperCase()}`;
 
 function valueJson(v: RegistryValue | undefined) {
   if (v === undefined) return null;
-  return { name: v.name, type: typeNames[v.type] ?? "REG_NONE", ...(v.type === RegistryValueType.MULTI_SZ ? { data: v.multiString } : { data: v.data }) };
+  return { name: v.name, type: typeLabel(v.type), data: v.type === RegistryValueType.MULTI_SZ ? v.multiString : v.data };
 }
 
 function valueText(v: RegistryValue | undefined): string {
   if (v === undefined) return "(absent)";
   const data = v.type === RegistryValueType.MULTI_SZ ? v.multiString.map((s) => JSON.stringify(s)).join(", ") : v.data;
-  return `${typeNames[v.type] ?? "REG_NONE"} ${data}`;
+  return `${typeLabel(v.type)} ${data}`;
+}
+
+/** "state, start mode, pid" for people. */
+function serviceText(s: Service | undefined): string {
+  if (s === undefined) return "?";
+  const p = fromApiService(s);
+  return `${p.state}, ${p.startMode === "unspecified" ? "-" : p.startMode}${p.pid ? `, pid ${p.pid}` : ""}`;
 }
 
 /** Runs `fn` in the technician's tunnel to the agent; a Connect error becomes a message and exit code 1. */
@@ -100,7 +77,9 @@ export async function servicesCommand(argv: string[]): Promise<number> {
     }
     if (r.services.length === 0) out(filter ? `no service matches "${filter}" (${r.serviceManager})` : `no services (${r.serviceManager})`);
     const width = Math.max(4, ...r.services.map((s) => s.name.length));
-    for (const s of r.services) out(`${s.name.padEnd(width)}  ${stateNames[s.state].padEnd(8)}  ${startModeNames[s.startMode].padEnd(9)}  ${String(s.pid || "-").padStart(7)}  ${s.displayName}`);
+    for (const s of r.services.map(fromApiService)) {
+      out(`${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${(s.startMode === "unspecified" ? "-" : s.startMode).padEnd(9)}  ${String(s.pid || "-").padStart(7)}  ${s.displayName}`);
+    }
     return 0;
   });
 }
@@ -109,16 +88,16 @@ export async function serviceCommand(argv: string[]): Promise<number> {
   const args = parseArgs(argv, booleans);
   const [target, name, actionName] = args.positionals;
   const usage = "usage: guru service AGENT NAME start|stop|restart|enable|disable [--dry-run] [--wait 30s] [--json]";
-  if (name === undefined || actionName === undefined || actions[actionName] === undefined) throw new GuruError("invalid", usage);
+  if (name === undefined || !serviceActions.includes(actionName as ActionName)) throw new GuruError("invalid", usage);
+  const action = actionName as ActionName;
   const waitMs = parseTimeoutMs(str(args.flags.wait));
   return inTunnel("service", args, target, usage, async (api, sessionId) => {
-    const r = await api.system.controlService({ sessionId, name, action: actions[actionName], dryRun: args.flags["dry-run"] === true, waitMs });
+    const r = await api.system.controlService({ sessionId, name, action: apiAction(action), dryRun: args.flags["dry-run"] === true, waitMs });
     if (args.flags.json) {
-      out(JSON.stringify({ name, action: actionName, dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager, before: serviceJson(r.before), after: serviceJson(r.after) }));
+      out(JSON.stringify({ name, action, dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager, before: serviceJson(r.before), after: serviceJson(r.after) }));
     } else {
-      const show = (s: Service | undefined) => (s ? `${stateNames[s.state]}, ${startModeNames[s.startMode]}${s.pid ? `, pid ${s.pid}` : ""}` : "?");
       const what = r.dryRun ? (r.changed ? "would change" : "nothing to do") : r.changed ? (r.settled ? "done" : "not settled within the wait") : "nothing to do";
-      out(`${name} ${actionName}${r.dryRun ? " (dry run)" : ""}: ${show(r.before)} → ${show(r.after)}  [${what}; ${r.serviceManager}]`);
+      out(`${name} ${action}${r.dryRun ? " (dry run)" : ""}: ${serviceText(r.before)} → ${serviceText(r.after)}  [${what}; ${r.serviceManager}]`);
     }
     return r.settled ? 0 : exitNotSettled;
   });
@@ -155,7 +134,8 @@ export async function regCommand(argv: string[]): Promise<number> {
       }
       case "set": {
         const [valueName, typeName, ...data] = rest;
-        const type = valueTypes[(typeName ?? "").toLowerCase().replace(/^reg_/, "")];
+        const typeText = (typeName ?? "").toLowerCase().replace(/^reg_/, "") as TypeName;
+        const type = registryValueTypes.includes(typeText) ? apiValueType(typeText) : undefined;
         if (valueName === undefined || type === undefined || (data.length === 0 && type !== RegistryValueType.MULTI_SZ)) throw new GuruError("invalid", usage);
         const multi = type === RegistryValueType.MULTI_SZ;
         const r = await api.system.writeRegistry({ sessionId, key, valueName, type, value: multi ? "" : data.join(" "), multiString: multi ? data : [], dryRun });

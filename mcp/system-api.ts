@@ -1,7 +1,8 @@
 // The services and registry calls of `guru mcp`, behind plain types: names
 // for states, start modes and value types, never generated enums.
-import { RegistryValueType, ServiceAction, ServiceStartMode, ServiceState, type RegistryValue as ApiValue, type Service as ApiService } from "../gen/guru/api/v1/system_pb.js";
+import type { RegistryValue as ApiValue, Service as ApiService } from "../gen/guru/api/v1/system_pb.js";
 import type { ApiClients } from "../lib/api-client.ts";
+import { apiAction, apiValueType, fromApiService, fromApiValue } from "../lib/system-api-convert.ts";
 import type { RegistryValueType as TypeName, ServiceAction as ActionName } from "../lib/system-types.ts";
 import { fromApiError } from "./errors.ts";
 
@@ -21,48 +22,14 @@ export interface RegistryValueRow {
   data: string | string[];
 }
 
-const stateNames: Record<ServiceState, string> = {
-  [ServiceState.UNSPECIFIED]: "unknown",
-  [ServiceState.RUNNING]: "running",
-  [ServiceState.STOPPED]: "stopped",
-  [ServiceState.FAILED]: "failed",
-  [ServiceState.STARTING]: "starting",
-  [ServiceState.STOPPING]: "stopping",
-  [ServiceState.PAUSED]: "paused",
-  [ServiceState.UNKNOWN]: "unknown",
-};
-const startModeNames: Record<ServiceStartMode, string> = {
-  [ServiceStartMode.UNSPECIFIED]: "unknown",
-  [ServiceStartMode.AUTOMATIC]: "automatic",
-  [ServiceStartMode.MANUAL]: "manual",
-  [ServiceStartMode.DISABLED]: "disabled",
-  [ServiceStartMode.SYSTEM]: "system",
-};
-const actions: Record<ActionName, ServiceAction> = {
-  start: ServiceAction.START,
-  stop: ServiceAction.STOP,
-  restart: ServiceAction.RESTART,
-  enable: ServiceAction.ENABLE,
-  disable: ServiceAction.DISABLE,
-};
-const valueTypes: Record<TypeName, RegistryValueType> = {
-  sz: RegistryValueType.SZ,
-  expand_sz: RegistryValueType.EXPAND_SZ,
-  multi_sz: RegistryValueType.MULTI_SZ,
-  dword: RegistryValueType.DWORD,
-  qword: RegistryValueType.QWORD,
-  binary: RegistryValueType.BINARY,
-  none: RegistryValueType.NONE,
-};
-const typeNames = Object.fromEntries(Object.entries(valueTypes).map(([k, v]) => [v, k])) as Record<RegistryValueType, TypeName>;
-
 export function serviceRow(s: ApiService | undefined): ServiceRow {
-  return { name: s?.name ?? "", displayName: s?.displayName ?? "", state: stateNames[s?.state ?? ServiceState.UNKNOWN], startMode: startModeNames[s?.startMode ?? ServiceStartMode.UNSPECIFIED], pid: s?.pid || null, description: s?.description ?? "" };
+  const plain = fromApiService(s);
+  return { ...plain, startMode: plain.startMode === "unspecified" ? "unknown" : plain.startMode, pid: plain.pid || null };
 }
 
 export function valueRow(v: ApiValue): RegistryValueRow {
-  const type = typeNames[v.type] ?? "none";
-  return { name: v.name, type, data: type === "multi_sz" ? [...v.multiString] : v.data };
+  const plain = fromApiValue(v);
+  return { name: plain.name, type: plain.type, data: plain.type === "multi_sz" ? plain.multiString : plain.data };
 }
 
 async function call<T>(fn: () => Promise<T>): Promise<T> {
@@ -81,7 +48,7 @@ export function createSystemApi(clients: Pick<ApiClients, "system">) {
       return { serviceManager: r.serviceManager, services: r.services.map(serviceRow) };
     },
     async controlService(sessionId: string, req: { name: string; action: ActionName; dryRun: boolean; waitMs: number }, signal: AbortSignal) {
-      const r = await call(() => system.controlService({ sessionId, name: req.name, action: actions[req.action], dryRun: req.dryRun, waitMs: req.waitMs }, { signal }));
+      const r = await call(() => system.controlService({ sessionId, name: req.name, action: apiAction(req.action), dryRun: req.dryRun, waitMs: req.waitMs }, { signal }));
       return { before: serviceRow(r.before), after: serviceRow(r.after), dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager };
     },
     async listRegistry(sessionId: string, key: string, signal: AbortSignal) {
@@ -95,7 +62,7 @@ export function createSystemApi(clients: Pick<ApiClients, "system">) {
     async writeRegistry(sessionId: string, req: { key: string; valueName: string; type: TypeName; data: string | string[]; dryRun: boolean }, signal: AbortSignal) {
       const multi = Array.isArray(req.data);
       const r = await call(() =>
-        system.writeRegistry({ sessionId, key: req.key, valueName: req.valueName, type: valueTypes[req.type], value: multi ? "" : (req.data as string), multiString: multi ? (req.data as string[]) : [], dryRun: req.dryRun }, { signal }),
+        system.writeRegistry({ sessionId, key: req.key, valueName: req.valueName, type: apiValueType(req.type), value: multi ? "" : (req.data as string), multiString: multi ? (req.data as string[]) : [], dryRun: req.dryRun }, { signal }),
       );
       return { key: r.key, before: r.before ? valueRow(r.before) : null, after: r.after ? valueRow(r.after) : null, dryRun: r.dryRun };
     },
