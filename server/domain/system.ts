@@ -44,12 +44,15 @@ export function createSystemService(options: SystemServiceOptions) {
     sessionId: string,
     base: AuditBase,
     rateLimited: boolean,
+    check: () => void,
     run: (agentId: string) => Promise<{ result: T; before?: unknown; after?: unknown }>,
   ): Promise<T> {
     const started = Date.now();
     let agentId: string | undefined;
     try {
       agentId = (await sessions.requireActive(principal, sessionId)).agentId;
+      // Bad input is refused before it costs the technician a rate-limit hit.
+      check();
       if (rateLimited) await hitRateLimit(principal.technicianId, agentId);
       const { result, before, after } = await run(agentId);
       await record({ ...base, technicianId: principal.technicianId, agentId, sessionId, outcome: "allowed", before, after, durationMs: Date.now() - started });
@@ -85,17 +88,19 @@ export function createSystemService(options: SystemServiceOptions) {
   }
 
   function listServices(principal: Principal, req: { sessionId: string; filter: string }) {
-    return audited(principal, req.sessionId, { operation: "service_list", target: req.filter || null, dryRun: false }, false, async (agentId) => {
+    return audited(principal, req.sessionId, { operation: "service_list", target: req.filter || null, dryRun: false }, false, () => {}, async (agentId) => {
       const result = await remote.listServices(agentId, req);
       return { result, after: { count: result.services.length } };
     });
   }
 
   function controlService(principal: Principal, req: { sessionId: string; name: string; action: string; dryRun: boolean; waitMs: number }, signal?: AbortSignal) {
-    return audited(principal, req.sessionId, { operation: "service_control", target: req.name, action: req.action, dryRun: req.dryRun }, true, async (agentId) => {
+    const check = () => {
       requireText(req.name, "a service name");
       if (!serviceActions.includes(req.action as ServiceAction)) throw new GuruError("invalid", `action must be one of ${serviceActions.join(", ")}`, { details: { action: req.action } });
       if (!Number.isInteger(req.waitMs) || req.waitMs < 0) throw new GuruError("invalid", "waitMs must be a non-negative integer");
+    };
+    return audited(principal, req.sessionId, { operation: "service_control", target: req.name, action: req.action, dryRun: req.dryRun }, true, check, async (agentId) => {
       const waitMs = Math.min(req.waitMs === 0 ? limits.defaultWaitMs : req.waitMs, limits.maxWaitMs);
       const result = await remote.controlService(agentId, { ...req, action: req.action as ServiceAction, waitMs }, signal);
       return { result, before: result.before, after: result.after };
@@ -103,16 +108,14 @@ export function createSystemService(options: SystemServiceOptions) {
   }
 
   function listRegistry(principal: Principal, req: { sessionId: string; key: string }) {
-    return audited(principal, req.sessionId, { operation: "registry_list", target: req.key, dryRun: false }, false, async (agentId) => {
-      requireText(req.key, "a registry key");
+    return audited(principal, req.sessionId, { operation: "registry_list", target: req.key, dryRun: false }, false, () => requireText(req.key, "a registry key"), async (agentId) => {
       const result = await remote.listRegistry(agentId, req);
       return { result, after: { subkeys: result.subkeys.length, values: result.values.length } };
     });
   }
 
   function readRegistry(principal: Principal, req: { sessionId: string; key: string; valueName: string }) {
-    return audited(principal, req.sessionId, { operation: "registry_read", target: `${req.key}\\${req.valueName}`, dryRun: false }, false, async (agentId) => {
-      requireText(req.key, "a registry key");
+    return audited(principal, req.sessionId, { operation: "registry_read", target: `${req.key}\\${req.valueName}`, dryRun: false }, false, () => requireText(req.key, "a registry key"), async (agentId) => {
       const result = await remote.readRegistry(agentId, req);
       return { result, after: result.value };
     });
@@ -120,17 +123,18 @@ export function createSystemService(options: SystemServiceOptions) {
 
   function writeRegistry(principal: Principal, req: { sessionId: string; key: string; value: RegistryValue; dryRun: boolean }) {
     const base = { operation: "registry_write", target: `${req.key}\\${req.value.name}`, action: req.value.type, dryRun: req.dryRun };
-    return audited(principal, req.sessionId, base, true, async (agentId) => {
+    const check = () => {
       requireText(req.key, "a registry key");
       if (!registryValueTypes.includes(req.value.type)) throw new GuruError("invalid", `type must be one of ${registryValueTypes.map((t) => t.toUpperCase()).join(", ")}`);
+    };
+    return audited(principal, req.sessionId, base, true, check, async (agentId) => {
       const result = await remote.writeRegistry(agentId, req);
       return { result, before: result.before ?? null, after: result.after };
     });
   }
 
   function deleteRegistryValue(principal: Principal, req: { sessionId: string; key: string; valueName: string; dryRun: boolean }) {
-    return audited(principal, req.sessionId, { operation: "registry_delete", target: `${req.key}\\${req.valueName}`, dryRun: req.dryRun }, true, async (agentId) => {
-      requireText(req.key, "a registry key");
+    return audited(principal, req.sessionId, { operation: "registry_delete", target: `${req.key}\\${req.valueName}`, dryRun: req.dryRun }, true, () => requireText(req.key, "a registry key"), async (agentId) => {
       const result = await remote.deleteRegistryValue(agentId, req);
       return { result, before: result.before, after: req.dryRun ? result.before : null };
     });

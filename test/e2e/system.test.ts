@@ -160,6 +160,8 @@ describeDatabases("services and registry", (kind) => {
     }
     expect(refused?.code).toBe(Code.ResourceExhausted);
     expect(refused?.message).toContain("commands and control operations");
+    // Bad input is refused for what it is, before the rate limit is asked.
+    expect((await errorOf(api.system.controlService({ sessionId, name: "guru-demo", action: ServiceAction.UNSPECIFIED }))).code).toBe(Code.InvalidArgument);
     // A command shares the budget; listing does not use it.
     expect((await errorOf(api.exec.runCommand({ sessionId, command: "true" }))).code).toBe(Code.ResourceExhausted);
     expect((await api.system.listServices({ sessionId, filter: "guru-demo" })).services[0].state).toBe(ServiceState.STOPPED);
