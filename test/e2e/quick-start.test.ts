@@ -1,6 +1,7 @@
 // `npm start`'s command from a clean data dir: server on the embedded
 // database, a local agent, the env file, and a tunnel opened with plain JSON
 // over HTTP as the printed curl line does.
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +36,16 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   expect(res.status, JSON.stringify(body)).toBe(200);
   expect(body.sessionId).toMatch(/^[0-9a-f-]{36}$/);
   expect(body.session.status).toBe("SESSION_STATUS_ACTIVE");
+
+  // The local agent has services switched on, where the machine has a service manager.
+  const listed = await fetch(`${env.GURU_URL}/guru.api.v1.AgentService/ListAgents`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  const { agents } = (await listed.json()) as { agents: { agentId: string; capabilities: string[] }[] };
+  const hasManager = existsSync("/run/systemd/system") || existsSync("/etc/init.d");
+  expect(agents.find((a) => a.agentId === env.GURU_AGENT_ID)?.capabilities.includes("services")).toBe(process.platform === "linux" ? hasManager : true);
 
   expect(await quick.stop("SIGINT")).toBe(0);
   expect(quick.output()).toContain("stopped.");
