@@ -166,6 +166,13 @@ export function startAgent(options: AgentOptions): RunningAgent {
         maxFrameBytes: limits.maxFrameBytes,
         consentMode: options.consent ? consentModeOnWire[options.consent.policy.mode] : ConsentMode.UNSPECIFIED,
         requiresConsent: options.consent?.policy.requiredForEverySession ?? false,
+        serviceManager: ctx.system.support.serviceManager,
+        systemSupport: {
+          services: ctx.system.support.services,
+          registry: ctx.system.support.registry,
+          servicesMissing: ctx.system.support.servicesMissing,
+          registryMissing: ctx.system.support.registryMissing,
+        },
       }),
     });
     const { code, reason } = await current.closed;

@@ -39,6 +39,20 @@ export const agentOptions = {
     describe: "keep the file an upload replaces as a backup beside it, unless the upload says otherwise",
   },
   uploadAbandonedMs: { env: "GURU_UPLOAD_ABANDONED_MS", schema: wholeNumber(1), default: 24 * 3600_000, describe: "partial uploads untouched this long are deleted" },
+  enable: {
+    env: "GURU_ENABLE",
+    flag: "enable",
+    schema: stringList.pipe(z.array(z.enum(["exec", "files", "services", "registry", "terminal"]))),
+    default: [] as string[],
+    describe: "capabilities to switch on where the policy file does not say (services, registry, terminal; comma-separated or repeated)",
+  },
+  serviceManager: {
+    env: "GURU_SERVICE_MANAGER",
+    schema: z.enum(["auto", "systemd", "sysv", "none"]),
+    default: "auto" as "auto" | "systemd" | "sysv" | "none",
+    describe: "the Linux service manager: auto (systemd when it runs, else SysV init scripts), systemd, sysv or none",
+  },
+  sysvInitDir: { env: "GURU_SYSV_INIT_DIR", flag: "init-dir", schema: z.string().min(1), default: "/etc/init.d", describe: "where SysV init scripts are (their rcN.d link directories beside it)" },
   processLauncher: {
     env: "GURU_PROCESS_LAUNCHER",
     schema: z.enum(["auto", "launcher", "direct"]),
@@ -61,6 +75,9 @@ export type AgentConfig = {
   keepBackups: boolean;
   uploadAbandonedMs: number;
   processLauncher: "auto" | "launcher" | "direct";
+  enable: string[];
+  serviceManager: "auto" | "systemd" | "sysv" | "none";
+  sysvInitDir: string;
 };
 
 export function loadAgentConfig(sources?: ConfigSources): AgentConfig {

@@ -9,6 +9,7 @@ import { createOperationLog } from "../agent/oplog/operation-log.ts";
 import { createPathGuard } from "../agent/policy/path-guard.ts";
 import { loadLocalPolicy } from "../agent/policy/local-policy.ts";
 import { createTerminalRegistry } from "../agent/pty/terminal-registry.ts";
+import { createSystemManager } from "../agent/system/system-manager.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
 import { createLogger } from "../lib/logging.ts";
@@ -39,7 +40,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
   handleUnhandledRejections({ logger });
   const policy = await loadLocalPolicy({
     file: config.policyFile,
-    defaults: { allowedPaths: (config.allow ?? [process.cwd()]).map((p) => resolve(p)) },
+    defaults: {
+      allowedPaths: (config.allow ?? [process.cwd()]).map((p) => resolve(p)),
+      capabilities: Object.fromEntries(config.enable.map((c) => [c, true])),
+    },
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
   await ensurePrivateDir(config.stateDir, "agent state dir");
@@ -48,6 +52,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const launcher = await createProcessLauncher(config.processLauncher, logger);
   const execSetup = createExecSetup();
   logger.info({ shells: execSetup.shellPaths }, "shells found");
+  const system = createSystemManager({ serviceManager: config.serviceManager, sysvInitDir: resolve(config.sysvInitDir) });
   const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
 
   // A terminal prompt only when a person can see and answer it.
@@ -62,11 +67,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
     capabilities,
     backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
     replacedBackoffMs: config.replacedBackoffMs,
-    handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes, terminals: createTerminalRegistry() },
+    handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes, terminals: createTerminalRegistry(), system },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();
-  logger.info({ server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities, consent: policy.consent.mode }, "agent starting");
+  logger.info({ server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities, consent: policy.consent.mode, system: system.support }, "agent starting");
   const signal = await untilSignal();
   logger.info({ signal }, "agent stopping");
   clearInterval(sweep);

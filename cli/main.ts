@@ -16,6 +16,9 @@ const commands: Record<string, Command> = {
   ls: { describe: "list a directory on an agent: guru ls AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).lsCommand(argv) },
   shell: { describe: "an interactive terminal on an agent: guru shell AGENT [-- COMMAND…]", run: async (argv) => (await import("./shell-command.ts")).shellCommand(argv) },
   recording: { describe: "terminal recordings: guru recording list|play|export", run: async (argv) => (await import("./recording-commands.ts")).recordingCommand(argv) },
+  services: { describe: "list services on an agent: guru services AGENT [FILTER]", run: async (argv) => (await import("./system-commands.ts")).servicesCommand(argv) },
+  service: { describe: "start, stop, restart, enable or disable a service: guru service AGENT NAME ACTION [--dry-run]", run: async (argv) => (await import("./system-commands.ts")).serviceCommand(argv) },
+  reg: { describe: "the Windows registry on an agent: guru reg AGENT list|get|set|delete KEY …", run: async (argv) => (await import("./system-commands.ts")).regCommand(argv) },
   mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
 

@@ -113,9 +113,9 @@ const notForTheAgent = /^(DATABASE_URL|GURU_AGENT_KEY|GURU_TOKEN|GURU_TLS_KEY|GU
 
 async function spawnAgent(url: string, agent: LocalAgent, keyFile: string, allow: string[], dataDir: string): Promise<ChildProcess> {
   // The local agent is the user's own machine: its policy also enables
-  // interactive terminals (`guru shell local`), which agents keep off by default.
+  // interactive terminals (`guru shell local`) and services, which agents keep off by default.
   const policyFile = join(dataDir, "local-agent-policy.json");
-  await writeFile(policyFile, `${JSON.stringify({ allowedPaths: allow, capabilities: { terminal: true } }, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(policyFile, `${JSON.stringify({ allowedPaths: allow, capabilities: { terminal: true, services: true } }, null, 2)}\n`, { mode: 0o600 });
   const args = [guruBin, "agent", "--server", url, "--name", agent.name, "--key-file", keyFile, "--state-dir", join(dataDir, "agent"), "--policy", policyFile];
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !notForTheAgent.test(name)));
   return spawn(process.execPath, args, {

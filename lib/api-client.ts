@@ -8,6 +8,7 @@ import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
 import { RecordingService } from "../gen/guru/api/v1/terminal_pb.js";
+import { SystemService } from "../gen/guru/api/v1/system_pb.js";
 
 export interface ApiClients {
   agents: Client<typeof AgentService>;
@@ -16,6 +17,7 @@ export interface ApiClients {
   exec: Client<typeof ExecService>;
   files: Client<typeof FileService>;
   recordings: Client<typeof RecordingService>;
+  system: Client<typeof SystemService>;
 }
 
 export function createApiClients(options: { url: string; token?: string }): ApiClients {
@@ -40,5 +42,6 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     exec: createClient(ExecService, transport),
     files: createClient(FileService, transport),
     recordings: createClient(RecordingService, transport),
+    system: createClient(SystemService, transport),
   };
 }

@@ -14,6 +14,7 @@ import { isGuruError } from "../lib/errors.ts";
 import { apiExitReasons, apiOutputStreams, apiShells } from "../lib/wire/exec-enums.ts";
 import type { ExitReasonName as KnownExitReason, ShellName } from "../lib/wire/shells.ts";
 import { fromApiError, guruError } from "./errors.ts";
+import { createSystemApi } from "./system-api.ts";
 
 export interface AgentInfo {
   id: string;
@@ -26,6 +27,8 @@ export interface AgentInfo {
   arch: string;
   agentVersion: string;
   revoked: boolean;
+  /** What the agent can do now: its policy allows it and its OS supports it. */
+  capabilities: string[];
 }
 
 export type { ShellName };
@@ -80,6 +83,7 @@ function toAgentInfo(a: Agent): AgentInfo {
     arch: a.arch,
     agentVersion: a.agentVersion,
     revoked: a.revoked,
+    capabilities: [...a.capabilities],
   };
 }
 
@@ -125,6 +129,8 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
   const integration = createClient(IntegrationService, createConnectTransport({ baseUrl: deps.url, httpVersion: "1.1", useBinaryFormat: true }));
 
   return {
+    system: createSystemApi(clients),
+
     async listAgents(nameContains = ""): Promise<AgentInfo[]> {
       const { agents } = await call(() => clients.agents.listAgents({ nameContains }));
       return agents.map(toAgentInfo);

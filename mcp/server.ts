@@ -10,21 +10,29 @@ import { version } from "../lib/version.ts";
 import { toToolError } from "./errors.ts";
 import type { AnyTool, ToolContext } from "./tool.ts";
 import { createCancelCommandTool } from "./tools/cancel-command.ts";
+import { createControlServiceTool } from "./tools/control-service.ts";
 import type { ToolDeps } from "./tools/context.ts";
 import { createGetCommandOutputTool } from "./tools/get-command-output.ts";
+import { createGetServicesTool } from "./tools/get-services.ts";
 import { createListAgentsTool } from "./tools/list-agents.ts";
 import { createListDirectoryTool } from "./tools/list-directory.ts";
 import { createReadFileTool } from "./tools/read-file.ts";
+import { createReadRegistryTool } from "./tools/read-registry.ts";
 import { createRunCommandTool } from "./tools/run-command.ts";
 import { createStartCommandTool } from "./tools/start-command.ts";
 import { createWriteFileTool } from "./tools/write-file.ts";
+import { createWriteRegistryTool } from "./tools/write-registry.ts";
 
 const instructions =
   "GuruTunnel gives you managed endpoints (agents) of an MSP. Start with list_agents to find the agent; then run_command, read_file, " +
   "list_directory and write_file act on it, as the technician whose token this server uses: every call is authorised, rate-limited and audited. " +
-  "Long commands continue as jobs (start_command, get_command_output, cancel_command). Large output is paged by offset: follow the notes.";
+  "Long commands continue as jobs (start_command, get_command_output, cancel_command). Large output is paged by offset: follow the notes. " +
+  "Services: get_services, then control_service (dry run first). Windows registry: read_registry, write_registry (dry run first).";
 
-/** The tools for this server's features. Services tools join once the server offers "services". */
+/**
+ * The tools. Services and registry tools are always offered: capabilities
+ * are per agent, and a call on an agent without one says which agents have it.
+ */
 export function createTools(deps: ToolDeps, features: readonly string[]): AnyTool[] {
   const tools: AnyTool[] = [
     createListAgentsTool(deps),
@@ -35,10 +43,13 @@ export function createTools(deps: ToolDeps, features: readonly string[]): AnyToo
     createReadFileTool(deps),
     createWriteFileTool(deps),
     createListDirectoryTool(deps),
+    createGetServicesTool(deps),
+    createControlServiceTool(deps),
+    createReadRegistryTool(deps),
+    createWriteRegistryTool(deps),
   ];
-  // get_services / control_service belong here when the server lists
-  // "services" in GetCapabilities.features; no server offers it yet.
-  if (features.includes("services")) deps.logger.warn("the server offers services, but this guru mcp has no services tools yet");
+  // An older server answers them with "the server does not offer this yet".
+  if (features.length > 0 && !features.includes("services")) deps.logger.info({ features }, "the server does not list services; those tools will say so when called");
   return tools;
 }
 

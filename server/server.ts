@@ -10,6 +10,7 @@ import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
 import { RecordingService } from "../gen/guru/api/v1/terminal_pb.js";
+import { SystemService } from "../gen/guru/api/v1/system_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import type { Logger } from "../lib/logging.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
@@ -31,6 +32,7 @@ import { createSessionWork } from "./domain/session-work.ts";
 import { createRecordingService } from "./domain/recordings.ts";
 import { createSessionService } from "./domain/sessions.ts";
 import { createTerminalService } from "./domain/terminals.ts";
+import { createSystemService } from "./domain/system.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
@@ -41,6 +43,7 @@ import { createAgentFiles } from "./link/agent-files.ts";
 import { createRemoteAgents } from "./link/remote-agents.ts";
 import { createRemoteCommands } from "./link/remote-commands.ts";
 import { createRemoteTerminals } from "./link/remote-terminals.ts";
+import { createRemoteSystem } from "./link/remote-system.ts";
 import { createMetrics } from "./metrics.ts";
 import { createIntegrationKeyCheck } from "./auth/integration-keys.ts";
 import { createViewerTokens, maxViewerTokenTtlSeconds } from "./auth/viewer-tokens.ts";
@@ -62,6 +65,7 @@ import { integrationServiceImpl } from "./rpc/integration-service.ts";
 import { recordingServiceImpl } from "./rpc/recording-service.ts";
 import { sessionServiceImpl } from "./rpc/session-service.ts";
 import { ensurePrivateDir } from "../lib/private-dir.ts";
+import { systemServiceImpl } from "./rpc/system-service.ts";
 import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
@@ -191,6 +195,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   });
   const recordings = createRecordingService({ store });
   const terminalSockets = createTerminalSocketServer({ terminals, authenticate: technicianAuthenticator(tokens), logger: logger.child({ part: "terminal-socket" }) });
+  const system = createSystemService({
+    store,
+    sessions,
+    remote: createRemoteSystem(router),
+    logger: logger.child({ part: "system" }),
+    limits: { rateLimit: config.commandRateLimit, rateWindowMs: config.commandRateWindowMs, defaultWaitMs: 30_000, maxWaitMs: 300_000 },
+  });
   const auditRetention = createAuditRetention({
     store,
     logger: logger.child({ part: "audit-retention" }),
@@ -242,6 +253,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       serveStrict(r, ExecService, execServiceImpl(commands));
       serveStrict(r, FileService, fileServiceImpl(files, uploads));
       serveStrict(r, RecordingService, recordingServiceImpl(recordings));
+      serveStrict(r, SystemService, systemServiceImpl(system));
       serveStrict(r, AdminService, adminServiceImpl(admin, sessions, integrationKeyAdmin));
       serveStrict(
         r,
@@ -250,7 +262,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
           info: {
             contractVersion: integrationContractVersion,
             serverVersion: version,
-            features: ["tunnels", "exec", "files", "terminal", "consent", "viewer_tokens"],
+            features: ["tunnels", "exec", "files", "services", "registry", "terminal", "consent", "viewer_tokens"],
             wireProtocol,
             packageVersions: packageVersions(contractVersion),
             limits: {
@@ -367,6 +379,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     recordings,
     files,
     uploads,
+    system,
     work,
     authFailures,
     auditRetention,

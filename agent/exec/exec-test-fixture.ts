@@ -38,6 +38,8 @@ export async function createExecFixture(kind: LauncherKind = "direct"): Promise<
         capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
         exec: { allowEnv: [] },
         consent: { mode: "ask", requiredForEverySession: false },
+        services: { allow: [], deny: [], control: true },
+        registryKeys: [],
         ...policyOverrides,
       };
       return { policy, pathGuard: createPathGuard(policy.allowedPaths), logger: silentLogger(), killGraceMs: 300, launcher, ...rest };

@@ -15,6 +15,8 @@ import type { TunnelState } from "../tunnel-state.ts";
 import { handleExec } from "./exec-handler.ts";
 import { handleFileRead, handleFileWrite, handleListDirectory, handleStat } from "./file-handlers.ts";
 import { handlePty } from "./pty-handler.ts";
+import type { SystemManager } from "../system/system-manager.ts";
+import { handleRegistryDelete, handleRegistryList, handleRegistryRead, handleRegistryWrite, handleServiceControl, handleServiceList } from "./system-handlers.ts";
 
 export interface HandlerContext {
   tunnel: TunnelState;
@@ -29,6 +31,7 @@ export interface HandlerContext {
   chunkBytes: number;
   /** Running terminals by tunnel session. */
   terminals: TerminalRegistry;
+  system: SystemManager;
 }
 
 export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
@@ -48,6 +51,18 @@ export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: 
       return handleFileWrite(channel, request.value, ctx);
     case "pty":
       return handlePty(channel, request.value, ctx);
+    case "serviceList":
+      return handleServiceList(channel, request.value, ctx);
+    case "serviceControl":
+      return handleServiceControl(channel, request.value, ctx);
+    case "registryList":
+      return handleRegistryList(channel, request.value, ctx);
+    case "registryRead":
+      return handleRegistryRead(channel, request.value, ctx);
+    case "registryWrite":
+      return handleRegistryWrite(channel, request.value, ctx);
+    case "registryDelete":
+      return handleRegistryDelete(channel, request.value, ctx);
     default:
       throw new GuruError("invalid", `this agent does not know the operation ${request.case ?? "(none)"}; upgrade the agent`);
   }

@@ -34,6 +34,8 @@ function policy(commands: Partial<LocalPolicy["commands"]>): LocalPolicy {
     capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
     exec: { allowEnv: [] },
     consent: { mode: "ask", requiredForEverySession: false },
+    services: { allow: [], deny: [], control: true },
+    registryKeys: [],
   };
 }
 
@@ -45,6 +47,8 @@ describe("loadLocalPolicy", () => {
       capabilities: { exec: true, files: true, services: false, registry: false, terminal: false },
       exec: { allowEnv: [] },
       consent: { mode: "ask", requiredForEverySession: false, command: undefined },
+      services: { allow: [], deny: [], control: true },
+      registryKeys: ["HKLM\\SOFTWARE", "HKCU"],
     });
   });
 

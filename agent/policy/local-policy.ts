@@ -14,8 +14,19 @@
 //     "consent": {
 //       "mode": "ask",                                  // ask | auto-approve | deny (attended sessions)
 //       "command": ["zenity", "--question", "--text=Allow remote access?"]  // asks when no terminal; exit 0 approves
-//     }
+//     },
+//     "services": {                                  // with capabilities.services
+//       "allow": ["nginx", "app-*"],                 // empty: every service not denied
+//       "deny":  ["sshd", "guru*"],                  // checked first
+//       "control": true                              // false: listing only
+//     },
+//     "registryKeys": ["HKLM\\SOFTWARE", "HKCU"]      // with capabilities.registry; key prefixes
 //   }
+// Service rules are globs matched against the whole service name,
+// case-insensitively, `*` the only wildcard; they govern control (start,
+// stop, restart, enable, disable). Registry key prefixes match whole key
+// parts (HKLM\SOFTWARE covers HKLM\SOFTWARE\Vendor, not HKLM\SOFTWAREX) and
+// govern every registry operation.
 // Consent: with "mode": "ask" written here, every session needs the approval
 // of the person at the endpoint (unattended ones are refused). Without a
 // consent section, attended sessions are asked as with "ask" and unattended
@@ -66,6 +77,8 @@ export interface LocalPolicy {
     /** Program and arguments that ask the person (a desktop dialog); exit code 0 approves. */
     command?: string[];
   };
+  services: { allow: string[]; deny: string[]; control: boolean };
+  registryKeys: string[];
 }
 
 export type Capability = keyof LocalPolicy["capabilities"];
@@ -83,6 +96,10 @@ const defaultCapabilities: LocalPolicy["capabilities"] = {
   registry: false,
   terminal: false,
 };
+
+export const defaultRegistryKeys = ["HKLM\\SOFTWARE", "HKCU"];
+
+const serviceRuleSchema = z.string().min(1, "a rule must not be empty").regex(/^[A-Za-z0-9_.@:+\\ *-]+$/, "a service rule uses name characters and * only");
 
 const ruleSchema = z
   .string()
@@ -132,6 +149,13 @@ const fileSchema = z
       })
       .strict()
       .optional(),
+    services: z
+      .object({ allow: z.array(serviceRuleSchema).optional(), deny: z.array(serviceRuleSchema).optional(), control: z.boolean().optional() })
+      .strict()
+      .optional(),
+    registryKeys: z
+      .array(z.string().regex(/^(HKLM|HKCU|HKU|HKCR|HKCC|HKEY_[A-Z_]+)(\\[^\\]+)*\\?$/i, "must be a registry key such as HKLM\\SOFTWARE\\Vendor"))
+      .optional(),
   })
   .strict();
 
@@ -140,7 +164,7 @@ const fileSchema = z
  * that is configured but unreadable or invalid fails: an owner's restriction
  * must never be lifted by a broken file.
  */
-export async function loadLocalPolicy(options: { file?: string; defaults: { allowedPaths: string[] } }): Promise<LocalPolicy> {
+export async function loadLocalPolicy(options: { file?: string; defaults: PolicyDefaults }): Promise<LocalPolicy> {
   const { file, defaults } = options;
   if (file === undefined) return buildPolicy({}, defaults);
 
@@ -168,17 +192,26 @@ export async function loadLocalPolicy(options: { file?: string; defaults: { allo
   return buildPolicy(parsed.data, defaults);
 }
 
-function buildPolicy(data: z.infer<typeof fileSchema>, defaults: { allowedPaths: string[] }): LocalPolicy {
+/** What applies where the file says nothing: the agent's flags (or the quick start) set these. */
+export interface PolicyDefaults {
+  allowedPaths: string[];
+  /** Capabilities switched on unless the file switches them off. */
+  capabilities?: Partial<LocalPolicy["capabilities"]>;
+}
+
+function buildPolicy(data: z.infer<typeof fileSchema>, defaults: PolicyDefaults): LocalPolicy {
   return {
     allowedPaths: [...(data.allowedPaths ?? defaults.allowedPaths)],
     commands: { deny: [...(data.commands?.deny ?? [])], allow: [...(data.commands?.allow ?? [])] },
-    capabilities: { ...defaultCapabilities, ...data.capabilities },
+    capabilities: { ...defaultCapabilities, ...defaults.capabilities, ...data.capabilities },
     exec: { allowEnv: [...(data.exec?.allowEnv ?? [])] },
     consent: {
       mode: data.consent?.mode ?? "ask",
       requiredForEverySession: data.consent?.mode === "ask",
       command: data.consent?.command ? [...data.consent.command] : undefined,
     },
+    services: { allow: [...(data.services?.allow ?? [])], deny: [...(data.services?.deny ?? [])], control: data.services?.control ?? true },
+    registryKeys: [...(data.registryKeys ?? defaultRegistryKeys)],
   };
 }
 

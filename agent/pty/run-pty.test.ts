@@ -26,6 +26,8 @@ function deps(policy: Partial<LocalPolicy> = {}): RunPtyDeps {
     capabilities: { exec: true, files: true, services: false, registry: false, terminal: true },
     exec: { allowEnv: [] },
     consent: { mode: "ask", requiredForEverySession: false },
+    services: { allow: [], deny: [], control: true },
+    registryKeys: [],
     ...policy,
   };
   return { policy: full, pathGuard: createPathGuard(full.allowedPaths), logger: silentLogger(), killGraceMs: 300 };

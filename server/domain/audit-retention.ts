@@ -8,7 +8,7 @@ import type { Store } from "../store/index.ts";
 import type { SweepResult } from "../store/audit.ts";
 
 export interface AuditRetentionOptions {
-  store: Pick<Store, "audit" | "rateLimits" | "terminals">;
+  store: Pick<Store, "audit" | "rateLimits" | "terminals" | "systemAudit">;
   logger: Logger;
   retentionDays: number;
   /** The widest rate-limit window in use; older events no longer count. */
@@ -26,14 +26,14 @@ export function createAuditRetention(options: AuditRetentionOptions) {
   let running: Promise<unknown> | undefined;
   let closed = false;
 
-  async function sweep(): Promise<SweepResult & { rateLimitEvents: number; terminals: number }> {
-    const removed = await store.audit.sweep(options.retentionDays * dayMs);
+  async function sweep(): Promise<SweepResult & { system: number; rateLimitEvents: number; terminals: number }> {
+    const removed = { ...(await store.audit.sweep(options.retentionDays * dayMs)), system: await store.systemAudit.sweep(options.retentionDays * dayMs) };
     // Terminal rows take their recordings with them: same retention as the audit.
     const terminals = await store.terminals.sweep(options.retentionDays * dayMs);
     const rateLimitEvents = await store.rateLimits.sweep(options.rateWindowMs);
     const more = (await options.sweepMore?.(options.retentionDays * dayMs)) ?? 0;
     if (more > 0) logger.info({ rows: more, retentionDays: options.retentionDays }, "partner audit rows past retention removed");
-    const total = removed.tunnel + removed.commands + removed.files + terminals;
+    const total = removed.tunnel + removed.commands + removed.files + removed.system + terminals;
     if (total > 0) logger.info({ ...removed, terminals, retentionDays: options.retentionDays }, "audit rows past retention removed");
     return { ...removed, terminals, rateLimitEvents };
   }

@@ -16,6 +16,7 @@ import type { LinkChurnAlerts } from "../domain/alerts.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
+import { effectiveCapabilities } from "./system-support.ts";
 
 export interface AgentConnectionOptions {
   agent: AgentRecord;
@@ -112,7 +113,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         osRelease: inventory?.osRelease ?? "",
         arch: inventory?.arch ?? "",
         agentVersion: hello.agentVersion,
-        capabilities: hello.capabilities,
+        capabilities: effectiveCapabilities(hello),
       });
       await options.onHello?.(agent.id, hello);
     } catch (err) {
@@ -137,7 +138,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         maxFrameBytes: options.limits.maxFrameBytes,
       }),
     });
-    logger.info({ version: hello.agentVersion, hostname: inventory?.hostname, os: inventory?.os }, "agent connected");
+    logger.info({ version: hello.agentVersion, hostname: inventory?.hostname, os: inventory?.os, serviceManager: hello.serviceManager }, "agent connected");
     options.onConnected?.(agent.id);
   }
 

@@ -1,15 +1,12 @@
 import { beforeAll, expect, it } from "vitest";
 import { describeDatabases, useTestStore } from "../../test/support/databases.ts";
-import { seedAgent, seedTechnician } from "../../test/support/store-fixtures.ts";
+import { seedSession } from "../../test/support/store-fixtures.ts";
 
 describeDatabases("audit", (kind) => {
   const ctx = useTestStore(kind);
   let ids: { agentId: string; technicianId: string; sessionId: string };
   beforeAll(async () => {
-    const agent = await seedAgent(ctx.store);
-    const tech = await seedTechnician(ctx.store);
-    const session = await ctx.store.sessions.open({ agentId: agent.id, technicianId: tech.id });
-    ids = { agentId: agent.id, technicianId: tech.id, sessionId: session.id };
+    ids = await seedSession(ctx.store);
   });
 
   it("records and lists tunnel events, newest first", async () => {

@@ -5,6 +5,7 @@ import { createAuditRepository, type AuditRepository } from "./audit.ts";
 import { createCommandsRepository, type CommandsRepository } from "./commands.ts";
 import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
+import { createSystemAuditRepository, type SystemAuditRepository } from "./system-audit.ts";
 import { createSigningKeysRepository, type SigningKeysRepository } from "./signing-keys.ts";
 import { createTechniciansRepository, type TechniciansRepository } from "./technicians.ts";
 import { createTerminalsRepository, type TerminalsRepository } from "./terminals.ts";
@@ -32,6 +33,7 @@ export interface Store {
   partnerSessions: PartnerSessionsRepository;
   viewerTokens: ViewerTokensRepository;
   terminals: TerminalsRepository;
+  systemAudit: SystemAuditRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -51,6 +53,7 @@ export function createStore(db: Db): Store {
     partnerSessions: createPartnerSessionsRepository(db),
     viewerTokens: createViewerTokensRepository(db),
     terminals: createTerminalsRepository(db),
+    systemAudit: createSystemAuditRepository(db),
   };
 }
 
@@ -67,5 +70,6 @@ export type {
 } from "./audit.ts";
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";
+export type { SystemAuditInput, SystemAuditRecord } from "./system-audit.ts";
 export type { BeganCommand, BeginCommandInput } from "./commands.ts";
 export type { TerminalAuditInput, TerminalCompletion, TerminalFilter, TerminalOutcome, TerminalRecord } from "./terminals.ts";

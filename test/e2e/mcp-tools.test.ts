@@ -48,10 +48,13 @@ describe("guru mcp tools [pglite]", () => {
     await t?.close();
   });
 
-  it("lists its tools with titles, schemas and annotations, and no services tools", async () => {
+  it("lists its tools with titles, schemas and annotations", async () => {
     const { tools } = await mcp.client.listTools();
     const byName = new Map(tools.map((tool) => [tool.name, tool]));
-    expect([...byName.keys()].sort()).toEqual(["cancel_command", "get_command_output", "list_agents", "list_directory", "read_file", "run_command", "start_command", "write_file"]);
+    expect([...byName.keys()].sort()).toEqual([
+      "cancel_command", "control_service", "get_command_output", "get_services", "list_agents", "list_directory", "read_file", "read_registry", "run_command",
+      "start_command", "write_file", "write_registry",
+    ]);
     for (const tool of tools) {
       expect(tool.title, tool.name).toBeTruthy();
       expect(tool.description?.length, tool.name).toBeGreaterThan(80);

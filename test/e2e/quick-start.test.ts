@@ -1,6 +1,7 @@
 // `npm start`'s command from a clean data dir: server on the embedded
 // database, a local agent, the env file, and a tunnel opened with plain JSON
 // over HTTP as the printed curl line does.
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,14 +68,18 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   const commandEnv = Buffer.from(ran.stdout, "base64").toString();
   expect(commandEnv).toContain("PATH=");
   for (const secret of [agentKey, env.GURU_TOKEN, "canary-secret-value", "GURU_", "DATABASE_URL"]) expect(commandEnv).not.toContain(secret);
-  // The quick start's own agent has terminals enabled (agents keep them off by default).
+  // The quick start's own agent has terminals enabled (agents keep them off by default), and
+  // services where the machine has a service manager.
   const agents = await fetch(`${env.GURU_URL}/guru.api.v1.AgentService/ListAgents`, {
     method: "POST",
     headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
     body: "{}",
   });
   const agentList = (await agents.json()) as { agents: { agentId: string; capabilities: string[] }[] };
-  expect(agentList.agents.find((a) => a.agentId === env.GURU_AGENT_ID)?.capabilities).toContain("terminal");
+  const capabilities = agentList.agents.find((a) => a.agentId === env.GURU_AGENT_ID)?.capabilities;
+  expect(capabilities).toContain("terminal");
+  const hasManager = existsSync("/run/systemd/system") || existsSync("/etc/init.d");
+  expect(capabilities?.includes("services")).toBe(process.platform === "linux" ? hasManager : true);
   expect((await stat(join(dataDir, "local-agent-policy.json"))).mode & 0o777).toBe(0o600);
 
   expect(await quick.stop("SIGINT")).toBe(0);

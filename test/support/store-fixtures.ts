@@ -13,3 +13,10 @@ export function seedAgent(store: Store, name = uniqueName("agent")): Promise<Age
 export function seedTechnician(store: Store, role: TechnicianRole = "tech", name = uniqueName("tech")): Promise<TechnicianRecord> {
   return store.technicians.create({ name, role });
 }
+
+/** A technician's active session on a new agent: the ids audit rows refer to. */
+export async function seedSession(store: Store): Promise<{ agentId: string; technicianId: string; sessionId: string }> {
+  const [agent, tech] = await Promise.all([seedAgent(store), seedTechnician(store)]);
+  const session = await store.sessions.open({ agentId: agent.id, technicianId: tech.id });
+  return { agentId: agent.id, technicianId: tech.id, sessionId: session.id };
+}

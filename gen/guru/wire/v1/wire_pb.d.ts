@@ -9,6 +9,7 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { ConsentMode, ConsentRequest, ConsentResponse } from "./consent_pb.js";
+import type { RegistryDeleteRequest, RegistryDeleteResult, RegistryListRequest, RegistryListResult, RegistryReadRequest, RegistryReadResult, RegistryWriteRequest, RegistryWriteResult, ServiceControlRequest, ServiceControlResult, ServiceListRequest, ServiceListResult, SystemSupport } from "./system_pb.js";
 import type { ExecRequest, ExecResult, OutputStream } from "./exec_pb.js";
 import type { FileReadInfo, FileReadRequest, FileReadResult, FileWriteFinish, FileWriteProgress, FileWriteRequest, FileWriteResult, ListDirectoryRequest, ListDirectoryResult, StatRequest, StatResult } from "./files_pb.js";
 import type { PtyRequest, PtyResize, PtyResult, PtyStarted } from "./pty_pb.js";
@@ -195,6 +196,22 @@ export declare type Hello = Message<"guru.wire.v1.Hello"> & {
    * @generated from field: uint32 max_frame_bytes = 5;
    */
   maxFrameBytes: number;
+
+  /**
+   * The service manager the agent found: "systemd", "sysv", "scm",
+   * "launchd", or "" for none.
+   *
+   * @generated from field: string service_manager = 6;
+   */
+  serviceManager: string;
+
+  /**
+   * What the operating system supports; capabilities says what the policy
+   * allows. An operation needs both.
+   *
+   * @generated from field: guru.wire.v1.SystemSupport system_support = 7;
+   */
+  systemSupport?: SystemSupport | undefined;
 
   /**
    * How the agent's local policy answers consent requests.
@@ -480,6 +497,42 @@ export declare type ChannelOpen = Message<"guru.wire.v1.ChannelOpen"> & {
      */
     value: PtyRequest;
     case: "pty";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.ServiceListRequest service_list = 7;
+     */
+    value: ServiceListRequest;
+    case: "serviceList";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.ServiceControlRequest service_control = 8;
+     */
+    value: ServiceControlRequest;
+    case: "serviceControl";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryListRequest registry_list = 9;
+     */
+    value: RegistryListRequest;
+    case: "registryList";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryReadRequest registry_read = 10;
+     */
+    value: RegistryReadRequest;
+    case: "registryRead";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryWriteRequest registry_write = 11;
+     */
+    value: RegistryWriteRequest;
+    case: "registryWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryDeleteRequest registry_delete = 12;
+     */
+    value: RegistryDeleteRequest;
+    case: "registryDelete";
   } | { case: undefined; value?: undefined };
 };
 
@@ -632,6 +685,42 @@ export declare type ChannelResult = Message<"guru.wire.v1.ChannelResult"> & {
      */
     value: PtyResult;
     case: "pty";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.ServiceListResult service_list = 7;
+     */
+    value: ServiceListResult;
+    case: "serviceList";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.ServiceControlResult service_control = 8;
+     */
+    value: ServiceControlResult;
+    case: "serviceControl";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryListResult registry_list = 9;
+     */
+    value: RegistryListResult;
+    case: "registryList";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryReadResult registry_read = 10;
+     */
+    value: RegistryReadResult;
+    case: "registryRead";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryWriteResult registry_write = 11;
+     */
+    value: RegistryWriteResult;
+    case: "registryWrite";
+  } | {
+    /**
+     * @generated from field: guru.wire.v1.RegistryDeleteResult registry_delete = 12;
+     */
+    value: RegistryDeleteResult;
+    case: "registryDelete";
   } | { case: undefined; value?: undefined };
 };
 
