@@ -74,14 +74,14 @@ describe("guru mcp services and registry tools [pglite]", () => {
 
   it("refuses a name that is a command, and nothing runs", async () => {
     const text = await toolError("control_service", { agent: "svc-web-1", name: "x; touch pwned", action: "start" });
-    expect(text).toBe('control_service failed (invalid): "x; touch pwned" is not a service name: use letters, digits and . _ - @ : +. Next: fix the arguments as the message says and call again.');
+    expect(text).toBe('control_service failed (invalid, INVALID_ARGUMENT): "x; touch pwned" is not a service name: use letters, digits and . _ - @ : +. Next: fix the arguments as the message says and call again.');
     expect(existsSync(join(process.cwd(), "pwned"))).toBe(false);
     expect(existsSync(fx.pidFile)).toBe(false);
   });
 
   it("the registry on Linux: a tool error naming the missing capability and that no agent has it", async () => {
     const text = await toolError("read_registry", { agent: "svc-web-1", key: "HKLM\\SOFTWARE\\Vendor", valueName: "Version" });
-    expect(text).toContain("read_registry failed (failed_precondition): agent svc-web-1 lacks the registry capability");
+    expect(text).toContain("read_registry failed (failed_precondition, FAILED_PRECONDITION): agent svc-web-1 lacks the registry capability");
     expect(text).toContain("the registry exists only on Windows; this agent runs linux");
     expect(text).toContain("no agent has the registry capability");
     const write = await toolError("write_registry", { agent: "svc-web-1", key: "HKCU\\Software\\Vendor", valueName: "x", type: "sz", data: "y", dryRun: true });
@@ -90,7 +90,7 @@ describe("guru mcp services and registry tools [pglite]", () => {
 
   it("an agent whose policy switches services off: the error names the rule and the agents that have it", async () => {
     const text = await toolError("get_services", { agent: "svc-locked" });
-    expect(text).toContain("get_services failed (denied): agent svc-locked lacks the services capability");
+    expect(text).toContain("get_services failed (denied, PERMISSION_DENIED): agent svc-locked lacks the services capability");
     expect(text).toContain("capabilities.services");
     expect(text).toContain("agents with the services capability: svc-web-1");
     expect(existsSync(fx.pidFile)).toBe(false);
