@@ -2,6 +2,7 @@
 import type { Db } from "./db.ts";
 import { createAgentsRepository, type AgentsRepository } from "./agents.ts";
 import { createAuditRepository, type AuditRepository } from "./audit.ts";
+import { createClusterNodesRepository, type ClusterNodesRepository } from "./cluster-nodes.ts";
 import { createCommandsRepository, type CommandsRepository } from "./commands.ts";
 import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
@@ -21,6 +22,7 @@ export interface Store {
   uploads: UploadsRepository;
   rateLimits: RateLimitsRepository;
   commands: CommandsRepository;
+  clusterNodes: ClusterNodesRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -35,6 +37,7 @@ export function createStore(db: Db): Store {
     uploads: createUploadsRepository(db),
     rateLimits: createRateLimitsRepository(db),
     commands: createCommandsRepository(db),
+    clusterNodes: createClusterNodesRepository(db),
   };
 }
 
