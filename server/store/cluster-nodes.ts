@@ -41,8 +41,10 @@ export function createClusterNodesRepository(db: Db) {
     async claim(agentId: string, nodeId: string): Promise<string | null> {
       if (!isUuid(agentId)) return null;
       const r = await db.query<{ previous: string | null }>(
-        `WITH prev AS (SELECT owner_node FROM agents WHERE id = $1 FOR UPDATE)
-         UPDATE agents SET owner_node = $2, online = true WHERE id = $1 RETURNING (SELECT owner_node FROM prev) AS previous`,
+        // The locked sub-select reads the row as it was before this update (a CTE would not).
+        `UPDATE agents a SET owner_node = $2, online = true
+         FROM (SELECT id, owner_node FROM agents WHERE id = $1 FOR UPDATE) prev
+         WHERE a.id = prev.id RETURNING prev.owner_node AS previous`,
         [agentId, nodeId],
       );
       return r.rows[0]?.previous ?? null;
