@@ -28,7 +28,7 @@ export interface TestCluster {
   dbUrl: string;
   tempDir: string;
   prefix: string;
-  /** Starts (or restarts) node i. */
+  /** Starts (or restarts, on the same port) node i. */
   startNode(i: number, env?: Record<string, string>): Promise<ClusterNodeProcess>;
   apiFor(i: number, token: string): ApiClients;
   /** Enrols an agent through node 0 and runs it against `serverUrl`; resolves once its link is up. */
@@ -86,24 +86,26 @@ export async function startTestCluster(options: { nodes: number; natsUrl?: strin
     async startAgent(name, serverUrl) {
       const { agentId, agentKey } = await nodes[0].api.admin.enrollAgent({ name });
       const dir = await mkdtemp(join(tempDir, `agent-${name}-`));
-      return { agentId, agentKey, dir, process: await this.runAgent(agentKey, serverUrl, dir) };
+      return { agentId, agentKey, dir, process: await runAgent(agentKey, serverUrl, dir) };
     },
-    async runAgent(agentKey, serverUrl, dir) {
-      const proc = spawnGuru(["agent", "--server", serverUrl, "--state-dir", join(dir, ".state"), "--allow", dir], {
-        GURU_AGENT_KEY: agentKey,
-        GURU_LOG_LEVEL: "info",
-        GURU_BACKOFF_MAX_MS: "500",
-      });
-      processes.push(proc);
-      await proc.waitFor(/connected to the server/, 20_000);
-      return proc;
-    },
+    runAgent,
     async close() {
       await Promise.all(processes.map((p) => p.stop("SIGKILL")));
       await pg.cleanup();
       await rm(tempDir, { recursive: true, force: true });
     },
   };
+
+  async function runAgent(agentKey: string, serverUrl: string, dir: string): Promise<GuruProcess> {
+    const proc = spawnGuru(["agent", "--server", serverUrl, "--state-dir", join(dir, ".state"), "--allow", dir], {
+      GURU_AGENT_KEY: agentKey,
+      GURU_LOG_LEVEL: "info",
+      GURU_BACKOFF_MAX_MS: "500",
+    });
+    processes.push(proc);
+    await proc.waitFor(/connected to the server/, 20_000);
+    return proc;
+  }
 }
 
 /** Waits until every node lists the agent as online (ownership has spread). */
