@@ -156,7 +156,14 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
 
   if (cluster) {
     // Other nodes hold links and tunnels of their own: only what this node held is reconciled.
-    await cluster.start({ agentDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason), forgetTokens: (what) => tokens.forget(what) });
+    try {
+      await cluster.start({ agentDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason), forgetTokens: (what) => tokens.forget(what) });
+    } catch (err) {
+      // Nothing may keep the process alive after a refused start.
+      await cluster.bus.close();
+      if (givenDb === undefined) await db.close();
+      throw err;
+    }
   } else {
     // What a previous process left behind has no live link here.
     await store.agents.markAllOffline();

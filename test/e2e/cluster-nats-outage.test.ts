@@ -8,7 +8,9 @@ import { Role } from "../../gen/guru/api/v1/admin_pb.js";
 import { createApiClients } from "../../lib/api-client.ts";
 import { testDatabases } from "../support/databases.ts";
 import { startPrivateNats, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { join } from "node:path";
 import { waitFor } from "../support/raw-agent.ts";
+import { spawnGuru } from "../support/server-process.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
 const pg = testDatabases().find((d) => d.kind === "pg");
@@ -24,6 +26,18 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
   afterAll(async () => {
     await cluster?.close();
     await nats?.close();
+  });
+
+  it("refuses to start a second process under a node id that a running node uses, and the running node carries on", async () => {
+    const dup = spawnGuru(["server", "--port", "0", "--data-dir", join(cluster.tempDir, "dup"), "--node-id", "node1"], {
+      DATABASE_URL: cluster.dbUrl,
+      GURU_NATS_URL: nats.url,
+      GURU_NATS_SUBJECT_PREFIX: cluster.prefix,
+    });
+    const exitCode = await new Promise((resolve) => dup.child.once("exit", resolve));
+    expect(exitCode).toBe(1);
+    expect(dup.output()).toContain('server node id "node1" is in use by another running server');
+    expect((await fetch(`${cluster.nodes[0].url}/readyz`)).status).toBe(200);
   });
 
   it("reports NATS in /readyz and per-node agents and relayed channels in /metrics", async () => {
