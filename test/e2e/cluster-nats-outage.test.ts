@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../../gen/guru/api/v1/admin_pb.js";
 import { createApiClients } from "../../lib/api-client.ts";
 import { testDatabases } from "../support/databases.ts";
-import { startPrivateNats, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
+import { startPrivateNats, startTcpBalancer, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
 import { join } from "node:path";
 import { waitFor } from "../support/raw-agent.ts";
 import { spawnGuru } from "../support/server-process.ts";
@@ -95,5 +96,27 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
         return false;
       }
     }, 15_000, "the far agent to answer again");
+  });
+
+  it("a drained node (SIGUSR2) answers /readyz 503, refuses agent links and hands its agents to the other node", async () => {
+    const balancer = await startTcpBalancer(() => [cluster.nodes[1].url, cluster.nodes[0].url]);
+    try {
+      const agent = await cluster.startAgent("drained", balancer.url);
+      await waitOnlineEverywhere(cluster, agent.agentId);
+      const { sessionId } = await cluster.nodes[0].api.sessions.openTunnel({ agentId: agent.agentId });
+      cluster.nodes[1].process.child.kill("SIGUSR2");
+      await waitFor(async () => (await fetch(`${cluster.nodes[1].url}/readyz`)).status === 503, 5_000, "readyz to report draining");
+      expect(await (await fetch(`${cluster.nodes[1].url}/readyz`)).text()).toBe("draining\n");
+      await agent.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+      await waitFor(async () => (await cluster.nodes[0].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED, 10_000, "the tunnel to end");
+      const metrics = await (await fetch(`${cluster.nodes[0].url}/metrics`)).text();
+      await waitFor(async () => /guru_cluster_agents\{node="node2"\} 0/.test(await (await fetch(`${cluster.nodes[0].url}/metrics`)).text()), 10_000, `node2 to hold no agent:\n${metrics}`);
+      const { sessionId: again } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: agent.agentId });
+      const run = await cluster.nodes[1].api.exec.runCommand({ sessionId: again, command: "echo after-drain" });
+      expect(Buffer.from(run.stdout).toString()).toBe("after-drain\n");
+      await cluster.nodes[1].api.sessions.closeTunnel({ sessionId: again });
+    } finally {
+      await balancer.close();
+    }
   });
 });
