@@ -108,10 +108,11 @@ export async function startTestCluster(options: { nodes: number; natsUrl?: strin
   }
 }
 
-/** Waits until every node lists the agent as online (ownership has spread). */
+/** Waits until every running node lists the agent as online (ownership has spread). */
 export async function waitOnlineEverywhere(cluster: TestCluster, agentId: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (const node of cluster.nodes) {
+  const running = cluster.nodes.filter((n) => n.process.child.exitCode === null && n.process.child.signalCode === null);
+  for (const node of running) {
     for (;;) {
       const { agents } = await node.api.agents.listAgents({});
       if (agents.find((a) => a.agentId === agentId)?.online) break;
