@@ -29,7 +29,7 @@ async function download(api: ApiClients, sessionId: string, path: string): Promi
 export async function run(): Promise<void> {
   const sizeMiB = Number(process.env.GURU_BENCH_CLUSTER_MIB ?? 1024);
   const rounds = Number(process.env.GURU_BENCH_CLUSTER_ROUNDS ?? 200);
-  const cluster = await startTestCluster({ nodes: 2, env: { GURU_LOG_LEVEL: "warn", GURU_COMMAND_RATE_LIMIT: "100000" } });
+  const cluster = await startTestCluster({ nodes: 2, env: { GURU_COMMAND_RATE_LIMIT: "100000" } });
   try {
     const agent = await cluster.startAgent("bench", cluster.nodes[0].url);
     const file = join(agent.dir, "big.bin");
