@@ -14,7 +14,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel, name: "guru-server" });
   const server = await startServer({ config, logger });
   handleUnhandledRejections({ logger, onRejection: () => server.metrics.unhandledRejections.inc() });
+  // SIGUSR2 drains: no new agent links, current ones told to reconnect elsewhere; stop the process afterwards.
+  const onDrain = () => void server.drain().catch((err: unknown) => logger.error({ err }, "drain failed"));
+  process.on("SIGUSR2", onDrain);
   const signal = await untilSignal();
+  process.off("SIGUSR2", onDrain);
   logger.info({ signal }, "draining");
   await server.close();
   return 0;

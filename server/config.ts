@@ -56,6 +56,11 @@ export const serverOptions = {
   consentTimeoutMs: { env: "GURU_CONSENT_TIMEOUT_MS", ...ms("how long the person at an endpoint has to answer a consent request; no answer is a denial", 30_000, 100) },
   publicUrl: { env: "GURU_PUBLIC_URL", flag: "public-url", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL as partners' browsers reach it, for viewer URLs; default the listener's own URL" },
   watchHeartbeatMs: { env: "GURU_WATCH_HEARTBEAT_MS", ...ms("how often a quiet WatchSessions stream gets a heartbeat message", 15_000, 100) },
+  natsUrl: { env: "GURU_NATS_URL", flag: "nats-url", schema: z.string().regex(/^(nats|tls|wss?):\/\//, "must be a nats://, tls:// or ws(s):// URL"), default: undefined as string | undefined, describe: "NATS server(s) to join a cluster of server nodes on one database (comma-separated URLs); without it the server runs alone" },
+  nodeId: { env: "GURU_NODE_ID", flag: "node-id", schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, '-' and '_' only (1 to 64)"), default: undefined as string | undefined, describe: "this node's name in the cluster, unique among the nodes and kept across restarts (default: the host name)" },
+  natsSubjectPrefix: { env: "GURU_NATS_SUBJECT_PREFIX", schema: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "NATS subject tokens separated by dots"), default: "guru", describe: "first tokens of every NATS subject the cluster uses (separate clusters sharing one NATS need different prefixes)" },
+  nodeTtlMs: { env: "GURU_NODE_TTL_MS", ...ms("a cluster node silent this long is dead: the others take over its agents' state and close its tunnels", 15_000, 1000) },
+  natsRequestTimeoutMs: { env: "GURU_NATS_REQUEST_TIMEOUT_MS", ...ms("how long a node waits for another node to answer a request (channel open, control frame, takeover)", 5_000, 100) },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", describe: "log level" },
 };
 

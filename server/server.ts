@@ -37,6 +37,7 @@ import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
 import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
+import { joinCluster, type Cluster } from "./cluster/join-cluster.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
 import { createAgentFiles } from "./link/agent-files.ts";
@@ -88,10 +89,20 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   const store = createStore(db);
   const metrics = createMetrics();
   const keys = await loadOrCreateSigningKeys(store);
-  const tokens = createTokenService({ store, keys, defaultTtlSeconds: config.tokenTtlSeconds, checkCacheMs: config.tokenCheckCacheMs });
+  let cluster: Cluster | undefined;
+  const tokens = createTokenService({
+    store,
+    keys,
+    defaultTtlSeconds: config.tokenTtlSeconds,
+    checkCacheMs: config.tokenCheckCacheMs,
+    onRevoked: (what) => cluster?.tokensRevoked(what),
+  });
 
   const registry = createAgentRegistry();
-  const router = createInProcessRouter(registry);
+  // With NATS, this process is one node of a cluster and reaches agents held by the others through it.
+  const natsUrl = config.natsUrl;
+  cluster = natsUrl === undefined ? undefined : await joinCluster({ config: { ...config, natsUrl }, store, registry, limits, logger, metrics: metrics.registry });
+  const router = cluster?.router ?? createInProcessRouter(registry);
   const remoteAgents = createRemoteAgents(router);
   const work = createSessionWork();
   const authFailures = createAuthFailureLimit({ limit: config.authFailureLimit, windowMs: config.authFailureWindowMs, blockMs: config.authBlockMs });
@@ -210,10 +221,22 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     sweepMore: (olderThanMs) => store.integrationKeys.sweepAudit(olderThanMs),
   });
 
-  // What a previous process left behind has no live link here.
-  await store.agents.markAllOffline();
-  const reconciled = await sessions.reconcileAtStart();
-  if (reconciled > 0) logger.info({ sessions: reconciled }, "closed tunnels left active by a previous server process");
+  if (cluster) {
+    // Other nodes hold links and tunnels of their own: only what this node held is reconciled.
+    try {
+      await cluster.start({ agentDisconnected: (agentId, reason) => sessions.agentDisconnected(agentId, reason), forgetTokens: (what) => tokens.forget(what) });
+    } catch (err) {
+      // Nothing may keep the process alive after a refused start.
+      await cluster.bus.close();
+      if (givenDb === undefined) await db.close();
+      throw err;
+    }
+  } else {
+    // What a previous process left behind has no live link here.
+    await store.agents.markAllOffline();
+    const reconciled = await sessions.reconcileAtStart();
+    if (reconciled > 0) logger.info({ sessions: reconciled }, "closed tunnels left active by a previous server process");
+  }
   const bootstrapAdmin = await ensureAdmin({ store, tokens, dataDir: config.dataDir, logger });
 
   const agentSockets = createAgentSocketServer({
@@ -240,6 +263,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     onConnected: (agentId) => {
       void partnerSessions.agentConnected(agentId).catch((err) => logger.error({ err, agentId }, "binding pending sessions failed"));
     },
+    ownership: cluster?.node,
   });
 
   const rpcLogger = logger.child({ part: "rpc" });
@@ -285,7 +309,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       );
     },
   });
-  const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken });
+  const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken, notReady: () => (draining ? "draining" : cluster?.notReady()) });
 
   const listener = await startListener({
     host: config.host,
@@ -343,6 +367,18 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   publicUrl ??= listener.url;
   logger.info({ url: listener.url, database: db.kind }, "server listening");
 
+  let draining = false;
+  /** Stops taking agent links and hands the current ones back (agents reconnect through the load balancer to another node). */
+  async function drain(): Promise<void> {
+    draining = true;
+    cluster?.node.setDraining(true);
+    agentSockets.stopAccepting();
+    const links = registry.all();
+    logger.info({ agents: links.length }, "draining: handing agent links to other nodes");
+    for (const entry of links) entry.link.close(closeCodes.goingAway, "this server node is draining; reconnect to another");
+    await Promise.allSettled(links.map((e) => e.link.closed));
+  }
+
   let closing: Promise<void> | undefined;
   async function close(): Promise<void> {
     closing ??= (async () => {
@@ -361,8 +397,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       await agentSockets.close();
       await commands.drain();
       await terminals.drain();
-      await store.sessions.closeAllActive("server shut down");
-      await store.agents.markAllOffline();
+      if (cluster) {
+        // Only this node's own agents and tunnels: the others carry on.
+        await cluster.close();
+      } else {
+        await store.sessions.closeAllActive("server shut down");
+        await store.agents.markAllOffline();
+      }
       if (givenDb === undefined) await db.close();
     })();
     return closing;
@@ -387,6 +428,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     router,
     metrics,
     bootstrapAdmin,
+    cluster,
+    drain,
     partnerSessions,
     sessionEvents,
     viewerTokens,

@@ -23,7 +23,12 @@ export interface TokenServiceOptions {
   defaultTtlSeconds: number;
   /** How long a token the database confirmed is trusted before asking again (0: ask every time). */
   checkCacheMs?: number;
+  /** A revocation here: other server processes are told, so they forget the tokens at once too. */
+  onRevoked?(what: RevokedTokens): void;
 }
+
+/** Tokens that stopped being valid: one, or all of a technician's. */
+export type RevokedTokens = { tokenId: string } | { technicianId: string };
 
 /** The longest lifetime a token may be issued with, whatever is asked (config and IssueToken). */
 export const maxTokenTtlSeconds = 30 * 24 * 3600;
@@ -80,6 +85,7 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function revoke(tokenId: string): Promise<boolean> {
     const revoked = await store.tokens.revoke(tokenId);
     checked.forgetTokenId(tokenId);
+    deps.onRevoked?.({ tokenId });
     return revoked;
   }
 
@@ -87,6 +93,7 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function revokeAllFor(technicianId: string): Promise<number> {
     const revoked = await store.tokens.revokeAllForTechnician(technicianId);
     checked.forgetTechnician(technicianId);
+    deps.onRevoked?.({ technicianId });
     return revoked;
   }
 
@@ -94,10 +101,17 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function disableTechnician(technicianId: string) {
     const tech = await store.technicians.disable(technicianId);
     checked.forgetTechnician(technicianId);
+    deps.onRevoked?.({ technicianId });
     return tech;
   }
 
-  return { issue, verify, revoke, revokeAllFor, disableTechnician };
+  /** Another process revoked these: stop trusting them here at once. */
+  function forget(what: RevokedTokens): void {
+    if ("tokenId" in what) checked.forgetTokenId(what.tokenId);
+    else checked.forgetTechnician(what.technicianId);
+  }
+
+  return { issue, verify, revoke, revokeAllFor, disableTechnician, forget };
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;

@@ -1,5 +1,5 @@
-// /healthz (the process answers) and /readyz (the database answers and every
-// migration is applied), and /metrics for Prometheus.
+// /healthz (the process answers) and /readyz (the database answers, every
+// migration is applied and, clustered, NATS answers and the node is not draining), and /metrics for Prometheus.
 import type http from "node:http";
 import type http2 from "node:http2";
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -26,7 +26,7 @@ function bearerMatches(header: string | string[] | undefined, expected: string):
   return match !== null && same;
 }
 
-export function createOperationalRoutes(deps: { db: Db; metrics: Registry; logger: Logger; metricsToken?: string }) {
+export function createOperationalRoutes(deps: { db: Db; metrics: Registry; logger: Logger; metricsToken?: string; notReady?: () => string | undefined }) {
   return async function handle(req: Req, res: Res): Promise<boolean> {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz") {
@@ -36,7 +36,9 @@ export function createOperationalRoutes(deps: { db: Db; metrics: Registry; logge
     if (path === "/readyz") {
       try {
         const status = await migrationsStatus(deps.db);
+        const why = deps.notReady?.();
         if (status.pending.length > 0) send(res, 503, `migrations pending: ${status.pending.join(", ")}\n`);
+        else if (why !== undefined) send(res, 503, `${why}\n`);
         else send(res, 200, "ready\n");
       } catch (err) {
         // The driver's text can name hosts, users and databases: it goes to the log only.

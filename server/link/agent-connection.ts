@@ -38,6 +38,12 @@ export interface AgentConnectionOptions {
   onHello?(agentId: string, hello: Hello): Promise<void>;
   /** The link is registered and acknowledged (bind sessions waiting for the agent). */
   onConnected?(agentId: string): void;
+  /** Clustered: which node holds the agent's link, so a link that moved to another node does not mark the agent offline here. */
+  ownership?: {
+    claim(agentId: string): Promise<void>;
+    /** Marks the agent offline if this node still owns it; false when it moved. */
+    release(agentId: string): Promise<boolean>;
+  };
 }
 
 /** Runs the link; the returned promise settles once the link is gone and its cleanup (status, sessions) is written. */
@@ -116,12 +122,17 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         capabilities: effectiveCapabilities(hello),
       });
       await options.onHello?.(agent.id, hello);
+      await options.ownership?.claim(agent.id);
     } catch (err) {
       logger.error({ err }, "could not record the agent as online");
       link.close(closeCodes.internalError, "the server could not record the agent");
       return;
     }
-    if (linkClosed) return;
+    if (linkClosed) {
+      // Gone while we recorded it: the other nodes must not go on routing to this node.
+      await options.ownership?.release(agent.id).catch((err: unknown) => logger.error({ err }, "could not release the agent"));
+      return;
+    }
     entry = candidate;
     // Two links of one agent can pass their Hellos at once (two processes
     // with one key): whichever registers last displaces the other here too.
@@ -157,8 +168,8 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     const why = reason || `link closed (code ${code})`;
     logger.info({ code, reason }, "agent disconnected");
     try {
-      await store.agents.markOffline(agent.id);
-      await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
+      const owned = options.ownership ? await options.ownership.release(agent.id) : await store.agents.markOffline(agent.id);
+      if (owned) await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
     } catch (err) {
       logger.error({ err }, "could not record the agent's disconnect");
     }

@@ -2,6 +2,7 @@
 import type { Db } from "./db.ts";
 import { createAgentsRepository, type AgentsRepository } from "./agents.ts";
 import { createAuditRepository, type AuditRepository } from "./audit.ts";
+import { createClusterNodesRepository, type ClusterNodesRepository } from "./cluster-nodes.ts";
 import { createCommandsRepository, type CommandsRepository } from "./commands.ts";
 import { createRateLimitsRepository, type RateLimitsRepository } from "./rate-limits.ts";
 import { createSessionsRepository, type SessionsRepository } from "./sessions.ts";
@@ -34,6 +35,7 @@ export interface Store {
   viewerTokens: ViewerTokensRepository;
   terminals: TerminalsRepository;
   systemAudit: SystemAuditRepository;
+  clusterNodes: ClusterNodesRepository;
 }
 
 export function createStore(db: Db): Store {
@@ -54,6 +56,7 @@ export function createStore(db: Db): Store {
     viewerTokens: createViewerTokensRepository(db),
     terminals: createTerminalsRepository(db),
     systemAudit: createSystemAuditRepository(db),
+    clusterNodes: createClusterNodesRepository(db),
   };
 }
 
