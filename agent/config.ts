@@ -59,6 +59,14 @@ export const agentOptions = {
     default: "auto" as "auto" | "launcher" | "direct",
     describe: "how commands are started: from a small launcher process (POSIX; forking from the agent costs more as it grows), directly, or auto (launcher on POSIX)",
   },
+  // The agent itself runs with umask 077 (its state is private); what commands
+  // create and the files uploads place are the technician's, with the usual mask.
+  commandUmask: {
+    env: "GURU_COMMAND_UMASK",
+    schema: z.string().regex(/^0?[0-7]{3}$/, "an octal umask such as 022"),
+    default: "022",
+    describe: "the umask commands run with (through the launcher) and that new uploaded files get (0644 less it)",
+  },
 };
 
 export type AgentConfig = {
@@ -75,6 +83,7 @@ export type AgentConfig = {
   keepBackups: boolean;
   uploadAbandonedMs: number;
   processLauncher: "auto" | "launcher" | "direct";
+  commandUmask: string;
   enable: string[];
   serviceManager: "auto" | "systemd" | "sysv" | "none";
   sysvInitDir: string;

@@ -22,8 +22,9 @@ import { createConsentPrompter } from "../agent/consent/prompter.ts";
 
 export async function agentCommand(argv: string[]): Promise<number> {
   // Before anything is created: partial uploads and the operation log are the agent user's alone.
-  // Files an upload creates for users get 0644 less the umask the agent was started with (see createUploadManager).
-  const startUmask = usePrivateUmask();
+  // The agent's own files are private; commands and the files uploads create
+  // for users get GURU_COMMAND_UMASK instead (see the launcher and createUploadManager).
+  usePrivateUmask();
   const { flags } = parseArgs(argv);
   let config: ReturnType<typeof loadAgentConfig>;
   try {
@@ -48,8 +49,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const pathGuard = createPathGuard(policy.allowedPaths);
   await ensurePrivateDir(config.stateDir, "agent state dir");
   const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
-  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~startUmask });
-  const launcher = await createProcessLauncher(config.processLauncher, logger);
+  const commandUmask = Number.parseInt(config.commandUmask, 8);
+  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~commandUmask });
+  const launcher = await createProcessLauncher(config.processLauncher, logger, process.platform, { commandUmask });
   const execSetup = createExecSetup();
   logger.info({ shells: execSetup.shellPaths }, "shells found");
   const system = createSystemManager({ serviceManager: config.serviceManager, sysvInitDir: resolve(config.sysvInitDir) });

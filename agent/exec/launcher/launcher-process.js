@@ -19,6 +19,10 @@
 // started here is killed and this process exits: nothing outlives the agent.
 import { spawn } from "node:child_process";
 
+// The agent runs with umask 077 for its private state; commands get the mask
+// the agent names (its first argument, octal), as a login shell would give.
+if (/^[0-7]{1,4}$/.test(process.argv[2] ?? "")) process.umask(Number.parseInt(process.argv[2], 8));
+
 /** id → { stdout, stderr } sockets waiting for their launch message. */
 const stdio = new Map();
 /** pids of running process groups (detached launches), for the agent's exit. */

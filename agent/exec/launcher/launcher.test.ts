@@ -37,6 +37,20 @@ describe.runIf(posix)("process launcher", () => {
     expect(await collect(p)).toEqual({ exit: { code: 7, signal: null }, stdout: "/tmp x1\n", stderr: "oops\n" });
   });
 
+  it("runs commands with the command umask, not the agent's private 077", async () => {
+    const before = process.umask(0o077);
+    const masked = await createForkedLauncher(silentLogger(), { commandUmask: 0o027 });
+    try {
+      const p = await masked.launch("/bin/sh", ["-c", "umask"], { cwd: "/tmp", env, detached: true });
+      expect((await collect(p)).stdout.trim()).toBe("0027");
+      const q = await launcher.launch("/bin/sh", ["-c", "umask"], { cwd: "/tmp", env, detached: true });
+      expect((await collect(q)).stdout.trim()).toBe("0022");
+    } finally {
+      process.umask(before);
+      await masked.close();
+    }
+  });
+
   it("keeps output written before the agent reads it, and the end after it", async () => {
     const p = await launcher.launch("/bin/sh", ["-c", "printf early"], { cwd: "/tmp", env, detached: true });
     await p.exited;

@@ -106,6 +106,8 @@ interface PreparedStdio {
 export interface ForkedLauncherOptions {
   /** Output socket pairs kept ready in the launcher, so a launch is one message. */
   preparedStdio?: number;
+  /** The umask commands run with (the agent's own is 077); default 022. */
+  commandUmask?: number;
 }
 
 /**
@@ -127,7 +129,8 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     // No execArgv: the agent's own flags (inspectors, profilers) are not the
     // launcher's. Nor its environment: the launcher needs none, and the
     // agent's may hold secrets (its key, under `guru start` the server's).
-    const launcher = fork(launcherScript, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json", env: baseCommandEnv() });
+    const umask = (options.commandUmask ?? 0o022).toString(8);
+    const launcher = fork(launcherScript, [umask], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json", env: baseCommandEnv() });
     launcher.on("message", (m: LauncherMessage) => {
       const p = pending.get(m.id);
       if (p === undefined) return;
@@ -251,10 +254,15 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
 }
 
 /** The launcher for this platform and choice; falls back to direct when the launcher cannot be set up. */
-export async function createProcessLauncher(choice: "auto" | "launcher" | "direct", logger: Logger, platform = process.platform): Promise<ProcessLauncher> {
+export async function createProcessLauncher(
+  choice: "auto" | "launcher" | "direct",
+  logger: Logger,
+  platform = process.platform,
+  options: ForkedLauncherOptions = {},
+): Promise<ProcessLauncher> {
   if (choice === "direct" || (choice === "auto" && platform === "win32")) return createDirectLauncher(logger);
   try {
-    return await createForkedLauncher(logger);
+    return await createForkedLauncher(logger, options);
   } catch (err) {
     logger.warn({ err }, "the process launcher could not be set up; commands start directly from the agent");
     return createDirectLauncher(logger);
