@@ -2,7 +2,7 @@
 // MCP server and the technician commands.
 import { GuruError } from "../lib/errors.ts";
 
-type Command = { describe: string; run: (argv: string[]) => Promise<number | void> };
+type Command = { describe: string; run: (argv: string[]) => Promise<number | undefined> };
 
 const commands: Record<string, Command> = {
   server: { describe: "run the server", run: async (argv) => (await import("./server-command.ts")).serverCommand(argv) },

@@ -177,7 +177,9 @@ function createWriteQueue() {
     add(write: Promise<void>, size: number) {
       const tracked = write.then(
         () => undefined,
-        (err: unknown) => void (failure ??= err),
+        (err: unknown) => {
+          failure ??= err;
+        },
       );
       pending.set(tracked, size);
       pendingBytes += size;

@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 const totalMiB = Number(process.argv[2] ?? 1024);
 const chunkBytes = Number(process.argv[3] ?? 256) * 1024;
 const size = totalMiB * MiB;
-const out = (line: string) => process.stdout.write(line + "\n");
+const out = (line: string) => process.stdout.write(`${line}\n`);
 const rate = (bytes: number, ms: number) => `${((bytes / 1e6) / (ms / 1000)).toFixed(0)} MB/s`;
 
 const root = await realpath(await mkdtemp(join(tmpdir(), "guru-measure-")));

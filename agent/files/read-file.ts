@@ -98,7 +98,8 @@ export async function readFileRange(guard: PathGuard, request: ReadRangeRequest,
         if (options.signal?.aborted) throw new GuruError("canceled", "the download was canceled", { cause: options.signal.reason });
         // A fresh buffer per chunk unless the consumer said otherwise: it may still hold the previous one (queued on a socket).
         const n = Math.min(chunkBytes, end - position);
-        const data = options.reuseBuffer ? (shared ??= Buffer.allocUnsafe(n)).subarray(0, n) : Buffer.allocUnsafe(n);
+        if (options.reuseBuffer) shared ??= Buffer.allocUnsafe(n);
+        const data = shared ? shared.subarray(0, n) : Buffer.allocUnsafe(n);
         let filled = 0;
         while (filled < data.length) {
           const { bytesRead } = await handle.read(data, filled, data.length - filled, position + filled).catch((err: unknown) => {

@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 
 /** The Connect code and message a call failed with; fails the test if it succeeded. */
 export async function errorOf(promise: Promise<unknown>): Promise<{ code: Code; message: string }> {
