@@ -17,10 +17,6 @@ const commands: Record<string, Command> = {
   mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
 
-export function registerCommand(name: string, command: Command): void {
-  commands[name] = command;
-}
-
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.describe}`);

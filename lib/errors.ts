@@ -44,7 +44,3 @@ export function toGuruError(err: unknown): GuruError {
   if (err instanceof Error && err.name === "AbortError") return new GuruError("canceled", "the operation was canceled", { cause: err });
   return new GuruError("internal", "internal error", { cause: err });
 }
-
-export const invalid = (message: string, details?: Record<string, unknown>) => new GuruError("invalid", message, { details });
-export const notFound = (message: string, details?: Record<string, unknown>) => new GuruError("not_found", message, { details });
-export const denied = (message: string, details?: Record<string, unknown>) => new GuruError("denied", message, { details });

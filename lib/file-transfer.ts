@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
  * id, offset, tags: under 64 bytes) fits the protobuf writer's power-of-two
  * buffer; at a round 8 MiB it grows to a zero-filled 16 MiB on every call.
  */
-export const defaultUploadChunkBytes = 8 * MiB - 64;
+const defaultUploadChunkBytes = 8 * MiB - 64;
 
 export interface TransferProgress {
   /** Bytes in place (uploads: accepted by the server; downloads: written locally). */
@@ -33,7 +33,7 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
+const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
 
 /** Failures a resume can get past: the link, the agent or the tunnel went away, or chunks raced. */
 export function isRetryable(err: unknown): boolean {
@@ -156,7 +156,7 @@ export interface DownloadOptions {
   onRetry?: (err: unknown, delayMs: number) => void;
 }
 
-export const partSuffix = ".guru-part";
+const partSuffix = ".guru-part";
 
 /** Bytes of a download written out but not yet on disk, at most. */
 const maxPendingWriteBytes = 16 * 1024 * 1024;

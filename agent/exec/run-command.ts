@@ -100,7 +100,7 @@ function sharedSetup(): ExecSetup {
 }
 
 /** setTimeout's limit: a longer delay would fire at once. */
-export const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = 2_147_483_647;
 const defaultKillGraceMs = 1_000;
 const defaultLeftoverPipeGraceMs = 200;
 

@@ -11,8 +11,8 @@ import { mimeTypeOfHandle } from "./mime.ts";
 import { openRegularFile, type HandleChecks } from "./open-file.ts";
 
 /** 256 KiB: where reading 1 GiB reached 1.8 GB/s on our machines (PERF-NOTES), and a good wire chunk. */
-export const defaultReadChunkBytes = 256 * 1024;
-export const maxReadChunkBytes = 4 * 1024 * 1024;
+const defaultReadChunkBytes = 256 * 1024;
+const maxReadChunkBytes = 4 * 1024 * 1024;
 
 export interface ReadRangeRequest {
   path: string;

@@ -112,10 +112,6 @@ export class ChannelImpl implements Channel {
     return this.abort.signal;
   }
 
-  get isEnded(): boolean {
-    return this.ended;
-  }
-
   sendData(data: Uint8Array, meta?: { offset?: bigint; stream?: OutputStream }): Promise<void> {
     const run = this.sendChain.then(() => this.sendNow(data, meta?.offset, meta?.stream ?? 0));
     this.sendChain = run.catch(() => {});

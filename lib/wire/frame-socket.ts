@@ -22,7 +22,7 @@ export const wireSubprotocol = "guru.wire.v1";
 /** RFC 6455 limits a close reason to 123 bytes of UTF-8. */
 const maxCloseReasonBytes = 123;
 
-export function truncateCloseReason(reason: string): string {
+function truncateCloseReason(reason: string): string {
   const bytes = Buffer.from(reason, "utf8");
   if (bytes.byteLength <= maxCloseReasonBytes) return reason;
   // Cut on a character boundary: decoding a cut multi-byte sequence yields U+FFFD, which we drop.

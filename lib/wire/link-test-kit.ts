@@ -34,7 +34,7 @@ export function capturingLogger(): { logger: Logger; lines: LogLine[] } {
 }
 
 /** Wraps a socket; `onSend`/`onReceive` see every message; `dropReceive`/`dropSend` simulate a silent peer. */
-export function tapSocket(
+function tapSocket(
   socket: FrameSocket,
   hooks: { onSend?: (bytes: Uint8Array) => void; onReceive?: (bytes: Uint8Array) => void } = {},
 ): FrameSocket & { dropReceive: boolean; dropSend: boolean } {

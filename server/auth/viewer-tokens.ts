@@ -10,7 +10,7 @@ import type { PartnerKey } from "../domain/partner-key.ts";
 import type { Store } from "../store/index.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 
-export const viewerAudience = "guru-viewer";
+const viewerAudience = "guru-viewer";
 const issuer = "guru-server";
 export const maxViewerTokenTtlSeconds = 300;
 const defaultViewerTokenTtlSeconds = 60;
