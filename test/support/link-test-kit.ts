@@ -5,15 +5,15 @@ import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { ExecRequestSchema, ExecResultSchema, ExitReason, OutputStream } from "../../gen/guru/wire/v1/exec_pb.js";
 import { FileReadRequestSchema, FileReadResultSchema, FileWriteRequestSchema, FileWriteResultSchema } from "../../gen/guru/wire/v1/files_pb.js";
-import { GuruError } from "../errors.ts";
+import { GuruError } from "../../lib/errors.ts";
 import { pino } from "pino";
 import { ChannelOpenSchema, type ChannelOpen, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
-import type { Logger } from "../logging.ts";
-import { decodeFrame, encodeFrame } from "./codec.ts";
-import { linkedFrameSockets, type FrameSocket } from "./frame-socket.ts";
-import type { HeartbeatOptions } from "./heartbeat.ts";
-import { createLink, type Channel, type ChannelMessage, type Link } from "./link.ts";
-import { defaultWireLimits, type WireLimits } from "./limits.ts";
+import type { Logger } from "../../lib/logging.ts";
+import { decodeFrame, encodeFrame } from "../../lib/wire/codec.ts";
+import { linkedFrameSockets, type FrameSocket } from "../../lib/wire/frame-socket.ts";
+import type { HeartbeatOptions } from "../../lib/wire/heartbeat.ts";
+import { createLink, type Channel, type ChannelMessage, type Link } from "../../lib/wire/link.ts";
+import { defaultWireLimits, type WireLimits } from "../../lib/wire/limits.ts";
 
 export interface LogLine {
   level: number;

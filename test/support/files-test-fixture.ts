@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { GuruError, type ErrorKind } from "../../lib/errors.ts";
-import { createPathGuard, type PathGuard } from "../policy/path-guard.ts";
-import type { OpenUploadRequest } from "./uploads.ts";
+import { createPathGuard, type PathGuard } from "../../agent/policy/path-guard.ts";
+import type { OpenUploadRequest } from "../../agent/files/uploads.ts";
 
 export interface FilesFixture {
   root: string;
