@@ -86,8 +86,7 @@ export function linkPair(options: {
   onServerSocketSend?: (bytes: Uint8Array) => void;
 }): LinkPair {
   const limits = { ...defaultWireLimits, ...options.limits };
-  let [rawServer, rawAgent]: [FrameSocket, FrameSocket] = [options.serverSocket!, options.agentSocket!];
-  if (!rawServer || !rawAgent) [rawServer, rawAgent] = linkedFrameSockets();
+  const [rawServer, rawAgent] = options.serverSocket && options.agentSocket ? [options.serverSocket, options.agentSocket] : linkedFrameSockets();
   const serverSocket = tapSocket(rawServer, { onSend: options.onServerSocketSend });
   const agentSocket = tapSocket(rawAgent);
   const serverLogger = capturingLogger();
