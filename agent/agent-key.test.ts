@@ -6,7 +6,7 @@ import { GuruError } from "../lib/errors.ts";
 import { forgetAgentKeyEnv, readAgentKey } from "./agent-key.ts";
 
 const posix = process.platform !== "win32";
-const key = "guru_ak_" + "k".repeat(43);
+const key = `guru_ak_${"k".repeat(43)}`;
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "guru-key-"));

@@ -6,7 +6,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { GuruError } from "../lib/errors.ts";
 
-export const agentKeyEnv = "GURU_AGENT_KEY";
+const agentKeyEnv = "GURU_AGENT_KEY";
 const minKeyChars = 16;
 
 export interface AgentKeySources {

@@ -40,8 +40,6 @@ export interface AgentOptions {
 const consentModeOnWire = { ask: ConsentMode.ASK, "auto-approve": ConsentMode.AUTO_APPROVE, deny: ConsentMode.DENY } as const;
 
 export interface RunningAgent {
-  /** Resolves when the agent has a link and the server's HelloAck. */
-  whenConnected(): Promise<void>;
   readonly connected: boolean;
   close(): Promise<void>;
 }
@@ -58,7 +56,6 @@ export function startAgent(options: AgentOptions): RunningAgent {
   let link: Link | undefined;
   let connected = false;
   let stopped = false;
-  let connectedWaiters: (() => void)[] = [];
   let sleepTimer: NodeJS.Timeout | undefined;
   let wakeSleep: (() => void) | undefined;
 
@@ -78,8 +75,6 @@ export function startAgent(options: AgentOptions): RunningAgent {
         connected = true;
         reconnectDelay.connected();
         logger.info({ agentId: ack.agentId, serverVersion: ack.serverVersion }, "connected to the server");
-        for (const w of connectedWaiters) w();
-        connectedWaiters = [];
         return;
       }
       case "consentAsk": {
@@ -210,10 +205,6 @@ export function startAgent(options: AgentOptions): RunningAgent {
   return {
     get connected() {
       return connected;
-    },
-    whenConnected() {
-      if (connected) return Promise.resolve();
-      return new Promise((resolve) => connectedWaiters.push(resolve));
     },
     async close() {
       stopped = true;

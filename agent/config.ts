@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { parseConfig, stringList, wholeNumber, type ConfigSources } from "../lib/config.ts";
 
-export const agentOptions = {
+const agentOptions = {
   serverUrl: { env: "GURU_SERVER", flag: "server", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL, e.g. https://guru.example.com" },
   keyFile: {
     env: "GURU_AGENT_KEY_FILE",

@@ -8,7 +8,7 @@ import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ApiClients } from "../lib/api-client.ts";
-import { percentile } from "../lib/wire/link-test-kit.ts";
+import { percentile } from "../test/support/link-test-kit.ts";
 import { startTestCluster } from "../test/support/cluster.ts";
 
 const MiB = 1024 * 1024;

@@ -4,7 +4,8 @@
 // same run, interleaved so both see the same machine load. Server and agent
 // are the quick start's (`guru start`, embedded PGlite), each its own process,
 // so this process stays about as small as the agent and the spawn baseline is
-// comparable (fork cost grows with the parent's memory; PERF-NOTES).
+// comparable (fork cost grows with the parent's memory: a parent holding 1 GiB
+// more took 3.35× longer to spawn `sh -c true`).
 //
 //   node bench/exec-latency.bench.ts [runs]      (or: npm run bench -- exec)
 // Targets: added p50 ≤ 3 ms, added p99 ≤ 10 ms; 20 at once: all complete and
@@ -16,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createApiClients } from "../lib/api-client.ts";
-import { percentile } from "../lib/wire/link-test-kit.ts";
+import { percentile } from "../test/support/link-test-kit.ts";
 import pg from "pg";
 import { testPgUrl } from "../test/support/pg-url.ts";
 import { spawnGuru } from "../test/support/server-process.ts";

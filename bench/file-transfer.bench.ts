@@ -28,7 +28,6 @@ import { defaultWireLimits } from "../lib/wire/limits.ts";
 import { spawnGuru as spawnGuruProcess } from "../test/support/server-process.ts";
 
 const MiB = 1024 * 1024;
-const guruBin = fileURLToPath(new URL("../bin/guru.js", import.meta.url));
 const chunkBytes = defaultWireLimits.chunkBytes;
 
 const mibPerS = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
@@ -68,7 +67,12 @@ async function rawWs(direction: "up" | "down", totalBytes: number): Promise<numb
   const t0 = performance.now();
   if (direction === "down") {
     let received = 0;
-    await new Promise<void>((resolve) => ws.on("message", (d: Buffer) => (received += d.byteLength) >= totalBytes && resolve()));
+    await new Promise<void>((resolve) =>
+      ws.on("message", (d: Buffer) => {
+        received += d.byteLength;
+        if (received >= totalBytes) resolve();
+      }),
+    );
   } else {
     const done = new Promise((r) => ws.once("message", r));
     await sendRaw(ws, totalBytes);
@@ -102,7 +106,12 @@ async function rawRelay(direction: "up" | "down", totalBytes: number): Promise<n
   } else {
     sink.send("go");
     let received = 0;
-    await new Promise<void>((resolve) => ws.on("message", (d: Buffer) => (received += d.byteLength) >= totalBytes && resolve()));
+    await new Promise<void>((resolve) =>
+      ws.on("message", (d: Buffer) => {
+        received += d.byteLength;
+        if (received >= totalBytes) resolve();
+      }),
+    );
   }
   const ms = performance.now() - t0;
   ws.terminate();
@@ -143,7 +152,8 @@ async function relayEndChild(role: string, port: number, totalBytes: number): Pr
   if (role === "receive") {
     let received = 0;
     ws.on("message", (d: Buffer) => {
-      if ((received += d.byteLength) >= totalBytes) process.send?.("done");
+      received += d.byteLength;
+      if (received >= totalBytes) process.send?.("done");
     });
     process.send?.("connected");
   } else {
@@ -172,7 +182,8 @@ async function rawChild(direction: string, port: number, totalBytes: number): Pr
   else {
     let received = 0;
     ws.on("message", (d: Buffer) => {
-      if ((received += d.byteLength) >= totalBytes) ws.send("done");
+      received += d.byteLength;
+      if (received >= totalBytes) ws.send("done");
     });
   }
   await closed;

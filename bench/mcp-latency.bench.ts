@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createApiClients } from "../lib/api-client.ts";
-import { percentile } from "../lib/wire/link-test-kit.ts";
-import { startGuruMcp } from "../mcp/stdio-client.ts";
+import { percentile } from "../test/support/link-test-kit.ts";
+import { startGuruMcp } from "../test/support/mcp-stdio-client.ts";
 import { spawnGuru } from "../test/support/server-process.ts";
 
 const warmupRuns = 50;

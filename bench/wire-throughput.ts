@@ -16,9 +16,9 @@ import { ExecResultSchema } from "../gen/guru/wire/v1/exec_pb.js";
 import { FileReadResultSchema } from "../gen/guru/wire/v1/files_pb.js";
 import type { ChannelOpen } from "../gen/guru/wire/v1/wire_pb.js";
 import type { Channel } from "../lib/wire/link.ts";
-import { execOpen, fileReadOpen, percentile } from "../lib/wire/link-test-kit.ts";
+import { execOpen, fileReadOpen, percentile } from "../test/support/link-test-kit.ts";
 import { defaultWireLimits, type WireLimits } from "../lib/wire/limits.ts";
-import { wsLinkOptions } from "../lib/wire/ws-pair.ts";
+import { wsLinkOptions } from "../test/support/ws-pair.ts";
 
 export interface WireThroughputRow {
   name: string;

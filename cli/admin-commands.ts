@@ -64,7 +64,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
         return 0;
       }
       for (const t of tokens) {
-        const state = t.technicianDisabledAt ? "disabled" : t.revokedAt ? "revoked" : timestampDate(t.expiresAt!) < new Date() ? "expired" : "live";
+        const state = t.technicianDisabledAt ? "disabled" : t.revokedAt ? "revoked" : t.expiresAt && timestampDate(t.expiresAt) < new Date() ? "expired" : "live";
         out(`${t.tokenId}  ${t.technicianName} (${t.technicianId})  ${state}  expires ${iso(t.expiresAt)}`);
       }
       return 0;

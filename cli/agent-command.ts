@@ -5,7 +5,7 @@ import { forgetAgentKeyEnv, readAgentKey } from "../agent/agent-key.ts";
 import { createProcessLauncher } from "../agent/exec/launcher/launcher.ts";
 import { createExecSetup } from "../agent/exec/run-command.ts";
 import { createUploadManager } from "../agent/files/uploads.ts";
-import { createOperationLog } from "../agent/oplog/operation-log.ts";
+import { createOperationLog, defaultOperationLogMaxBytes, defaultOperationLogMaxFiles } from "../agent/oplog/operation-log.ts";
 import { createPathGuard } from "../agent/policy/path-guard.ts";
 import { loadLocalPolicy } from "../agent/policy/local-policy.ts";
 import { createTerminalRegistry } from "../agent/pty/terminal-registry.ts";
@@ -48,7 +48,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
   await ensurePrivateDir(config.stateDir, "agent state dir");
-  const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: 10 * 1024 * 1024, maxFiles: 5 });
+  const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: defaultOperationLogMaxBytes, maxFiles: defaultOperationLogMaxFiles });
   const commandUmask = Number.parseInt(config.commandUmask, 8);
   const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~commandUmask });
   const launcher = await createProcessLauncher(config.processLauncher, logger, process.platform, { commandUmask });

@@ -63,9 +63,9 @@ export async function cpCommand(argv: string[]): Promise<number> {
   const [src, dst] = positionals;
   const from = parseRemote(src);
   const to = parseRemote(dst);
-  if ((from === undefined) === (to === undefined)) throw new GuruError("invalid", "exactly one of SRC and DST must be AGENT:PATH");
+  const remote = from ?? to;
+  if (remote === undefined || (from !== undefined && to !== undefined)) throw new GuruError("invalid", "exactly one of SRC and DST must be AGENT:PATH");
   const api = connect(flags);
-  const remote = (from ?? to)!;
   const agent = await resolveAgent(api, remote.agent);
   const tunnel = tunnels(api, agent.agentId);
   const progress = createProgress({ label: to ? "upload" : "download", tty: process.stderr.isTTY === true && !flags.quiet, quiet: flags.quiet === true });
@@ -104,8 +104,8 @@ export async function cpCommand(argv: string[]): Promise<number> {
     } else {
       let localPath = dst;
       const existing = await stat(localPath).catch(() => undefined);
-      if (existing?.isDirectory()) localPath = join(localPath, basename(from!.path));
-      const result = await downloadFile({ api, session: tunnel.session, remotePath: from!.path, localPath, resume: flags.resume === true, onProgress: (p) => progress.update(p.done, p.total), onRetry });
+      if (existing?.isDirectory()) localPath = join(localPath, basename(remote.path));
+      const result = await downloadFile({ api, session: tunnel.session, remotePath: remote.path, localPath, resume: flags.resume === true, onProgress: (p) => progress.update(p.done, p.total), onRetry });
       progress.done();
       const sha256 = result.resumedFrom > 0 ? await sha256OfFile(localPath) : result.rangeSha256;
       if (flags.json) out(JSON.stringify({ direction: "download", path: localPath, remotePath: result.remotePath, size: result.size, sha256, mimeType: result.mimeType }));

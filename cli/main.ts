@@ -2,7 +2,7 @@
 // MCP server and the technician commands.
 import { describeFailure } from "./error-hints.ts";
 
-type Command = { describe: string; run: (argv: string[]) => Promise<number | void> };
+type Command = { describe: string; run: (argv: string[]) => Promise<number | undefined> };
 
 const commands: Record<string, Command> = {
   server: { describe: "run the server", run: async (argv) => (await import("./server-command.ts")).serverCommand(argv) },
@@ -21,10 +21,6 @@ const commands: Record<string, Command> = {
   reg: { describe: "the Windows registry on an agent: guru reg AGENT list|get|set|delete KEY …", run: async (argv) => (await import("./system-commands.ts")).regCommand(argv) },
   mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
-
-export function registerCommand(name: string, command: Command): void {
-  commands[name] = command;
-}
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));

@@ -20,7 +20,7 @@ describe("cp helpers", () => {
     }
     p.done();
     expect(lines).toHaveLength(11);
-    expect(lines[5]).toMatch(/^upload  50%  50\.0 MiB of 100\.0 MiB  \d+\.\d MiB\/s  ETA 00:01\n$/);
+    expect(lines[5]).toMatch(/^upload {2}50% {2}50\.0 MiB of 100\.0 MiB {2}\d+\.\d MiB\/s {2}ETA 00:01\n$/);
     expect(formatBytes(1536)).toBe("1.5 KiB");
   });
 });

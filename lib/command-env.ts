@@ -6,10 +6,10 @@
 // the audit and the operation log: secret-looking values redacted.
 import { GuruError } from "./errors.ts";
 
-export const maxCommandEnvEntries = 128;
-export const maxCommandEnvNameChars = 256;
-export const maxCommandEnvValueBytes = 32 * 1024;
-export const maxCommandEnvTotalBytes = 128 * 1024;
+const maxCommandEnvEntries = 128;
+const maxCommandEnvNameChars = 256;
+const maxCommandEnvValueBytes = 32 * 1024;
+const maxCommandEnvTotalBytes = 128 * 1024;
 
 /** POSIX's portable variable names; `BASH_FUNC_x%%` and `A=B` are not among them. */
 const validName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -41,7 +41,7 @@ export function validateCommandEnv(env: Record<string, string>): void {
   }
 }
 
-export const redactedValue = "[redacted]";
+const redactedValue = "[redacted]";
 
 // Names whose values are credentials: ...KEY, ...TOKEN, ...SECRET, ...PASSWORD,
 // ...PASS(WD), ...CREDENTIAL(S), AUTH..., ...COOKIE..., SESSION...; matched on
@@ -52,7 +52,7 @@ const secretName = /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|PWD|CREDENTIALS?|COOK
 // user:password@ in a URL value (DATABASE_URL-style), whatever the name.
 const urlCredentials = /(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi;
 
-export function isSecretEnvName(name: string): boolean {
+function isSecretEnvName(name: string): boolean {
   return secretName.test(name) && !/^(PWD|OLDPWD)$/i.test(name);
 }
 

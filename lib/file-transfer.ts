@@ -19,7 +19,7 @@ const MiB = 1024 * 1024;
  * id, offset, tags: under 64 bytes) fits the protobuf writer's power-of-two
  * buffer; at a round 8 MiB it grows to a zero-filled 16 MiB on every call.
  */
-export const defaultUploadChunkBytes = 8 * MiB - 64;
+const defaultUploadChunkBytes = 8 * MiB - 64;
 
 export interface TransferProgress {
   /** Bytes in place (uploads: accepted by the server; downloads: written locally). */
@@ -34,7 +34,7 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
+const defaultRetry: RetryPolicy = { attempts: 8, baseDelayMs: 500, maxDelayMs: 10_000 };
 
 const retryableKinds = new Set<ErrorKind>(["agent_offline", "unavailable", "timeout", "internal"]);
 const retryableReasons = new Set<string>([
@@ -190,7 +190,7 @@ export interface DownloadOptions {
   onRetry?: (err: unknown, delayMs: number) => void;
 }
 
-export const partSuffix = ".guru-part";
+const partSuffix = ".guru-part";
 
 /** Bytes of a download written out but not yet on disk, at most. */
 const maxPendingWriteBytes = 16 * 1024 * 1024;
@@ -211,7 +211,9 @@ function createWriteQueue() {
     add(write: Promise<void>, size: number) {
       const tracked = write.then(
         () => undefined,
-        (err: unknown) => void (failure ??= err),
+        (err: unknown) => {
+          failure ??= err;
+        },
       );
       pending.set(tracked, size);
       pendingBytes += size;

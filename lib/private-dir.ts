@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { GuruError } from "./errors.ts";
 
 /** The umask of processes that keep private state: owner-only files (0600) and directories (0700). */
-export const privateUmask = 0o077;
+const privateUmask = 0o077;
 
 /** Sets the process umask to 077 and returns the one it replaces (new files placed for users may still want it). */
 export function usePrivateUmask(): number {

@@ -6,13 +6,13 @@ import WebSocket from "ws";
 import {
   TerminalClientMessageSchema,
   TerminalServerMessageSchema,
-  TerminalOpenSchema,
+  type TerminalOpenSchema,
   type TerminalExit,
   type TerminalOpened,
 } from "../gen/guru/api/v1/terminal_pb.js";
 import { GuruError, type ErrorKind } from "./errors.ts";
 
-export const terminalProtocol = "guru.terminal.v1";
+const terminalProtocol = "guru.terminal.v1";
 
 export interface TerminalClientOptions {
   /** The server's base URL (http or https). */
@@ -68,7 +68,10 @@ export function openTerminalSocket(options: TerminalClientOptions): Promise<Term
   };
   let resolveExit!: (exit: TerminalExit) => void;
   let rejectExit!: (err: GuruError) => void;
-  const exit = new Promise<TerminalExit>((resolve, reject) => ((resolveExit = resolve), (rejectExit = reject)));
+  const exit = new Promise<TerminalExit>((resolve, reject) => {
+    resolveExit = resolve;
+    rejectExit = reject;
+  });
   exit.catch(() => undefined);
   let failure: GuruError | undefined;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createMetrics } from "../server/metrics.ts";
-import { capturingLogger } from "./wire/link-test-kit.ts";
+import { capturingLogger } from "../test/support/link-test-kit.ts";
 import { createUnhandledRejectionHandler, handleUnhandledRejections } from "./unhandled-rejections.ts";
 
 describe("unhandled rejections", () => {

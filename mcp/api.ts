@@ -10,10 +10,9 @@ import { FileType } from "../gen/guru/api/v1/files_pb.js";
 import { IntegrationService } from "../gen/guru/integration/v1/integration_pb.js";
 import { resolveAgent, tunnelTo } from "../cli/connection.ts";
 import type { ApiClients } from "../lib/api-client.ts";
-import { isGuruError } from "../lib/errors.ts";
 import { apiExitReasons, apiOutputStreams, apiShells } from "../lib/wire/exec-enums.ts";
 import type { ExitReasonName as KnownExitReason, ShellName } from "../lib/wire/shells.ts";
-import { fromApiError, guruError } from "./errors.ts";
+import { fromApiError } from "./errors.ts";
 import { createSystemApi } from "./system-api.ts";
 
 export interface AgentInfo {

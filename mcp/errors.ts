@@ -98,7 +98,7 @@ const nextForReason: Partial<Record<ErrorReason, (m: Metadata) => string>> = {
 };
 
 /** What the model should do next about this error. */
-export function nextStepOf(err: GuruError): string {
+function nextStepOf(err: GuruError): string {
   if (typeof err.details.next === "string") return err.details.next;
   const specific = nextForReason[err.reason as ErrorReason];
   return specific ? specific(err.metadata) : nextStep[err.kind];

@@ -40,7 +40,7 @@ export function createJobStore(deps: { api: Pick<GuruApi, "streamCommand">; tunn
 
   function makeRoom(): void {
     if (jobs.size < deps.maxJobs) return;
-    const finished = [...jobs.values()].filter((j) => j.endedAt !== null).sort((a, b) => a.endedAt!.getTime() - b.endedAt!.getTime());
+    const finished = [...jobs.values()].filter((j): j is Job & { endedAt: Date } => j.endedAt !== null).sort((a, b) => a.endedAt.getTime() - b.endedAt.getTime());
     if (finished.length === 0) {
       throw guruError("too_large", `${jobs.size} commands are already running in this guru mcp`, "wait for one to end (get_command_output) or stop one with cancel_command, then start this one");
     }

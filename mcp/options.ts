@@ -7,7 +7,7 @@ import { describeOptions, parseConfig, wholeNumber, type ConfigOf } from "../lib
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export const mcpOptionSpecs = {
+const mcpOptionSpecs = {
   // 50 s: under the 60 s after which MCP clients commonly give up on a call.
   waitMs: { env: "GURU_MCP_WAIT_MS", flag: "wait-ms", schema: wholeNumber(0, 10 * 60_000), default: 50_000, describe: "how long run_command and get_command_output wait before answering with a job that is still running (ms)" },
   maxOutputBytes: { env: "GURU_MCP_MAX_OUTPUT_BYTES", flag: "max-output-bytes", schema: wholeNumber(1 * KiB, 16 * MiB), default: 64 * KiB, describe: "the most text (bytes) one tool result carries; the rest is paged by offset" },

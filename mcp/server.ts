@@ -1,5 +1,5 @@
 // The MCP server: our tool definitions registered on the SDK's McpServer.
-// This file and main.ts are the only places that import the SDK. Every tool
+// This file and main.ts are the only product files importing the SDK. Every tool
 // result goes through here: structured data plus text on success, and errors
 // mapped once (mcp/errors.ts) to `isError` results with a next step.
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";

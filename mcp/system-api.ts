@@ -22,12 +22,12 @@ export interface RegistryValueRow {
   data: string | string[];
 }
 
-export function serviceRow(s: ApiService | undefined): ServiceRow {
+function serviceRow(s: ApiService | undefined): ServiceRow {
   const plain = fromApiService(s);
   return { ...plain, startMode: plain.startMode === "unspecified" ? "unknown" : plain.startMode, pid: plain.pid || null };
 }
 
-export function valueRow(v: ApiValue): RegistryValueRow {
+function valueRow(v: ApiValue): RegistryValueRow {
   const plain = fromApiValue(v);
   return { name: plain.name, type: plain.type, data: plain.type === "multi_sz" ? plain.multiString : plain.data };
 }

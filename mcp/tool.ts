@@ -35,8 +35,9 @@ export interface ToolDefinition<I extends z.ZodRawShape, O extends z.ZodRawShape
   run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<ToolOutput<z.infer<z.ZodObject<O>>>>;
 }
 
-// The loosest form, for the registry: each tool keeps its own precise types.
-export type AnyTool = ToolDefinition<any, any>;
+// The loosest form, for the registry: each tool keeps its own precise types
+// (run is a method, so its parameter is checked bivariantly and every tool fits).
+export type AnyTool = ToolDefinition<z.ZodRawShape, z.ZodRawShape>;
 
 export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(tool: ToolDefinition<I, O>): ToolDefinition<I, O> {
   return tool;

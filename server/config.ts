@@ -6,9 +6,9 @@ import { parseConfig, stringList, wholeNumber, type ConfigSources } from "../lib
 const ms = (describe: string, dflt: number, min = 1, max?: number) => ({ schema: wholeNumber(min, max), default: dflt, describe });
 
 /** Upper bound: a revocation made through another server process reaches this one within 10 s. */
-export const maxTokenCheckCacheMs = 10_000;
+const maxTokenCheckCacheMs = 10_000;
 
-export const serverOptions = {
+const serverOptions = {
   host: { env: "GURU_HOST", flag: "host", schema: z.string().min(1), default: "127.0.0.1", describe: "address to listen on" },
   port: { env: "GURU_PORT", flag: "port", schema: wholeNumber(0, 65535), default: 8080, describe: "TCP port (0 picks a free one)" },
   dataDir: { env: "GURU_DATA_DIR", flag: "data-dir", schema: z.string().min(1), default: ".guru", describe: "directory for the embedded database and server state" },

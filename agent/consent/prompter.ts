@@ -38,7 +38,7 @@ export interface PrompterOptions {
 
 const outputCapBytes = 4096;
 
-export function describeQuestion(q: ConsentQuestion): string {
+function describeQuestion(q: ConsentQuestion): string {
   return `${q.technician} (${q.partner}) asks for remote access to this computer: ${q.capabilities.join(", ")}`;
 }
 

@@ -99,7 +99,7 @@ function matches(pattern: string, upperName: string): boolean {
 }
 
 /** The refusal rule a name falls under, if any (ignoring the policy). */
-export function refusedEnvRule(name: string): EnvRule | undefined {
+function refusedEnvRule(name: string): EnvRule | undefined {
   const upper = name.toUpperCase();
   return refusedEnv.find((rule) => matches(rule.pattern, upper));
 }

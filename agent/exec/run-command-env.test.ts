@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuruError } from "../../lib/errors.ts";
 import { safePosixPath } from "./command-env.ts";
-import { createExecFixture, recordingIo, spec, type ExecFixture, type LauncherKind } from "./exec-test-fixture.ts";
+import { createExecFixture, recordingIo, spec, type ExecFixture, type LauncherKind } from "../../test/support/exec-test-fixture.ts";
 import { createExecSetup, runCommand } from "./run-command.ts";
 
 const posix = process.platform !== "win32";

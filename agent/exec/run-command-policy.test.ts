@@ -5,7 +5,7 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuruError } from "../../lib/errors.ts";
-import { createExecFixture, recordingIo, run, spec, type ExecFixture } from "./exec-test-fixture.ts";
+import { createExecFixture, recordingIo, run, spec, type ExecFixture } from "../../test/support/exec-test-fixture.ts";
 import { runCommand, type CommandSpec, type RunCommandDeps } from "./run-command.ts";
 
 const posix = process.platform !== "win32";

@@ -2,7 +2,7 @@
 // timeouts and cancellation killing whole trees, output caps, backpressure.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GuruError } from "../../lib/errors.ts";
-import { createExecFixture, pidsIn, recordingIo, run, spec, waitUntilDead, type ExecFixture } from "./exec-test-fixture.ts";
+import { createExecFixture, pidsIn, recordingIo, run, spec, waitUntilDead, type ExecFixture } from "../../test/support/exec-test-fixture.ts";
 import { runCommand } from "./run-command.ts";
 
 const posix = process.platform !== "win32";

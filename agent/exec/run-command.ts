@@ -94,9 +94,13 @@ export function createExecSetup(platform: NodeJS.Platform = process.platform, en
 }
 
 let defaultSetup: ExecSetup | undefined;
+function sharedSetup(): ExecSetup {
+  defaultSetup ??= createExecSetup();
+  return defaultSetup;
+}
 
 /** setTimeout's limit: a longer delay would fire at once. */
-export const maxTimeoutMs = 2_147_483_647;
+const maxTimeoutMs = 2_147_483_647;
 const defaultKillGraceMs = 1_000;
 const defaultLeftoverPipeGraceMs = 200;
 
@@ -109,7 +113,7 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
   if (!verdict.allowed) {
     throw new GuruError("denied", `command refused by the agent's policy rule "${verdict.rule}"`, { reason: "POLICY_DENIED", metadata: { rule: verdict.rule }, details: { rule: verdict.rule } });
   }
-  const setup = deps.setup ?? (defaultSetup ??= createExecSetup());
+  const setup = deps.setup ?? sharedSetup();
   const env = commandEnv(spec.env, deps.policy, setup.baseEnv, platform);
   const cwd = await resolveWorkingDir(spec.workingDir, deps.pathGuard);
   if (io.signal.aborted) throw new GuruError("canceled", "the command was canceled before it started");

@@ -5,7 +5,7 @@ import type { FileEntry, FileEntryType } from "./types.ts";
 
 export type { FileEntry, FileEntryType } from "./types.ts";
 
-export function entryTypeOf(stats: Stats): FileEntryType {
+function entryTypeOf(stats: Stats): FileEntryType {
   if (stats.isSymbolicLink()) return "symlink";
   if (stats.isFile()) return "file";
   if (stats.isDirectory()) return "dir";

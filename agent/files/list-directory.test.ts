@@ -1,7 +1,7 @@
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { listDirectory } from "./list-directory.ts";
 
 describe("listDirectory", () => {

@@ -12,8 +12,8 @@ import type { PathGuard } from "../policy/path-guard.ts";
 import { entryFromStats, errnoCode, fsError, type FileEntry } from "./file-entry.ts";
 import { openDirectory, platformHandleChecks, type HandleChecks } from "./open-file.ts";
 
-export const defaultListPageSize = 1000;
-export const maxListPageSize = 5000;
+const defaultListPageSize = 1000;
+const maxListPageSize = 5000;
 // Tokens are opaque to clients; the prefix lets a later format coexist.
 const tokenPrefix = "n1:";
 
@@ -35,7 +35,7 @@ export interface ListDirectoryResult {
   totalEntries: number;
 }
 
-export function encodePageToken(lastName: string): string {
+function encodePageToken(lastName: string): string {
   return Buffer.from(tokenPrefix + lastName, "utf8").toString("base64url");
 }
 

@@ -7,9 +7,7 @@ import path from "node:path";
 import { fileTypeFromBuffer } from "file-type";
 
 /** file-type needs at most this many leading bytes to recognise any format it knows. */
-export const mimeSampleBytes = 4100;
-
-export const directoryMimeType = "inode/directory";
+const mimeSampleBytes = 4100;
 
 const byExtension: Readonly<Record<string, string>> = {
   ".txt": "text/plain",

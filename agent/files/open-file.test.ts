@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { listDirectory } from "./list-directory.ts";
 import { createHandleChecks, openDirectory, openRegularFile, type HandleChecks } from "./open-file.ts";
 import { readFileRange } from "./read-file.ts";

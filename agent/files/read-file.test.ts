@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { open, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { verifyHandleInside } from "./open-file.ts";
 import { readFileRange, type ReadRangeOptions, type ReadRangeRequest } from "./read-file.ts";
 

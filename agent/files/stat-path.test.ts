@@ -2,7 +2,7 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createFilesFixture, expectGuruError, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { mimeTypeOf } from "./mime.ts";
 import { statPath } from "./stat-path.ts";
 

@@ -5,7 +5,7 @@ import { chmod, link, readdir, readFile, stat, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { tempPathFor } from "./upload-state.ts";
 import type { UploadWriterHooks } from "./upload-writer.ts";
 import { createUploadManager } from "./uploads.ts";

@@ -37,8 +37,8 @@ export function checkUploadId(uploadId: string): void {
 export function tempPathFor(targetPath: string, uploadId: string, pathImpl: typeof path = path): string {
   const suffix = tempMarker + uploadId;
   let name = pathImpl.basename(targetPath);
-  while (name.length > 0 && Buffer.byteLength("." + name + suffix) > maxNameBytes) name = name.slice(0, -1);
-  return pathImpl.join(pathImpl.dirname(targetPath), "." + name + suffix);
+  while (name.length > 0 && Buffer.byteLength(`.${name}${suffix}`) > maxNameBytes) name = name.slice(0, -1);
+  return pathImpl.join(pathImpl.dirname(targetPath), `.${name}${suffix}`);
 }
 
 function isRecord(value: unknown): value is UploadRecord {

@@ -4,7 +4,7 @@ import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, unlink, write
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../../lib/logging.ts";
-import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "./files-test-fixture.ts";
+import { createFilesFixture, expectGuruError, uploadRequest, type FilesFixture } from "../../test/support/files-test-fixture.ts";
 import { tempPathFor } from "./upload-state.ts";
 import { createUploadManager, type OpenUploadRequest, type UploadManager } from "./uploads.ts";
 

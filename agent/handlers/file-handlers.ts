@@ -160,7 +160,9 @@ export async function handleFileWrite(channel: Channel, req: FileWriteRequest, c
       for await (const message of channel.messages()) {
         if (message.type === "data") {
           if (writeFailure) throw writeFailure.error;
-          const done = writer.write(Number(message.offset), message.data).then(progress, (err: unknown) => void (writeFailure ??= { error: err }));
+          const done = writer.write(Number(message.offset), message.data).then(progress, (err: unknown) => {
+            writeFailure ??= { error: err };
+          });
           writing.push({ done, bytes: message.data.byteLength });
           writingBytes += message.data.byteLength;
           await drain(maxWritesAheadBytes);

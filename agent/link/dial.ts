@@ -4,9 +4,9 @@
 import WebSocket from "ws";
 import { GuruError } from "../../lib/errors.ts";
 
-export const wireProtocol = "guru.wire.v1";
+const wireProtocol = "guru.wire.v1";
 
-export function agentEndpoint(serverUrl: string): string {
+function agentEndpoint(serverUrl: string): string {
   const url = new URL(serverUrl);
   url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
   url.pathname = `${url.pathname.replace(/\/$/, "")}/agent`;

@@ -8,7 +8,7 @@
 import { closeCodes } from "../../lib/wire/close-codes.ts";
 import { createBackoff } from "./backoff.ts";
 
-export const defaultReplacedMaxMs = 15 * 60_000;
+const defaultReplacedMaxMs = 15 * 60_000;
 
 export interface ReconnectDelayOptions {
   backoff: { baseMs: number; maxMs: number };

@@ -13,7 +13,7 @@
 // reopens the file). Writes are serialised through one queue, so lines never
 // interleave. Entries reach the OS at once but are not fsynced: they survive
 // an agent crash, not a power cut.
-import { mkdir, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createLogger, type Logger } from "../../lib/logging.ts";
 
@@ -143,11 +143,11 @@ function formatEntry(entry: OperationLogEntry, maxEntryBytes: number, logger: Lo
   };
   let line: string;
   try {
-    line = JSON.stringify({ ...head, detail: entry.detail }) + "\n";
+    line = `${JSON.stringify({ ...head, detail: entry.detail })}\n`;
   } catch (err) {
     // A detail that cannot be serialised (a cycle, a BigInt) must not cost the entry itself.
     logger.warn({ err, operation: entry.operation }, "operation log detail could not be serialised");
-    return JSON.stringify({ ...head, detail: { unserializable: true } }) + "\n";
+    return `${JSON.stringify({ ...head, detail: { unserializable: true } })}\n`;
   }
   if (Buffer.byteLength(line) <= maxEntryBytes) return line;
   // Keep the entry (the record matters more than its size) but shorten long strings.
@@ -159,7 +159,7 @@ function formatEntry(entry: OperationLogEntry, maxEntryBytes: number, logger: Lo
       detail[key] = value;
     }
   }
-  line = JSON.stringify({ ...head, detail: { ...detail, shortened: true } }) + "\n";
+  line = `${JSON.stringify({ ...head, detail: { ...detail, shortened: true } })}\n`;
   if (Buffer.byteLength(line) <= maxEntryBytes) return line;
-  return JSON.stringify({ ...head, detail: { shortened: true, originalBytes: Buffer.byteLength(line) } }) + "\n";
+  return `${JSON.stringify({ ...head, detail: { shortened: true, originalBytes: Buffer.byteLength(line) } })}\n`;
 }

@@ -97,7 +97,7 @@ const defaultCapabilities: LocalPolicy["capabilities"] = {
   terminal: false,
 };
 
-export const defaultRegistryKeys = ["HKLM\\SOFTWARE", "HKCU"];
+const defaultRegistryKeys = ["HKLM\\SOFTWARE", "HKCU"];
 
 const serviceRuleSchema = z.string().min(1, "a rule must not be empty").regex(/^[A-Za-z0-9_.@:+\\ *-]+$/, "a service rule uses name characters and * only");
 

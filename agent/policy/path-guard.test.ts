@@ -36,10 +36,10 @@ describe("path guard (posix, real files)", () => {
   });
 
   it("exposes the real roots and allows a root itself", async () => {
-    const guard = createPathGuard([allowed + "/sub/.."]);
+    const guard = createPathGuard([`${allowed}/sub/..`]);
     expect(guard.allowedPaths).toEqual([allowed]);
     expect(await guard.resolve(allowed)).toBe(allowed);
-    expect(await guard.resolve(allowed + "/")).toBe(allowed);
+    expect(await guard.resolve(`${allowed}/`)).toBe(allowed);
   });
 
   it("resolves relative paths against the first root", async () => {
@@ -123,7 +123,10 @@ describe("path guard (win32 rules on a fake filesystem)", () => {
     return {
       realpath: async (p) => lookup(p),
       realpathSync: (p) => lookup(p),
-      lstat: async (p) => (lookup(p), { isSymbolicLink: () => false }),
+      lstat: async (p) => {
+        lookup(p);
+        return { isSymbolicLink: () => false };
+      },
       readlink: async (p) => {
         throw Object.assign(new Error(`EINVAL: ${p}`), { code: "EINVAL" });
       },
@@ -165,7 +168,10 @@ describe("path guard (Windows path forms, lexical, win32 semantics)", () => {
     const fs: PathGuardFs = {
       realpath: async (p) => lookup(p),
       realpathSync: (p) => lookup(p),
-      lstat: async (p) => (lookup(p), { isSymbolicLink: () => false }),
+      lstat: async (p) => {
+        lookup(p);
+        return { isSymbolicLink: () => false };
+      },
       readlink: async (p) => {
         throw Object.assign(new Error(`EINVAL: ${p}`), { code: "EINVAL" });
       },

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GuruError } from "../../lib/errors.ts";
+import type { GuruError } from "../../lib/errors.ts";
 import { loadLocalPolicy, type LocalPolicy } from "./local-policy.ts";
 import { requireRegistryKey, requireServiceControl, requireSystemCapability } from "./system-rules.ts";
 

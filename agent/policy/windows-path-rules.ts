@@ -27,7 +27,7 @@ export function windowsPathForm(abs: string): WindowsPathForm {
 }
 
 /** True when Windows would open a device for this one path segment. */
-export function isWindowsDeviceName(segment: string): boolean {
+function isWindowsDeviceName(segment: string): boolean {
   // Windows drops trailing dots and spaces, then matches the part before the first dot (spaces before it dropped too).
   const trimmed = segment.replace(/[. ]+$/, "");
   const stem = trimmed.split(".")[0].replace(/ +$/, "");

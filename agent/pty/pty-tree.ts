@@ -48,7 +48,7 @@ export function createPtyTree(pid: number, platform: NodeJS.Platform, logger: Lo
 }
 
 /** The shell first, then the rest, without our own process. */
-export function terminalMembers(shellPid: number, table: () => ProcInfo[], logger: Logger): number[] {
+function terminalMembers(shellPid: number, table: () => ProcInfo[], logger: Logger): number[] {
   let procs: ProcInfo[];
   try {
     procs = table();

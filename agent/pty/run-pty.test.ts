@@ -41,7 +41,11 @@ function collector(delayMs = 0) {
   return {
     onOutput: async (data: Uint8Array) => {
       text += Buffer.from(data).toString();
-      for (const w of [...waiters]) if (w.pattern.test(text)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+      for (const w of [...waiters]) {
+        if (!w.pattern.test(text)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
     },
     text: () => text,
@@ -49,7 +53,13 @@ function collector(delayMs = 0) {
       if (pattern.test(text)) return Promise.resolve();
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no ${pattern} in ${JSON.stringify(text)}`)), timeoutMs);
-        waiters.push({ pattern, resolve: () => (clearTimeout(timer), resolve()) });
+        waiters.push({
+          pattern,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       });
     },
   };

@@ -74,12 +74,12 @@ export interface RunPtyDeps {
   execSetup?: ExecSetup;
 }
 
-export const maxTerminalSize = 10_000;
+const maxTerminalSize = 10_000;
 const defaultKillGraceMs = 1_000;
 const defaultMaxInputBufferBytes = 256 * 1024;
 const maxBatchBytes = 64 * 1024;
 
-export function checkTerminalSize(columns: number, rows: number): void {
+function checkTerminalSize(columns: number, rows: number): void {
   for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
     if (!Number.isInteger(value) || value < 1 || value > maxTerminalSize) {
       throw new GuruError("invalid", `${name} must be an integer from 1 to ${maxTerminalSize}`, { details: { [name]: value } });

@@ -23,7 +23,10 @@ export function createTerminalRegistry(): TerminalRegistry {
   return {
     add(sessionId, abort) {
       let set = bySession.get(sessionId);
-      if (set === undefined) bySession.set(sessionId, (set = new Set()));
+      if (set === undefined) {
+        set = new Set();
+        bySession.set(sessionId, set);
+      }
       set.add(abort);
       return () => {
         set.delete(abort);

@@ -14,12 +14,12 @@ export interface ControlOutcome {
   settled: boolean;
 }
 
-export const defaultControlWaitMs = 30_000;
-export const maxControlWaitMs = 300_000;
+const defaultControlWaitMs = 30_000;
+const maxControlWaitMs = 300_000;
 const pollIntervalMs = 100;
 
 /** The state an action leads to. */
-export function projectAction(before: ServiceInfo, action: ServiceAction): ServiceInfo {
+function projectAction(before: ServiceInfo, action: ServiceAction): ServiceInfo {
   switch (action) {
     case "start":
     case "restart":

@@ -2,7 +2,7 @@
 // build and their parsing of launchctl and `systemctl show` output.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { GuruError } from "../../lib/errors.ts";
+import type { GuruError } from "../../lib/errors.ts";
 import { controlArgv as launchdArgv, createLaunchdServices, parseLaunchctlList, parsePrint, parsePrintDisabled } from "./launchd-services.ts";
 import type { ToolRunner } from "./run-tool.ts";
 import { controlArgv as systemdArgv, createSystemdServices, parseShow, parseUnitNames, toServiceInfo } from "./systemd-services.ts";

@@ -16,7 +16,7 @@ export interface PowerShellError {
 }
 
 /** Parameters larger than this would take the command line past Windows' 32,767 characters. */
-export const maxPowerShellParamBytes = 8 * 1024;
+const maxPowerShellParamBytes = 8 * 1024;
 
 export function powershellArgv(script: string, params: Record<string, unknown>): string[] {
   const json = JSON.stringify(params);
@@ -45,7 +45,7 @@ export function decodeEncodedCommand(argv: readonly string[]): string {
 }
 
 /** A PowerShell error, by its identifiers, as a GuruError. */
-export function powershellError(error: PowerShellError, what: string): GuruError {
+function powershellError(error: PowerShellError, what: string): GuruError {
   const id = `${error.id} ${error.type}`;
   const message = `${what}: ${error.message}`;
   const details = { errorId: error.id, exception: error.type };

@@ -5,7 +5,7 @@ import { GuruError } from "../../lib/errors.ts";
 import type { RegistryValue, RegistryValueType } from "./types.ts";
 
 /** Values larger than this are refused: they would not fit the PowerShell command line. */
-export const maxRegistryDataChars = 4096;
+const maxRegistryDataChars = 4096;
 
 export function checkRegistryValue(value: RegistryValue): RegistryValue {
   const { type } = value;

@@ -3,7 +3,7 @@
 // scripts' daemons do.
 import { existsSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { GuruError } from "../../lib/errors.ts";
+import type { GuruError } from "../../lib/errors.ts";
 import { runTool } from "./run-tool.ts";
 import { processAlive } from "./sysv-test-fixture.ts";
 

@@ -26,7 +26,7 @@ export function validateServiceName(name: string, platform: NodeJS.Platform): st
 }
 
 /** Hive names as the agent reports them, with the spellings it accepts. */
-export const registryHives: Record<string, string> = {
+const registryHives: Record<string, string> = {
   HKLM: "HKLM",
   HKEY_LOCAL_MACHINE: "HKLM",
   HKCU: "HKCU",
@@ -60,7 +60,7 @@ export function parseRegistryKey(key: string): RegistryKey {
   }
   const rest = segments.slice(1);
   for (const segment of rest) {
-    if (segment === "" || segment.length > maxKeySegmentChars || /[\u0000-\u001f\u007f*?/]/.test(segment) || segment === "." || segment === "..") {
+    if (segment === "" || segment.length > maxKeySegmentChars || hasControlOr(segment, "*?/") || segment === "." || segment === "..") {
       throw new GuruError("invalid", `registry key "${printable(key)}" has an invalid part "${printable(segment)}"`, { details: { key: printable(key) } });
     }
   }
@@ -71,12 +71,16 @@ export function parseRegistryKey(key: string): RegistryKey {
 export function validateValueName(name: string): string {
   if (typeof name !== "string") throw new GuruError("invalid", "a value name must be text");
   if (name.length > maxValueNameChars) throw new GuruError("invalid", `a value name is at most ${maxValueNameChars} characters`);
-  if (/[\u0000]/.test(name)) throw new GuruError("invalid", "a value name must not contain NUL characters");
+  if (name.includes("\0")) throw new GuruError("invalid", "a value name must not contain NUL characters");
   return name;
 }
 
+const isControl = (c: string) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f;
+/** Control characters are never part of a registry key; some characters are not either. */
+const hasControlOr = (text: string, others: string) => [...text].some((c) => isControl(c) || others.includes(c));
+
 /** For messages: control characters shown escaped, long names cut. */
-export function printable(text: string): string {
+function printable(text: string): string {
   const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return [...shown].map((c) => (isControl(c) ? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : c)).join("");
 }

@@ -6,7 +6,7 @@ import { runTool, type ToolRunner } from "./run-tool.ts";
 import { tail } from "./sysv-services.ts";
 import type { ServiceAction, ServiceBackend, ServiceInfo, ServiceState, StartMode } from "./types.ts";
 
-export const showProperties = ["Id", "Description", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID"];
+const showProperties = ["Id", "Description", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID"];
 const showBatch = 100;
 
 const activeStates: Record<string, ServiceState> = {
@@ -76,7 +76,7 @@ export function parseUnitNames(text: string): string[] {
   return names;
 }
 
-export function unitName(name: string): string {
+function unitName(name: string): string {
   return name.endsWith(".service") ? name : `${name}.service`;
 }
 

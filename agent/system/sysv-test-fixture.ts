@@ -16,7 +16,7 @@ export interface SysvFixture {
   cleanup(): Promise<void>;
 }
 
-export function initScript(name: string, pidFile: string): string {
+function initScript(name: string, pidFile: string): string {
   return `#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          ${name}

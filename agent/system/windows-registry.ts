@@ -24,16 +24,16 @@ function Describe($k, [string]$n) {
   [pscustomobject]@{ name = $n; kind = $kind; data = $d }
 }`;
 
-export const listScript = `${prelude}
+const listScript = `${prelude}
 $k = Open-Key $false
 ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{ subkeys = @($k.GetSubKeyNames()); values = @(foreach ($n in $k.GetValueNames()) { Describe $k $n }) })`;
 
-export const readScript = `${prelude}
+const readScript = `${prelude}
 $k = Open-Key $false
 $v = if ($k.GetValueNames() -contains $p.name) { Describe $k $p.name } else { $null }
 ConvertTo-Json -Compress -Depth 4 -InputObject ([pscustomobject]@{ value = $v })`;
 
-export const writeScript = `${prelude}
+const writeScript = `${prelude}
 $k = if ($p.path -eq '') { $base } else { $base.CreateSubKey($p.path) }
 $d = switch ([int]$p.kind) {
   4 { [BitConverter]::ToInt32([BitConverter]::GetBytes([uint32]$p.data), 0) }
@@ -46,7 +46,7 @@ $d = switch ([int]$p.kind) {
 $k.SetValue($p.name, $d, [Microsoft.Win32.RegistryValueKind]([int]$p.kind))
 ConvertTo-Json -Compress -InputObject ([pscustomobject]@{ ok = $true })`;
 
-export const deleteScript = `${prelude}
+const deleteScript = `${prelude}
 $k = Open-Key $true
 $k.DeleteValue($p.name, $true)
 ConvertTo-Json -Compress -InputObject ([pscustomobject]@{ ok = $true })`;
@@ -57,7 +57,7 @@ interface RawValue {
   data?: string | string[] | null;
 }
 
-export function fromRaw(raw: RawValue): Value {
+function fromRaw(raw: RawValue): Value {
   const type = typeOfKind(raw.kind ?? 0);
   const name = raw.name ?? "";
   if (type === "multi_sz") return { name, type, data: "", multiString: asArray(raw.data as string[] | string | null) };

@@ -10,15 +10,15 @@ import type { ServiceAction, ServiceBackend, ServiceInfo, ServiceState, StartMod
 
 const cimFields = "Name, DisplayName, State, StartMode, ProcessId, Description";
 
-export const listScript = `ConvertTo-Json -Compress -Depth 3 -InputObject @(Get-CimInstance -ClassName Win32_Service | Select-Object ${cimFields})`;
+const listScript = `ConvertTo-Json -Compress -Depth 3 -InputObject @(Get-CimInstance -ClassName Win32_Service | Select-Object ${cimFields})`;
 
-export const getScript = `$s = Get-Service -Name $p.name
+const getScript = `$s = Get-Service -Name $p.name
 $c = $null
 try { $c = Get-CimInstance -ClassName Win32_Service -Filter ("Name='" + $s.ServiceName + "'") | Select-Object ${cimFields} } catch { }
 ConvertTo-Json -Compress -Depth 3 -InputObject ([pscustomobject]@{ service = ($s | Select-Object Name, DisplayName, Status, StartType); cim = $c })`;
 
 // ServiceController.Start()/Stop() return at once; the agent polls for the state.
-export const controlScript = `$s = Get-Service -Name $p.name
+const controlScript = `$s = Get-Service -Name $p.name
 switch ($p.action) {
   'start' { $s.Start() }
   'stop' { $s.Stop() }
@@ -63,7 +63,7 @@ interface GetServiceRow {
   StartType?: number | string;
 }
 
-export function fromCim(row: CimService): ServiceInfo {
+function fromCim(row: CimService): ServiceInfo {
   return {
     name: row.Name ?? "",
     displayName: row.DisplayName ?? row.Name ?? "",
@@ -75,7 +75,7 @@ export function fromCim(row: CimService): ServiceInfo {
 }
 
 /** Get-Service rows: enums are numbers (Windows PowerShell 5.1 and PowerShell 7 alike). */
-export function fromGetService(row: GetServiceRow): ServiceInfo {
+function fromGetService(row: GetServiceRow): ServiceInfo {
   const status = typeof row.Status === "number" ? statusNumbers[row.Status] : undefined;
   const start = typeof row.StartType === "number" ? startTypeNumbers[row.StartType] : undefined;
   return { name: row.Name ?? "", displayName: row.DisplayName ?? row.Name ?? "", state: status ?? "unknown", startMode: start ?? "unspecified", pid: 0, description: "" };

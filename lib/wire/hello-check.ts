@@ -39,6 +39,7 @@ export interface HelloProblem {
 
 // Control characters in a name would forge lines in a text log or a terminal.
 // Tab is one too: nothing a host reports needs it.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this pattern's purpose.
 const controlChars = /[\u0000-\u001f\u007f-\u009f]/;
 const capabilityPattern = /^[a-z][a-z0-9_.-]*$/;
 

@@ -16,7 +16,7 @@ import {
 import { closeCodes } from "./close-codes.ts";
 import { encodeDataFrame, makeFrame } from "./codec.ts";
 import { linkedFrameSockets } from "./frame-socket.ts";
-import { capturingLogger, drain, execOpen, rawPeer, waitFor } from "./link-test-kit.ts";
+import { capturingLogger, drain, execOpen, rawPeer, waitFor } from "../../test/support/link-test-kit.ts";
 import { createLink } from "./link.ts";
 import { defaultWireLimits } from "./limits.ts";
 

@@ -8,7 +8,7 @@ import { ChannelEventSchema, HeartbeatSchema, LinkErrorCode, LinkErrorSchema, ty
 import { closeCodes } from "./close-codes.ts";
 import { encodeDataFrame, makeFrame } from "./codec.ts";
 import { linkedFrameSockets } from "./frame-socket.ts";
-import { capturingLogger, drain, execOpen, rawPeer, waitFor } from "./link-test-kit.ts";
+import { capturingLogger, drain, execOpen, rawPeer, waitFor } from "../../test/support/link-test-kit.ts";
 import { createLink, maxPeerTextChars } from "./link.ts";
 import { defaultWireLimits, type WireLimits } from "./limits.ts";
 import { createTokenBucket } from "./token-bucket.ts";

@@ -6,7 +6,7 @@ import { HelloAckSchema, HelloSchema, LinkErrorCode, TunnelOpenSchema } from "..
 import { GuruError, isGuruError } from "../errors.ts";
 import { closeCodes } from "./close-codes.ts";
 import { decodeFrame, encodeDataFrame } from "./codec.ts";
-import { demoAgentHandler, drain, execOpen, fileReadOpen, fileWriteOpen, linkPair, nextTicks, rawPeer, waitFor } from "./link-test-kit.ts";
+import { demoAgentHandler, drain, execOpen, fileReadOpen, fileWriteOpen, linkPair, nextTicks, rawPeer, waitFor } from "../../test/support/link-test-kit.ts";
 import { createLink, type Channel } from "./link.ts";
 import { linkedFrameSockets } from "./frame-socket.ts";
 import { silentLogger } from "../logging.ts";

@@ -33,7 +33,7 @@ export type LinkRole = "server" | "agent";
 export const maxPeerTextChars = 256;
 
 /** A peer's text, cut to maxPeerTextChars, for logs. */
-export function peerText(text: string): string {
+function peerText(text: string): string {
   return text.length <= maxPeerTextChars ? text : `${text.slice(0, maxPeerTextChars)}… (${text.length} characters)`;
 }
 
@@ -68,7 +68,7 @@ export interface Link {
 }
 
 /** File transfers are bulk: their data waits behind interactive frames. Both sides derive it from the open. */
-export function isBulkOpen(open: ChannelOpen): boolean {
+function isBulkOpen(open: ChannelOpen): boolean {
   return open.request.case === "fileRead" || open.request.case === "fileWrite";
 }
 

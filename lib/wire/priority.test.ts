@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createFrameSender } from "./frame-sender.ts";
 import type { FrameSocket } from "./frame-socket.ts";
-import { drain, execOpen, fileReadOpen, linkPair, percentile, demoAgentHandler } from "./link-test-kit.ts";
+import { drain, execOpen, fileReadOpen, linkPair, percentile, demoAgentHandler } from "../../test/support/link-test-kit.ts";
 
 /** A socket that only "writes" when the test says so. */
 function manualSocket() {

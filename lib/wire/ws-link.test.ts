@@ -7,10 +7,10 @@ import { LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
 import { closeCodes } from "./close-codes.ts";
 import { decodeFrame, encodeDataFrame } from "./codec.ts";
 import { wireSubprotocol, wsFrameSocket } from "./frame-socket.ts";
-import { capturingLogger, demoAgentHandler, drain, execOpen, fileReadOpen, percentile, waitFor } from "./link-test-kit.ts";
+import { capturingLogger, demoAgentHandler, drain, execOpen, fileReadOpen, percentile, waitFor } from "../../test/support/link-test-kit.ts";
 import { createLink, type Link } from "./link.ts";
 import { defaultWireLimits } from "./limits.ts";
-import { openWsPair, type WsPair } from "./ws-pair.ts";
+import { openWsPair, type WsPair } from "../../test/support/ws-pair.ts";
 
 let pairs: WsPair[] = [];
 

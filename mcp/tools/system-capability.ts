@@ -2,7 +2,7 @@
 // and when the agent cannot do it (its policy switches it off, its OS lacks
 // it), say so and name the agents that can. Capabilities are per agent, so
 // these tools are always offered and this is where "not here" is explained.
-import { GuruError } from "../../lib/errors.ts";
+import type { GuruError } from "../../lib/errors.ts";
 import type { AgentInfo } from "../api.ts";
 import { fromApiError, guruError } from "../errors.ts";
 import { onlineAgent, onTunnel, type ToolDeps } from "./context.ts";

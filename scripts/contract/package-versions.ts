@@ -24,7 +24,7 @@ export interface VersionedPackage {
 export const versionedPackages: VersionedPackage[] = [{ name: "guru.integration.v1", protoDir: "proto/guru/integration", imageDir: "contract/integration" }];
 
 /** The command that releases a package's image for a version. */
-export function releaseCommand(pkg: VersionedPackage, version: string): string {
+function releaseCommand(pkg: VersionedPackage, version: string): string {
   return `npx --no -- buf build --path ${pkg.protoDir} --exclude-source-info -o ${pkg.imageDir}/${version}.binpb`;
 }
 
@@ -40,7 +40,7 @@ export function readPackageVersions(contractMd: string): Map<string, string> {
  * imported files (google/protobuf/...) left out, so comments and the buf
  * release do not count, only what a client can see.
  */
-export function packageFingerprint(image: Uint8Array, packageName: string): string {
+function packageFingerprint(image: Uint8Array, packageName: string): string {
   const set = fromBinary(FileDescriptorSetSchema, image);
   const hash = createHash("sha256");
   const files = set.file.filter((f) => f.package === packageName).sort((a, b) => a.name.localeCompare(b.name));

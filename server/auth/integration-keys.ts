@@ -7,7 +7,7 @@ import { GuruError, type ErrorReason } from "../../lib/errors.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
 import type { Store } from "../store/index.ts";
 
-export const integrationKeyPrefix = "guru_ik_";
+const integrationKeyPrefix = "guru_ik_";
 
 export function generateIntegrationKey(): string {
   return integrationKeyPrefix + randomBytes(32).toString("base64url");

@@ -1,7 +1,7 @@
 // Technician tokens: JWTs signed by the server, with expiry, a jti recorded
 // for revocation, and the technician's role.
 import { randomUUID } from "node:crypto";
-import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from "jose";
 import { GuruError } from "../../lib/errors.ts";
 import type { Store } from "../store/index.ts";
 import type { SigningKeys } from "./signing-keys.ts";
@@ -59,7 +59,7 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function verify(token: string): Promise<Principal> {
     const known = checked.get(token);
     if (known !== undefined) return known;
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience, algorithms: [keys.alg], requiredClaims: ["exp", "jti", "sub"] }));
     } catch (err) {

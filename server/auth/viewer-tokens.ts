@@ -3,14 +3,14 @@
 // session and one origin the partner's key allows, redeemable once within at
 // most five minutes, revoked when the session ends.
 import { randomUUID } from "node:crypto";
-import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
+import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from "jose";
 import { GuruError, type ErrorReason } from "../../lib/errors.ts";
 import { requireUuid } from "../domain/ids.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
 import type { Store } from "../store/index.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 
-export const viewerAudience = "guru-viewer";
+const viewerAudience = "guru-viewer";
 const issuer = "guru-server";
 export const maxViewerTokenTtlSeconds = 300;
 const defaultViewerTokenTtlSeconds = 60;
@@ -88,7 +88,7 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
   }
 
   async function redeem(token: string, origin: string): Promise<RedeemedViewerToken> {
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience: viewerAudience, algorithms: [keys.alg], requiredClaims: ["exp", "jti", "sub"] }));
     } catch (err) {

@@ -17,7 +17,7 @@ export interface AuditRetentionOptions {
   sweepMore?(olderThanMs: number): Promise<number>;
 }
 
-export const auditSweepIntervalMs = 3600_000;
+const auditSweepIntervalMs = 3600_000;
 const dayMs = 86_400_000;
 
 export function createAuditRetention(options: AuditRetentionOptions) {

@@ -58,7 +58,7 @@ export interface CommandIo {
 }
 
 /** A shell command line longer than this is a mistake, not a command. */
-export const maxCommandChars = 64 * 1024;
+const maxCommandChars = 64 * 1024;
 
 // Agent answers that mean "a check said no", not "it broke".
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);

@@ -24,7 +24,7 @@ export interface FileServiceOptions {
   onTransfer?: (direction: "upload" | "download", outcome: AuditOutcome, bytes: number) => void;
 }
 
-export const maxListPageSize = 5000;
+const maxListPageSize = 5000;
 
 export function requirePath(path: string): string {
   if (typeof path !== "string" || path.trim() === "") throw new GuruError("invalid", "path is required", { metadata: { field: "path" } });

@@ -15,7 +15,7 @@ export interface PartnerKey {
 export type AgentRef = { agentId: string } | { externalId: string } | undefined;
 
 /** Session capabilities a partner may ask for today. */
-export const sessionCapabilities = ["exec", "files"] as const;
+const sessionCapabilities = ["exec", "files"] as const;
 
 const technicianPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
 

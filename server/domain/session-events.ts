@@ -22,8 +22,8 @@ export function createSessionEvents() {
     },
     /** Returns the unsubscribe function. */
     subscribe(keyId: string, listener: SessionEventListener): () => void {
-      let set = byKey.get(keyId);
-      if (set === undefined) byKey.set(keyId, (set = new Set()));
+      const set = byKey.get(keyId) ?? new Set();
+      byKey.set(keyId, set);
       set.add(listener);
       return () => {
         set.delete(listener);

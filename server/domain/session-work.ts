@@ -70,7 +70,7 @@ export function createSessionWork() {
 export type SessionWork = ReturnType<typeof createSessionWork>;
 
 /** The abort reason (and error) of an operation whose tunnel ended. */
-export function tunnelEnded(reason: string): GuruError {
+function tunnelEnded(reason: string): GuruError {
   return new GuruError("canceled", `the tunnel ended (${reason})`, { reason: "TUNNEL_ENDED", details: { tunnelEnded: reason } });
 }
 

@@ -60,13 +60,13 @@ export interface TerminalServiceOptions {
   limits: TerminalLimits;
 }
 
-export const maxTerminalSize = 10_000;
+const maxTerminalSize = 10_000;
 const maxCommandChars = 64 * 1024;
 const maxEnvEntries = 256;
 const sessionTouchIntervalMs = 60_000;
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
 
-export function checkSize(columns: number, rows: number): void {
+function checkSize(columns: number, rows: number): void {
   for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
     if (!Number.isInteger(value) || value < 1 || value > maxTerminalSize) {
       throw new GuruError("invalid", `${name} must be an integer from 1 to ${maxTerminalSize}`, { details: { [name]: value } });

@@ -29,7 +29,7 @@ function fakes(committedAtOpen = 0) {
       return stream;
     },
   } as unknown as AgentFiles;
-  const store = { uploads: { setCommitted: async (_id: string, n: number) => (persisted.push(n), true) } } as unknown as Store;
+  const store = { uploads: { setCommitted: async (_id: string, n: number) => persisted.push(n) > 0 } } as unknown as Store;
   const row = { id: "u1", agentId: "a", technicianId: "t", path: "p", size: 100, sha256: "x", overwrite: false, committedOffset: 0 } as UploadRecord;
   return { writes, persisted, opens: () => opens, agents, store, row };
 }

@@ -99,7 +99,13 @@ export function createUploadStreams(options: UploadStreamsOptions) {
       const stream = await agents.openUpload(
         row.agentId,
         { uploadId: row.id, sessionId, path: row.path, size: row.size, sha256: row.sha256 ?? "", overwrite: row.overwrite, keepBackup: row.keepBackup ?? undefined },
-        { onEnd: (ended) => l.stream === ended && (persist(l, true), wake(l)) },
+        {
+          onEnd: (ended) => {
+            if (l.stream !== ended) return;
+            persist(l, true);
+            wake(l);
+          },
+        },
       );
       l.stream = stream;
       l.sessionId = sessionId;

@@ -34,7 +34,7 @@ export interface HttpTimeouts {
   http2IdleTimeoutMs: number;
 }
 
-export const defaultHttpTimeouts: HttpTimeouts = {
+const defaultHttpTimeouts: HttpTimeouts = {
   headersTimeoutMs: 30_000,
   requestTimeoutMs: 300_000,
   keepAliveTimeoutMs: 65_000,

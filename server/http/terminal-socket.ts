@@ -28,7 +28,7 @@ import type { TerminalHandle, TerminalInput, TerminalService } from "../domain/t
 import { toConnectError } from "../rpc/errors.ts";
 import { apiShells } from "../../lib/wire/exec-enums.ts";
 
-export const terminalProtocol = "guru.terminal.v1";
+const terminalProtocol = "guru.terminal.v1";
 
 /** Turns the open message into who is asking and what for; the viewer adds its own tokens here. */
 export type TerminalAuthenticator = (open: TerminalOpen) => Promise<{ principal: Principal; input: TerminalInput }>;

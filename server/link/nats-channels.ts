@@ -140,7 +140,8 @@ export function createNatsChannels(options: NatsChannelsOptions) {
     const windowBytes = limits.initialWindowBytes;
     let sub: Subscription | undefined;
     const out = natsHost(channelSubject(rid, "owner"), windowBytes, "to owner", () => sub?.unsubscribe());
-    const channel = new ChannelImpl(out.host, (localIds += 2), bulk);
+    localIds += 2;
+    const channel = new ChannelImpl(out.host, localIds, bulk);
     out.onBroken((err) => channel.linkLost(err));
     sub = listen(channelSubject(rid, "caller"), channel, (err) => {
       channel.cancel(err.message);

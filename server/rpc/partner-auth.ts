@@ -6,7 +6,7 @@ import { GuruError } from "../../lib/errors.ts";
 import { looksLikeIntegrationKey, type IntegrationKeyCheck } from "../auth/integration-keys.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
 
-export const integrationServiceName = "guru.integration.v1.IntegrationService";
+const integrationServiceName = "guru.integration.v1.IntegrationService";
 
 /** Methods anyone may call, by "service/method". */
 const publicMethods = new Set([`${integrationServiceName}/GetCapabilities`]);

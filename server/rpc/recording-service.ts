@@ -8,7 +8,7 @@ import type { TerminalRecord } from "../store/terminals.ts";
 import { principalOf } from "./context.ts";
 import { timestamp } from "./convert.ts";
 
-export function toApiRecording(r: TerminalRecord): Recording {
+function toApiRecording(r: TerminalRecord): Recording {
   return create(RecordingSchema, {
     recordingId: r.id,
     sessionId: r.sessionId ?? "",

@@ -75,7 +75,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** The refusal, with the same ErrorInfo detail as every other API error. */
-export function unknownEnumError(found: UnknownEnumName): ConnectError {
+function unknownEnumError(found: UnknownEnumName): ConnectError {
   const message = `${found.field}: unknown value ${JSON.stringify(found.value)}; use one of ${found.allowed.join(", ")}`;
   return connectErrorOf(new GuruError("invalid", message, { reason: "UNKNOWN_ENUM_VALUE", metadata: { field: found.field, value: found.value, allowed: found.allowed.join(",") } }));
 }
@@ -88,7 +88,7 @@ export function unknownEnumError(found: UnknownEnumName): ConnectError {
  * handler options' type names only the protobuf-es options, hence the cast;
  * test/e2e/error-details.test.ts fails if a Connect upgrade stops calling it.
  */
-export function strictEnumJsonOptions(input: DescMessage): Partial<JsonReadOptions & JsonWriteOptions> {
+function strictEnumJsonOptions(input: DescMessage): Partial<JsonReadOptions & JsonWriteOptions> {
   return { textDecoder: strictEnumDecoder(input) } as Partial<JsonReadOptions & JsonWriteOptions>;
 }
 

@@ -53,7 +53,7 @@ const columns = `id, name, enrolled_at AS "enrolledAt", revoked_at AS "revokedAt
   agent_version AS "agentVersion", capabilities`;
 
 /** Escapes LIKE wildcards so user text matches literally. */
-export function likeEscape(text: string): string {
+function likeEscape(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 

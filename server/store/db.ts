@@ -24,7 +24,7 @@ export interface QueryResult<R> {
 
 export interface Db {
   readonly kind: "pg" | "pglite";
-  query<R = Record<string, any>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
   /** Runs a script of several statements, without parameters (migrations). */
   exec(sql: string): Promise<void>;
   /**
@@ -83,11 +83,11 @@ function parseInt8(value: string): number {
 }
 
 function openPg(databaseUrl: string, logger?: Logger): Db {
-  const types = {
-    getTypeParser(oid: number, format?: string): any {
+  const types: pg.CustomTypesConfig = {
+    getTypeParser(oid: number, format?: "text" | "binary") {
       if (oid === INT8_OID) return parseInt8;
       if (oid === INT8_ARRAY_OID) return parsePgIntArray;
-      return pg.types.getTypeParser(oid, format as any);
+      return pg.types.getTypeParser(oid, format);
     },
   };
   const pool = new pg.Pool({ connectionString: databaseUrl, types });
@@ -98,7 +98,7 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
   const clientDb = (client: pg.PoolClient, depth: number): Db => ({
     kind: "pg",
     async query<R>(sql: string, params?: unknown[]) {
-      const r = await client.query(sql, params as any[]);
+      const r = await client.query(sql, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(sql: string) {
@@ -113,7 +113,7 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
   return {
     kind: "pg",
     async query<R>(sql: string, params?: unknown[]) {
-      const r = await pool.query(sql, params as any[]);
+      const r = await pool.query(sql, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(sql: string) {
@@ -168,7 +168,7 @@ export async function openPgliteDb(options: { dir?: string; loadDataDir?: Blob; 
   const txDb = (tx: Transaction, depth: number): Db => ({
     kind: "pglite",
     async query<R>(sql: string, params?: unknown[]) {
-      return toResult<R>(await tx.query<R>(sql, params as any[]));
+      return toResult<R>(await tx.query<R>(sql, params));
     },
     async exec(sql: string) {
       await tx.exec(sql);
@@ -184,7 +184,7 @@ export async function openPgliteDb(options: { dir?: string; loadDataDir?: Blob; 
     // PGlite has one backend; its query() and transaction() share one mutex,
     // so a query issued while a transaction runs waits for it to end.
     async query<R>(sql: string, params?: unknown[]) {
-      return toResult<R>(await pglite.query<R>(sql, params as any[]));
+      return toResult<R>(await pglite.query<R>(sql, params));
     },
     async exec(sql: string) {
       await pglite.exec(sql);

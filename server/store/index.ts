@@ -60,8 +60,8 @@ export function createStore(db: Db): Store {
   };
 }
 
-export { openDb, openPgliteDb, isUniqueViolation, isForeignKeyViolation, isUuid, sqlState, type Db, type OpenDbOptions, type QueryResult } from "./db.ts";
-export { migrate, migrationsStatus, listMigrations, defaultMigrationsDir, type MigrationsStatus } from "./migrate.ts";
+export type { Db, OpenDbOptions, QueryResult } from "./db.ts";
+export type { MigrationsStatus } from "./migrate.ts";
 export type { AgentRecord, AgentInventory } from "./agents.ts";
 export type { TechnicianRecord, TechnicianRole } from "./technicians.ts";
 export type { TokenRecord } from "./tokens.ts";

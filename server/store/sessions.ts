@@ -43,7 +43,7 @@ export interface SessionsRepository {
   touchOwnedActive(id: string, technicianId: string): Promise<SessionRecord | undefined>;
 }
 
-export const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
+const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
 
 const columns = `id, agent_id AS "agentId", technician_id AS "technicianId", status, opened_at AS "openedAt",
   last_activity_at AS "lastActivityAt", closed_at AS "closedAt", close_reason AS "closeReason"`;

@@ -23,7 +23,7 @@ describeDatabases("agent link", (kind) => {
   it("refuses upgrades without a key, with a wrong or revoked key, or the wrong subprotocol", async () => {
     const { agentId, agentKey } = await t.enrollAgent("gate-1");
     expect(await rawUpgrade(t.url, {})).toEqual({ status: 401, body: expect.stringContaining("missing agent key") });
-    expect(await rawUpgrade(t.url, { key: "guru_ak_" + "x".repeat(43) })).toEqual({ status: 401, body: expect.stringContaining("unknown agent key") });
+    expect(await rawUpgrade(t.url, { key: `guru_ak_${"x".repeat(43)}` })).toEqual({ status: 401, body: expect.stringContaining("unknown agent key") });
     expect(await rawUpgrade(t.url, { key: agentKey, protocol: "guru.wire.v0" })).toEqual({ status: 400, body: expect.stringContaining("this server speaks guru.wire.v1") });
     expect(await rawUpgrade(t.url, { key: agentKey, protocol: null })).toEqual({ status: 400, body: expect.stringContaining("subprotocol (none)") });
 

@@ -64,7 +64,7 @@ describeDatabases("guru cp and ls", (kind) => {
     const data = Buffer.from("0123456789".repeat(100_000));
     await writeFile(join(root, "notes.txt"), data);
     const local = join(t.tempDir, "notes.txt");
-    await writeFile(local + ".guru-part", data.subarray(0, 400_000));
+    await writeFile(`${local}.guru-part`, data.subarray(0, 400_000));
     const resumed = await runGuru(t, ["cp", "--resume", `cli-box-${kind}:notes.txt`, local]);
     expect(resumed.code, resumed.output).toBe(0);
     expect((await readFile(local)).equals(data)).toBe(true);
@@ -76,7 +76,7 @@ describeDatabases("guru cp and ls", (kind) => {
     const refused = await runGuru(t, ["cp", local, `cli-box-${kind}:/etc/guru-planted`]);
     expect(refused.code).toBe(1);
     expect(refused.output).toContain("outside the allowed paths");
-    const missing = await runGuru(t, ["cp", `cli-box-${kind}:nope.bin`, local + ".x"]);
+    const missing = await runGuru(t, ["cp", `cli-box-${kind}:nope.bin`, `${local}.x`]);
     expect(missing.code).toBe(1);
     const usage = await runGuru(t, ["cp", local, local]);
     expect(usage.code).not.toBe(0);

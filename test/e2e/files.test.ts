@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FileType, UploadStatus } from "../../gen/guru/api/v1/files_pb.js";
+import { FileType, UploadStatus, type ReadFileInfo, type ReadFileSummary } from "../../gen/guru/api/v1/files_pb.js";
 import { downloadFile, sha256OfFile, uploadFile } from "../../lib/file-transfer.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { startTestServer, type AgentProcess, type TestServer } from "../support/harness.ts";
@@ -34,7 +34,8 @@ async function bigFile(path: string, bytes: number): Promise<void> {
 
 async function collect(t: TestServer, sessionId: string, path: string, offset = 0, length = 0) {
   const chunks: Uint8Array[] = [];
-  let info, summary;
+  let info: ReadFileInfo | undefined;
+  let summary: ReadFileSummary | undefined;
   for await (const res of t.admin.files.readFile({ sessionId, path, offset: BigInt(offset), length: BigInt(length) })) {
     if (res.event.case === "info") info = res.event.value;
     else if (res.event.case === "chunk") chunks.push(res.event.value.data);
@@ -111,7 +112,7 @@ describeDatabases("files", (kind) => {
     expect(range.data.equals(bytes.subarray(10, 1010))).toBe(true);
     // The CLI's way: a partial file on disk continues from its length.
     const local = join(t.tempDir, "resumed.bin");
-    await writeFile(local + ".guru-part", bytes.subarray(0, 2 * MiB + 3));
+    await writeFile(`${local}.guru-part`, bytes.subarray(0, 2 * MiB + 3));
     const down = await downloadFile({ api: t.admin, session, remotePath: "resume.bin", localPath: local, resume: true });
     expect(down.resumedFrom).toBe(2 * MiB + 3);
     expect((await readFile(local)).equals(bytes)).toBe(true);
@@ -173,7 +174,7 @@ describeDatabases("files", (kind) => {
   it("refuses traversal, absolute paths outside and symlinks out, writing nothing", async () => {
     await writeFile(join(outside, "secret.txt"), "secret\n");
     await symlink(outside, join(root, "escape"));
-    const tries = ["../" + outside.split("/").at(-1) + "/secret.txt", join(outside, "secret.txt"), "escape/secret.txt", "/etc/passwd"];
+    const tries = [`../${outside.split("/").at(-1)}/secret.txt`, join(outside, "secret.txt"), "escape/secret.txt", "/etc/passwd"];
     for (const path of tries) {
       for (const call of [
         () => t.admin.files.stat({ sessionId, path }),

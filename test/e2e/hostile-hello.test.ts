@@ -4,7 +4,7 @@
 // A second Hello, a frame before Hello and a key revoked between the upgrade
 // and the Hello are refused too.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { HelloSchema, LinkErrorCode, TunnelReadySchema, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
 import { closeCodes } from "../../lib/wire/close-codes.ts";
 import { describeDatabases } from "../support/databases.ts";

@@ -30,7 +30,12 @@ function agentsFrom(url: string, localAddress: string, token: string) {
       baseUrl: url,
       httpVersion: "1.1",
       nodeOptions: { localAddress },
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${token}`);
+          return next(req);
+        },
+      ],
     }),
   );
 }
@@ -157,7 +162,12 @@ describeDatabases("limits", (kind) => {
 it("/readyz answers without the database driver's text and logs it instead", async () => {
   const db = await openDb({ databaseUrl: "postgres://someuser:s3cretpw@127.0.0.1:1/somedb", dataDir: "/nonexistent" });
   let logged = "";
-  const logger = pino({ level: "warn" }, new Writable({ write: (chunk, _enc, cb) => ((logged += chunk), cb()) }));
+  const logger = pino({ level: "warn" }, new Writable({
+      write: (chunk, _enc, cb) => {
+        logged += chunk;
+        cb();
+      },
+    }));
   const routes = createOperationalRoutes({ db, metrics: createMetrics().registry, logger });
   const listener = await startListener({
     host: "127.0.0.1",

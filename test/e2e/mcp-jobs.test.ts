@@ -5,7 +5,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../../mcp/stdio-client.ts";
+import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../support/mcp-stdio-client.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { waitFor } from "../support/raw-agent.ts";
 

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSysvFixture, processAlive, type SysvFixture } from "../../agent/system/sysv-test-fixture.ts";
-import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../../mcp/stdio-client.ts";
+import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../support/mcp-stdio-client.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 
 type Structured = Record<string, unknown>;

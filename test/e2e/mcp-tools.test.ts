@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../../mcp/stdio-client.ts";
+import { startGuruMcp, textOf, type CallToolResult, type GuruMcpChild } from "../support/mcp-stdio-client.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 
 type Structured = Record<string, unknown>;

@@ -5,7 +5,7 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { Shell } from "../../gen/guru/api/v1/exec_pb.js";
+import type { Shell } from "../../gen/guru/api/v1/exec_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { isGuruError } from "../../lib/errors.ts";
 import { openTerminalSocket, terminalSocketUrl } from "../../lib/terminal-client.ts";

@@ -152,7 +152,10 @@ describeDatabases("terminals", (kind) => {
     for (let i = 0; i < 20; i++) idle.push(await roundTrip());
 
     let floodBytes = 0;
-    const flood = await openTerminalSocket({ url: t.url, open: { token: own.token, sessionId: own.sessionId, command: "yes" }, onOutput: (d) => void (floodBytes += d.length) });
+    const flood = await openTerminalSocket({ url: t.url, open: { token: own.token, sessionId: own.sessionId, command: "yes" }, onOutput: (d) => {
+        floodBytes += d.length;
+      },
+    });
     const echo = await openShell(t.url, { token: own.token, sessionId: own.sessionId, command: "cat" });
     const busy: number[] = [];
     const echoes: number[] = [];

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AgentService } from "../../gen/guru/api/v1/agents_pb.js";
@@ -17,10 +17,12 @@ import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
 let t: TestServer;
 let certDir: string;
 let ca: Buffer;
-const bearer = (token: string) => (next: any) => (req: any) => {
-  req.header.set("authorization", `Bearer ${token}`);
-  return next(req);
-};
+function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
 
 beforeAll(async () => {
   certDir = await mkdtemp(join(tmpdir(), "guru-tls-"));

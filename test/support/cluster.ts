@@ -13,7 +13,7 @@ import { createApiClients, type ApiClients } from "../../lib/api-client.ts";
 import { createTestDb } from "./databases.ts";
 import { spawnGuru, type GuruProcess } from "./server-process.ts";
 
-export const sharedNatsUrl = process.env.TEST_NATS_URL || "nats://127.0.0.1:4222";
+const sharedNatsUrl = process.env.TEST_NATS_URL || "nats://127.0.0.1:4222";
 
 export interface ClusterNodeProcess {
   nodeId: string;
@@ -189,7 +189,11 @@ export async function startPrivateNats(): Promise<{ url: string; start(): Promis
     });
   }
   await start();
-  return { url: `nats://127.0.0.1:${port}`, start, stop, close: async () => (await stop(), await rm(dir, { recursive: true, force: true })) };
+  return { url: `nats://127.0.0.1:${port}`, start, stop, close: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 function freePort(): Promise<number> {
@@ -206,7 +210,10 @@ function freePort(): Promise<number> {
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, "127.0.0.1");
-    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once("error", () => resolve(false));
   });
 }

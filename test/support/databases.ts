@@ -96,14 +96,6 @@ export async function createTestDataDir(): Promise<{ dataDir: string; cleanup():
   return { dataDir, cleanup: () => fs.rm(dataDir, { recursive: true, force: true }) };
 }
 
-/** Empties every table but schema_migrations, for tests that share one database. */
-export async function truncateAll(db: Db): Promise<void> {
-  const { rows } = await db.query<{ name: string }>(
-    "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'",
-  );
-  if (rows.length > 0) await db.query(`TRUNCATE ${rows.map((r) => `"${r.name}"`).join(", ")} RESTART IDENTITY CASCADE`);
-}
-
 async function templateDir(): Promise<string> {
   // Outside vitest's globalSetup (a lone script), build or find the template here.
   return provided("guruPgliteTemplate") ?? (await ensurePgliteTemplate()).dir;

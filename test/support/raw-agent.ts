@@ -18,7 +18,7 @@ export function rawUpgrade(url: string, options: { key?: string; protocol?: stri
     const headers: Record<string, string> = {};
     if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
     const protocol = options.protocol === null ? undefined : (options.protocol ?? "guru.wire.v1");
-    const ws = new WebSocket(url.replace(/^http/, "ws") + "/agent", protocol, { headers, perMessageDeflate: false });
+    const ws = new WebSocket(`${url.replace(/^http/, "ws")}/agent`, protocol, { headers, perMessageDeflate: false });
     ws.on("unexpected-response", (_req, res) => {
       let body = "";
       res.on("data", (d) => (body += d));

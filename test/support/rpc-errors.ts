@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import { errorInfoOf } from "../../lib/api-errors.ts";
 
 export interface RpcFailure {

@@ -49,7 +49,10 @@ export async function openShell(url: string, open: Parameters<typeof openTermina
         if (left <= 0) throw new Error(`terminal output never matched ${pattern}: ${JSON.stringify(bytes().toString("utf8").slice(-2000))}`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
-          waiters.push(() => (clearTimeout(timer), resolve()));
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
       }
     },

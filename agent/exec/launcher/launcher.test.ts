@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../lib/logging.ts";
-import { isAlive, waitUntilDead } from "../exec-test-fixture.ts";
+import { isAlive, waitUntilDead } from "../../../test/support/exec-test-fixture.ts";
 import { createForkedLauncher, LaunchError, type LaunchedProcess, type ProcessLauncher } from "./launcher.ts";
 
 const posix = process.platform !== "win32";

@@ -217,7 +217,8 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   return {
     async launch(file, args, options) {
       if (closed) throw new GuruError("unavailable", "the agent is shutting down");
-      const launcher = (child ??= start());
+      child ??= start();
+      const launcher = child;
       const stdio = prepared.shift() ?? (await prepareStdio(launcher));
       refill();
       const { id } = stdio;

@@ -1,6 +1,6 @@
 // `guru mcp` as a child process behind the SDK's Client over stdio: how the
-// e2e tests and the benchmark drive it, exactly as Claude Code would. Kept in
-// mcp/ so that every import of the SDK stays in this folder.
+// e2e tests and the benchmark drive it, exactly as Claude Code would. In the
+// product only mcp/ imports the SDK; tests may import its Client from here.
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -8,7 +8,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 
 export type { CallToolResult };
 
-const guruBin = fileURLToPath(new URL("../bin/guru.js", import.meta.url));
+const guruBin = fileURLToPath(new URL("../../bin/guru.js", import.meta.url));
 
 export interface GuruMcpChild {
   client: Client;

@@ -5,10 +5,10 @@ import { mkdir, mkdtemp, realpath, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../lib/logging.ts";
-import type { LocalPolicy } from "../policy/local-policy.ts";
-import { createDirectLauncher, createForkedLauncher, type ProcessLauncher } from "./launcher/launcher.ts";
-import { createPathGuard } from "../policy/path-guard.ts";
-import { runCommand, type CommandIo, type CommandOutcome, type CommandSpec, type OutputStream, type RunCommandDeps } from "./run-command.ts";
+import type { LocalPolicy } from "../../agent/policy/local-policy.ts";
+import { createDirectLauncher, createForkedLauncher, type ProcessLauncher } from "../../agent/exec/launcher/launcher.ts";
+import { createPathGuard } from "../../agent/policy/path-guard.ts";
+import { runCommand, type CommandIo, type CommandOutcome, type CommandSpec, type OutputStream, type RunCommandDeps } from "../../agent/exec/run-command.ts";
 
 export type LauncherKind = "direct" | "launcher";
 

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
 import { GuruError, type ErrorKind } from "../../lib/errors.ts";
-import { createPathGuard, type PathGuard } from "../policy/path-guard.ts";
-import type { OpenUploadRequest } from "./uploads.ts";
+import { createPathGuard, type PathGuard } from "../../agent/policy/path-guard.ts";
+import type { OpenUploadRequest } from "../../agent/files/uploads.ts";
 
 export interface FilesFixture {
   root: string;
@@ -36,7 +36,7 @@ export async function expectGuruError(promise: Promise<unknown>, kind: ErrorKind
   return err as GuruError;
 }
 
-export const sha256Hex = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+const sha256Hex = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 
 /** An upload of `content` to `path` (id "up-1", no overwrite unless `extra` says so). */
 export function uploadRequest(path: string, content: Uint8Array, extra: Partial<OpenUploadRequest> = {}): OpenUploadRequest {

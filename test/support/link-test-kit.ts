@@ -5,15 +5,15 @@ import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { ExecRequestSchema, ExecResultSchema, ExitReason, OutputStream } from "../../gen/guru/wire/v1/exec_pb.js";
 import { FileReadRequestSchema, FileReadResultSchema, FileWriteRequestSchema, FileWriteResultSchema } from "../../gen/guru/wire/v1/files_pb.js";
-import { GuruError } from "../errors.ts";
+import { GuruError } from "../../lib/errors.ts";
 import { pino } from "pino";
 import { ChannelOpenSchema, type ChannelOpen, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
-import type { Logger } from "../logging.ts";
-import { decodeFrame, encodeFrame } from "./codec.ts";
-import { linkedFrameSockets, type FrameSocket } from "./frame-socket.ts";
-import type { HeartbeatOptions } from "./heartbeat.ts";
-import { createLink, type Channel, type ChannelMessage, type Link } from "./link.ts";
-import { defaultWireLimits, type WireLimits } from "./limits.ts";
+import type { Logger } from "../../lib/logging.ts";
+import { decodeFrame, encodeFrame } from "../../lib/wire/codec.ts";
+import { linkedFrameSockets, type FrameSocket } from "../../lib/wire/frame-socket.ts";
+import type { HeartbeatOptions } from "../../lib/wire/heartbeat.ts";
+import { createLink, type Channel, type ChannelMessage, type Link } from "../../lib/wire/link.ts";
+import { defaultWireLimits, type WireLimits } from "../../lib/wire/limits.ts";
 
 export interface LogLine {
   level: number;
@@ -34,7 +34,7 @@ export function capturingLogger(): { logger: Logger; lines: LogLine[] } {
 }
 
 /** Wraps a socket; `onSend`/`onReceive` see every message; `dropReceive`/`dropSend` simulate a silent peer. */
-export function tapSocket(
+function tapSocket(
   socket: FrameSocket,
   hooks: { onSend?: (bytes: Uint8Array) => void; onReceive?: (bytes: Uint8Array) => void } = {},
 ): FrameSocket & { dropReceive: boolean; dropSend: boolean } {
@@ -86,8 +86,7 @@ export function linkPair(options: {
   onServerSocketSend?: (bytes: Uint8Array) => void;
 }): LinkPair {
   const limits = { ...defaultWireLimits, ...options.limits };
-  let [rawServer, rawAgent]: [FrameSocket, FrameSocket] = [options.serverSocket!, options.agentSocket!];
-  if (!rawServer || !rawAgent) [rawServer, rawAgent] = linkedFrameSockets();
+  const [rawServer, rawAgent] = options.serverSocket && options.agentSocket ? [options.serverSocket, options.agentSocket] : linkedFrameSockets();
   const serverSocket = tapSocket(rawServer, { onSend: options.onServerSocketSend });
   const agentSocket = tapSocket(rawAgent);
   const serverLogger = capturingLogger();
