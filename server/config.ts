@@ -55,6 +55,7 @@ export const serverOptions = {
   // Partner integration (guru.integration.v1).
   consentTimeoutMs: { env: "GURU_CONSENT_TIMEOUT_MS", ...ms("how long the person at an endpoint has to answer a consent request; no answer is a denial", 30_000, 100) },
   publicUrl: { env: "GURU_PUBLIC_URL", flag: "public-url", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL as partners' browsers reach it, for viewer URLs; default the listener's own URL" },
+  viewerFrameAncestors: { env: "GURU_VIEWER_FRAME_ANCESTORS", schema: stringList, default: [] as string[], describe: "origins that may frame the web viewer besides the integration keys' allowed origins, for technicians' own tools (comma-separated, e.g. https://tools.example.com)" },
   watchHeartbeatMs: { env: "GURU_WATCH_HEARTBEAT_MS", ...ms("how often a quiet WatchSessions stream gets a heartbeat message", 15_000, 100) },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", describe: "log level" },
 };
