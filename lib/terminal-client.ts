@@ -18,6 +18,8 @@ export interface TerminalClientOptions {
   /** The server's base URL (http or https). */
   url: string;
   open: MessageInitShape<typeof TerminalOpenSchema> & { token: string; sessionId: string };
+  /** The Origin header, as a browser page would send it. */
+  origin?: string;
   onOutput(data: Buffer): void;
   /** How long the server has to answer the open. */
   timeoutMs?: number;
@@ -62,7 +64,11 @@ export function terminalSocketUrl(baseUrl: string): string {
 }
 
 export function openTerminalSocket(options: TerminalClientOptions): Promise<TerminalConnection> {
-  const ws = new WebSocket(terminalSocketUrl(options.url), terminalProtocol, { perMessageDeflate: false, ...(options.ca ? { ca: options.ca } : {}) });
+  const ws = new WebSocket(terminalSocketUrl(options.url), terminalProtocol, {
+    perMessageDeflate: false,
+    ...(options.ca ? { ca: options.ca } : {}),
+    ...(options.origin ? { origin: options.origin } : {}),
+  });
   const send = (message: MessageInitShape<typeof TerminalClientMessageSchema>) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(toJsonString(TerminalClientMessageSchema, create(TerminalClientMessageSchema, message)));
   };

@@ -55,6 +55,7 @@ const serverOptions = {
   // Partner integration (guru.integration.v1).
   consentTimeoutMs: { env: "GURU_CONSENT_TIMEOUT_MS", ...ms("how long the person at an endpoint has to answer a consent request; no answer is a denial", 30_000, 100) },
   publicUrl: { env: "GURU_PUBLIC_URL", flag: "public-url", schema: z.url(), default: undefined as string | undefined, describe: "the server's URL as partners' browsers reach it, for viewer URLs; default the listener's own URL" },
+  viewerFrameAncestors: { env: "GURU_VIEWER_FRAME_ANCESTORS", schema: stringList, default: [] as string[], describe: "origins that may frame the web viewer besides the integration keys' allowed origins, for technicians' own tools (comma-separated, e.g. https://tools.example.com)" },
   watchHeartbeatMs: { env: "GURU_WATCH_HEARTBEAT_MS", ...ms("how often a quiet WatchSessions stream gets a heartbeat message", 15_000, 100) },
   natsUrl: { env: "GURU_NATS_URL", flag: "nats-url", schema: z.string().regex(/^(nats|tls|wss?):\/\//, "must be a nats://, tls:// or ws(s):// URL"), default: undefined as string | undefined, describe: "NATS server(s) to join a cluster of server nodes on one database (comma-separated URLs); without it the server runs alone" },
   nodeId: { env: "GURU_NODE_ID", flag: "node-id", schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "letters, digits, '-' and '_' only (1 to 64)"), default: undefined as string | undefined, describe: "this node's name in the cluster, unique among the nodes and kept across restarts (default: the host name)" },

@@ -38,6 +38,8 @@ import { createOperationalRoutes } from "./http/health.ts";
 import { startListener } from "./http/listener.ts";
 import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
 import { joinCluster, type Cluster } from "./cluster/join-cluster.ts";
+import { createViewerAuthenticator } from "./http/viewer-authenticator.ts";
+import { createViewerRoutes, setDefaultSecurityHeaders } from "./http/viewer-routes.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
 import { createAgentFiles } from "./link/agent-files.ts";
@@ -205,7 +207,19 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     },
   });
   const recordings = createRecordingService({ store });
-  const terminalSockets = createTerminalSocketServer({ terminals, authenticate: technicianAuthenticator(tokens), logger: logger.child({ part: "terminal-socket" }) });
+  const authenticate = createViewerAuthenticator({
+    viewerTokens,
+    store,
+    events: sessionEvents,
+    technician: technicianAuthenticator(tokens),
+    // The consent prompt's own timeout decides; this only bounds a wait nobody ends.
+    maxPendingWaitMs: config.consentTimeoutMs + config.tunnelOpenTimeoutMs,
+  });
+  const terminalSockets = createTerminalSocketServer({ terminals, authenticate, logger: logger.child({ part: "terminal-socket" }) });
+  const viewer = createViewerRoutes({
+    keyOrigins: async () => (await store.integrationKeys.list()).filter((k) => k.revokedAt === null).flatMap((k) => k.allowedOrigins),
+    frameAncestors: config.viewerFrameAncestors,
+  });
   const system = createSystemService({
     store,
     sessions,
@@ -322,19 +336,22 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       http2IdleTimeoutMs: config.http2IdleTimeoutMs,
     },
     onRequest(req, res) {
-      operational(req, res).then(
-        (handled) => {
-          if (!handled) rpc(req, res);
-        },
-        (err: unknown) => {
-          // /metrics or /readyz failed in a way they do not answer themselves.
-          logger.error({ err, url: req.url }, "operational route failed");
-          // Both response kinds have these; their overloads do not unify in TypeScript.
-          const out = res as ServerResponse;
-          if (!out.headersSent) out.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-          out.end("internal error\n");
-        },
-      );
+      setDefaultSecurityHeaders(res);
+      operational(req, res)
+        .then(async (handled) => handled || (await viewer(req, res)))
+        .then(
+          (handled) => {
+            if (!handled) rpc(req, res);
+          },
+          (err: unknown) => {
+            // /metrics, /readyz or the viewer failed in a way they do not answer themselves.
+            logger.error({ err, url: req.url }, "operational route failed");
+            // Both response kinds have these; their overloads do not unify in TypeScript.
+            const out = res as ServerResponse;
+            if (!out.headersSent) out.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+            out.end("internal error\n");
+          },
+        );
     },
     onUpgrade(req, socket, head) {
       const path = (req.url ?? "").split("?")[0];

@@ -57,7 +57,6 @@ const valueTypeNames = invert(valueTypes);
 export const wireAction = (a: ServiceAction): WireAction => actions[a];
 /** undefined for UNSPECIFIED or a number this build does not know. */
 export const actionName = (a: WireAction): ServiceAction | undefined => actionNames[a];
-const wireValueType = (t: RegistryValueType): WireValueType => valueTypes[t];
 export const valueTypeName = (t: WireValueType): RegistryValueType | undefined => valueTypeNames[t];
 
 export function toWireService(s: ServiceInfo): WireServiceInfo {

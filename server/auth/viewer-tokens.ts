@@ -19,9 +19,12 @@ export interface RedeemedViewerToken {
   sessionId: string;
   agentId: string;
   technicianId: string;
+  technicianName: string;
   capabilities: string[];
   origin: string;
   keyId: string;
+  /** The token's own id: what the viewer's work is audited under. */
+  jti: string;
 }
 
 /** "https://Example.com:443/" → "https://example.com": origins compare as the browser sends them. */
@@ -113,7 +116,7 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
       return refuse("unauthenticated", "the viewer token's session has ended", "VIEWER_TOKEN_REVOKED");
     }
     await store.integrationKeys.audit({ keyId: redeemed.keyId, method: "RedeemViewerToken", outcome: "ok", sessionId: session.id, agentId: session.agentId, detail: { origin: redeemed.origin } });
-    return { sessionId: session.id, agentId: session.agentId, technicianId: session.technicianId, capabilities: session.capabilities, origin: redeemed.origin, keyId: redeemed.keyId };
+    return { sessionId: session.id, agentId: session.agentId, technicianId: session.technicianId, technicianName: session.technicianName, capabilities: session.capabilities, origin: redeemed.origin, keyId: redeemed.keyId, jti };
   }
 
   return { mint, redeemViewerToken };

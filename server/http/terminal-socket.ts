@@ -30,8 +30,25 @@ import { apiShells } from "../../lib/wire/exec-enums.ts";
 
 const terminalProtocol = "guru.terminal.v1";
 
+/** What the upgrade request says about the client, and a way to tell it the terminal waits. */
+export interface TerminalRequestContext {
+  /** The browser's Origin header, if any. */
+  origin: string | undefined;
+  /** The Host header the client connected with. */
+  host: string | undefined;
+  /** Tells the client the terminal waits (for consent) before opening. */
+  waiting(reason: string, message: string): void;
+}
+
+export interface AuthenticatedTerminal {
+  principal: Principal;
+  input: TerminalInput;
+  /** A viewer token's origin, echoed in the opened message. */
+  origin?: string;
+}
+
 /** Turns the open message into who is asking and what for; the viewer adds its own tokens here. */
-export type TerminalAuthenticator = (open: TerminalOpen) => Promise<{ principal: Principal; input: TerminalInput }>;
+export type TerminalAuthenticator = (open: TerminalOpen, context: TerminalRequestContext) => Promise<AuthenticatedTerminal>;
 
 export interface TerminalSocketOptions {
   terminals: Pick<TerminalService, "open">;
@@ -51,14 +68,16 @@ const reasons = { exited: ExitReason.EXITED, timed_out: ExitReason.TIMED_OUT, ca
 /** The technician-token authenticator: the open message's token, as `Authorization: Bearer` would carry it. */
 export function technicianAuthenticator(tokens: { verify(token: string): Promise<Principal> }): TerminalAuthenticator {
   return async (open) => {
-    if (open.token === "") throw new GuruError("unauthenticated", "missing token: put the technician token in the open message");
+    if (open.token === "") throw new GuruError("unauthenticated", "missing token: put the technician token (or a viewer token) in the open message");
     const principal = await tokens.verify(open.token);
-    const shell = open.shell === Shell.UNSPECIFIED ? undefined : (apiShells.fromEnum(open.shell) ?? `shell enum ${open.shell}`);
-    return {
-      principal,
-      input: { sessionId: open.sessionId, command: open.command, shell, workingDir: open.workingDir, columns: open.columns, rows: open.rows, env: open.env, term: open.term },
-    };
+    return { principal, input: terminalInput(open, open.sessionId) };
   };
+}
+
+/** What the open message asks for, on the given tunnel session. */
+export function terminalInput(open: TerminalOpen, sessionId: string): TerminalInput {
+  const shell = open.shell === Shell.UNSPECIFIED ? undefined : (apiShells.fromEnum(open.shell) ?? `shell enum ${open.shell}`);
+  return { sessionId, command: open.command, shell, workingDir: open.workingDir, columns: open.columns, rows: open.rows, env: open.env, term: open.term };
 }
 
 export function createTerminalSocketServer(options: TerminalSocketOptions) {
@@ -98,7 +117,13 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
       ws.once("close", () => sockets.delete(ws));
-      void serve(ws, leavePending).catch((err: unknown) => logger.error({ err }, "terminal socket failed"));
+      const header = (name: string) => (typeof req.headers[name] === "string" ? req.headers[name] : undefined);
+      const context = {
+        origin: header("origin"),
+        host: header("host"),
+        waiting: (reason: string, message: string) => send(ws, { message: { case: "waiting", value: { reason, message } } }),
+      };
+      void serve(ws, context, leavePending).catch((err: unknown) => logger.error({ err }, "terminal socket failed"));
     });
   }
 
@@ -113,7 +138,7 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
     ws.close(1000, "terminal refused");
   }
 
-  async function serve(ws: WebSocket, leavePending: () => void): Promise<void> {
+  async function serve(ws: WebSocket, context: TerminalRequestContext, leavePending: () => void): Promise<void> {
     // What the client sends while the terminal starts (a resize, early keys) is kept for it.
     const early: [RawData, boolean][] = [];
     const keep = (raw: RawData, isBinary: boolean) => void early.push([raw, isBinary]);
@@ -125,8 +150,11 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
       .finally(leavePending);
     if (open === undefined) return;
     let terminal: TerminalHandle;
+    let origin: string | undefined;
     try {
-      const { principal, input } = await options.authenticate(open);
+      const authenticated = await options.authenticate(open, context);
+      origin = authenticated.origin;
+      const { principal, input } = authenticated;
       terminal = await options.terminals.open(principal, input);
     } catch (err) {
       fail(ws, err);
@@ -139,7 +167,7 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
       for await (const _ of terminal.events()) break;
       return;
     }
-    send(ws, { message: { case: "opened", value: { terminalId: terminal.id, sessionId: terminal.sessionId, agentId: terminal.agentId } } });
+    send(ws, { message: { case: "opened", value: { terminalId: terminal.id, sessionId: terminal.sessionId, agentId: terminal.agentId, origin: origin ?? "" } } });
     relayInput(ws, terminal, early);
     ws.once("close", () => terminal.close("the client disconnected"));
     try {

@@ -21,13 +21,14 @@ export interface ShellClient {
   until(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-export async function openShell(url: string, open: Parameters<typeof openTerminalSocket>[0]["open"], options: { ca?: Buffer } = {}): Promise<ShellClient> {
+export async function openShell(url: string, open: Parameters<typeof openTerminalSocket>[0]["open"], options: { ca?: Buffer; origin?: string } = {}): Promise<ShellClient> {
   const chunks: Buffer[] = [];
   let waiters: (() => void)[] = [];
   const conn = await openTerminalSocket({
     url,
     open,
     ca: options.ca,
+    origin: options.origin,
     onOutput(data) {
       chunks.push(Buffer.from(data));
       const w = waiters;

@@ -112,6 +112,26 @@ export declare type TerminalOpen = Message<"guru.api.v1.TerminalOpen"> & {
    * @generated from field: string term = 9;
    */
   term: string;
+
+  /**
+   * Instead of token: a viewer token minted through the integration API
+   * (MintViewerToken). Single use, bound to its partner session (session_id may
+   * be empty or must name it) and to the origin it was minted for, which is the
+   * socket's Origin header, or viewer_origin when the socket comes from the
+   * server's own viewer page.
+   *
+   * @generated from field: string viewer_token = 10;
+   */
+  viewerToken: string;
+
+  /**
+   * The origin of the page embedding the viewer, as the viewer page saw it on
+   * the postMessage that carried the token. Considered only when the socket's
+   * Origin is the server's own (its viewer page); ignored otherwise.
+   *
+   * @generated from field: string viewer_origin = 11;
+   */
+  viewerOrigin: string;
 };
 
 /**
@@ -180,6 +200,15 @@ export declare type TerminalServerMessage = Message<"guru.api.v1.TerminalServerM
      */
     value: TerminalError;
     case: "error";
+  } | {
+    /**
+     * The terminal waits before opening: an attended partner session waits for
+     * the consent of the person at the endpoint. Opened or error follows.
+     *
+     * @generated from field: guru.api.v1.TerminalWaiting waiting = 4;
+     */
+    value: TerminalWaiting;
+    case: "waiting";
   } | { case: undefined; value?: undefined };
 };
 
@@ -188,6 +217,29 @@ export declare type TerminalServerMessage = Message<"guru.api.v1.TerminalServerM
  * Use `create(TerminalServerMessageSchema)` to create a new message.
  */
 export declare const TerminalServerMessageSchema: GenMessage<TerminalServerMessage>;
+
+/**
+ * @generated from message guru.api.v1.TerminalWaiting
+ */
+export declare type TerminalWaiting = Message<"guru.api.v1.TerminalWaiting"> & {
+  /**
+   * "consent": the person at the endpoint is being asked.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message guru.api.v1.TerminalWaiting.
+ * Use `create(TerminalWaitingSchema)` to create a new message.
+ */
+export declare const TerminalWaitingSchema: GenMessage<TerminalWaiting>;
 
 /**
  * @generated from message guru.api.v1.TerminalOpened
@@ -209,6 +261,14 @@ export declare type TerminalOpened = Message<"guru.api.v1.TerminalOpened"> & {
    * @generated from field: string agent_id = 3;
    */
   agentId: string;
+
+  /**
+   * With a viewer token: the origin the token was minted for, the only origin
+   * the viewer page tells about the terminal (postMessage).
+   *
+   * @generated from field: string origin = 4;
+   */
+  origin: string;
 };
 
 /**
