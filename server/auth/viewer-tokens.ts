@@ -84,7 +84,7 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
     try {
       return await redeem(token, origin);
     } catch (err) {
-      const reason = err instanceof GuruError ? String(err.details.reason ?? err.kind) : "internal";
+      const reason = err instanceof GuruError ? err.reason : "internal";
       await store.integrationKeys.audit({ method: "RedeemViewerToken", outcome: "refused", reason: (err as Error).message, detail: { reason, origin } });
       throw err;
     }

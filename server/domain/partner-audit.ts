@@ -28,7 +28,7 @@ export function createPartnerAudit(store: Store) {
           sessionId: asked.sessionId,
           agentId: asked.agentId,
           reason: failure.message,
-          detail: { ...asked.detail, kind: failure.kind, reason: failure.details.reason },
+          detail: { ...asked.detail, kind: failure.kind, reason: failure.reason },
         });
         throw err;
       }

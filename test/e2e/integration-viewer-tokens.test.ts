@@ -41,22 +41,22 @@ describeDatabases("viewer tokens", (kind) => {
     expect(minted.viewerUrl).not.toContain(minted.token);
     const wrongOrigin = await refusal(redeem(minted.token, "https://other.example.com"));
     expect(wrongOrigin.kind).toBe("denied");
-    expect(wrongOrigin.details.reason).toBe("VIEWER_TOKEN_WRONG_ORIGIN");
+    expect(wrongOrigin.reason).toBe("VIEWER_TOKEN_WRONG_ORIGIN");
     // The refusal consumed nothing: the right origin still redeems it, once.
     const redeemed = await redeem(minted.token);
     expect(redeemed).toMatchObject({ sessionId, origin, capabilities: ["exec", "files"] });
     const again = await refusal(redeem(minted.token));
-    expect(again.details.reason).toBe("VIEWER_TOKEN_USED");
+    expect(again.reason).toBe("VIEWER_TOKEN_USED");
     // Neither a technician API token nor a forged one.
     expect((await refusal(h.server.tokens.verify(minted.token))).kind).toBe("unauthenticated");
-    expect((await refusal(redeem(h.adminToken))).details.reason).toBe("VIEWER_TOKEN_INVALID");
-    expect((await refusal(redeem(`${minted.token.slice(0, -4)}AAAA`))).details.reason).toBe("VIEWER_TOKEN_INVALID");
+    expect((await refusal(redeem(h.adminToken))).reason).toBe("VIEWER_TOKEN_INVALID");
+    expect((await refusal(redeem(`${minted.token.slice(0, -4)}AAAA`))).reason).toBe("VIEWER_TOKEN_INVALID");
   });
 
   it("refuses an expired token", async () => {
     const minted = await partner.mintViewerToken({ sessionId, origin, ttlSeconds: 1 });
     await new Promise((r) => setTimeout(r, 2100));
-    expect((await refusal(redeem(minted.token))).details.reason).toBe("VIEWER_TOKEN_EXPIRED");
+    expect((await refusal(redeem(minted.token))).reason).toBe("VIEWER_TOKEN_EXPIRED");
   });
 
   it("refuses to mint for an origin the key does not allow, a too long life, or another key's session", async () => {
@@ -72,7 +72,7 @@ describeDatabases("viewer tokens", (kind) => {
   it("revokes unused tokens when the session ends, and mints none for an ended session", async () => {
     const minted = await partner.mintViewerToken({ sessionId, origin });
     await partner.endSession({ sessionId, reason: "technician done" });
-    expect((await refusal(redeem(minted.token))).details.reason).toBe("VIEWER_TOKEN_REVOKED");
+    expect((await refusal(redeem(minted.token))).reason).toBe("VIEWER_TOKEN_REVOKED");
     const ended = await errorOf(partner.mintViewerToken({ sessionId, origin }));
     expect(ended.code).toBe(Code.FailedPrecondition);
     const audit = await h.server.store.integrationKeys.listAudit({ sessionId });
