@@ -33,7 +33,9 @@ export async function readAgentKey(sources: AgentKeySources): Promise<string> {
     try {
       mode = (await stat(file)).mode;
     } catch (err) {
-      throw new GuruError("invalid", `agent key file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { details: { file } });
+      throw new GuruError("invalid", `agent key file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
+        details: { file },
+      });
     }
     // Windows has no mode bits to check; its ACLs are the owner's business.
     if (platform !== "win32" && (mode & 0o077) !== 0) {
@@ -43,7 +45,8 @@ export async function readAgentKey(sources: AgentKeySources): Promise<string> {
       });
     }
     const key = (await readFile(file, "utf8")).trim();
-    if (key.length < minKeyChars) throw new GuruError("invalid", `agent key file ${file} does not hold an agent key (fewer than ${minKeyChars} characters)`, { details: { file } });
+    if (key.length < minKeyChars)
+      throw new GuruError("invalid", `agent key file ${file} does not hold an agent key (fewer than ${minKeyChars} characters)`, { details: { file } });
     return key;
   }
   if (sources.key !== undefined) return sources.key;

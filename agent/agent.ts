@@ -94,7 +94,12 @@ export function startAgent(options: AgentOptions): RunningAgent {
           current.sendControl({ case: "tunnelReady", value: create(TunnelReadySchema, { sessionId: req.sessionId, refusedReason: consent.reason }) });
           return;
         }
-        const result = tunnel.open({ sessionId: req.sessionId, technicianId: req.technicianId, technicianName: req.technicianName, capabilities: consent.capabilities });
+        const result = tunnel.open({
+          sessionId: req.sessionId,
+          technicianId: req.technicianId,
+          technicianName: req.technicianName,
+          capabilities: consent.capabilities,
+        });
         if (result.ok) logger.info({ sessionId: req.sessionId, technician: req.technicianName }, "tunnel mode");
         else logger.warn({ sessionId: req.sessionId, reason: result.reason }, "refused a second tunnel");
         current.sendControl({

@@ -33,14 +33,19 @@ export function createTunnelState() {
     /** An approval covers the capabilities it listed and no others. */
     requireCapability(capability: string): void {
       if (active?.capabilities !== undefined && !active.capabilities.includes(capability)) {
-        throw new GuruError("denied", `the person at the endpoint approved ${active.capabilities.join(", ") || "nothing"} for this session, not ${capability}`, {
-          details: { capability },
-        });
+        throw new GuruError(
+          "denied",
+          `the person at the endpoint approved ${active.capabilities.join(", ") || "nothing"} for this session, not ${capability}`,
+          {
+            details: { capability },
+          },
+        );
       }
     },
     /** The tunnel an operation claims to belong to must be the active one. */
     require(sessionId: string): ActiveTunnel {
-      if (active === undefined) throw new GuruError("failed_precondition", "the agent has no active tunnel", { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId } });
+      if (active === undefined)
+        throw new GuruError("failed_precondition", "the agent has no active tunnel", { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId } });
       if (active.sessionId !== sessionId) throw new GuruError("denied", `session ${sessionId} is not the agent's active tunnel`, { metadata: { sessionId } });
       return active;
     },

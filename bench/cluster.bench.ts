@@ -36,7 +36,7 @@ export async function run(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const out = createWriteStream(file);
       const block = Buffer.alloc(MiB);
-      for (let i = 0; i < MiB; i += 4) block.writeUInt32LE(i * 2654435761 >>> 0, i);
+      for (let i = 0; i < MiB; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i);
       let left = sizeMiB;
       const write = () => {
         while (left > 0) {
@@ -51,7 +51,8 @@ export async function run(): Promise<void> {
     const owner = cluster.nodes[0].api;
     const relay = cluster.nodes[1].api;
     // Ownership reaches node 2 through a notice; wait for it.
-    for (let i = 0; i < 100 && !(await relay.agents.listAgents({})).agents.find((a) => a.agentId === agent.agentId)?.online; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !(await relay.agents.listAgents({})).agents.find((a) => a.agentId === agent.agentId)?.online; i++)
+      await new Promise((r) => setTimeout(r, 50));
     const { sessionId } = await owner.sessions.openTunnel({ agentId: agent.agentId });
 
     const same: number[] = [];
@@ -61,7 +62,15 @@ export async function run(): Promise<void> {
       await relay.exec.runCommand({ sessionId, command: "true" });
     }
     for (let i = 0; i < rounds; i++) {
-      for (const [api, into] of i % 2 === 0 ? ([[owner, same], [relay, cross]] as const) : ([[relay, cross], [owner, same]] as const)) {
+      for (const [api, into] of i % 2 === 0
+        ? ([
+            [owner, same],
+            [relay, cross],
+          ] as const)
+        : ([
+            [relay, cross],
+            [owner, same],
+          ] as const)) {
         const started = performance.now();
         await api.exec.runCommand({ sessionId, command: "true" });
         into.push(performance.now() - started);
@@ -71,11 +80,18 @@ export async function run(): Promise<void> {
     const c50 = percentile(cross, 50);
     process.stdout.write(`command round trip (${rounds} each, interleaved)\n`);
     process.stdout.write(`  same node   p50 ${s50.toFixed(2)} ms  p99 ${percentile(same, 99).toFixed(2)} ms\n`);
-    process.stdout.write(`  cross node  p50 ${c50.toFixed(2)} ms  p99 ${percentile(cross, 99).toFixed(2)} ms  (p50 +${(c50 - s50).toFixed(2)} ms; target within 2 ms)\n`);
+    process.stdout.write(
+      `  cross node  p50 ${c50.toFixed(2)} ms  p99 ${percentile(cross, 99).toFixed(2)} ms  (p50 +${(c50 - s50).toFixed(2)} ms; target within 2 ms)\n`,
+    );
 
     const rates: Record<"same" | "cross", number[]> = { same: [], cross: [] };
     let expectedSha: string | undefined;
-    for (const [label, api] of [["same", owner], ["cross", relay], ["same", owner], ["cross", relay]] as const) {
+    for (const [label, api] of [
+      ["same", owner],
+      ["cross", relay],
+      ["same", owner],
+      ["cross", relay],
+    ] as const) {
       const d = await download(api, sessionId, file);
       if (d.bytes !== sizeMiB * MiB) throw new Error(`${label}: ${d.bytes} bytes, expected ${sizeMiB * MiB}`);
       expectedSha ??= d.sha;

@@ -86,7 +86,12 @@ async function runOn(databaseUrl: string | undefined, runs: number): Promise<voi
   });
   try {
     await quick.waitFor(/GuruTunnel is ready/, 120_000);
-    const env = Object.fromEntries((await readFile(join(dataDir, "env"), "utf8")).trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    const env = Object.fromEntries(
+      (await readFile(join(dataDir, "env"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
     const api = createApiClients({ url: env.GURU_URL, token: env.GURU_TOKEN });
     const { sessionId } = await api.sessions.openTunnel({ agentId: env.GURU_AGENT_ID });
     const runTrue = async () => {
@@ -133,7 +138,9 @@ async function runOn(databaseUrl: string | undefined, runs: number): Promise<voi
     out(`RunCommand('true') via Guru      ${fmt(g50)} ${fmt(g99)}`);
     out(`added                            ${fmt(g50 - b50)} ${fmt(g99 - b99)}   target ≤ 3 / ≤ 10 ms: ${g50 - b50 <= 3 && g99 - b99 <= 10 ? "met" : "MISSED"}`);
     out(`ratio to spawn                   ${(g50 / b50).toFixed(2).padStart(7)}× ${(g99 / b99).toFixed(2).padStart(7)}×`);
-    out(`${concurrentCommands} at once on one agent         ${fmt(c50)} ${fmt(c99)}   completed ${completed}/${attempted}; p99 ${(c99 / g99).toFixed(2)}× single (target ≤ 3×: ${completed === attempted && c99 <= 3 * g99 ? "met" : "MISSED"})`);
+    out(
+      `${concurrentCommands} at once on one agent         ${fmt(c50)} ${fmt(c99)}   completed ${completed}/${attempted}; p99 ${(c99 / g99).toFixed(2)}× single (target ≤ 3×: ${completed === attempted && c99 <= 3 * g99 ? "met" : "MISSED"})`,
+    );
     await api.sessions.closeTunnel({ sessionId });
   } finally {
     await quick.stop("SIGINT");

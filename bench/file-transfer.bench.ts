@@ -94,7 +94,9 @@ async function rawWs(direction: "up" | "down", totalBytes: number): Promise<numb
 async function rawRelay(direction: "up" | "down", totalBytes: number): Promise<number> {
   const relay = fork(fileURLToPath(import.meta.url), ["--relay"], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const port = await new Promise<number>((r) => relay.once("message", (m) => r(m as number)));
-  const sink = fork(fileURLToPath(import.meta.url), ["--relay-end", direction === "up" ? "receive" : "send", String(port), String(totalBytes)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const sink = fork(fileURLToPath(import.meta.url), ["--relay-end", direction === "up" ? "receive" : "send", String(port), String(totalBytes)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   await new Promise((r) => sink.once("message", r)); // connected
   const ws = new WebSocket(`ws://127.0.0.1:${port}/${direction === "up" ? "in" : "out"}`, { perMessageDeflate: false, maxPayload: 64 * MiB });
   await new Promise((r) => ws.once("open", r));
@@ -238,7 +240,10 @@ function cpuOf(pid: number): number {
 }
 
 /** Peak RSS growth and CPU seconds of each process while `run` runs, sampled every 20 ms. */
-async function watchRss<T>(pids: Record<string, number>, run: () => Promise<T>): Promise<{ result: T; growthMiB: Record<string, number>; cpuS: Record<string, number> }> {
+async function watchRss<T>(
+  pids: Record<string, number>,
+  run: () => Promise<T>,
+): Promise<{ result: T; growthMiB: Record<string, number>; cpuS: Record<string, number> }> {
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuOf(pid)]));
   const start = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssOf(pid)]));
   const peak = { ...start };
@@ -299,7 +304,10 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     const api: ApiClients = createApiClients({ url, token });
     const { agentId, agentKey } = await api.admin.enrollAgent({ name: "bench" });
     const agentRoot = join(dir, "agent-root");
-    const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dir, "agent-state"), "--allow", agentRoot], { GURU_AGENT_KEY: agentKey, GURU_LOG_LEVEL: "warn" });
+    const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dir, "agent-state"), "--allow", agentRoot], {
+      GURU_AGENT_KEY: agentKey,
+      GURU_LOG_LEVEL: "warn",
+    });
     procs.push(agent.child);
     await import("node:fs/promises").then((fs) => fs.mkdir(agentRoot, { recursive: true }));
     while (!(await api.agents.listAgents({})).agents.find((a) => a.agentId === agentId)?.online) await new Promise((r) => setTimeout(r, 50));
@@ -358,25 +366,39 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     const relayUp = mibPerS(totalBytes, relayUpMs);
     const relayDown = mibPerS(totalBytes, relayDownMs);
     const row = (name: string, rate: number, raw: number, relayed: number) =>
-      print(`${name.padEnd(34)} ${rate.toFixed(0).padStart(6)} MiB/s   ×${(rate / raw).toFixed(2)} of raw ws   ×${(rate / relayed).toFixed(2)} of raw ws via a relay   ×${(rate / disk).toFixed(2)} of disk copy`);
+      print(
+        `${name.padEnd(34)} ${rate.toFixed(0).padStart(6)} MiB/s   ×${(rate / raw).toFixed(2)} of raw ws   ×${(rate / relayed).toFixed(2)} of raw ws via a relay   ×${(rate / disk).toFixed(2)} of disk copy`,
+      );
     print(`${totalMiB} MiB, ${chunkBytes / 1024} KiB wire chunks, 8 MiB UploadChunk calls (2 in flight)`);
     print(`${"disk copy (read+write+fsync)".padEnd(34)} ${disk.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws server→client (upload dir)".padEnd(34)} ${rawUp.toFixed(0).padStart(6)} MiB/s`);
     print(`${"raw ws client→server (download dir)".padEnd(34)} ${rawDown.toFixed(0).padStart(6)} MiB/s`);
-    print(`${"Connect stream from memory".padEnd(34)} ${mibPerS(totalBytes, connectMs).toFixed(0).padStart(6)} MiB/s   ×${(mibPerS(totalBytes, connectMs) / rawDown).toFixed(2)} of raw ws (the API layer alone, no agent, no disk)`);
-    print(`${"raw ws via a relay, up".padEnd(34)} ${relayUp.toFixed(0).padStart(6)} MiB/s   (3 processes, 2 hops, like GuruTunnel's path; no protocol, hashing or disk)`);
+    print(
+      `${"Connect stream from memory".padEnd(34)} ${mibPerS(totalBytes, connectMs).toFixed(0).padStart(6)} MiB/s   ×${(mibPerS(totalBytes, connectMs) / rawDown).toFixed(2)} of raw ws (the API layer alone, no agent, no disk)`,
+    );
+    print(
+      `${"raw ws via a relay, up".padEnd(34)} ${relayUp.toFixed(0).padStart(6)} MiB/s   (3 processes, 2 hops, like GuruTunnel's path; no protocol, hashing or disk)`,
+    );
     print(`${"raw ws via a relay, down".padEnd(34)} ${relayDown.toFixed(0).padStart(6)} MiB/s`);
     row("guru upload (to agent disk)", mibPerS(totalBytes, upMs), rawUp, relayUp);
     row("guru download (to local disk)", mibPerS(totalBytes, downMs), rawDown, relayDown);
     print(`local SHA-256 before the upload: ${(hashMs / 1000).toFixed(2)} s (${mibPerS(totalBytes, hashMs).toFixed(0)} MiB/s; not in the upload figure)`);
-    print(`peak RSS growth: upload server +${upRun.growthMiB.server.toFixed(1)} MiB, agent +${upRun.growthMiB.agent.toFixed(1)} MiB; download server +${downRun.growthMiB.server.toFixed(1)} MiB, agent +${downRun.growthMiB.agent.toFixed(1)} MiB (target < 64)`);
-    const cpu = (r: { cpuS: Record<string, number> }) => Object.entries(r.cpuS).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(", ");
+    print(
+      `peak RSS growth: upload server +${upRun.growthMiB.server.toFixed(1)} MiB, agent +${upRun.growthMiB.agent.toFixed(1)} MiB; download server +${downRun.growthMiB.server.toFixed(1)} MiB, agent +${downRun.growthMiB.agent.toFixed(1)} MiB (target < 64)`,
+    );
+    const cpu = (r: { cpuS: Record<string, number> }) =>
+      Object.entries(r.cpuS)
+        .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+        .join(", ");
     print(`CPU during upload: ${cpu(upRun)}; during download: ${cpu(downRun)}`);
-    const lat = (name: string, s: number[]) => print(`${probeName} ${name.padEnd(16)} p50 ${pct(s, 50).toFixed(1)} ms  p99 ${pct(s, 99).toFixed(1)} ms  (${s.length})`);
+    const lat = (name: string, s: number[]) =>
+      print(`${probeName} ${name.padEnd(16)} p50 ${pct(s, 50).toFixed(1)} ms  p99 ${pct(s, 99).toFixed(1)} ms  (${s.length})`);
     lat("idle", idle);
     lat("during upload", upLatency);
     lat("during download", downLatency);
-    print(`(during: the transfer is \`guru cp\` in its own process, ${mibPerS(totalBytes, cpUpMs).toFixed(0)} MiB/s up and ${mibPerS(totalBytes, cpDownMs).toFixed(0)} MiB/s down with the probe beside it incl. its start; the probe is this process's client, as a second technician tool would be)`);
+    print(
+      `(during: the transfer is \`guru cp\` in its own process, ${mibPerS(totalBytes, cpUpMs).toFixed(0)} MiB/s up and ${mibPerS(totalBytes, cpDownMs).toFixed(0)} MiB/s down with the probe beside it incl. its start; the probe is this process's client, as a second technician tool would be)`,
+    );
   } finally {
     for (const p of procs) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once("exit", r)) : undefined)));

@@ -35,7 +35,12 @@ export async function run(runs = Number(process.argv[3] ?? process.argv[2]) || 3
   });
   try {
     await quick.waitFor(/GuruTunnel is ready/, 120_000);
-    const env = Object.fromEntries((await readFile(join(dataDir, "env"), "utf8")).trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    const env = Object.fromEntries(
+      (await readFile(join(dataDir, "env"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+    );
     const api = createApiClients({ url: env.GURU_URL, token: env.GURU_TOKEN });
     // Opened here; guru mcp reuses this technician's active tunnel, so both
     // paths run on the same session.

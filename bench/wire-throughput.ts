@@ -169,6 +169,8 @@ if (process.argv[2] === "--agent") {
   const rows = await measureWireThroughput({ totalBytes: Number(process.argv[2] ?? 1024) * MiB, rounds: Number(process.argv[3] ?? 3) });
   for (const row of rows) {
     const ping = row.pingP99Ms === undefined ? "" : `  ping p50 ${row.pingP50Ms!.toFixed(2)} ms p99 ${row.pingP99Ms.toFixed(2)} ms (${row.pings})`;
-    process.stdout.write(`${row.name.padEnd(44)} ${row.mbPerSecond.toFixed(0).padStart(6)} MB/s  ×${row.ratioToRaw.toFixed(2)}  rss +${row.serverRssGrowthMiB.toFixed(1)} MiB${ping}\n`);
+    process.stdout.write(
+      `${row.name.padEnd(44)} ${row.mbPerSecond.toFixed(0).padStart(6)} MB/s  ×${row.ratioToRaw.toFixed(2)}  rss +${row.serverRssGrowthMiB.toFixed(1)} MiB${ping}\n`,
+    );
   }
 }

@@ -51,20 +51,30 @@ export async function adminCommand(argv: string[]): Promise<number> {
       // Ids, holders and dates only: the token text is never stored, so never shown.
       const { tokens } = await api.admin.listTokens({ technicianId: arg ?? "", includeInactive: flags.all === true });
       if (flags.json) {
-        out(JSON.stringify(tokens.map((t) => ({
-          tokenId: t.tokenId,
-          technicianId: t.technicianId,
-          technician: t.technicianName,
-          role: t.role === Role.ADMIN ? "admin" : "tech",
-          issuedAt: iso(t.issuedAt),
-          expiresAt: iso(t.expiresAt),
-          revokedAt: iso(t.revokedAt) || null,
-          technicianDisabledAt: iso(t.technicianDisabledAt) || null,
-        }))));
+        out(
+          JSON.stringify(
+            tokens.map((t) => ({
+              tokenId: t.tokenId,
+              technicianId: t.technicianId,
+              technician: t.technicianName,
+              role: t.role === Role.ADMIN ? "admin" : "tech",
+              issuedAt: iso(t.issuedAt),
+              expiresAt: iso(t.expiresAt),
+              revokedAt: iso(t.revokedAt) || null,
+              technicianDisabledAt: iso(t.technicianDisabledAt) || null,
+            })),
+          ),
+        );
         return 0;
       }
       for (const t of tokens) {
-        const state = t.technicianDisabledAt ? "disabled" : t.revokedAt ? "revoked" : t.expiresAt && timestampDate(t.expiresAt) < new Date() ? "expired" : "live";
+        const state = t.technicianDisabledAt
+          ? "disabled"
+          : t.revokedAt
+            ? "revoked"
+            : t.expiresAt && timestampDate(t.expiresAt) < new Date()
+              ? "expired"
+              : "live";
         out(`${t.tokenId}  ${t.technicianName} (${t.technicianId})  ${state}  expires ${iso(t.expiresAt)}`);
       }
       return 0;
@@ -84,6 +94,9 @@ export async function adminCommand(argv: string[]): Promise<number> {
     case "revoke-integration-key":
       return integrationKeyCommand(api, action, arg, flags);
     default:
-      throw new GuruError("invalid", "usage: guru admin create-tech|issue-token|revoke-token|list-tokens|revoke-tech-tokens|disable-tech|enroll|revoke-agent|force-close|create-integration-key|list-integration-keys|revoke-integration-key …");
+      throw new GuruError(
+        "invalid",
+        "usage: guru admin create-tech|issue-token|revoke-token|list-tokens|revoke-tech-tokens|disable-tech|enroll|revoke-agent|force-close|create-integration-key|list-integration-keys|revoke-integration-key …",
+      );
   }
 }

@@ -36,7 +36,9 @@ export async function agentCommand(argv: string[]): Promise<number> {
   }
   if (config.serverUrl === undefined) throw new GuruError("invalid", "no server: pass --server URL or set GURU_SERVER");
   const key = await readAgentKey({ keyFile: config.keyFile, key: config.key });
-  const logger = createLogger({ level: config.logLevel, name: "guru-agent", file: process.env.GURU_LOG_FILE || undefined }).child(config.name ? { agent: config.name } : {});
+  const logger = createLogger({ level: config.logLevel, name: "guru-agent", file: process.env.GURU_LOG_FILE || undefined }).child(
+    config.name ? { agent: config.name } : {},
+  );
 
   handleUnhandledRejections({ logger });
   const policy = await loadLocalPolicy({
@@ -48,14 +50,26 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const pathGuard = createPathGuard(policy.allowedPaths);
   await ensurePrivateDir(config.stateDir, "agent state dir");
-  const oplog = createOperationLog({ file: join(config.stateDir, "operations.log"), maxBytes: defaultOperationLogMaxBytes, maxFiles: defaultOperationLogMaxFiles });
+  const oplog = createOperationLog({
+    file: join(config.stateDir, "operations.log"),
+    maxBytes: defaultOperationLogMaxBytes,
+    maxFiles: defaultOperationLogMaxFiles,
+  });
   const commandUmask = Number.parseInt(config.commandUmask, 8);
-  const uploads = createUploadManager({ stateDir: join(config.stateDir, "uploads"), logger, keepBackupDefault: config.keepBackups, abandonedAfterMs: config.uploadAbandonedMs, newFileMode: 0o644 & ~commandUmask });
+  const uploads = createUploadManager({
+    stateDir: join(config.stateDir, "uploads"),
+    logger,
+    keepBackupDefault: config.keepBackups,
+    abandonedAfterMs: config.uploadAbandonedMs,
+    newFileMode: 0o644 & ~commandUmask,
+  });
   const launcher = await createProcessLauncher(config.processLauncher, logger, process.platform, { commandUmask });
   const execSetup = createExecSetup();
   logger.info({ shells: execSetup.shellPaths }, "shells found");
   const system = createSystemManager({ serviceManager: config.serviceManager, sysvInitDir: resolve(config.sysvInitDir) });
-  const capabilities = Object.entries(policy.capabilities).filter(([, on]) => on).map(([name]) => name);
+  const capabilities = Object.entries(policy.capabilities)
+    .filter(([, on]) => on)
+    .map(([name]) => name);
 
   // A terminal prompt only when a person can see and answer it.
   const terminal = process.stdin.isTTY && process.stderr.isTTY ? { input: process.stdin, output: process.stderr } : undefined;
@@ -73,7 +87,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);
   sweep.unref();
-  logger.info({ server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities, consent: policy.consent.mode, system: system.support }, "agent starting");
+  logger.info(
+    { server: config.serverUrl, allowedPaths: policy.allowedPaths, capabilities, consent: policy.consent.mode, system: system.support },
+    "agent starting",
+  );
   const signal = await untilSignal();
   logger.info({ signal }, "agent stopping");
   clearInterval(sweep);

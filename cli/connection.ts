@@ -38,7 +38,10 @@ export async function resolveAgent(api: ApiClients, nameOrId: string) {
       return partial.length === 1 ? partial[0] : undefined;
     })();
   if (match === undefined) {
-    throw new GuruError("not_found", uuidPattern.test(nameOrId) ? `no agent ${nameOrId}` : `no agent named "${nameOrId}"`, { reason: "AGENT_NOT_FOUND", metadata: { agent: nameOrId } });
+    throw new GuruError("not_found", uuidPattern.test(nameOrId) ? `no agent ${nameOrId}` : `no agent named "${nameOrId}"`, {
+      reason: "AGENT_NOT_FOUND",
+      metadata: { agent: nameOrId },
+    });
   }
   return match;
 }

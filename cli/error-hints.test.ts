@@ -7,15 +7,20 @@ import { GuruError } from "../lib/errors.ts";
 import { isRetryable, retryAfterMsOf } from "../lib/file-transfer.ts";
 import { describeFailure } from "./error-hints.ts";
 
-const api = (kind: GuruError["kind"], reason: string, message: string, metadata: Record<string, string> = {}) => connectErrorOf(new GuruError(kind, message, { reason, metadata }));
+const api = (kind: GuruError["kind"], reason: string, message: string, metadata: Record<string, string> = {}) =>
+  connectErrorOf(new GuruError(kind, message, { reason, metadata }));
 
 describe("CLI failures from the detail", () => {
   it("hints by reason, filled from the metadata", () => {
-    expect(describeFailure(api("conflict", "TUNNEL_ACTIVE", "zzz", { sessionId: "s-1" }))).toBe("zzz (session s-1 holds the agent's tunnel; if it is yours, 'guru tunnel close s-1')");
+    expect(describeFailure(api("conflict", "TUNNEL_ACTIVE", "zzz", { sessionId: "s-1" }))).toBe(
+      "zzz (session s-1 holds the agent's tunnel; if it is yours, 'guru tunnel close s-1')",
+    );
     expect(describeFailure(api("rate_limited", "RATE_LIMITED", "zzz", { retryAfterMs: "2500" }))).toBe("zzz (retry in 2.5 s)");
     expect(describeFailure(api("agent_offline", "AGENT_OFFLINE", "zzz"))).toBe("zzz ('guru agents' shows which agents are online)");
     expect(describeFailure(api("unauthenticated", "TOKEN_EXPIRED", "zzz"))).toMatch(/^zzz \(ask an admin for a new token/);
-    expect(describeFailure(new GuruError("not_found", "no agent named \"x\"", { reason: "AGENT_NOT_FOUND" }))).toBe("no agent named \"x\" ('guru agents' lists them)");
+    expect(describeFailure(new GuruError("not_found", 'no agent named "x"', { reason: "AGENT_NOT_FOUND" }))).toBe(
+      "no agent named \"x\" ('guru agents' lists them)",
+    );
     expect(describeFailure(new TypeError("a bug"))).toBeUndefined();
   });
 

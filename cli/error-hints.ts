@@ -19,7 +19,8 @@ const hints: Partial<Record<ErrorReason, (m: Metadata) => string>> = {
   TOKEN_INVALID: () => "check GURU_TOKEN (or --token-file): it was not issued by this server",
   TECHNICIAN_DISABLED: () => "an admin disabled this technician",
   UPLOADS_EXHAUSTED: () => "finish or abort an upload first ('guru cp --resume' continues one)",
-  AUTH_FAILURES_EXCEEDED: (m) => `too many failed logins from here; retry in ${m.retryAfterMs === undefined ? "a while" : `${Math.ceil(Number(m.retryAfterMs) / 1000)} s`} with a valid token`,
+  AUTH_FAILURES_EXCEEDED: (m) =>
+    `too many failed logins from here; retry in ${m.retryAfterMs === undefined ? "a while" : `${Math.ceil(Number(m.retryAfterMs) / 1000)} s`} with a valid token`,
   TOKEN_MISSING: () => "set GURU_TOKEN (or --token-file FILE)",
   PATH_NOT_ALLOWED: () => "the agent serves only the paths it was started with (--allow)",
   POLICY_DENIED: (m) => (m.rule ? `the agent's local policy rule "${m.rule}" refuses it` : `the agent's local policy disables ${m.capability ?? "it"}`),

@@ -89,7 +89,8 @@ export async function cpCommand(argv: string[]): Promise<number> {
         // --no-backup: replace without keeping the old file; else the agent's setting (keep one).
         keepBackup: flags["no-backup"] ? false : undefined,
         uploadId: previous?.sha256 === sha256 ? previous.uploadId : undefined,
-        onStarted: (uploadId) => void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
+        onStarted: (uploadId) =>
+          void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
         onProgress: (p) => progress.update(p.done, p.total),
         onRetry,
       }).catch(async (err: unknown) => {
@@ -100,15 +101,27 @@ export async function cpCommand(argv: string[]): Promise<number> {
       await rm(state, { force: true });
       progress.done();
       if (flags.json) out(JSON.stringify({ direction: "upload", path: result.path, size: result.size, sha256: result.sha256, backupPath: result.backupPath }));
-      else out(`${localPath} → ${agent.name}:${result.path}  ${result.size} bytes  sha256 ${result.sha256}${result.backupPath ? `  (previous file kept as ${result.backupPath})` : ""}`);
+      else
+        out(
+          `${localPath} → ${agent.name}:${result.path}  ${result.size} bytes  sha256 ${result.sha256}${result.backupPath ? `  (previous file kept as ${result.backupPath})` : ""}`,
+        );
     } else {
       let localPath = dst;
       const existing = await stat(localPath).catch(() => undefined);
       if (existing?.isDirectory()) localPath = join(localPath, basename(remote.path));
-      const result = await downloadFile({ api, session: tunnel.session, remotePath: remote.path, localPath, resume: flags.resume === true, onProgress: (p) => progress.update(p.done, p.total), onRetry });
+      const result = await downloadFile({
+        api,
+        session: tunnel.session,
+        remotePath: remote.path,
+        localPath,
+        resume: flags.resume === true,
+        onProgress: (p) => progress.update(p.done, p.total),
+        onRetry,
+      });
       progress.done();
       const sha256 = result.resumedFrom > 0 ? await sha256OfFile(localPath) : result.rangeSha256;
-      if (flags.json) out(JSON.stringify({ direction: "download", path: localPath, remotePath: result.remotePath, size: result.size, sha256, mimeType: result.mimeType }));
+      if (flags.json)
+        out(JSON.stringify({ direction: "download", path: localPath, remotePath: result.remotePath, size: result.size, sha256, mimeType: result.mimeType }));
       else out(`${agent.name}:${result.remotePath} → ${localPath}  ${result.size} bytes  sha256 ${sha256}  ${result.mimeType}`);
     }
     return 0;
@@ -122,7 +135,13 @@ export async function cpCommand(argv: string[]): Promise<number> {
   }
 }
 
-const typeChar: Record<FileType, string> = { [FileType.UNSPECIFIED]: "?", [FileType.FILE]: "-", [FileType.DIR]: "d", [FileType.SYMLINK]: "l", [FileType.OTHER]: "?" };
+const typeChar: Record<FileType, string> = {
+  [FileType.UNSPECIFIED]: "?",
+  [FileType.FILE]: "-",
+  [FileType.DIR]: "d",
+  [FileType.SYMLINK]: "l",
+  [FileType.OTHER]: "?",
+};
 
 export async function lsCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, ["json"]);
@@ -139,7 +158,8 @@ export async function lsCommand(argv: string[]): Promise<number> {
       for (const e of page.entries) {
         const modified = e.modifiedAt ? timestampDate(e.modifiedAt).toISOString() : "";
         if (flags.json) out(JSON.stringify({ name: e.name, type: FileType[e.type].toLowerCase(), size: Number(e.size), mode: e.mode, modified }));
-        else out(`${typeChar[e.type]}${e.mode.toString(8).padStart(4, "0")} ${String(e.size).padStart(12)} ${modified.slice(0, 19).replace("T", " ")}  ${e.name}`);
+        else
+          out(`${typeChar[e.type]}${e.mode.toString(8).padStart(4, "0")} ${String(e.size).padStart(12)} ${modified.slice(0, 19).replace("T", " ")}  ${e.name}`);
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== "");

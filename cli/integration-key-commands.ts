@@ -28,7 +28,11 @@ export async function integrationKeyCommand(api: ApiClients, action: string, arg
         return 0;
       }
       for (const k of keys) {
-        const state = k.revokedAt ? `revoked ${timestampDate(k.revokedAt).toISOString()}` : k.lastUsedAt ? `used ${timestampDate(k.lastUsedAt).toISOString()}` : "never used";
+        const state = k.revokedAt
+          ? `revoked ${timestampDate(k.revokedAt).toISOString()}`
+          : k.lastUsedAt
+            ? `used ${timestampDate(k.lastUsedAt).toISOString()}`
+            : "never used";
         out(`${k.keyId}  ${k.name}  ${k.allowedOrigins.join(",") || "-"}  ${state}`);
       }
       return 0;

@@ -7,18 +7,39 @@ type Command = { describe: string; run: (argv: string[]) => Promise<number | und
 const commands: Record<string, Command> = {
   server: { describe: "run the server", run: async (argv) => (await import("./server-command.ts")).serverCommand(argv) },
   agent: { describe: "run an agent on this endpoint", run: async (argv) => (await import("./agent-command.ts")).agentCommand(argv) },
-  start: { describe: "quick start: server on the embedded database plus a local agent", run: async (argv) => (await import("./start-command.ts")).startCommand(argv) },
+  start: {
+    describe: "quick start: server on the embedded database plus a local agent",
+    run: async (argv) => (await import("./start-command.ts")).startCommand(argv),
+  },
   agents: { describe: "list agents", run: async (argv) => (await import("./technician-commands.ts")).agentsCommand(argv) },
   tunnel: { describe: "open, close or list tunnel sessions", run: async (argv) => (await import("./technician-commands.ts")).tunnelCommand(argv) },
-  admin: { describe: "create technicians, issue tokens, enrol and revoke agents", run: async (argv) => (await import("./admin-commands.ts")).adminCommand(argv) },
+  admin: {
+    describe: "create technicians, issue tokens, enrol and revoke agents",
+    run: async (argv) => (await import("./admin-commands.ts")).adminCommand(argv),
+  },
   run: { describe: "run a command on an agent: guru run AGENT -- COMMAND…", run: async (argv) => (await import("./run-command.ts")).runCommand(argv) },
   cp: { describe: "copy files to or from an agent: guru cp SRC AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).cpCommand(argv) },
   ls: { describe: "list a directory on an agent: guru ls AGENT:PATH", run: async (argv) => (await import("./file-commands.ts")).lsCommand(argv) },
-  shell: { describe: "an interactive terminal on an agent: guru shell AGENT [-- COMMAND…]", run: async (argv) => (await import("./shell-command.ts")).shellCommand(argv) },
-  recording: { describe: "terminal recordings: guru recording list|play|export", run: async (argv) => (await import("./recording-commands.ts")).recordingCommand(argv) },
-  services: { describe: "list services on an agent: guru services AGENT [FILTER]", run: async (argv) => (await import("./system-commands.ts")).servicesCommand(argv) },
-  service: { describe: "start, stop, restart, enable or disable a service: guru service AGENT NAME ACTION [--dry-run]", run: async (argv) => (await import("./system-commands.ts")).serviceCommand(argv) },
-  reg: { describe: "the Windows registry on an agent: guru reg AGENT list|get|set|delete KEY …", run: async (argv) => (await import("./system-commands.ts")).regCommand(argv) },
+  shell: {
+    describe: "an interactive terminal on an agent: guru shell AGENT [-- COMMAND…]",
+    run: async (argv) => (await import("./shell-command.ts")).shellCommand(argv),
+  },
+  recording: {
+    describe: "terminal recordings: guru recording list|play|export",
+    run: async (argv) => (await import("./recording-commands.ts")).recordingCommand(argv),
+  },
+  services: {
+    describe: "list services on an agent: guru services AGENT [FILTER]",
+    run: async (argv) => (await import("./system-commands.ts")).servicesCommand(argv),
+  },
+  service: {
+    describe: "start, stop, restart, enable or disable a service: guru service AGENT NAME ACTION [--dry-run]",
+    run: async (argv) => (await import("./system-commands.ts")).serviceCommand(argv),
+  },
+  reg: {
+    describe: "the Windows registry on an agent: guru reg AGENT list|get|set|delete KEY …",
+    run: async (argv) => (await import("./system-commands.ts")).regCommand(argv),
+  },
   mcp: { describe: "MCP server on stdio for Claude Code", run: async (argv) => (await import("../mcp/main.ts")).mcpCommand(argv) },
 };
 

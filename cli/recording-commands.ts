@@ -16,7 +16,8 @@ import { parseArgs } from "../lib/flags.ts";
 import { connect, resolveAgent, str } from "./connection.ts";
 import { parseTimeoutMs } from "./run-command.ts";
 
-const usage = "usage: guru recording list [--session SESSION] [--agent AGENT] [--all] [--json] | play ID [--speed N] [--max-idle 2s] | export ID [--output FILE]";
+const usage =
+  "usage: guru recording list [--session SESSION] [--agent AGENT] [--all] [--json] | play ID [--speed N] [--max-idle 2s] | export ID [--output FILE]";
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function recordingCommand(argv: string[]): Promise<number> {
@@ -57,7 +58,9 @@ async function list(api: ApiClients, flags: Record<string, string | string[] | b
   }
   for (const r of recordings.map(describe)) {
     const what = r.command === "" ? `shell${r.shell ? ` (${r.shell})` : ""}` : r.command;
-    process.stdout.write(`${r.recordingId}  ${r.startedAt}  ${r.outcome}${r.exitCode === null ? "" : ` ${r.exitCode}`}  ${r.durationS}s  ${r.recordingBytes} B  session ${r.sessionId}  ${what}\n`);
+    process.stdout.write(
+      `${r.recordingId}  ${r.startedAt}  ${r.outcome}${r.exitCode === null ? "" : ` ${r.exitCode}`}  ${r.durationS}s  ${r.recordingBytes} B  session ${r.sessionId}  ${what}\n`,
+    );
   }
   return 0;
 }

@@ -20,7 +20,6 @@ import { connect, resolveAgent, str, tunnelTo } from "./connection.ts";
 
 const usage = `usage: guru run AGENT [--shell ${shellNames.join("|")}] [--cwd DIR] [--timeout 30s] [--json] [--keep-tunnel] -- COMMAND…`;
 
-
 const exitTimedOut = 124;
 const exitCanceled = 130;
 const exitGuruError = 255;
@@ -86,19 +85,21 @@ export async function runCommand(argv: string[]): Promise<number> {
       result = res.result;
       if (result === undefined) throw new GuruError("internal", "the server answered without a result");
       const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8");
-      process.stdout.write(`${JSON.stringify({
-        agentId: agent.agentId,
-        sessionId: tunnel.sessionId,
-        exitCode: result.exitCode,
-        signal: result.signal || null,
-        reason: apiExitReasons.fromEnum(result.reason) ?? "unspecified",
-        durationMs: result.durationMs,
-        stdout: text(res.stdout),
-        stderr: text(res.stderr),
-        stdoutBytes: Number(result.stdoutBytes),
-        stderrBytes: Number(result.stderrBytes),
-        truncated: result.truncated,
-      })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({
+          agentId: agent.agentId,
+          sessionId: tunnel.sessionId,
+          exitCode: result.exitCode,
+          signal: result.signal || null,
+          reason: apiExitReasons.fromEnum(result.reason) ?? "unspecified",
+          durationMs: result.durationMs,
+          stdout: text(res.stdout),
+          stderr: text(res.stderr),
+          stdoutBytes: Number(result.stdoutBytes),
+          stderrBytes: Number(result.stderrBytes),
+          truncated: result.truncated,
+        })}\n`,
+      );
     } else {
       for await (const message of api.exec.streamCommand(request, { signal: abort.signal })) {
         if (message.event.case === "output") {
@@ -110,7 +111,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       }
       if (result === undefined) throw new GuruError("internal", "the command's stream ended without a result");
       if (result.truncated) process.stderr.write("guru run: output past the server's per-stream cap was not sent\n");
-      if (result.reason === ExitReason.TIMED_OUT) process.stderr.write(`guru run: timed out after ${result.durationMs} ms; the remote process tree was killed\n`);
+      if (result.reason === ExitReason.TIMED_OUT)
+        process.stderr.write(`guru run: timed out after ${result.durationMs} ms; the remote process tree was killed\n`);
     }
     return localExitCode(result);
   } catch (err) {

@@ -34,7 +34,9 @@ export async function startCommand(argv: string[]): Promise<number> {
   await ensurePrivateDir(dataDir, "data dir");
   const logger = createLogger({ level: config.logLevel, name: "guru-server", file: join(dataDir, "server.log") });
 
-  process.stdout.write(`Starting GuruTunnel (${config.databaseUrl ? "PostgreSQL" : `embedded database in ${join(dataDir, "db")}; the first start takes a few seconds`})…\n`);
+  process.stdout.write(
+    `Starting GuruTunnel (${config.databaseUrl ? "PostgreSQL" : `embedded database in ${join(dataDir, "db")}; the first start takes a few seconds`})…\n`,
+  );
   const server = await startServer({ config: { ...config, dataDir }, logger });
   handleUnhandledRejections({ logger, onRejection: () => server.metrics.unhandledRejections.inc() });
   const admin = { technicianId: server.bootstrapAdmin.id, name: server.bootstrapAdmin.name, role: "admin" as const, tokenId: "quick-start" };
@@ -52,7 +54,9 @@ export async function startCommand(argv: string[]): Promise<number> {
   const envFile = join(dataDir, "env");
   await writeFile(envFile, `GURU_URL=${server.url}\nGURU_TOKEN=${token}\nGURU_TECH_TOKEN=${techToken}\nGURU_AGENT_ID=${agent.agentId}\n`, { mode: 0o600 });
   const seconds = ((performance.now() - began) / 1000).toFixed(1);
-  process.stdout.write(readyMessage({ url: server.url, seconds, agent, allow, envFile, dataDir, database: config.databaseUrl ? "PostgreSQL" : "embedded PGlite" }));
+  process.stdout.write(
+    readyMessage({ url: server.url, seconds, agent, allow, envFile, dataDir, database: config.databaseUrl ? "PostgreSQL" : "embedded PGlite" }),
+  );
 
   const signal = await untilSignal();
   process.stdout.write(`\n${signal}: stopping the agent and the server…\n`);

@@ -44,7 +44,13 @@ function serviceText(s: Service | undefined): string {
 }
 
 /** Runs `fn` in the technician's tunnel to the agent; a Connect error becomes a message and exit code 1. */
-async function inTunnel(command: string, args: ParsedArgs, target: string | undefined, usage: string, fn: (api: ApiClients, sessionId: string) => Promise<number>): Promise<number> {
+async function inTunnel(
+  command: string,
+  args: ParsedArgs,
+  target: string | undefined,
+  usage: string,
+  fn: (api: ApiClients, sessionId: string) => Promise<number>,
+): Promise<number> {
   if (target === undefined) throw new GuruError("invalid", usage);
   const api = connect(args.flags);
   let tunnel: { sessionId: string; opened: boolean } | undefined;
@@ -78,7 +84,9 @@ export async function servicesCommand(argv: string[]): Promise<number> {
     if (r.services.length === 0) out(filter ? `no service matches "${filter}" (${r.serviceManager})` : `no services (${r.serviceManager})`);
     const width = Math.max(4, ...r.services.map((s) => s.name.length));
     for (const s of r.services.map(fromApiService)) {
-      out(`${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${(s.startMode === "unspecified" ? "-" : s.startMode).padEnd(9)}  ${String(s.pid || "-").padStart(7)}  ${s.displayName}`);
+      out(
+        `${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${(s.startMode === "unspecified" ? "-" : s.startMode).padEnd(9)}  ${String(s.pid || "-").padStart(7)}  ${s.displayName}`,
+      );
     }
     return 0;
   });
@@ -94,9 +102,28 @@ export async function serviceCommand(argv: string[]): Promise<number> {
   return inTunnel("service", args, target, usage, async (api, sessionId) => {
     const r = await api.system.controlService({ sessionId, name, action: apiAction(action), dryRun: args.flags["dry-run"] === true, waitMs });
     if (args.flags.json) {
-      out(JSON.stringify({ name, action, dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager, before: serviceJson(r.before), after: serviceJson(r.after) }));
+      out(
+        JSON.stringify({
+          name,
+          action,
+          dryRun: r.dryRun,
+          changed: r.changed,
+          settled: r.settled,
+          serviceManager: r.serviceManager,
+          before: serviceJson(r.before),
+          after: serviceJson(r.after),
+        }),
+      );
     } else {
-      const what = r.dryRun ? (r.changed ? "would change" : "nothing to do") : r.changed ? (r.settled ? "done" : "not settled within the wait") : "nothing to do";
+      const what = r.dryRun
+        ? r.changed
+          ? "would change"
+          : "nothing to do"
+        : r.changed
+          ? r.settled
+            ? "done"
+            : "not settled within the wait"
+          : "nothing to do";
       out(`${name} ${action}${r.dryRun ? " (dry run)" : ""}: ${serviceText(r.before)} → ${serviceText(r.after)}  [${what}; ${r.serviceManager}]`);
     }
     return r.settled ? 0 : exitNotSettled;
@@ -138,7 +165,15 @@ export async function regCommand(argv: string[]): Promise<number> {
         const type = registryValueTypes.includes(typeText) ? apiValueType(typeText) : undefined;
         if (valueName === undefined || type === undefined || (data.length === 0 && type !== RegistryValueType.MULTI_SZ)) throw new GuruError("invalid", usage);
         const multi = type === RegistryValueType.MULTI_SZ;
-        const r = await api.system.writeRegistry({ sessionId, key, valueName, type, value: multi ? "" : data.join(" "), multiString: multi ? data : [], dryRun });
+        const r = await api.system.writeRegistry({
+          sessionId,
+          key,
+          valueName,
+          type,
+          value: multi ? "" : data.join(" "),
+          multiString: multi ? data : [],
+          dryRun,
+        });
         if (json) out(JSON.stringify({ key: r.key, dryRun: r.dryRun, before: valueJson(r.before), after: valueJson(r.after) }));
         else out(`${r.key}\\${valueName}${r.dryRun ? " (dry run)" : ""}: ${valueText(r.before)} → ${valueText(r.after)}`);
         return 0;

@@ -12,7 +12,18 @@ export async function agentsCommand(argv: string[]): Promise<number> {
   const api = connect(flags);
   const { agents } = await api.agents.listAgents({ nameContains: str(flags.name) ?? "" });
   if (flags.json) {
-    out(JSON.stringify(agents.map((a) => ({ id: a.agentId, name: a.name, online: a.online, os: a.os, hostname: a.hostname, lastSeenAt: a.lastSeenAt ? timestampDate(a.lastSeenAt).toISOString() : null }))));
+    out(
+      JSON.stringify(
+        agents.map((a) => ({
+          id: a.agentId,
+          name: a.name,
+          online: a.online,
+          os: a.os,
+          hostname: a.hostname,
+          lastSeenAt: a.lastSeenAt ? timestampDate(a.lastSeenAt).toISOString() : null,
+        })),
+      ),
+    );
     return 0;
   }
   if (agents.length === 0) out("no agents enrolled; an admin enrols one with 'guru admin enroll NAME'");
@@ -43,7 +54,8 @@ export async function tunnelCommand(argv: string[]): Promise<number> {
     case "list":
     case undefined: {
       const { sessions } = await api.sessions.listSessions({ status: flags.all ? SessionStatus.UNSPECIFIED : SessionStatus.ACTIVE });
-      for (const s of sessions) out(`${s.sessionId}  agent ${s.agentId}  ${SessionStatus[s.status].toLowerCase()}${s.closeReason ? `  (${s.closeReason})` : ""}`);
+      for (const s of sessions)
+        out(`${s.sessionId}  agent ${s.agentId}  ${SessionStatus[s.status].toLowerCase()}${s.closeReason ? `  (${s.closeReason})` : ""}`);
       return 0;
     }
     default:

@@ -23,9 +23,13 @@ export function validateCommandEnv(env: Record<string, string>): void {
   let total = 0;
   for (const [name, value] of entries) {
     if (name.length > maxCommandEnvNameChars || !validName.test(name)) {
-      throw new GuruError("invalid", `env name ${JSON.stringify(name.slice(0, 80))} is not a valid variable name (letters, digits and _, not starting with a digit)`, {
-        details: { variable: name.slice(0, maxCommandEnvNameChars) },
-      });
+      throw new GuruError(
+        "invalid",
+        `env name ${JSON.stringify(name.slice(0, 80))} is not a valid variable name (letters, digits and _, not starting with a digit)`,
+        {
+          details: { variable: name.slice(0, maxCommandEnvNameChars) },
+        },
+      );
     }
     if (typeof value !== "string" || value.includes("\0")) {
       throw new GuruError("invalid", `env variable ${name} must be a string without NUL characters`, { details: { variable: name } });
@@ -48,7 +52,8 @@ const redactedValue = "[redacted]";
 // the name's words, case-insensitively, so API_KEY, GITHUB_TOKEN, PGPASSWORD,
 // AUTHORIZATION and SESSION_ID are covered. Too much redaction costs a log
 // reader a value; too little leaks a secret.
-const secretName = /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|PWD|CREDENTIALS?|COOKIE|PRIVATE)$|^(AUTH|SESSION)|(^|_)(AUTH|SESSION|COOKIE|SECRET|TOKEN|PASSWORD|CREDENTIALS?|APIKEY)(_|$)/i;
+const secretName =
+  /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|PWD|CREDENTIALS?|COOKIE|PRIVATE)$|^(AUTH|SESSION)|(^|_)(AUTH|SESSION|COOKIE|SECRET|TOKEN|PASSWORD|CREDENTIALS?|APIKEY)(_|$)/i;
 // user:password@ in a URL value (DATABASE_URL-style), whatever the name.
 const urlCredentials = /(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^/\s@]+@/gi;
 

@@ -49,9 +49,9 @@ export function parseConfig<S extends OptionSpecs>(specs: S, sources: ConfigSour
 export const wholeNumber = (min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
 /** Comma-separated list from env, or repeated flags. */
-export const stringList = z.union([z.string(), z.array(z.string())]).transform((v) =>
-  (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s.length > 0),
-);
+export const stringList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(",")).map((s) => s.trim()).filter((s) => s.length > 0));
 
 /** The configuration table for the README, from the specs. */
 export function describeOptions(specs: OptionSpecs): string[] {

@@ -126,53 +126,68 @@ export async function uploadFile(o: UploadOptions) {
   const free: Buffer[] = [];
   const file = await open(o.localPath, "r");
   try {
-    return await withRetries(o.retry ?? defaultRetry, async () => {
-      const sessionId = await o.session();
-      let offset: number;
-      if (uploadId === undefined) {
-        const started = await o.api.files.startUpload({ sessionId, path: o.remotePath, size: BigInt(size), sha256, overwrite: o.overwrite ?? false, keepBackup: o.keepBackup });
-        uploadId = started.uploadId;
-        offset = Number(started.committedOffset);
-        o.onStarted?.(uploadId);
-      } else {
-        const u = await o.api.files.getUpload({ uploadId });
-        if (u.status !== UploadStatus.ACTIVE) throw new GuruError("failed_precondition", `upload ${uploadId} is ${UploadStatus[u.status].toLowerCase()}; start again without --resume`, {
-            reason: "UPLOAD_NOT_ACTIVE",
-            metadata: { uploadId, status: UploadStatus[u.status].toLowerCase() },
+    return await withRetries(
+      o.retry ?? defaultRetry,
+      async () => {
+        const sessionId = await o.session();
+        let offset: number;
+        if (uploadId === undefined) {
+          const started = await o.api.files.startUpload({
+            sessionId,
+            path: o.remotePath,
+            size: BigInt(size),
+            sha256,
+            overwrite: o.overwrite ?? false,
+            keepBackup: o.keepBackup,
           });
-        if (Number(u.size) !== size) throw new GuruError("invalid", `upload ${uploadId} is for ${u.size} bytes, the local file has ${size}; start again without --resume`, { metadata: { uploadId, size: u.size } });
-        offset = Number(u.committedOffset);
-      }
-      const id = uploadId;
-      o.onProgress?.({ done: offset, total: size });
-      const inflight = new Set<Promise<unknown>>();
-      let failed: unknown;
-      while (offset < size && failed === undefined) {
-        const n = Math.min(chunkBytes, size - offset);
-        // A buffer is reused only once its call has settled (at most `depth` exist):
-        // fresh 8 MiB buffers per call cost page faults and full GCs.
-        const buffer = free.pop() ?? Buffer.allocUnsafe(chunkBytes);
-        const data = buffer.subarray(0, n);
-        const { bytesRead } = await file.read(data, 0, n, offset);
-        if (bytesRead !== n) throw new GuruError("conflict", `${o.localPath} changed while being uploaded`);
-        const call = o.api.files.uploadChunk({ uploadId: id, offset: BigInt(offset), data }).then(
-          (r) => o.onProgress?.({ done: Number(r.receivedOffset), total: size }),
-          (err: unknown) => (failed ??= err),
-        );
-        offset += n;
-        inflight.add(call);
-        void call.finally(() => {
-          inflight.delete(call);
-          free.push(buffer);
-        });
-        if (inflight.size >= depth) await Promise.race(inflight);
-      }
-      await Promise.all(inflight);
-      if (failed !== undefined) throw failed;
-      const done = await o.api.files.finishUpload({ uploadId: id });
-      o.onProgress?.({ done: size, total: size });
-      return { uploadId: id, size: Number(done.size), sha256: done.sha256, backupPath: done.backupPath, path: done.path };
-    }, o.onRetry);
+          uploadId = started.uploadId;
+          offset = Number(started.committedOffset);
+          o.onStarted?.(uploadId);
+        } else {
+          const u = await o.api.files.getUpload({ uploadId });
+          if (u.status !== UploadStatus.ACTIVE)
+            throw new GuruError("failed_precondition", `upload ${uploadId} is ${UploadStatus[u.status].toLowerCase()}; start again without --resume`, {
+              reason: "UPLOAD_NOT_ACTIVE",
+              metadata: { uploadId, status: UploadStatus[u.status].toLowerCase() },
+            });
+          if (Number(u.size) !== size)
+            throw new GuruError("invalid", `upload ${uploadId} is for ${u.size} bytes, the local file has ${size}; start again without --resume`, {
+              metadata: { uploadId, size: u.size },
+            });
+          offset = Number(u.committedOffset);
+        }
+        const id = uploadId;
+        o.onProgress?.({ done: offset, total: size });
+        const inflight = new Set<Promise<unknown>>();
+        let failed: unknown;
+        while (offset < size && failed === undefined) {
+          const n = Math.min(chunkBytes, size - offset);
+          // A buffer is reused only once its call has settled (at most `depth` exist):
+          // fresh 8 MiB buffers per call cost page faults and full GCs.
+          const buffer = free.pop() ?? Buffer.allocUnsafe(chunkBytes);
+          const data = buffer.subarray(0, n);
+          const { bytesRead } = await file.read(data, 0, n, offset);
+          if (bytesRead !== n) throw new GuruError("conflict", `${o.localPath} changed while being uploaded`);
+          const call = o.api.files.uploadChunk({ uploadId: id, offset: BigInt(offset), data }).then(
+            (r) => o.onProgress?.({ done: Number(r.receivedOffset), total: size }),
+            (err: unknown) => (failed ??= err),
+          );
+          offset += n;
+          inflight.add(call);
+          void call.finally(() => {
+            inflight.delete(call);
+            free.push(buffer);
+          });
+          if (inflight.size >= depth) await Promise.race(inflight);
+        }
+        await Promise.all(inflight);
+        if (failed !== undefined) throw failed;
+        const done = await o.api.files.finishUpload({ uploadId: id });
+        o.onProgress?.({ done: size, total: size });
+        return { uploadId: id, size: Number(done.size), sha256: done.sha256, backupPath: done.backupPath, path: done.path };
+      },
+      o.onRetry,
+    );
   } finally {
     await file.close();
   }
@@ -238,43 +253,47 @@ export async function downloadFile(o: DownloadOptions) {
   try {
     // Every attempt after the first continues from what is on disk.
     let fresh = !o.resume;
-    const result = await withRetries(o.retry ?? defaultRetry, async () => {
-      const start = fresh ? 0 : (await file.stat()).size;
-      fresh = false;
-      const sessionId = await o.session();
-      const hash = createHash("sha256");
-      const writes = createWriteQueue();
-      let position = start;
-      let total = start;
-      for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
-        const event = res.event;
-        if (event.case === "info") {
-          total = Number(event.value.size);
-          mimeType = event.value.mimeType;
-          remotePath = event.value.path;
-          o.onProgress?.({ done: position, total });
-        } else if (event.case === "chunk") {
-          if (Number(event.value.offset) !== position) throw new GuruError("data_loss", `expected bytes at ${position}, got ${event.value.offset}`);
-          const data = event.value.data;
-          hash.update(data);
-          // Writes overlap with receiving the next chunks (bounded), so the
-          // disk and the network each keep going while the other waits.
-          writes.add(writeAt(file, data, position), data.byteLength);
-          if (writes.pendingBytes > maxPendingWriteBytes) await writes.drain(maxPendingWriteBytes / 2);
-          position += data.byteLength;
-          o.onProgress?.({ done: position, total });
-        } else if (event.case === "summary") {
-          await writes.drain(0);
-          const sha = hash.digest("hex");
-          if (event.value.sha256 !== sha || Number(event.value.bytesSent) !== position - start) {
-            await file.truncate(start);
-            throw new GuruError("data_loss", `download of ${o.remotePath} corrupted: the agent sent SHA-256 ${event.value.sha256}, received ${sha}`);
+    const result = await withRetries(
+      o.retry ?? defaultRetry,
+      async () => {
+        const start = fresh ? 0 : (await file.stat()).size;
+        fresh = false;
+        const sessionId = await o.session();
+        const hash = createHash("sha256");
+        const writes = createWriteQueue();
+        let position = start;
+        let total = start;
+        for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
+          const event = res.event;
+          if (event.case === "info") {
+            total = Number(event.value.size);
+            mimeType = event.value.mimeType;
+            remotePath = event.value.path;
+            o.onProgress?.({ done: position, total });
+          } else if (event.case === "chunk") {
+            if (Number(event.value.offset) !== position) throw new GuruError("data_loss", `expected bytes at ${position}, got ${event.value.offset}`);
+            const data = event.value.data;
+            hash.update(data);
+            // Writes overlap with receiving the next chunks (bounded), so the
+            // disk and the network each keep going while the other waits.
+            writes.add(writeAt(file, data, position), data.byteLength);
+            if (writes.pendingBytes > maxPendingWriteBytes) await writes.drain(maxPendingWriteBytes / 2);
+            position += data.byteLength;
+            o.onProgress?.({ done: position, total });
+          } else if (event.case === "summary") {
+            await writes.drain(0);
+            const sha = hash.digest("hex");
+            if (event.value.sha256 !== sha || Number(event.value.bytesSent) !== position - start) {
+              await file.truncate(start);
+              throw new GuruError("data_loss", `download of ${o.remotePath} corrupted: the agent sent SHA-256 ${event.value.sha256}, received ${sha}`);
+            }
+            return { size: Number(event.value.size), rangeSha256: sha, resumedFrom: start };
           }
-          return { size: Number(event.value.size), rangeSha256: sha, resumedFrom: start };
         }
-      }
-      throw new ConnectError("the download ended without a summary", Code.Unavailable);
-    }, o.onRetry);
+        throw new ConnectError("the download ended without a summary", Code.Unavailable);
+      },
+      o.onRetry,
+    );
     await file.sync();
     await file.close();
     await rename(partPath, o.localPath);

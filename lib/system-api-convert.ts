@@ -61,7 +61,14 @@ export const apiValueType = (t: RegistryValueType): ApiValueType => valueTypes[t
 export const valueTypeOfApi = (t: ApiValueType): RegistryValueType | undefined => valueTypeNames[t];
 
 export function toApiService(s: ServiceInfo): ApiService {
-  return create(ServiceSchema, { name: s.name, displayName: s.displayName, state: states[s.state], startMode: startModes[s.startMode], pid: s.pid, description: s.description });
+  return create(ServiceSchema, {
+    name: s.name,
+    displayName: s.displayName,
+    state: states[s.state],
+    startMode: startModes[s.startMode],
+    pid: s.pid,
+    description: s.description,
+  });
 }
 
 /** Numbers a newer server may add read as unknown / unspecified. */

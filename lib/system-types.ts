@@ -35,4 +35,3 @@ export interface RegistryListing {
   subkeys: string[];
   values: RegistryValue[];
 }
-

@@ -117,7 +117,8 @@ export function openTerminalSocket(options: TerminalClientOptions): Promise<Term
     });
     ws.on("close", (code, reason) => {
       clearTimeout(timer);
-      const error = failure ?? new GuruError("unavailable", `the terminal socket closed (${code}${reason.length ? `: ${reason}` : ""}) before the terminal ended`);
+      const error =
+        failure ?? new GuruError("unavailable", `the terminal socket closed (${code}${reason.length ? `: ${reason}` : ""}) before the terminal ended`);
       reject(error);
       rejectExit(error);
     });

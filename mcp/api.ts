@@ -68,7 +68,12 @@ export interface DirEntry {
   modifiedAt: string | null;
 }
 
-const entryTypes: Partial<Record<FileType, EntryType>> = { [FileType.FILE]: "file", [FileType.DIR]: "dir", [FileType.SYMLINK]: "symlink", [FileType.OTHER]: "other" };
+const entryTypes: Partial<Record<FileType, EntryType>> = {
+  [FileType.FILE]: "file",
+  [FileType.DIR]: "dir",
+  [FileType.SYMLINK]: "symlink",
+  [FileType.OTHER]: "other",
+};
 
 function toAgentInfo(a: Agent): AgentInfo {
   return {
@@ -179,12 +184,21 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
       return stream(
         () => clients.exec.streamCommand(req, { signal }),
         (m): CommandEvent | undefined => {
-          if (m.event.case === "output") return { type: "output", stream: apiOutputStreams.fromEnum(m.event.value.stream) ?? "stdout", data: m.event.value.data };
+          if (m.event.case === "output")
+            return { type: "output", stream: apiOutputStreams.fromEnum(m.event.value.stream) ?? "stdout", data: m.event.value.data };
           if (m.event.case === "result") {
             const r = m.event.value;
             return {
               type: "result",
-              result: { exitCode: r.exitCode, signal: r.signal || null, durationMs: r.durationMs, reason: apiExitReasons.fromEnum(r.reason) ?? "unknown", stdoutBytes: Number(r.stdoutBytes), stderrBytes: Number(r.stderrBytes), truncated: r.truncated },
+              result: {
+                exitCode: r.exitCode,
+                signal: r.signal || null,
+                durationMs: r.durationMs,
+                reason: apiExitReasons.fromEnum(r.reason) ?? "unknown",
+                stdoutBytes: Number(r.stdoutBytes),
+                stderrBytes: Number(r.stderrBytes),
+                truncated: r.truncated,
+              },
             };
           }
           return undefined;

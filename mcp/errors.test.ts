@@ -12,7 +12,9 @@ import { fromApiError, isStaleSession, toToolError } from "./errors.ts";
 /** A ConnectError as a client receives it: the detail serialised, as on the wire. */
 function received(kind: GuruError["kind"], reason: string, message: string, metadata: Record<string, string> = {}): ConnectError {
   const sent = connectErrorOf(new GuruError(kind, message, { reason, metadata }));
-  const wire = sent.details.map((d) => ("desc" in d ? { type: d.desc.typeName, debug: undefined, value: toBinary(ErrorInfoSchema, create(ErrorInfoSchema, d.value as never)) } : d));
+  const wire = sent.details.map((d) =>
+    "desc" in d ? { type: d.desc.typeName, debug: undefined, value: toBinary(ErrorInfoSchema, create(ErrorInfoSchema, d.value as never)) } : d,
+  );
   const err = new ConnectError(message, sent.code);
   err.details = wire;
   return err;
@@ -25,7 +27,9 @@ describe("MCP errors from the detail", () => {
     const err = received("agent_offline", "AGENT_OFFLINE", "la machine ne répond pas", { agentId: "a1", agentName: "web-3" });
     const guru = fromApiError(err);
     expect([guru.kind, guru.reason, guru.metadata.agentName]).toEqual(["agent_offline", "AGENT_OFFLINE", "web-3"]);
-    expect(textOf(err)).toMatch(/run_command failed \(agent_offline, AGENT_OFFLINE\): la machine ne répond pas\. Next: list_agents shows which agents are online; try web-3 again/);
+    expect(textOf(err)).toMatch(
+      /run_command failed \(agent_offline, AGENT_OFFLINE\): la machine ne répond pas\. Next: list_agents shows which agents are online; try web-3 again/,
+    );
   });
 
   it("tells a rate limit from a size limit by reason, though both are ResourceExhausted, and names the wait", () => {

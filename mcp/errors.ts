@@ -26,11 +26,17 @@ export function fromApiError(err: unknown): GuruError {
   if (err instanceof ConnectError) {
     const guru = fromConnectError(err);
     if (err.code === Code.Unimplemented) {
-      return new GuruError("unavailable", `the server does not offer this yet (${guru.message})`, { cause: err, details: { next: "this GuruTunnel server is older than guru mcp; ask an admin to upgrade it" } });
+      return new GuruError("unavailable", `the server does not offer this yet (${guru.message})`, {
+        cause: err,
+        details: { next: "this GuruTunnel server is older than guru mcp; ask an admin to upgrade it" },
+      });
     }
     const socket = err.code === Code.Unavailable ? socketErrorCode(err) : undefined;
     if (socket !== undefined) {
-      return new GuruError("unavailable", `the GuruTunnel server cannot be reached (${socket}: ${guru.message})`, { cause: err, details: { next: "check that the server in GURU_URL is running and reachable, then retry" } });
+      return new GuruError("unavailable", `the GuruTunnel server cannot be reached (${socket}: ${guru.message})`, {
+        cause: err,
+        details: { next: "check that the server in GURU_URL is running and reachable, then retry" },
+      });
     }
     return guru;
   }
@@ -48,7 +54,8 @@ const nextStep: Record<ErrorKind, string> = {
   invalid: "fix the arguments as the message says and call again",
   not_found: "check the name or path: list_agents shows the agents, list_directory shows what a folder holds",
   conflict: "another holder is in the way (the message names it); wait for it, or ask the technician to close it",
-  denied: "this was refused by policy (the agent's local policy, its allowed paths, or your role); do not retry the same call, choose an allowed alternative or ask the technician",
+  denied:
+    "this was refused by policy (the agent's local policy, its allowed paths, or your role); do not retry the same call, choose an allowed alternative or ask the technician",
   unauthenticated: "the technician's token was refused; they must set a valid GURU_TOKEN (or --token-file) and restart guru mcp",
   agent_offline: "list_agents shows which agents are online; try again when this one is back",
   timeout: "retry with a longer timeoutMs, or use start_command and page its output with get_command_output",
@@ -63,26 +70,33 @@ const nextStep: Record<ErrorKind, string> = {
 
 type Metadata = Readonly<Record<string, string>>;
 
-const seconds = (ms: string | undefined) => (ms === undefined || !Number.isFinite(Number(ms)) ? "a few seconds" : `${Math.max(1, Math.ceil(Number(ms) / 1000))} s`);
+const seconds = (ms: string | undefined) =>
+  ms === undefined || !Number.isFinite(Number(ms)) ? "a few seconds" : `${Math.max(1, Math.ceil(Number(ms) / 1000))} s`;
 
 /** Next steps for specific reasons, from the detail's metadata; other reasons fall back to their kind. */
 const nextForReason: Partial<Record<ErrorReason, (m: Metadata) => string>> = {
   AGENT_OFFLINE: (m) => `list_agents shows which agents are online; try ${m.agentName ?? "this agent"} again when it is back`,
-  RATE_LIMITED: (m) => `wait ${seconds(m.retryAfterMs)} (retryAfterMs ${m.retryAfterMs ?? "unknown"}), then retry; at most ${m.limit ?? "a few"} commands per ${seconds(m.windowMs)} are allowed`,
-  CHANNELS_EXHAUSTED: (m) => `the agent already runs ${m.maxChannels ?? "its maximum of"} operations; wait for one to end (get_command_output) or cancel one, then retry`,
+  RATE_LIMITED: (m) =>
+    `wait ${seconds(m.retryAfterMs)} (retryAfterMs ${m.retryAfterMs ?? "unknown"}), then retry; at most ${m.limit ?? "a few"} commands per ${seconds(m.windowMs)} are allowed`,
+  CHANNELS_EXHAUSTED: (m) =>
+    `the agent already runs ${m.maxChannels ?? "its maximum of"} operations; wait for one to end (get_command_output) or cancel one, then retry`,
   TOO_LARGE: () => "send less: a smaller file or chunk, or ask for a smaller length",
   TUNNEL_ACTIVE: (m) => `another tunnel (session ${m.sessionId ?? "unknown"}) holds this agent; wait for it to close, or ask the technician to close it`,
   TUNNEL_REFUSED: () => "the agent refused the tunnel; ask the technician to check the agent",
-  PATH_NOT_ALLOWED: (m) => `${m.path ? `"${m.path}"` : "the path"} is outside the agent's allowed paths; do not retry it, choose a path inside them or ask the technician`,
+  PATH_NOT_ALLOWED: (m) =>
+    `${m.path ? `"${m.path}"` : "the path"} is outside the agent's allowed paths; do not retry it, choose a path inside them or ask the technician`,
   FILE_ACCESS_DENIED: (m) => `the operating system refused access to ${m.path ? `"${m.path}"` : "the file"}; choose another file or ask the technician`,
   POLICY_DENIED: (m) =>
-    m.rule ? `the agent's policy rule "${m.rule}" refuses this command; do not retry it, choose another command or ask the technician` : `the agent's policy disables ${m.capability ?? "this"}; do not retry, ask the technician`,
+    m.rule
+      ? `the agent's policy rule "${m.rule}" refuses this command; do not retry it, choose another command or ask the technician`
+      : `the agent's policy disables ${m.capability ?? "this"}; do not retry, ask the technician`,
   PATH_NOT_FOUND: (m) => `${m.path ? `"${m.path}"` : "the path"} does not exist; list_directory on its parent shows what is there`,
   AGENT_NOT_FOUND: () => "call list_agents to see the agents' names and ids, then call again with one of them",
   AGENT_REVOKED: () => "list_agents shows the agents that can be used; an admin must enrol this endpoint again",
   SESSION_NOT_ACTIVE: () => "the tunnel has closed; call again and a new one is opened",
   SESSION_NOT_FOUND: () => "the tunnel is gone; call again and a new one is opened",
-  FILE_EXISTS: (m) => `${m.path ? `"${m.path}"` : "the file"} exists; call again with overwrite: true to replace it (the old file is kept as a backup), or choose another path`,
+  FILE_EXISTS: (m) =>
+    `${m.path ? `"${m.path}"` : "the file"} exists; call again with overwrite: true to replace it (the old file is kept as a backup), or choose another path`,
   FILE_CHANGED: () => "the file changed while being used; call again",
   UPLOAD_OFFSET_MISMATCH: (m) => `resume from offset ${m.expectedOffset ?? "the committed offset"}`,
   UPLOAD_INCOMPLETE: (m) => `send the rest from offset ${m.expectedOffset ?? "the committed offset"}`,
@@ -90,7 +104,8 @@ const nextForReason: Partial<Record<ErrorReason, (m: Metadata) => string>> = {
   TOKEN_REVOKED: () => "the technician's token was revoked; they must get a new one (guru admin issue-token), set GURU_TOKEN and restart guru mcp",
   TECHNICIAN_DISABLED: () => "the technician has been disabled by an admin; guru mcp cannot act for them",
   TUNNEL_ENDED: () => "the tunnel was ended (closed, force-closed or expired); call again if the work is still needed",
-  UPLOADS_EXHAUSTED: (m) => `${m.active ?? "too many"} uploads are already active on this agent (at most ${m.limit ?? "a few"}); wait for one to finish, then retry`,
+  UPLOADS_EXHAUSTED: (m) =>
+    `${m.active ?? "too many"} uploads are already active on this agent (at most ${m.limit ?? "a few"}); wait for one to finish, then retry`,
   AUTH_FAILURES_EXCEEDED: (m) => `too many failed logins from this address; wait ${seconds(m.retryAfterMs)} and fix the token before retrying`,
   TOKEN_MISSING: () => "guru mcp has no token; the technician must set GURU_TOKEN (or --token-file) and restart guru mcp",
   ADMIN_REQUIRED: () => "this needs an admin; ask the technician",
@@ -115,7 +130,8 @@ export function toToolError(err: unknown, logger: Logger, tool: string): ToolErr
   const guru = fromApiError(err);
   if (guru.kind === "internal") logger.error({ err: guru.cause ?? guru, tool }, "tool failed");
   else logger.info({ tool, kind: guru.kind, reason: guru.reason, message: guru.message }, "tool refused");
-  const what = guru.kind === "internal" && guru.message === "internal error" && guru.cause instanceof Error ? `internal error: ${guru.cause.message}` : guru.message;
+  const what =
+    guru.kind === "internal" && guru.message === "internal error" && guru.cause instanceof Error ? `internal error: ${guru.cause.message}` : guru.message;
   return { content: [{ type: "text", text: `${tool} failed (${guru.kind}, ${guru.reason}): ${what}. Next: ${nextStepOf(guru)}.` }], isError: true };
 }
 

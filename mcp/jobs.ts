@@ -32,17 +32,36 @@ export interface Job {
   cancel(): Promise<void>;
 }
 
-const statusOfReason: Record<CommandOutcome["reason"], JobStatus> = { exited: "exited", unknown: "exited", timed_out: "timed_out", canceled: "canceled", killed: "killed" };
+const statusOfReason: Record<CommandOutcome["reason"], JobStatus> = {
+  exited: "exited",
+  unknown: "exited",
+  timed_out: "timed_out",
+  canceled: "canceled",
+  killed: "killed",
+};
 
-export function createJobStore(deps: { api: Pick<GuruApi, "streamCommand">; tunnels: TunnelManager; logger: Logger; bufferBytes: number; keepMs: number; maxJobs: number }) {
+export function createJobStore(deps: {
+  api: Pick<GuruApi, "streamCommand">;
+  tunnels: TunnelManager;
+  logger: Logger;
+  bufferBytes: number;
+  keepMs: number;
+  maxJobs: number;
+}) {
   const { api, tunnels, logger } = deps;
   const jobs = new Map<string, Job>();
 
   function makeRoom(): void {
     if (jobs.size < deps.maxJobs) return;
-    const finished = [...jobs.values()].filter((j): j is Job & { endedAt: Date } => j.endedAt !== null).sort((a, b) => a.endedAt.getTime() - b.endedAt.getTime());
+    const finished = [...jobs.values()]
+      .filter((j): j is Job & { endedAt: Date } => j.endedAt !== null)
+      .sort((a, b) => a.endedAt.getTime() - b.endedAt.getTime());
     if (finished.length === 0) {
-      throw guruError("too_large", `${jobs.size} commands are already running in this guru mcp`, "wait for one to end (get_command_output) or stop one with cancel_command, then start this one");
+      throw guruError(
+        "too_large",
+        `${jobs.size} commands are already running in this guru mcp`,
+        "wait for one to end (get_command_output) or stop one with cancel_command, then start this one",
+      );
     }
     jobs.delete(finished[0].id);
   }
@@ -154,7 +173,11 @@ export function createJobStore(deps: { api: Pick<GuruApi, "streamCommand">; tunn
     get(jobId: string): Job {
       const job = jobs.get(jobId);
       if (job === undefined) {
-        throw guruError("not_found", `no job ${jobId}`, `jobs are kept ${Math.round(deps.keepMs / 60_000)} min after they end and are lost when guru mcp restarts; run the command again if you still need its output`);
+        throw guruError(
+          "not_found",
+          `no job ${jobId}`,
+          `jobs are kept ${Math.round(deps.keepMs / 60_000)} min after they end and are lost when guru mcp restarts; run the command again if you still need its output`,
+        );
       }
       return job;
     },

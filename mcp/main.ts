@@ -21,7 +21,11 @@ An MCP server on stdio. The server and token come from GURU_URL and GURU_TOKEN
 export async function mcpCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv, ["help"]);
   if (flags.help) {
-    process.stderr.write(`${usage}${describeMcpOptions().map((l) => `  ${l}`).join("\n")}\n`);
+    process.stderr.write(
+      `${usage}${describeMcpOptions()
+        .map((l) => `  ${l}`)
+        .join("\n")}\n`,
+    );
     return 0;
   }
   const options = loadMcpOptions(flags);
@@ -38,7 +42,14 @@ export async function mcpCommand(argv: string[]): Promise<number> {
   });
 
   const tunnels = createTunnelManager({ api, idleMs: options.idleMs, logger: logger.child({ part: "tunnels" }) });
-  const jobs = createJobStore({ api, tunnels, logger: logger.child({ part: "jobs" }), bufferBytes: options.jobBufferBytes, keepMs: options.jobKeepMs, maxJobs: options.maxJobs });
+  const jobs = createJobStore({
+    api,
+    tunnels,
+    logger: logger.child({ part: "jobs" }),
+    bufferBytes: options.jobBufferBytes,
+    keepMs: options.jobKeepMs,
+    maxJobs: options.maxJobs,
+  });
   const tools = createTools({ api, tunnels, jobs, options, logger }, features);
   const server = createGuruMcpServer({ tools, logger });
   const transport = new StdioServerTransport();

@@ -49,7 +49,8 @@ export function createTools(deps: ToolDeps, features: readonly string[]): AnyToo
     createWriteRegistryTool(deps),
   ];
   // An older server answers them with "the server does not offer this yet".
-  if (features.length > 0 && !features.includes("services")) deps.logger.info({ features }, "the server does not list services; those tools will say so when called");
+  if (features.length > 0 && !features.includes("services"))
+    deps.logger.info({ features }, "the server does not list services; those tools will say so when called");
   return tools;
 }
 
@@ -58,7 +59,13 @@ export function createGuruMcpServer(deps: { tools: AnyTool[]; logger: Logger }):
   for (const tool of deps.tools) {
     server.registerTool(
       tool.name,
-      { title: tool.title, description: tool.description, inputSchema: tool.inputSchema, outputSchema: tool.outputSchema, annotations: { title: tool.title, ...tool.annotations } },
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.inputSchema,
+        outputSchema: tool.outputSchema,
+        annotations: { title: tool.title, ...tool.annotations },
+      },
       async (args: Record<string, unknown>, extra: RequestHandlerExtra<ServerRequest, ServerNotification>) => {
         const token = extra._meta?.progressToken;
         let last = -Infinity;
@@ -67,7 +74,12 @@ export function createGuruMcpServer(deps: { tools: AnyTool[]; logger: Logger }):
           progress(progress, total, message) {
             if (token === undefined || progress <= last || extra.signal.aborted) return;
             last = progress;
-            extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), message } }).catch((err: unknown) => deps.logger.debug({ err }, "progress notification not sent"));
+            extra
+              .sendNotification({
+                method: "notifications/progress",
+                params: { progressToken: token, progress, ...(total === undefined ? {} : { total }), message },
+              })
+              .catch((err: unknown) => deps.logger.debug({ err }, "progress notification not sent"));
           },
         };
         const started = performance.now();

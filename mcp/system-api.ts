@@ -48,8 +48,17 @@ export function createSystemApi(clients: Pick<ApiClients, "system">) {
       return { serviceManager: r.serviceManager, services: r.services.map(serviceRow) };
     },
     async controlService(sessionId: string, req: { name: string; action: ActionName; dryRun: boolean; waitMs: number }, signal: AbortSignal) {
-      const r = await call(() => system.controlService({ sessionId, name: req.name, action: apiAction(req.action), dryRun: req.dryRun, waitMs: req.waitMs }, { signal }));
-      return { before: serviceRow(r.before), after: serviceRow(r.after), dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager };
+      const r = await call(() =>
+        system.controlService({ sessionId, name: req.name, action: apiAction(req.action), dryRun: req.dryRun, waitMs: req.waitMs }, { signal }),
+      );
+      return {
+        before: serviceRow(r.before),
+        after: serviceRow(r.after),
+        dryRun: r.dryRun,
+        changed: r.changed,
+        settled: r.settled,
+        serviceManager: r.serviceManager,
+      };
     },
     async listRegistry(sessionId: string, key: string, signal: AbortSignal) {
       const r = await call(() => system.listRegistry({ sessionId, key }, { signal }));
@@ -59,10 +68,25 @@ export function createSystemApi(clients: Pick<ApiClients, "system">) {
       const r = await call(() => system.readRegistry({ sessionId, key, valueName }, { signal }));
       return { key: r.key, value: r.value ? valueRow(r.value) : null };
     },
-    async writeRegistry(sessionId: string, req: { key: string; valueName: string; type: TypeName; data: string | string[]; dryRun: boolean }, signal: AbortSignal) {
+    async writeRegistry(
+      sessionId: string,
+      req: { key: string; valueName: string; type: TypeName; data: string | string[]; dryRun: boolean },
+      signal: AbortSignal,
+    ) {
       const multi = Array.isArray(req.data);
       const r = await call(() =>
-        system.writeRegistry({ sessionId, key: req.key, valueName: req.valueName, type: apiValueType(req.type), value: multi ? "" : (req.data as string), multiString: multi ? (req.data as string[]) : [], dryRun: req.dryRun }, { signal }),
+        system.writeRegistry(
+          {
+            sessionId,
+            key: req.key,
+            valueName: req.valueName,
+            type: apiValueType(req.type),
+            value: multi ? "" : (req.data as string),
+            multiString: multi ? (req.data as string[]) : [],
+            dryRun: req.dryRun,
+          },
+          { signal },
+        ),
       );
       return { key: r.key, before: r.before ? valueRow(r.before) : null, after: r.after ? valueRow(r.after) : null, dryRun: r.dryRun };
     },

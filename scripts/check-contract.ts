@@ -66,9 +66,13 @@ if (implementedVersion !== contractVersion) {
   process.stderr.write(`CONTRACT.md says ${contractVersion}, lib/contract-version.ts says ${implementedVersion}: make them agree\n`);
   process.exit(1);
 }
-const released = readdirSync(join(root, "contract")).filter((f) => f.endsWith(".binpb")).map((f) => f.slice(0, -".binpb".length));
+const released = readdirSync(join(root, "contract"))
+  .filter((f) => f.endsWith(".binpb"))
+  .map((f) => f.slice(0, -".binpb".length));
 if (!released.includes(contractVersion)) {
-  process.stderr.write(`CONTRACT.md says ${contractVersion}, but there is no contract/${contractVersion}.binpb; run 'npx --no -- buf build -o contract/${contractVersion}.binpb'\n`);
+  process.stderr.write(
+    `CONTRACT.md says ${contractVersion}, but there is no contract/${contractVersion}.binpb; run 'npx --no -- buf build -o contract/${contractVersion}.binpb'\n`,
+  );
   process.exit(1);
 }
 for (const version of released) buf(["breaking", "--against", join("contract", `${version}.binpb`)]);

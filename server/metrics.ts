@@ -15,7 +15,12 @@ export function createMetrics() {
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
-    fileBytes: new Counter({ name: "guru_file_bytes_total", help: "file bytes moved, by direction (upload, download)", labelNames: ["direction"] as const, registers: [registry] }),
+    fileBytes: new Counter({
+      name: "guru_file_bytes_total",
+      help: "file bytes moved, by direction (upload, download)",
+      labelNames: ["direction"] as const,
+      registers: [registry],
+    }),
     fileTransfers: new Counter({
       name: "guru_file_transfers_total",
       help: "file transfers by direction and audit outcome",

@@ -73,7 +73,6 @@ import { openDb, type Db } from "./store/db.ts";
 import { createStore } from "./store/index.ts";
 import { migrate } from "./store/migrate.ts";
 
-
 export interface StartServerOptions {
   config: ServerConfig;
   logger: Logger;
@@ -103,7 +102,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   const registry = createAgentRegistry();
   // With NATS, this process is one node of a cluster and reaches agents held by the others through it.
   const natsUrl = config.natsUrl;
-  cluster = natsUrl === undefined ? undefined : await joinCluster({ config: { ...config, natsUrl }, store, registry, limits, logger, metrics: metrics.registry });
+  cluster =
+    natsUrl === undefined ? undefined : await joinCluster({ config: { ...config, natsUrl }, store, registry, limits, logger, metrics: metrics.registry });
   const router = cluster?.router ?? createInProcessRouter(registry);
   const remoteAgents = createRemoteAgents(router);
   const work = createSessionWork();
@@ -160,7 +160,15 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     metrics.fileBytes.inc({ direction }, bytes);
     metrics.fileTransfers.inc({ direction, outcome });
   };
-  const files = createFileService({ store, sessions, agents: agentFiles, logger: logger.child({ part: "files" }), work, opRateLimit: fileOpRateLimit, onTransfer });
+  const files = createFileService({
+    store,
+    sessions,
+    agents: agentFiles,
+    logger: logger.child({ part: "files" }),
+    work,
+    opRateLimit: fileOpRateLimit,
+    onTransfer,
+  });
   const uploads = createUploadService({
     store,
     sessions,
@@ -323,7 +331,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       );
     },
   });
-  const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken, notReady: () => (draining ? "draining" : cluster?.notReady()) });
+  const operational = createOperationalRoutes({
+    db,
+    metrics: metrics.registry,
+    logger: logger.child({ part: "http" }),
+    metricsToken: config.metricsToken,
+    notReady: () => (draining ? "draining" : cluster?.notReady()),
+  });
 
   const listener = await startListener({
     host: config.host,

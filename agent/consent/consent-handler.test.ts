@@ -12,7 +12,13 @@ import { createConsentHandler } from "./consent-handler.ts";
 import { createConsentPrompter, type ConsentPrompter } from "./prompter.ts";
 
 const logger = silentLogger();
-const question = (sessionId: string, inMs = 5000) => ({ sessionId, technician: "alice@acme", partner: "acme", capabilities: ["exec"], expiresAt: new Date(Date.now() + inMs) });
+const question = (sessionId: string, inMs = 5000) => ({
+  sessionId,
+  technician: "alice@acme",
+  partner: "acme",
+  capabilities: ["exec"],
+  expiresAt: new Date(Date.now() + inMs),
+});
 const policy = (mode: LocalPolicy["consent"]["mode"], requiredForEverySession = false): LocalPolicy["consent"] => ({ mode, requiredForEverySession });
 const never: ConsentPrompter = { ask: () => Promise.reject(new Error("the policy must answer without asking")) };
 
@@ -42,7 +48,12 @@ describe("consent handler", () => {
   });
 
   it("asks at the terminal: y approves, anything else declines", async () => {
-    for (const [typed, approved] of [["y\n", true], ["yes\n", true], ["n\n", false], ["\n", false]] as const) {
+    for (const [typed, approved] of [
+      ["y\n", true],
+      ["yes\n", true],
+      ["n\n", false],
+      ["\n", false],
+    ] as const) {
       const input = new PassThrough();
       const output = new PassThrough();
       let shown = "";
@@ -65,7 +76,11 @@ describe("consent handler", () => {
     const decline = await script("decline.sh", "echo 'busy right now'; exit 3");
     const no = createConsentHandler({ policy: policy("ask"), prompter: createConsentPrompter({ command: [decline], logger }), logger });
     expect(await no.handle(question("c2"))).toMatchObject({ approved: false, reason: "busy right now" });
-    const missing = createConsentHandler({ policy: policy("ask"), prompter: createConsentPrompter({ command: [join(dir, "no-such-program")], logger }), logger });
+    const missing = createConsentHandler({
+      policy: policy("ask"),
+      prompter: createConsentPrompter({ command: [join(dir, "no-such-program")], logger }),
+      logger,
+    });
     const err = await missing.handle(question("c3"));
     expect(err.approved).toBe(false);
     expect(err.reason).toMatch(/could not start \(ENOENT\)/);

@@ -21,7 +21,8 @@ export function createConsentHandler(deps: { policy: LocalPolicy["consent"]; pro
 
   async function answer(request: ConsentRequestIn): Promise<ConsentAnswer> {
     if (policy.mode === "auto-approve") return { approved: true, responder: "local policy (auto-approve)", reason: "", timedOut: false };
-    if (policy.mode === "deny") return { approved: false, responder: "local policy", reason: "the agent's local policy denies attended sessions (consent.mode deny)", timedOut: false };
+    if (policy.mode === "deny")
+      return { approved: false, responder: "local policy", reason: "the agent's local policy denies attended sessions (consent.mode deny)", timedOut: false };
     const waitMs = request.expiresAt.getTime() - now();
     if (waitMs <= 0) return { approved: false, responder: "", reason: "the request expired before it arrived", timedOut: true };
     // A second request for the same session replaces the first prompt.
@@ -42,7 +43,17 @@ export function createConsentHandler(deps: { policy: LocalPolicy["consent"]; pro
     async handle(request: ConsentRequestIn): Promise<ConsentAnswer> {
       const result = await answer(request);
       if (result.approved) grants.set(request.sessionId, [...request.capabilities]);
-      logger.info({ sessionId: request.sessionId, technician: request.technician, partner: request.partner, approved: result.approved, responder: result.responder, reason: result.reason }, "consent answered");
+      logger.info(
+        {
+          sessionId: request.sessionId,
+          technician: request.technician,
+          partner: request.partner,
+          approved: result.approved,
+          responder: result.responder,
+          reason: result.reason,
+        },
+        "consent answered",
+      );
       return result;
     },
     /** May a tunnel open for this session, and with which capabilities. */

@@ -57,7 +57,12 @@ export function createConsentPrompter(options: PrompterOptions): ConsentPrompter
   if (options.command !== undefined) return commandPrompter(options.command, options.logger);
   return {
     async ask() {
-      return { approved: false, responder: "", reason: "nobody can answer: the agent has no terminal and its local policy names no consent.command", timedOut: false };
+      return {
+        approved: false,
+        responder: "",
+        reason: "nobody can answer: the agent has no terminal and its local policy names no consent.command",
+        timedOut: false,
+      };
     },
   };
 }
@@ -123,12 +128,22 @@ function commandPrompter(command: string[], logger: Logger): ConsentPrompter {
         signal.addEventListener("abort", onAbort);
         child.on("error", (err) => {
           logger.warn({ err, program }, "the consent command could not start");
-          finish({ approved: false, responder: "", reason: `the consent command could not start (${(err as NodeJS.ErrnoException).code ?? err.message})`, timedOut: false });
+          finish({
+            approved: false,
+            responder: "",
+            reason: `the consent command could not start (${(err as NodeJS.ErrnoException).code ?? err.message})`,
+            timedOut: false,
+          });
         });
         child.on("close", (code, sig) => {
           const said = stdout.split(/\r?\n/)[0]?.trim().slice(0, 200) ?? "";
           if (code === 0) return finish({ approved: true, responder: localUser(), reason: said, timedOut: false });
-          finish({ approved: false, responder: sig === null ? localUser() : "", reason: said || `declined (the consent command exited with ${code ?? sig})`, timedOut: false });
+          finish({
+            approved: false,
+            responder: sig === null ? localUser() : "",
+            reason: said || `declined (the consent command exited with ${code ?? sig})`,
+            timedOut: false,
+          });
         });
       });
     },

@@ -24,7 +24,12 @@ const agentEnv: NodeJS.ProcessEnv = {
 };
 
 function envLines(text: string): Map<string, string> {
-  return new Map(text.trim().split("\n").map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+  return new Map(
+    text
+      .trim()
+      .split("\n")
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
 }
 
 for (const kind of ["direct", "launcher"] as LauncherKind[]) {

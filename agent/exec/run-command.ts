@@ -111,7 +111,11 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
   requireCapability(deps.policy, "exec");
   const verdict = checkCommand(deps.policy, spec.command);
   if (!verdict.allowed) {
-    throw new GuruError("denied", `command refused by the agent's policy rule "${verdict.rule}"`, { reason: "POLICY_DENIED", metadata: { rule: verdict.rule }, details: { rule: verdict.rule } });
+    throw new GuruError("denied", `command refused by the agent's policy rule "${verdict.rule}"`, {
+      reason: "POLICY_DENIED",
+      metadata: { rule: verdict.rule },
+      details: { rule: verdict.rule },
+    });
   }
   const setup = deps.setup ?? sharedSetup();
   const env = commandEnv(spec.env, deps.policy, setup.baseEnv, platform);

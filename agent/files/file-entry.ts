@@ -47,9 +47,19 @@ export function fsError(err: unknown, path: string, action: string): GuruError {
       return new GuruError("not_found", `cannot ${action} "${path}": it does not exist`, { cause: err, details, reason: "PATH_NOT_FOUND", metadata: { path } });
     case "EACCES":
     case "EPERM":
-      return new GuruError("denied", `cannot ${action} "${path}": permission denied`, { cause: err, details, reason: "FILE_ACCESS_DENIED", metadata: { path } });
+      return new GuruError("denied", `cannot ${action} "${path}": permission denied`, {
+        cause: err,
+        details,
+        reason: "FILE_ACCESS_DENIED",
+        metadata: { path },
+      });
     case "ELOOP":
-      return new GuruError("denied", `cannot ${action} "${path}": it became a symbolic link after the path check`, { cause: err, details, reason: "PATH_NOT_ALLOWED", metadata: { path } });
+      return new GuruError("denied", `cannot ${action} "${path}": it became a symbolic link after the path check`, {
+        cause: err,
+        details,
+        reason: "PATH_NOT_ALLOWED",
+        metadata: { path },
+      });
     case "EISDIR":
       return new GuruError("invalid", `cannot ${action} "${path}": it is a directory`, { cause: err, details });
     case "ENOTDIR":
@@ -60,7 +70,12 @@ export function fsError(err: unknown, path: string, action: string): GuruError {
     case "EDQUOT":
       return new GuruError("unavailable", `cannot ${action} "${path}": no space left on the device`, { cause: err, details });
     case "EROFS":
-      return new GuruError("denied", `cannot ${action} "${path}": read-only filesystem`, { cause: err, details, reason: "FILE_ACCESS_DENIED", metadata: { path } });
+      return new GuruError("denied", `cannot ${action} "${path}": read-only filesystem`, {
+        cause: err,
+        details,
+        reason: "FILE_ACCESS_DENIED",
+        metadata: { path },
+      });
     case "ENAMETOOLONG":
       return new GuruError("invalid", `cannot ${action} "${path}": name too long`, { cause: err, details });
     default:

@@ -61,7 +61,11 @@ function firstAfter(names: string[], after: string): number {
   return lo;
 }
 
-export async function listDirectory(guard: PathGuard, request: ListDirectoryRequest, checks: HandleChecks = platformHandleChecks): Promise<ListDirectoryResult> {
+export async function listDirectory(
+  guard: PathGuard,
+  request: ListDirectoryRequest,
+  checks: HandleChecks = platformHandleChecks,
+): Promise<ListDirectoryResult> {
   const requested = request.pageSize ?? 0;
   if (!Number.isSafeInteger(requested) || requested < 0) {
     throw new GuruError("invalid", "pageSize must be a non-negative integer", { details: { pageSize: requested } });

@@ -65,7 +65,10 @@ for (const procFd of [true, false]) {
 
     it("refuses a file whose parent was swapped out and back around open (the handle is on the outside file)", async () => {
       // Swapped back before the check: the path looks fine again, but the handle holds outside/d/f.txt.
-      const err = await expectGuruError(openRegularFile(fx.guard, "d/f.txt", checks({ beforeOpen: swapOut, afterOpen: swapBack })), procFd ? "denied" : "conflict");
+      const err = await expectGuruError(
+        openRegularFile(fx.guard, "d/f.txt", checks({ beforeOpen: swapOut, afterOpen: swapBack })),
+        procFd ? "denied" : "conflict",
+      );
       expect(err.message).toMatch(procFd ? /outside the allowed paths/ : /changed while being opened/);
     });
 
@@ -120,7 +123,8 @@ describe("directory listing without directory handles (Windows)", () => {
   afterEach(() => fx.cleanup());
 
   it("checks the identity before and after the read: a swap in between is refused", async () => {
-    const noHandles = (hooks: Partial<Pick<HandleChecks, "beforeOpen" | "afterOpen">> = {}) => createHandleChecks({ procFd: false, dirHandles: false, ...hooks });
+    const noHandles = (hooks: Partial<Pick<HandleChecks, "beforeOpen" | "afterOpen">> = {}) =>
+      createHandleChecks({ procFd: false, dirHandles: false, ...hooks });
     expect((await listDirectory(fx.guard, { path: "d" }, noHandles())).entries.map((e) => e.name)).toEqual(["f.txt"]);
     const swap = async () => {
       await rename(join(fx.allowed, "d"), join(fx.allowed, "d-moved"));

@@ -32,7 +32,12 @@ export interface HandleChecks {
   afterOpen?(realPath: string): Promise<void>;
 }
 
-export function createHandleChecks(options: { procFd: boolean; dirHandles?: boolean; beforeOpen?: HandleChecks["beforeOpen"]; afterOpen?: HandleChecks["afterOpen"] }): HandleChecks {
+export function createHandleChecks(options: {
+  procFd: boolean;
+  dirHandles?: boolean;
+  beforeOpen?: HandleChecks["beforeOpen"];
+  afterOpen?: HandleChecks["afterOpen"];
+}): HandleChecks {
   return {
     fdPath: (fd) => (options.procFd ? `/proc/self/fd/${fd}` : undefined),
     dirHandles: options.dirHandles ?? process.platform !== "win32",
@@ -74,7 +79,8 @@ export async function verifyHandleInside(guard: PathGuard, handle: FileHandle, r
 
 /** The path still resolves to itself, inside, and names the object `expected` describes. */
 async function verifyIdentity(guard: PathGuard, realPath: string, expected: Stats): Promise<void> {
-  const changed = () => new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { reason: "FILE_CHANGED", metadata: { path: realPath } });
+  const changed = () =>
+    new GuruError("conflict", `"${realPath}" changed while being opened; try again`, { reason: "FILE_CHANGED", metadata: { path: realPath } });
   // Denied when a component swapped for a symlink now leads outside; gone or elsewhere: changed.
   const again = await guard.resolve(realPath).catch((err: unknown) => {
     throw err instanceof GuruError && err.kind === "not_found" ? changed() : err;
@@ -156,7 +162,12 @@ export async function openDirectory(guard: PathGuard, path: string, checks: Hand
     if (!stats.isDirectory()) throw notDir();
     await verifyHandleInside(guard, handle, realPath, checks);
     const fdPath = checks.fdPath(handle.fd);
-    const readable = fdPath !== undefined && (await stat(fdPath).then((s) => s.ino === stats.ino && s.dev === stats.dev, () => false));
+    const readable =
+      fdPath !== undefined &&
+      (await stat(fdPath).then(
+        (s) => s.ino === stats.ino && s.dev === stats.dev,
+        () => false,
+      ));
     return {
       realPath,
       stats,

@@ -20,13 +20,13 @@ describe("statPath and MIME types", () => {
     const files: Record<string, Uint8Array | string> = {
       "image.bin": png, // magic wins over a misleading name
       "archive.gz": gzipSync("hello"),
-      "notes": "plain words, héllo\n",
+      notes: "plain words, héllo\n",
       "config.json": '{"a":1}',
       "run.sh": "#!/bin/sh\necho hi\n",
       "server.log": "line\n",
-      "blob": Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x10]),
-      "latin1": Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]), // not UTF-8
-      "empty": "",
+      blob: Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x10]),
+      latin1: Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]), // not UTF-8
+      empty: "",
     };
     for (const [name, content] of Object.entries(files)) await writeFile(join(fx.allowed, name), content);
     const mime = async (name: string) => (await statPath(fx.guard, name)).mimeType;

@@ -44,10 +44,16 @@ export function tempPathFor(targetPath: string, uploadId: string, pathImpl: type
 function isRecord(value: unknown): value is UploadRecord {
   const r = value as UploadRecord;
   return (
-    typeof r === "object" && r !== null && r.version === 1 &&
-    typeof r.uploadId === "string" && typeof r.targetPath === "string" && typeof r.tempPath === "string" &&
-    Number.isSafeInteger(r.size) && typeof r.sha256 === "string" &&
-    Number.isFinite(r.createdMs) && Number.isFinite(r.updatedMs)
+    typeof r === "object" &&
+    r !== null &&
+    r.version === 1 &&
+    typeof r.uploadId === "string" &&
+    typeof r.targetPath === "string" &&
+    typeof r.tempPath === "string" &&
+    Number.isSafeInteger(r.size) &&
+    typeof r.sha256 === "string" &&
+    Number.isFinite(r.createdMs) &&
+    Number.isFinite(r.updatedMs)
   );
 }
 

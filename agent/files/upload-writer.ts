@@ -75,7 +75,10 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   }
   function ensureOpen(): void {
     if (status !== "open") {
-      throw new GuruError("failed_precondition", `upload ${record.uploadId} is ${status}; open it again to resume`, { reason: "UPLOAD_NOT_ACTIVE", metadata: { uploadId: record.uploadId, status } });
+      throw new GuruError("failed_precondition", `upload ${record.uploadId} is ${status}; open it again to resume`, {
+        reason: "UPLOAD_NOT_ACTIVE",
+        metadata: { uploadId: record.uploadId, status },
+      });
     }
   }
   async function closeHandle(): Promise<void> {
@@ -100,7 +103,10 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   async function write(offset: number, data: Uint8Array): Promise<number> {
     ensureOpen();
     if (offset !== committed) {
-      throw new GuruError("failed_precondition", `expected offset ${committed}`, { reason: "UPLOAD_OFFSET_MISMATCH", metadata: { expectedOffset: committed, offset } });
+      throw new GuruError("failed_precondition", `expected offset ${committed}`, {
+        reason: "UPLOAD_OFFSET_MISMATCH",
+        metadata: { expectedOffset: committed, offset },
+      });
     }
     if (committed + data.length > record.size) {
       throw new GuruError("too_large", `upload is ${record.size} bytes; ${committed + data.length} would exceed it`, {
@@ -129,11 +135,15 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
     const details = { uploadId: record.uploadId, path: record.targetPath };
     if (committed !== record.size) {
       // Short, not wrong: the bytes so far are kept so the client can resume from committedOffset.
-      throw new GuruError("failed_precondition", `upload incomplete: ${committed} of ${record.size} bytes committed; send the rest from offset ${committed}; nothing was replaced`, {
-        reason: "UPLOAD_INCOMPLETE",
-        metadata: { size: record.size, expectedOffset: committed },
-        details: { ...details, size: record.size, committedOffset: committed },
-      });
+      throw new GuruError(
+        "failed_precondition",
+        `upload incomplete: ${committed} of ${record.size} bytes committed; send the rest from offset ${committed}; nothing was replaced`,
+        {
+          reason: "UPLOAD_INCOMPLETE",
+          metadata: { size: record.size, expectedOffset: committed },
+          details: { ...details, size: record.size, committedOffset: committed },
+        },
+      );
     }
     const sha256 = hash.copy().digest("hex");
     if (sha256 !== record.sha256) {
@@ -152,11 +162,20 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       // The target may have changed since open (a directory swapped for a symlink, the file created meanwhile).
       const target = await deps.guard.resolve(deps.requestedPath, { mustExist: false });
       if (target !== record.targetPath) {
-        throw new GuruError("conflict", `"${deps.requestedPath}" now resolves to "${target}", not "${record.targetPath}"; nothing was replaced`, { details, reason: "FILE_CHANGED", metadata: { path: deps.requestedPath } });
+        throw new GuruError("conflict", `"${deps.requestedPath}" now resolves to "${target}", not "${record.targetPath}"; nothing was replaced`, {
+          details,
+          reason: "FILE_CHANGED",
+          metadata: { path: deps.requestedPath },
+        });
       }
       const old = await lstatOrUndefined(record.targetPath);
       if (old?.isDirectory()) throw new GuruError("invalid", `"${deps.requestedPath}" is now a directory; nothing was replaced`, { details });
-      if (old && !deps.overwrite) throw new GuruError("conflict", `"${deps.requestedPath}" exists and overwrite is false; nothing was replaced`, { details, reason: "FILE_EXISTS", metadata: { path: deps.requestedPath } });
+      if (old && !deps.overwrite)
+        throw new GuruError("conflict", `"${deps.requestedPath}" exists and overwrite is false; nothing was replaced`, {
+          details,
+          reason: "FILE_EXISTS",
+          metadata: { path: deps.requestedPath },
+        });
       await handle.chmod(old?.isFile() ? old.mode & 0o777 : deps.newFileMode);
       // Data on disk before the name points at it: after a power cut the target is old or new, never empty.
       await handle.sync();
@@ -222,7 +241,9 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
     if (copied !== record.sha256) {
       // Ours (COPYFILE_EXCL created it), and wrong: remove it; the verified temp file stays for another try.
       await rm(record.targetPath, { force: true });
-      throw new GuruError("data_loss", `the copy placed at "${deps.requestedPath}" does not match SHA-256 ${record.sha256}; removed it`, { details: { path: record.targetPath } });
+      throw new GuruError("data_loss", `the copy placed at "${deps.requestedPath}" does not match SHA-256 ${record.sha256}; removed it`, {
+        details: { path: record.targetPath },
+      });
     }
     await syncFile(record.targetPath);
   }
@@ -237,7 +258,10 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       serial(async () => {
         if (status === "finished") return;
         if (deps.superseded()) {
-          throw new GuruError("failed_precondition", `upload ${record.uploadId} was reopened elsewhere; abort it there`, { reason: "UPLOAD_NOT_ACTIVE", metadata: { uploadId: record.uploadId } });
+          throw new GuruError("failed_precondition", `upload ${record.uploadId} was reopened elsewhere; abort it there`, {
+            reason: "UPLOAD_NOT_ACTIVE",
+            metadata: { uploadId: record.uploadId },
+          });
         }
         if (status === "open") await end("aborted");
         status = "aborted";

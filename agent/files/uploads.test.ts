@@ -10,14 +10,17 @@ import { createUploadManager, type OpenUploadRequest, type UploadManager } from 
 
 const MiB = 1024 * 1024;
 const sha = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe("uploads", () => {
   let fx: FilesFixture;
   let stateDir: string;
   let clock: number;
-  const newManager = () =>
-    createUploadManager({ stateDir, logger: silentLogger(), keepBackupDefault: true, abandonedAfterMs: 60_000, now: () => clock });
+  const newManager = () => createUploadManager({ stateDir, logger: silentLogger(), keepBackupDefault: true, abandonedAfterMs: 60_000, now: () => clock });
   let uploads: UploadManager;
   const request = uploadRequest;
 

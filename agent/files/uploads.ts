@@ -110,7 +110,11 @@ export function createUploadManager(deps: UploadManagerDeps): UploadManager {
     if (existing?.isDirectory()) throw new GuruError("invalid", `"${request.path}" is a directory`, { details: { path: targetPath } });
     if (existing && !existing.isFile()) throw new GuruError("invalid", `"${request.path}" is not a regular file`, { details: { path: targetPath } });
     if (existing && !request.overwrite) {
-      throw new GuruError("conflict", `"${request.path}" exists and overwrite is false`, { reason: "FILE_EXISTS", metadata: { path: request.path }, details: { path: targetPath } });
+      throw new GuruError("conflict", `"${request.path}" exists and overwrite is false`, {
+        reason: "FILE_EXISTS",
+        metadata: { path: request.path },
+        details: { path: targetPath },
+      });
     }
 
     const tempPath = tempPathFor(targetPath, uploadId);

@@ -16,7 +16,14 @@ import { handleExec } from "./exec-handler.ts";
 import { handleFileRead, handleFileWrite, handleListDirectory, handleStat } from "./file-handlers.ts";
 import { handlePty } from "./pty-handler.ts";
 import type { SystemManager } from "../system/system-manager.ts";
-import { handleRegistryDelete, handleRegistryList, handleRegistryRead, handleRegistryWrite, handleServiceControl, handleServiceList } from "./system-handlers.ts";
+import {
+  handleRegistryDelete,
+  handleRegistryList,
+  handleRegistryRead,
+  handleRegistryWrite,
+  handleServiceControl,
+  handleServiceList,
+} from "./system-handlers.ts";
 
 export interface HandlerContext {
   tunnel: TunnelState;

@@ -108,7 +108,10 @@ export async function handleFileRead(channel: Channel, req: FileReadRequest, ctx
       // sendData copies each chunk into its frame before it resolves, so one read buffer serves every chunk.
       { chunkBytes: readChunkBytes(ctx.chunkBytes), signal: channel.signal, reuseBuffer: true },
     );
-    channel.sendEvent({ case: "fileReadInfo", value: create(FileReadInfoSchema, { path: read.info.path, size: BigInt(read.info.size), mimeType: read.info.mimeType }) });
+    channel.sendEvent({
+      case: "fileReadInfo",
+      value: create(FileReadInfoSchema, { path: read.info.path, size: BigInt(read.info.size), mimeType: read.info.mimeType }),
+    });
     for await (const chunk of read.chunks()) {
       await channel.sendData(chunk.data, { offset: BigInt(chunk.offset) });
     }

@@ -27,7 +27,15 @@ export async function handlePty(channel: Channel, req: PtyRequest, ctx: HandlerC
         technicianId: ctx.tunnel.active?.technicianId ?? req.technicianId,
         sessionId: req.sessionId,
         operation: "terminal",
-        detail: { terminalId: req.terminalId, command: req.command, shell: shell ?? "default", columns: req.columns, rows: req.rows, channel: channel.id, ...detail },
+        detail: {
+          terminalId: req.terminalId,
+          command: req.command,
+          shell: shell ?? "default",
+          columns: req.columns,
+          rows: req.rows,
+          channel: channel.id,
+          ...detail,
+        },
         result,
       })
       .catch((err: unknown) => ctx.logger.warn({ err }, "could not write the operation log"));
@@ -69,7 +77,14 @@ export async function handlePty(channel: Channel, req: PtyRequest, ctx: HandlerC
       }),
     });
     const why = abort.signal.aborted ? toGuruError(abort.signal.reason).message : undefined;
-    record(outcome.reason, { exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.durationMs, inputBytes: outcome.inputBytes, outputBytes: outcome.outputBytes, why });
+    record(outcome.reason, {
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      durationMs: outcome.durationMs,
+      inputBytes: outcome.inputBytes,
+      outputBytes: outcome.outputBytes,
+      why,
+    });
   } catch (err) {
     const error = toGuruError(err);
     record(error.kind === "denied" || error.kind === "invalid" ? "refused" : "failed", { error: error.message, durationMs: Date.now() - started });

@@ -40,15 +40,27 @@ async function systemOperation<T>(
   try {
     technicianId = ctx.tunnel.require(sessionId).technicianId;
     const support = ctx.system.support;
-    if (area === "services" && !support.services) throw new GuruError("failed_precondition", `services are not available on this agent: ${support.servicesMissing}`, { details: { missing: support.servicesMissing } });
-    if (area === "registry" && !support.registry) throw new GuruError("failed_precondition", `the registry is not available on this agent: ${support.registryMissing}`, { details: { missing: support.registryMissing } });
+    if (area === "services" && !support.services)
+      throw new GuruError("failed_precondition", `services are not available on this agent: ${support.servicesMissing}`, {
+        details: { missing: support.servicesMissing },
+      });
+    if (area === "registry" && !support.registry)
+      throw new GuruError("failed_precondition", `the registry is not available on this agent: ${support.registryMissing}`, {
+        details: { missing: support.registryMissing },
+      });
     requireSystemCapability(ctx.policy, area);
     const { result, logged } = await run();
     void ctx.oplog.record({ technicianId, sessionId, operation, detail: { ...detail, ...logged }, result: "ok" });
     return result;
   } catch (err) {
     const error = toGuruError(err);
-    void ctx.oplog.record({ technicianId, sessionId, operation, detail: { ...detail, error: error.message }, result: error.kind === "denied" || error.kind === "invalid" ? "refused" : "failed" });
+    void ctx.oplog.record({
+      technicianId,
+      sessionId,
+      operation,
+      detail: { ...detail, error: error.message },
+      result: error.kind === "denied" || error.kind === "invalid" ? "refused" : "failed",
+    });
     throw error;
   }
 }
@@ -58,7 +70,10 @@ export async function handleServiceList(channel: Channel, req: ServiceListReques
     const r = await ctx.system.listServices(req.filter);
     return { result: r, logged: { count: r.services.length } };
   });
-  channel.sendResult({ case: "serviceList", value: create(ServiceListResultSchema, { services: listed.services.map(toWireService), serviceManager: listed.manager }) });
+  channel.sendResult({
+    case: "serviceList",
+    value: create(ServiceListResultSchema, { services: listed.services.map(toWireService), serviceManager: listed.manager }),
+  });
 }
 
 export async function handleServiceControl(channel: Channel, req: ServiceControlRequest, ctx: HandlerContext): Promise<void> {
@@ -91,7 +106,10 @@ export async function handleRegistryList(channel: Channel, req: RegistryListRequ
     const r = await ctx.system.listRegistry(req.key);
     return { result: r, logged: { subkeys: r.subkeys.length, values: r.values.length } };
   });
-  channel.sendResult({ case: "registryList", value: create(RegistryListResultSchema, { key: listing.key, subkeys: listing.subkeys, values: listing.values.map(toWireValue) }) });
+  channel.sendResult({
+    case: "registryList",
+    value: create(RegistryListResultSchema, { key: listing.key, subkeys: listing.subkeys, values: listing.values.map(toWireValue) }),
+  });
 }
 
 export async function handleRegistryRead(channel: Channel, req: RegistryReadRequest, ctx: HandlerContext): Promise<void> {
@@ -108,13 +126,19 @@ export async function handleRegistryWrite(channel: Channel, req: RegistryWriteRe
     requireRegistryKey(ctx.policy, req.key);
     const value = fromWireValue(req.value);
     const type = req.value ? valueTypeName(req.value.type) : undefined;
-    if (value === undefined || type === undefined) throw new GuruError("invalid", "a value with a type (SZ, EXPAND_SZ, MULTI_SZ, DWORD, QWORD, BINARY, NONE) is required");
+    if (value === undefined || type === undefined)
+      throw new GuruError("invalid", "a value with a type (SZ, EXPAND_SZ, MULTI_SZ, DWORD, QWORD, BINARY, NONE) is required");
     const r = await ctx.system.writeRegistry(req.key, { ...value, type, name: req.valueName }, req.dryRun);
     return { result: r, logged: { before: r.before ?? null, after: r.after } };
   });
   channel.sendResult({
     case: "registryWrite",
-    value: create(RegistryWriteResultSchema, { key: written.key, before: written.before ? toWireValue(written.before) : undefined, after: toWireValue(written.after), dryRun: req.dryRun }),
+    value: create(RegistryWriteResultSchema, {
+      key: written.key,
+      before: written.before ? toWireValue(written.before) : undefined,
+      after: toWireValue(written.after),
+      dryRun: req.dryRun,
+    }),
   });
 }
 
@@ -125,5 +149,8 @@ export async function handleRegistryDelete(channel: Channel, req: RegistryDelete
     const r = await ctx.system.deleteRegistryValue(req.key, req.valueName, req.dryRun);
     return { result: r, logged: { before: r.before } };
   });
-  channel.sendResult({ case: "registryDelete", value: create(RegistryDeleteResultSchema, { key: deleted.key, before: toWireValue(deleted.before), dryRun: req.dryRun }) });
+  channel.sendResult({
+    case: "registryDelete",
+    value: create(RegistryDeleteResultSchema, { key: deleted.key, before: toWireValue(deleted.before), dryRun: req.dryRun }),
+  });
 }

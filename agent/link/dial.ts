@@ -34,7 +34,11 @@ export function dialServer(options: { serverUrl: string; key: string; maxPayload
       res.on("data", (chunk: string) => (body += chunk.slice(0, 1024)));
       res.on("end", () => {
         const kind = res.statusCode === 401 ? "unauthenticated" : res.statusCode === 503 ? "unavailable" : "invalid";
-        fail(new GuruError(kind, `the server refused the connection (HTTP ${res.statusCode}): ${body.trim() || res.statusMessage}`, { details: { status: res.statusCode } }));
+        fail(
+          new GuruError(kind, `the server refused the connection (HTTP ${res.statusCode}): ${body.trim() || res.statusMessage}`, {
+            details: { status: res.statusCode },
+          }),
+        );
       });
     });
     ws.once("error", (err) => fail(new GuruError("unavailable", describeDialError(err, options.serverUrl), { cause: err })));

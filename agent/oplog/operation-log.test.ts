@@ -25,7 +25,10 @@ const entry = (n: number, extra: Partial<OperationLogEntry> = {}): OperationLogE
 
 async function lines(file: string): Promise<Record<string, unknown>[]> {
   const text = await readFile(file, "utf8");
-  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+  return text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l));
 }
 
 describe("createOperationLog", () => {
@@ -34,10 +37,17 @@ describe("createOperationLog", () => {
     const log = createOperationLog({ file, maxBytes: 1024 * 1024, maxFiles: 3, logger: silentLogger() });
     const at = new Date("2025-03-01T10:00:00.000Z");
     await log.record(entry(1, { at }));
-    await log.record(entry(2, { operation: "exec", result: "denied: rule \"rm *\"" }));
+    await log.record(entry(2, { operation: "exec", result: 'denied: rule "rm *"' }));
     await log.close();
     const [first, second] = await lines(file);
-    expect(first).toEqual({ at: "2025-03-01T10:00:00.000Z", technicianId: "tech-1", sessionId: "sess-1", operation: "exec", result: "exited 0", detail: { command: "echo 1", n: 1 } });
+    expect(first).toEqual({
+      at: "2025-03-01T10:00:00.000Z",
+      technicianId: "tech-1",
+      sessionId: "sess-1",
+      operation: "exec",
+      result: "exited 0",
+      detail: { command: "echo 1", n: 1 },
+    });
     expect(second.result).toBe('denied: rule "rm *"');
     expect(typeof second.at).toBe("string");
   });

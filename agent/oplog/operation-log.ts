@@ -106,11 +106,13 @@ export function createOperationLog(options: OperationLogOptions): OperationLog {
       return Promise.resolve();
     }
     const line = formatEntry(entry, maxEntryBytes, logger);
-    const done = queue.then(() => write(line)).catch(async (err: unknown) => {
-      logger.warn({ err, file, operation: entry.operation }, "could not write the operation log");
-      // Start from a fresh handle next time (the file may have been removed or the disk replaced).
-      await closeHandle().catch(() => {});
-    });
+    const done = queue
+      .then(() => write(line))
+      .catch(async (err: unknown) => {
+        logger.warn({ err, file, operation: entry.operation }, "could not write the operation log");
+        // Start from a fresh handle next time (the file may have been removed or the disk replaced).
+        await closeHandle().catch(() => {});
+      });
     queue = done;
     return done;
   }

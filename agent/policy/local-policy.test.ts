@@ -53,7 +53,10 @@ describe("loadLocalPolicy", () => {
   });
 
   it("reads the consent section: an explicit ask needs a person for every session", async () => {
-    const ask = await loadLocalPolicy({ file: await policyFile("consent-ask.json", { consent: { mode: "ask", command: ["zenity", "--question"] } }), defaults });
+    const ask = await loadLocalPolicy({
+      file: await policyFile("consent-ask.json", { consent: { mode: "ask", command: ["zenity", "--question"] } }),
+      defaults,
+    });
     expect(ask.consent).toEqual({ mode: "ask", requiredForEverySession: true, command: ["zenity", "--question"] });
     const auto = await loadLocalPolicy({ file: await policyFile("consent-auto.json", { consent: { mode: "auto-approve" } }), defaults });
     expect(auto.consent).toEqual({ mode: "auto-approve", requiredForEverySession: false, command: undefined });
@@ -206,7 +209,16 @@ describe("checkCommand", () => {
   it("does not let an allow glob's * or space cross shell control characters", () => {
     const p = policy({ allow: ["ls *"] });
     expect(checkCommand(p, "ls -la /tmp").allowed).toBe(true);
-    for (const sneaky of ["ls; rm -rf /", "ls && rm -rf /", "ls | sh", "ls $(rm -rf /)", "ls `rm -rf /`", "ls > /etc/passwd", "ls \nrm -rf /", "ls x\nrm -rf /"]) {
+    for (const sneaky of [
+      "ls; rm -rf /",
+      "ls && rm -rf /",
+      "ls | sh",
+      "ls $(rm -rf /)",
+      "ls `rm -rf /`",
+      "ls > /etc/passwd",
+      "ls \nrm -rf /",
+      "ls x\nrm -rf /",
+    ]) {
       expect(checkCommand(p, sneaky), sneaky).toEqual({ allowed: false, rule: "not in the allow list" });
     }
   });

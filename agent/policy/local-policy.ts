@@ -99,7 +99,10 @@ const defaultCapabilities: LocalPolicy["capabilities"] = {
 
 const defaultRegistryKeys = ["HKLM\\SOFTWARE", "HKCU"];
 
-const serviceRuleSchema = z.string().min(1, "a rule must not be empty").regex(/^[A-Za-z0-9_.@:+\\ *-]+$/, "a service rule uses name characters and * only");
+const serviceRuleSchema = z
+  .string()
+  .min(1, "a rule must not be empty")
+  .regex(/^[A-Za-z0-9_.@:+\\ *-]+$/, "a service rule uses name characters and * only");
 
 const ruleSchema = z
   .string()
@@ -234,7 +237,11 @@ export function checkCommand(policy: LocalPolicy, command: string): CommandCheck
 /** Throws denied when the owner switched the capability off. */
 export function requireCapability(policy: LocalPolicy, capability: Capability): void {
   if (policy.capabilities[capability] !== true) {
-    throw new GuruError("denied", `the agent's local policy disables ${capability}`, { reason: "POLICY_DENIED", metadata: { capability }, details: { capability } });
+    throw new GuruError("denied", `the agent's local policy disables ${capability}`, {
+      reason: "POLICY_DENIED",
+      metadata: { capability },
+      details: { capability },
+    });
   }
 }
 

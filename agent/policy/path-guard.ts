@@ -106,7 +106,13 @@ export function createPathGuard(allowedPaths: string[], options: PathGuardOption
   function fsError(err: unknown, input: string): GuruError {
     const code = errnoCode(err);
     if (code === "ELOOP") return new GuruError("invalid", `path "${input}" has too many levels of symbolic links`, { details: { path: input } });
-    if (code === "EACCES" || code === "EPERM") return new GuruError("denied", `permission denied resolving "${input}"`, { cause: err, reason: "FILE_ACCESS_DENIED", metadata: { path: input }, details: { path: input } });
+    if (code === "EACCES" || code === "EPERM")
+      return new GuruError("denied", `permission denied resolving "${input}"`, {
+        cause: err,
+        reason: "FILE_ACCESS_DENIED",
+        metadata: { path: input },
+        details: { path: input },
+      });
     if (code === "ENAMETOOLONG") return new GuruError("invalid", `path "${input}" is too long`, { details: { path: input } });
     return new GuruError("internal", `cannot resolve "${input}"`, { cause: err, details: { path: input } });
   }
@@ -156,8 +162,14 @@ export function createPathGuard(allowedPaths: string[], options: PathGuardOption
     const { real, missing } = await realOrNearest(abs, input, 0);
     if (!isInside(real)) throw deniedError(input);
     if (missing === 0) return real;
-    if (mustExist) throw new GuruError("not_found", `path "${input}" does not exist`, { reason: "PATH_NOT_FOUND", metadata: { path: input }, details: { path: input } });
-    if (missing > 1) throw new GuruError("not_found", `parent directory of "${input}" does not exist`, { reason: "PATH_NOT_FOUND", metadata: { path: input }, details: { path: input } });
+    if (mustExist)
+      throw new GuruError("not_found", `path "${input}" does not exist`, { reason: "PATH_NOT_FOUND", metadata: { path: input }, details: { path: input } });
+    if (missing > 1)
+      throw new GuruError("not_found", `parent directory of "${input}" does not exist`, {
+        reason: "PATH_NOT_FOUND",
+        metadata: { path: input },
+        details: { path: input },
+      });
     return real;
   }
 

@@ -30,7 +30,9 @@ function refusal(fn: () => void): GuruError {
 
 describe("service and registry rules", () => {
   it("names the capability rule", () => {
-    const err = refusal(() => requireSystemCapability(policy({ capabilities: { exec: true, files: true, services: false, registry: false, terminal: false } }), "services"));
+    const err = refusal(() =>
+      requireSystemCapability(policy({ capabilities: { exec: true, files: true, services: false, registry: false, terminal: false } }), "services"),
+    );
     expect(err.kind).toBe("denied");
     expect(err.message).toContain("capabilities.services");
   });
@@ -42,7 +44,9 @@ describe("service and registry rules", () => {
     expect(refusal(() => requireServiceControl(p, "app-db-main")).message).toContain('services.deny "app-db*"');
     expect(refusal(() => requireServiceControl(p, "sshd")).message).toContain("services.allow");
     expect(refusal(() => requireServiceControl(p, "nginx-old")).kind).toBe("denied");
-    expect(refusal(() => requireServiceControl(policy({ services: { allow: [], deny: [], control: false } }), "nginx")).message).toContain("services.control is false");
+    expect(refusal(() => requireServiceControl(policy({ services: { allow: [], deny: [], control: false } }), "nginx")).message).toContain(
+      "services.control is false",
+    );
   });
 
   it("registry keys match whole parts of an allowed prefix, whatever the hive's spelling", () => {
@@ -65,9 +69,13 @@ describe("service and registry rules", () => {
     expect(loaded.registryKeys).toEqual(["HKLM\\SOFTWARE\\Vendor"]);
     expect(loaded.capabilities.services).toBe(true);
     await writeFile(file, JSON.stringify({ services: { deny: ["x; rm"] } }));
-    expect(((await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"] } }).catch((e: unknown) => e)) as GuruError).message).toContain("services.deny[0]");
+    expect(((await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"] } }).catch((e: unknown) => e)) as GuruError).message).toContain(
+      "services.deny[0]",
+    );
     await writeFile(file, JSON.stringify({ registryKeys: ["SOFTWARE\\Vendor"] }));
-    expect(((await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"] } }).catch((e: unknown) => e)) as GuruError).message).toContain("registryKeys[0]");
+    expect(((await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"] } }).catch((e: unknown) => e)) as GuruError).message).toContain(
+      "registryKeys[0]",
+    );
     // The file wins over the agent's --enable default.
     await writeFile(file, JSON.stringify({ capabilities: { services: false } }));
     expect((await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"], capabilities: { services: true } } })).capabilities.services).toBe(false);

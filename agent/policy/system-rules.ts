@@ -6,7 +6,10 @@ import { parseRegistryKey } from "../system/system-names.ts";
 import type { LocalPolicy } from "./local-policy.ts";
 
 function globMatches(pattern: string, name: string): boolean {
-  const body = pattern.split("*").map((part) => part.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")).join(".*");
+  const body = pattern
+    .split("*")
+    .map((part) => part.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&"))
+    .join(".*");
   return new RegExp(`^${body}$`, "i").test(name);
 }
 
@@ -22,14 +25,20 @@ export function requireSystemCapability(policy: LocalPolicy, capability: "servic
 export function requireServiceControl(policy: LocalPolicy, name: string): void {
   const rules = policy.services;
   if (!rules.control) {
-    throw new GuruError("denied", "the agent's local policy allows listing services only (rule services.control is false)", { details: { rule: "services.control" } });
+    throw new GuruError("denied", "the agent's local policy allows listing services only (rule services.control is false)", {
+      details: { rule: "services.control" },
+    });
   }
   const deny = rules.deny.find((p) => globMatches(p, name));
   if (deny !== undefined) {
-    throw new GuruError("denied", `the agent's local policy denies control of service ${name} (rule services.deny "${deny}")`, { details: { rule: `services.deny`, pattern: deny } });
+    throw new GuruError("denied", `the agent's local policy denies control of service ${name} (rule services.deny "${deny}")`, {
+      details: { rule: `services.deny`, pattern: deny },
+    });
   }
   if (rules.allow.length > 0 && !rules.allow.some((p) => globMatches(p, name))) {
-    throw new GuruError("denied", `service ${name} is not in the agent's services.allow list (${rules.allow.join(", ")})`, { details: { rule: "services.allow" } });
+    throw new GuruError("denied", `service ${name} is not in the agent's services.allow list (${rules.allow.join(", ")})`, {
+      details: { rule: "services.allow" },
+    });
   }
 }
 
@@ -41,8 +50,12 @@ export function requireRegistryKey(policy: LocalPolicy, key: string): void {
     return want.length <= parts.length && want.every((p, i) => p === parts[i]);
   });
   if (!allowed) {
-    throw new GuruError("denied", `registry key ${parseRegistryKey(key).text} is outside the agent's registryKeys (${policy.registryKeys.join(", ") || "none"})`, {
-      details: { rule: "registryKeys", key: parseRegistryKey(key).text },
-    });
+    throw new GuruError(
+      "denied",
+      `registry key ${parseRegistryKey(key).text} is outside the agent's registryKeys (${policy.registryKeys.join(", ") || "none"})`,
+      {
+        details: { rule: "registryKeys", key: parseRegistryKey(key).text },
+      },
+    );
   }
 }

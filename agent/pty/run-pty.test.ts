@@ -68,7 +68,11 @@ function collector(delayMs = 0) {
 describe("startPty", () => {
   it("runs a command with the asked size, follows a resize, and passes the exit code through", async () => {
     const out = collector();
-    const running = await startPty(spec({ command: "tput cols; tput lines; read x; tput cols; exit 7" }), { onOutput: out.onOutput, signal: new AbortController().signal }, deps());
+    const running = await startPty(
+      spec({ command: "tput cols; tput lines; read x; tput cols; exit 7" }),
+      { onOutput: out.onOutput, signal: new AbortController().signal },
+      deps(),
+    );
     await out.until(/80\r\n24\r\n/);
     running.resize(132, 40);
     await running.write(Buffer.from("\r"));
@@ -127,7 +131,10 @@ describe("startPty", () => {
       [{}, { workingDir: "/etc" }, "denied", /outside/],
     ];
     for (const [policy, over, kind, message] of cases) {
-      const err = await startPty(spec(over), io, deps(policy)).then(() => undefined, (e: unknown) => e);
+      const err = await startPty(spec(over), io, deps(policy)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isGuruError(err, kind as "denied"), `${JSON.stringify(over)}: ${String(err)}`).toBe(true);
       expect((err as Error).message).toMatch(message);
     }

@@ -80,7 +80,10 @@ const defaultMaxInputBufferBytes = 256 * 1024;
 const maxBatchBytes = 64 * 1024;
 
 function checkTerminalSize(columns: number, rows: number): void {
-  for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
+  for (const [name, value] of [
+    ["columns", columns],
+    ["rows", rows],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > maxTerminalSize) {
       throw new GuruError("invalid", `${name} must be an integer from 1 to ${maxTerminalSize}`, { details: { [name]: value } });
     }
@@ -98,7 +101,9 @@ export async function startPty(spec: PtySpec, io: PtyIo, deps: RunPtyDeps): Prom
   const env = { ...commandEnv(spec.env, deps.policy, setup.baseEnv, platform), TERM: spec.term };
   if (spec.command.trim() === "") {
     if (deps.policy.commands.allow.length > 0) {
-      throw new GuruError("denied", "the agent's policy allows only listed commands; an interactive shell would bypass that list", { details: { rule: "allow list" } });
+      throw new GuruError("denied", "the agent's policy allows only listed commands; an interactive shell would bypass that list", {
+        details: { rule: "allow list" },
+      });
     }
   } else {
     const verdict = checkCommand(deps.policy, spec.command);

@@ -65,7 +65,8 @@ export function createLaunchdServices(options: { launchctl?: string; run?: ToolR
   const launchctl = options.launchctl ?? "launchctl";
   async function ok(args: string[]): Promise<string> {
     const r = await run(launchctl, args);
-    if (r.code !== 0) throw new GuruError("failed_precondition", `launchctl ${args.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout) || "no output"}`);
+    if (r.code !== 0)
+      throw new GuruError("failed_precondition", `launchctl ${args.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout) || "no output"}`);
     return r.stdout;
   }
   async function disabled(): Promise<Map<string, boolean>> {
@@ -91,7 +92,16 @@ export function createLaunchdServices(options: { launchctl?: string; run?: ToolR
       if (r.code === 113) throw new GuruError("not_found", `no service ${label}`, { details: { name: label } });
       if (r.code !== 0) throw new GuruError("failed_precondition", `launchctl print system/${label} failed (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
       const p = parsePrint(r.stdout);
-      const state: ServiceState = p.state === "running" ? "running" : p.state === "waiting" || p.state === "not running" ? (p.lastExitCode !== "" && p.lastExitCode !== "0" && !p.lastExitCode.startsWith("(never") ? "failed" : "stopped") : p.state === "spawn scheduled" ? "starting" : "unknown";
+      const state: ServiceState =
+        p.state === "running"
+          ? "running"
+          : p.state === "waiting" || p.state === "not running"
+            ? p.lastExitCode !== "" && p.lastExitCode !== "0" && !p.lastExitCode.startsWith("(never")
+              ? "failed"
+              : "stopped"
+            : p.state === "spawn scheduled"
+              ? "starting"
+              : "unknown";
       return info(label, state, state === "running" ? p.pid : 0, (await disabled()).get(label) === true);
     },
     async perform(label, action) {

@@ -33,8 +33,15 @@ describe("launchd", () => {
   });
 
   it("parses print-disabled in both the current and the older wording", () => {
-    expect([...parsePrintDisabled(fixture("launchctl-print-disabled.txt"))]).toEqual([["com.apple.ftpd", true], ["com.openssh.sshd", false], ["com.example.backup", true]]);
-    expect([...parsePrintDisabled(fixture("launchctl-print-disabled-legacy.txt"))]).toEqual([["com.apple.ftpd", true], ["com.openssh.sshd", false]]);
+    expect([...parsePrintDisabled(fixture("launchctl-print-disabled.txt"))]).toEqual([
+      ["com.apple.ftpd", true],
+      ["com.openssh.sshd", false],
+      ["com.example.backup", true],
+    ]);
+    expect([...parsePrintDisabled(fixture("launchctl-print-disabled-legacy.txt"))]).toEqual([
+      ["com.apple.ftpd", true],
+      ["com.openssh.sshd", false],
+    ]);
   });
 
   it("reads one job's own state and pid, not nested ones", () => {
@@ -95,7 +102,9 @@ describe("systemd", () => {
       "--no-pager list-unit-files --type=service --no-legend --plain": { stdout: fixture("systemctl-list-unit-files.txt") },
       "--no-pager list-units --type=service --all --no-legend --plain": { stdout: fixture("systemctl-list-units.txt") },
       [`--no-pager show ${props} -- cron.service getty@tty1.service ssh.service`]: { stdout: fixture("systemctl-show.txt") },
-      [`--no-pager show ${props} -- nope.service`]: { stdout: "Id=nope.service\nDescription=nope.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nMainPID=0\n" },
+      [`--no-pager show ${props} -- nope.service`]: {
+        stdout: "Id=nope.service\nDescription=nope.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nMainPID=0\n",
+      },
     });
     const systemd = createSystemdServices({ run });
     expect((await systemd.list()).map((s) => s.name)).toContain("ssh");

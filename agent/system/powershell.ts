@@ -50,8 +50,10 @@ function powershellError(error: PowerShellError, what: string): GuruError {
   const message = `${what}: ${error.message}`;
   const details = { errorId: error.id, exception: error.type };
   // 0x80070005 E_ACCESSDENIED
-  if (/UnauthorizedAccess|SecurityException|CouldNotStartService.*Access|PermissionDenied/i.test(id) || error.hresult === -2147024891) return new GuruError("denied", message, { details });
-  if (/NoServiceFoundForGivenName|ItemNotFound|PathNotFound|KeyNotFound|ValueNotFound|ObjectNotFound/i.test(id)) return new GuruError("not_found", message, { details });
+  if (/UnauthorizedAccess|SecurityException|CouldNotStartService.*Access|PermissionDenied/i.test(id) || error.hresult === -2147024891)
+    return new GuruError("denied", message, { details });
+  if (/NoServiceFoundForGivenName|ItemNotFound|PathNotFound|KeyNotFound|ValueNotFound|ObjectNotFound/i.test(id))
+    return new GuruError("not_found", message, { details });
   if (/ArgumentException|InvalidArgument|ParameterBinding/i.test(id)) return new GuruError("invalid", message, { details });
   return new GuruError("failed_precondition", message, { details });
 }

@@ -20,11 +20,18 @@ const regTypes: Record<string, RegistryValueType> = {
   REG_NONE: "none",
 };
 const typeNames = Object.fromEntries(Object.entries(regTypes).map(([k, v]) => [v, k])) as Record<RegistryValueType, string>;
-const longHives: Record<string, string> = { HKLM: "HKEY_LOCAL_MACHINE", HKCU: "HKEY_CURRENT_USER", HKU: "HKEY_USERS", HKCR: "HKEY_CLASSES_ROOT", HKCC: "HKEY_CURRENT_CONFIG" };
+const longHives: Record<string, string> = {
+  HKLM: "HKEY_LOCAL_MACHINE",
+  HKCU: "HKEY_CURRENT_USER",
+  HKU: "HKEY_USERS",
+  HKCR: "HKEY_CLASSES_ROOT",
+  HKCC: "HKEY_CURRENT_CONFIG",
+};
 
 function toValue(name: string, regType: string, raw: string): RegistryValue {
   const type = regTypes[regType] ?? "none";
-  if (type === "multi_sz") return { name, type, data: "", multiString: raw === "" ? [] : raw.split("\\0").filter((s, i, a) => !(s === "" && i === a.length - 1)) };
+  if (type === "multi_sz")
+    return { name, type, data: "", multiString: raw === "" ? [] : raw.split("\\0").filter((s, i, a) => !(s === "" && i === a.length - 1)) };
   if (type === "dword" || type === "qword") return { name, type, data: BigInt(raw || "0").toString(10), multiString: [] };
   if (type === "binary" || type === "none") return { name, type, data: raw.toLowerCase(), multiString: [] };
   return { name, type, data: raw, multiString: [] };

@@ -25,7 +25,8 @@ export function checkRegistryValue(value: RegistryValue): RegistryValue {
     case "dword":
     case "qword": {
       const bits = type === "dword" ? 32n : 64n;
-      if (!/^(0x[0-9a-fA-F]+|\d+)$/.test(value.data.trim())) throw fail(`must be a non-negative whole number, decimal or 0x hex (got "${value.data.slice(0, 40)}")`);
+      if (!/^(0x[0-9a-fA-F]+|\d+)$/.test(value.data.trim()))
+        throw fail(`must be a non-negative whole number, decimal or 0x hex (got "${value.data.slice(0, 40)}")`);
       const n = BigInt(value.data.trim());
       if (n >= 1n << bits) throw fail(`must be below 2^${bits}`);
       return { ...value, data: n.toString(10), multiString: [] };

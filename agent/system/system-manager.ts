@@ -69,7 +69,12 @@ function findServiceBackend(options: SystemManagerOptions, platform: NodeJS.Plat
   if (choice === "sysv" || existsSync(initDir)) {
     // The system's scripts through `service` and update-rc.d, as an administrator would; any other directory directly.
     const system = initDir === defaultInitDir;
-    return createSysvServices({ initDir, run, serviceCommand: system ? onPath("service") : undefined, updateRcCommand: system ? onPath("update-rc.d") : undefined });
+    return createSysvServices({
+      initDir,
+      run,
+      serviceCommand: system ? onPath("service") : undefined,
+      updateRcCommand: system ? onPath("update-rc.d") : undefined,
+    });
   }
   return `no service manager found (systemd is not running and ${initDir} does not exist)`;
 }
@@ -96,11 +101,13 @@ export function createSystemManager(options: SystemManagerOptions = {}): SystemM
   };
 
   function serviceBackend(): ServiceBackend {
-    if (typeof services === "string") throw new GuruError("failed_precondition", `services are not available on this agent: ${services}`, { details: { missing: services } });
+    if (typeof services === "string")
+      throw new GuruError("failed_precondition", `services are not available on this agent: ${services}`, { details: { missing: services } });
     return services;
   }
   function registryBackend(): RegistryBackend {
-    if (typeof registry === "string") throw new GuruError("failed_precondition", `the registry is not available on this agent: ${registry}`, { details: { missing: registry } });
+    if (typeof registry === "string")
+      throw new GuruError("failed_precondition", `the registry is not available on this agent: ${registry}`, { details: { missing: registry } });
     return registry;
   }
 
@@ -126,7 +133,8 @@ export function createSystemManager(options: SystemManagerOptions = {}): SystemM
       const backend = registryBackend();
       const k = parseRegistryKey(key).text;
       const value = await backend.read(k, validateValueName(valueName));
-      if (value === undefined) throw new GuruError("not_found", `${k} has no value ${valueName === "" ? "(default)" : `"${valueName}"`}`, { details: { key: k, valueName } });
+      if (value === undefined)
+        throw new GuruError("not_found", `${k} has no value ${valueName === "" ? "(default)" : `"${valueName}"`}`, { details: { key: k, valueName } });
       return value;
     },
     async writeRegistry(key, value, dryRun) {
@@ -148,7 +156,8 @@ export function createSystemManager(options: SystemManagerOptions = {}): SystemM
       const backend = registryBackend();
       const k = parseRegistryKey(key).text;
       const before = await backend.read(k, validateValueName(valueName));
-      if (before === undefined) throw new GuruError("not_found", `${k} has no value ${valueName === "" ? "(default)" : `"${valueName}"`}`, { details: { key: k, valueName } });
+      if (before === undefined)
+        throw new GuruError("not_found", `${k} has no value ${valueName === "" ? "(default)" : `"${valueName}"`}`, { details: { key: k, valueName } });
       if (!dryRun) await backend.delete(k, valueName);
       return { key: k, before };
     },

@@ -18,9 +18,13 @@ export function validateServiceName(name: string, platform: NodeJS.Platform): st
   if (name.length > maxServiceNameChars) throw new GuruError("invalid", `a service name is at most ${maxServiceNameChars} characters`);
   const pattern = platform === "win32" ? windowsServiceName : posixServiceName;
   if (!pattern.test(name) || name.endsWith(" ")) {
-    throw new GuruError("invalid", `"${printable(name)}" is not a service name: use letters, digits and . _ - @ : +${platform === "win32" ? " and spaces" : ""}`, {
-      details: { name: printable(name) },
-    });
+    throw new GuruError(
+      "invalid",
+      `"${printable(name)}" is not a service name: use letters, digits and . _ - @ : +${platform === "win32" ? " and spaces" : ""}`,
+      {
+        details: { name: printable(name) },
+      },
+    );
   }
   return name;
 }

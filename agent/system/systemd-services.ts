@@ -93,7 +93,8 @@ export function createSystemdServices(options: { systemctl?: string; run?: ToolR
 
   async function systemctlOk(args: string[]): Promise<string> {
     const r = await run(systemctl, ["--no-pager", ...args], { env });
-    if (r.code !== 0) throw new GuruError("failed_precondition", `systemctl ${args.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout) || "no output"}`);
+    if (r.code !== 0)
+      throw new GuruError("failed_precondition", `systemctl ${args.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout) || "no output"}`);
     return r.stdout;
   }
 

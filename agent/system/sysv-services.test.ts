@@ -22,7 +22,10 @@ afterEach(async () => {
 });
 
 async function refusal(p: Promise<unknown>): Promise<GuruError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GuruError);
   return err as GuruError;
 }
@@ -37,7 +40,14 @@ describe("SysV services", () => {
     const { services, manager } = await system.listServices("");
     expect(manager).toBe("sysv");
     expect(services).toEqual([
-      { name: "guru-demo", displayName: "GuruTunnel test daemon", state: "stopped", startMode: "disabled", pid: 0, description: "A sleeping background process that the service tests start and stop." },
+      {
+        name: "guru-demo",
+        displayName: "GuruTunnel test daemon",
+        state: "stopped",
+        startMode: "disabled",
+        pid: 0,
+        description: "A sleeping background process that the service tests start and stop.",
+      },
     ]);
     expect((await system.listServices("nothing-like-it")).services).toEqual([]);
     expect((await system.listServices("TEST DAEMON")).services).toHaveLength(1);
@@ -138,7 +148,11 @@ describe("LSB helpers", () => {
     expect([0, 1, 2, 3, 4, 150].map(lsbState)).toEqual(["running", "failed", "failed", "stopped", "unknown", "unknown"]);
   });
   it("reads the LSB header and a literal pidfile", () => {
-    expect(parseInitScript("# Short-Description: web\n# Description: the web\nPIDFILE=/run/web.pid\n")).toEqual({ shortDescription: "web", description: "the web", pidFile: "/run/web.pid" });
+    expect(parseInitScript("# Short-Description: web\n# Description: the web\nPIDFILE=/run/web.pid\n")).toEqual({
+      shortDescription: "web",
+      description: "the web",
+      pidFile: "/run/web.pid",
+    });
     expect(parseInitScript('PIDFILE="$RUN/web.pid"\n').pidFile).toBe("");
   });
 });

@@ -93,7 +93,14 @@ export function createSysvServices(options: SysvOptions): ServiceBackend {
       const n = Number.parseInt((await readFile(header.pidFile, "utf8").catch(() => "")).trim(), 10);
       if (Number.isSafeInteger(n) && n > 0) pid = n;
     }
-    return { name, displayName: header.shortDescription || name, state, startMode: await startMode(name), pid, description: header.description || header.shortDescription };
+    return {
+      name,
+      displayName: header.shortDescription || name,
+      state,
+      startMode: await startMode(name),
+      pid,
+      description: header.description || header.shortDescription,
+    };
   }
 
   async function list(): Promise<ServiceInfo[]> {
@@ -101,7 +108,9 @@ export function createSysvServices(options: SysvOptions): ServiceBackend {
       throw new GuruError("failed_precondition", `cannot read the init script directory ${options.initDir} (${err.code})`);
     });
     const names = entries
-      .filter((e) => (e.isFile() || e.isSymbolicLink()) && !notServices.has(e.name) && !e.name.startsWith(".") && /^[A-Za-z0-9_][A-Za-z0-9_.@:+-]*$/.test(e.name))
+      .filter(
+        (e) => (e.isFile() || e.isSymbolicLink()) && !notServices.has(e.name) && !e.name.startsWith(".") && /^[A-Za-z0-9_][A-Za-z0-9_.@:+-]*$/.test(e.name),
+      )
       .map((e) => e.name)
       .sort();
     const services: ServiceInfo[] = [];
@@ -115,10 +124,16 @@ export function createSysvServices(options: SysvOptions): ServiceBackend {
 
   async function setBootLinks(name: string, enable: boolean): Promise<void> {
     if (options.updateRcCommand) {
-      const args = enable ? [[name, "defaults"], [name, "enable"]] : [[name, "disable"]];
+      const args = enable
+        ? [
+            [name, "defaults"],
+            [name, "enable"],
+          ]
+        : [[name, "disable"]];
       for (const a of args) {
         const r = await run(options.updateRcCommand, a, { timeoutMs });
-        if (r.code !== 0) throw new GuruError("failed_precondition", `${options.updateRcCommand} ${a.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+        if (r.code !== 0)
+          throw new GuruError("failed_precondition", `${options.updateRcCommand} ${a.join(" ")} failed (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
       }
       return;
     }
@@ -135,7 +150,13 @@ export function createSysvServices(options: SysvOptions): ServiceBackend {
       await mkdir(dir, { recursive: true });
       const boot = bootRunlevels.includes(level);
       const link = join(dir, `${boot ? "S20" : "K01"}${name}`);
-      if (await lstat(link).then(() => true, () => false)) continue;
+      if (
+        await lstat(link).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
       await symlink(relative(dir, join(options.initDir, name)), link);
     }
   }
@@ -145,9 +166,13 @@ export function createSysvServices(options: SysvOptions): ServiceBackend {
     if (action === "enable" || action === "disable") return setBootLinks(name, action === "enable");
     const r = await invoke(name, path, action);
     if (r.code !== 0) {
-      throw new GuruError("failed_precondition", `${name} ${action} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ""}): ${tail(r.stderr || r.stdout) || "no output"}`, {
-        details: { name, action, exitCode: r.code },
-      });
+      throw new GuruError(
+        "failed_precondition",
+        `${name} ${action} failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ""}): ${tail(r.stderr || r.stdout) || "no output"}`,
+        {
+          details: { name, action, exitCode: r.code },
+        },
+      );
     }
   }
 

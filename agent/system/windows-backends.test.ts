@@ -57,14 +57,19 @@ describe("Windows services", () => {
       state: "running",
       startMode: "automatic",
       pid: 2876,
-      description: "This service spools print jobs and handles interaction with the printer.  If you turn off this service, you won’t be able to print or see your printers.",
+      description:
+        "This service spools print jobs and handles interaction with the printer.  If you turn off this service, you won’t be able to print or see your printers.",
     });
     expect(byName.RemoteRegistry).toMatchObject({ state: "stopped", startMode: "disabled", pid: 0 });
     expect(byName.TrustedInstaller.state).toBe("starting");
     expect(byName.VSS.state).toBe("stopping");
     expect(byName["Bonjour Service"].state).toBe("running");
     expect(byName.CDPUserSvc_4f1a2.description).toBe("");
-    expect(byName.ZeroConfigSvc).toMatchObject({ state: "paused", displayName: "Zero & Config <Vendor> Agent", description: "Vendor's zero-configuration agent." });
+    expect(byName.ZeroConfigSvc).toMatchObject({
+      state: "paused",
+      displayName: "Zero & Config <Vendor> Agent",
+      description: "Vendor's zero-configuration agent.",
+    });
   });
 
   it("parses a German system's listing the same way: only names and descriptions are translated", () => {
@@ -78,13 +83,28 @@ describe("Windows services", () => {
   });
 
   it("reads one service from Get-Service's enum numbers, with Win32_Service beside it or not", () => {
-    expect(parseServiceGet(JSON.parse(fixture("win-get-service-de.json")))).toMatchObject({ name: "Spooler", displayName: "Druckwarteschlange", state: "running", startMode: "automatic", pid: 2876 });
-    expect(parseServiceGet(JSON.parse(fixture("win-get-service-nocim.json")))).toEqual({ name: "wuauserv", displayName: "Windows Update", state: "stopping", startMode: "manual", pid: 0, description: "" });
+    expect(parseServiceGet(JSON.parse(fixture("win-get-service-de.json")))).toMatchObject({
+      name: "Spooler",
+      displayName: "Druckwarteschlange",
+      state: "running",
+      startMode: "automatic",
+      pid: 2876,
+    });
+    expect(parseServiceGet(JSON.parse(fixture("win-get-service-nocim.json")))).toEqual({
+      name: "wuauserv",
+      displayName: "Windows Update",
+      state: "stopping",
+      startMode: "manual",
+      pid: 0,
+      description: "",
+    });
   });
 
   it("classifies a caught error by its identifier, whatever the language of its message", async () => {
     const { run } = fakeRunner(fixture("win-error-de.json"));
-    const err = await createWindowsServices({ run }).get("nosuchsvc").catch((e: unknown) => e as GuruError);
+    const err = await createWindowsServices({ run })
+      .get("nosuchsvc")
+      .catch((e: unknown) => e as GuruError);
     expect(err).toBeInstanceOf(GuruError);
     expect((err as GuruError).kind).toBe("not_found");
     expect((err as GuruError).message).toContain("nosuchsvc");
@@ -92,7 +112,9 @@ describe("Windows services", () => {
 
   it("builds the control call with the name and action as data", async () => {
     const { run, calls } = fakeRunner('{"ok":true}');
-    await createWindowsServices({ run, powershell: "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe" }).perform("Bonjour Service", "restart", { waitMs: 5000 });
+    await createWindowsServices({ run, powershell: "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe" }).perform("Bonjour Service", "restart", {
+      waitMs: 5000,
+    });
     expect(calls[0].file).toBe("C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe");
     const script = decodeEncodedCommand(calls[0].args);
     expect(paramsOf(script)).toEqual({ name: "Bonjour Service", action: "restart", waitMs: 5000 });
@@ -127,9 +149,17 @@ describe("Windows registry through PowerShell", () => {
 
   it("writes through .NET with the value converted from the agent's text form", async () => {
     expect(writeParams("HKEY_CURRENT_USER\\Software\\Vendor", { name: "Port", type: "dword", data: "0x1f90", multiString: [] })).toEqual({
-      hive: "HKCU", path: "Software\\Vendor", key: "HKCU\\Software\\Vendor", name: "Port", kind: 4, data: "8080", multi: [],
+      hive: "HKCU",
+      path: "Software\\Vendor",
+      key: "HKCU\\Software\\Vendor",
+      name: "Port",
+      kind: 4,
+      data: "8080",
+      multi: [],
     });
-    expect(writeParams("HKLM\\SOFTWARE\\V", { name: "Blob", type: "binary", data: "01 02 ff", multiString: [] }).data).toBe(Buffer.from([1, 2, 255]).toString("base64"));
+    expect(writeParams("HKLM\\SOFTWARE\\V", { name: "Blob", type: "binary", data: "01 02 ff", multiString: [] }).data).toBe(
+      Buffer.from([1, 2, 255]).toString("base64"),
+    );
     const { run, calls } = fakeRunner('{"ok":true}');
     await createWindowsRegistry({ run }).write("HKLM\\SOFTWARE\\V", { name: "a'; rm", type: "sz", data: "$(x)", multiString: [] });
     const script = decodeEncodedCommand(calls[0].args);
@@ -178,8 +208,27 @@ describe("Windows registry through reg.exe", () => {
   it("builds argv with the name and data as separate arguments", () => {
     expect(regQueryArgv("HKCU\\Software\\V", "")).toEqual(["query", "HKCU\\Software\\V", "/ve"]);
     expect(regQueryArgv("HKCU\\Software\\V", "a b")).toEqual(["query", "HKCU\\Software\\V", "/v", "a b"]);
-    expect(regAddArgv("HKCU\\Software\\V", { name: "x & y", type: "multi_sz", data: "", multiString: ["a", "b"] })).toEqual(["add", "HKCU\\Software\\V", "/v", "x & y", "/t", "REG_MULTI_SZ", "/d", "a\\0b", "/f"]);
-    expect(regAddArgv("HKCU\\Software\\V", { name: "", type: "dword", data: "0x10", multiString: [] })).toEqual(["add", "HKCU\\Software\\V", "/ve", "/t", "REG_DWORD", "/d", "16", "/f"]);
+    expect(regAddArgv("HKCU\\Software\\V", { name: "x & y", type: "multi_sz", data: "", multiString: ["a", "b"] })).toEqual([
+      "add",
+      "HKCU\\Software\\V",
+      "/v",
+      "x & y",
+      "/t",
+      "REG_MULTI_SZ",
+      "/d",
+      "a\\0b",
+      "/f",
+    ]);
+    expect(regAddArgv("HKCU\\Software\\V", { name: "", type: "dword", data: "0x10", multiString: [] })).toEqual([
+      "add",
+      "HKCU\\Software\\V",
+      "/ve",
+      "/t",
+      "REG_DWORD",
+      "/d",
+      "16",
+      "/f",
+    ]);
     expect(regDeleteArgv("HKCU\\Software\\V", "x")).toEqual(["delete", "HKCU\\Software\\V", "/v", "x", "/f"]);
   });
 });

@@ -78,7 +78,14 @@ function fromCim(row: CimService): ServiceInfo {
 function fromGetService(row: GetServiceRow): ServiceInfo {
   const status = typeof row.Status === "number" ? statusNumbers[row.Status] : undefined;
   const start = typeof row.StartType === "number" ? startTypeNumbers[row.StartType] : undefined;
-  return { name: row.Name ?? "", displayName: row.DisplayName ?? row.Name ?? "", state: status ?? "unknown", startMode: start ?? "unspecified", pid: 0, description: "" };
+  return {
+    name: row.Name ?? "",
+    displayName: row.DisplayName ?? row.Name ?? "",
+    state: status ?? "unknown",
+    startMode: start ?? "unspecified",
+    pid: 0,
+    description: "",
+  };
 }
 
 export function parseServiceList(json: unknown): ServiceInfo[] {

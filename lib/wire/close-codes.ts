@@ -35,9 +35,7 @@ export const closeCodes = Object.freeze({
 
 export type CloseCodeName = keyof typeof closeCodes;
 
-const names = new Map<number, CloseCodeName>(
-  (Object.entries(closeCodes) as [CloseCodeName, number][]).map(([name, code]) => [code, name]),
-);
+const names = new Map<number, CloseCodeName>((Object.entries(closeCodes) as [CloseCodeName, number][]).map(([name, code]) => [code, name]));
 
 /** The name of a close code for logs ("heartbeatTimeout"), or "unknown(4999)". */
 export function closeCodeName(code: number): string {
@@ -52,10 +50,5 @@ export function closeCodeName(code: number): string {
  * the other process holding its key has gone by then).
  */
 export function shouldReconnect(code: number): boolean {
-  return !(
-    code === closeCodes.revoked ||
-    code === closeCodes.unauthenticated ||
-    code === closeCodes.incompatible ||
-    code === closeCodes.replaced
-  );
+  return !(code === closeCodes.revoked || code === closeCodes.unauthenticated || code === closeCodes.incompatible || code === closeCodes.replaced);
 }

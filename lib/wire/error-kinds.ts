@@ -36,7 +36,10 @@ export function fromWireErrorKind(kind: WireErrorKind): ErrorKind {
 
 /** A received ChannelError as the GuruError it stands for, reason and metadata included. */
 export function guruErrorFromWire(error: { kind: WireErrorKind; message: string; reason?: string; metadata?: Record<string, string> }): GuruError {
-  return new GuruError(fromWireErrorKind(error.kind), error.message || "the peer reported an error without a message", { reason: error.reason, metadata: error.metadata });
+  return new GuruError(fromWireErrorKind(error.kind), error.message || "the peer reported an error without a message", {
+    reason: error.reason,
+    metadata: error.metadata,
+  });
 }
 
 /** The ChannelError fields for a GuruError. */

@@ -26,7 +26,10 @@ function truncateCloseReason(reason: string): string {
   const bytes = Buffer.from(reason, "utf8");
   if (bytes.byteLength <= maxCloseReasonBytes) return reason;
   // Cut on a character boundary: decoding a cut multi-byte sequence yields U+FFFD, which we drop.
-  return `${bytes.subarray(0, maxCloseReasonBytes - 3).toString("utf8").replace(/\uFFFD+$/, "")}...`;
+  return `${bytes
+    .subarray(0, maxCloseReasonBytes - 3)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "")}...`;
 }
 
 /** Codes an endpoint may put in a close frame (RFC 6455 7.4). */

@@ -31,7 +31,7 @@ describe("checkHello", () => {
     ["initial_window_bytes 2^32-1", (h: ReturnType<typeof good>) => (h.initialWindowBytes = 0xffff_ffff), "Hello.initial_window_bytes"],
     ["empty agent_version", (h: ReturnType<typeof good>) => (h.agentVersion = ""), "Hello.agent_version"],
     ["500 KB hostname", (h: ReturnType<typeof good>) => (h.inventory!.hostname = "h".repeat(500_000)), "Hello.inventory.hostname"],
-    ["hostname with a newline", (h: ReturnType<typeof good>) => (h.inventory!.hostname = "web-1\n{\"level\":60}"), "Hello.inventory.hostname"],
+    ["hostname with a newline", (h: ReturnType<typeof good>) => (h.inventory!.hostname = 'web-1\n{"level":60}'), "Hello.inventory.hostname"],
     ["long os", (h: ReturnType<typeof good>) => (h.inventory!.os = "o".repeat(helloBounds.maxOsChars + 1)), "Hello.inventory.os"],
     ["long os_release", (h: ReturnType<typeof good>) => (h.inventory!.osRelease = "r".repeat(500_000)), "Hello.inventory.os_release"],
     ["long arch", (h: ReturnType<typeof good>) => (h.inventory!.arch = "a".repeat(33)), "Hello.inventory.arch"],

@@ -29,12 +29,7 @@ function serverWithRawAgent(limits = defaultWireLimits) {
   return { link, peer, lines, control, serverSocket };
 }
 
-async function expectLinkFailure(
-  setup: ReturnType<typeof serverWithRawAgent>,
-  code: LinkErrorCode,
-  closeCode: number,
-  message: RegExp,
-): Promise<void> {
+async function expectLinkFailure(setup: ReturnType<typeof serverWithRawAgent>, code: LinkErrorCode, closeCode: number, message: RegExp): Promise<void> {
   const { link, peer, lines, control } = setup;
   const closed = await link.closed;
   expect(closed.code).toBe(closeCode);
@@ -134,7 +129,9 @@ describe("link: bad input from the peer", () => {
 
   it("a peer's LinkError reaches onControl and the log, without closing from our side", async () => {
     const { link, peer, lines, control } = serverWithRawAgent();
-    peer.sendFrame(makeFrame(0, { case: "linkError", value: { $typeName: "guru.wire.v1.LinkError", code: LinkErrorCode.FLOW_CONTROL, message: "you overran" } }));
+    peer.sendFrame(
+      makeFrame(0, { case: "linkError", value: { $typeName: "guru.wire.v1.LinkError", code: LinkErrorCode.FLOW_CONTROL, message: "you overran" } }),
+    );
     await waitFor(() => control.length === 1);
     expect(lines.some((l) => l.msg.includes("you overran"))).toBe(true);
     expect(link.channelCount).toBe(0);

@@ -22,7 +22,10 @@ function serverWithRawAgent(limits: Partial<WireLimits> = {}) {
 }
 
 const eventFrame = (channelId: number) =>
-  makeFrame(channelId, { case: "event", value: create(ChannelEventSchema, { event: { case: "fileReadInfo", value: create(FileReadInfoSchema, { size: 1n }) } }) });
+  makeFrame(channelId, {
+    case: "event",
+    value: create(ChannelEventSchema, { event: { case: "fileReadInfo", value: create(FileReadInfoSchema, { size: 1n }) } }),
+  });
 
 function linkErrorOf(frames: Frame[]) {
   const frame = frames.find((f) => f.kind.case === "linkError");

@@ -78,8 +78,17 @@ describe("link: channels", () => {
     await waitFor(() => pair.agentLog.some((l) => l.msg === "onChannelOpen listener threw"));
     expect(pair.agent.channelCount).toBe(1);
     const [a, b] = linkedFrameSockets();
-    const rejecting = createLink({ socket: a, role: "server", limits: defaultWireLimits, logger: silentLogger(), onControl: async () => Promise.reject(new Error("async bug")) });
-    createLink({ socket: b, role: "agent", limits: defaultWireLimits, logger: silentLogger(), onControl: () => {} }).sendControl({ case: "hello", value: create(HelloSchema, {}) });
+    const rejecting = createLink({
+      socket: a,
+      role: "server",
+      limits: defaultWireLimits,
+      logger: silentLogger(),
+      onControl: async () => Promise.reject(new Error("async bug")),
+    });
+    createLink({ socket: b, role: "agent", limits: defaultWireLimits, logger: silentLogger(), onControl: () => {} }).sendControl({
+      case: "hello",
+      value: create(HelloSchema, {}),
+    });
     await nextTicks(10);
     expect(rejecting.channelCount).toBe(0);
     rejecting.close(closeCodes.normal, "done");

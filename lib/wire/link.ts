@@ -248,12 +248,18 @@ export function createLink(options: LinkOptions): Link {
 
   function handleOpen(id: number, open: ChannelOpen): void {
     if (!options.onChannelOpen || !isPeerId(id)) {
-      const why = options.onChannelOpen ? `channel id ${id} belongs to the ${role}'s range` : `the ${role === "server" ? "agent" : "server"} may not open channels on this link`;
+      const why = options.onChannelOpen
+        ? `channel id ${id} belongs to the ${role}'s range`
+        : `the ${role === "server" ? "agent" : "server"} may not open channels on this link`;
       fail(LinkErrorCode.PROTOCOL_VIOLATION, `ChannelOpen refused: ${why}`, closeCodes.protocolError);
       return;
     }
     if (id <= highestPeerId) {
-      fail(LinkErrorCode.PROTOCOL_VIOLATION, `ChannelOpen refused: channel id ${id} is not above the last one opened (${highestPeerId})`, closeCodes.protocolError);
+      fail(
+        LinkErrorCode.PROTOCOL_VIOLATION,
+        `ChannelOpen refused: channel id ${id} is not above the last one opened (${highestPeerId})`,
+        closeCodes.protocolError,
+      );
       return;
     }
     highestPeerId = id;
@@ -296,10 +302,14 @@ export function createLink(options: LinkOptions): Link {
         throw new GuruError(role === "server" ? "agent_offline" : "unavailable", `the link is closed (${closeCodeName(closedWith.code)})`);
       }
       if (channels.size >= limits.maxChannels) {
-        throw new GuruError("rate_limited", `this link already has ${channels.size} open channels (maxChannels ${limits.maxChannels}); retry when one finishes`, {
-          reason: "CHANNELS_EXHAUSTED",
-          metadata: { maxChannels: limits.maxChannels },
-        });
+        throw new GuruError(
+          "rate_limited",
+          `this link already has ${channels.size} open channels (maxChannels ${limits.maxChannels}); retry when one finishes`,
+          {
+            reason: "CHANNELS_EXHAUSTED",
+            metadata: { maxChannels: limits.maxChannels },
+          },
+        );
       }
       if (nextLocalId > 0xffff_ffff) {
         throw new GuruError("unavailable", "channel ids on this link are used up; reconnect the link");

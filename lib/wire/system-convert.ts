@@ -60,7 +60,14 @@ export const actionName = (a: WireAction): ServiceAction | undefined => actionNa
 export const valueTypeName = (t: WireValueType): RegistryValueType | undefined => valueTypeNames[t];
 
 export function toWireService(s: ServiceInfo): WireServiceInfo {
-  return create(ServiceInfoSchema, { name: s.name, displayName: s.displayName, state: states[s.state], startMode: startModes[s.startMode], pid: s.pid, description: s.description });
+  return create(ServiceInfoSchema, {
+    name: s.name,
+    displayName: s.displayName,
+    state: states[s.state],
+    startMode: startModes[s.startMode],
+    pid: s.pid,
+    description: s.description,
+  });
 }
 
 export function fromWireService(s: WireServiceInfo | undefined): ServiceInfo {

@@ -80,7 +80,10 @@ describe("link over real ws", () => {
     expect(out.bytes).toBe(size);
     if (out.last?.type !== "result" || out.last.result.case !== "fileRead") throw new Error("expected a file read result");
     expect(out.last.result.value.sha256).toBe(out.sha256);
-    expect(rtts.length, `${rtts.length} requests during 64 MiB bulk, p50 ${percentile(rtts, 50).toFixed(2)} ms, p99 ${percentile(rtts, 99).toFixed(2)} ms`).toBeGreaterThan(3);
+    expect(
+      rtts.length,
+      `${rtts.length} requests during 64 MiB bulk, p50 ${percentile(rtts, 50).toFixed(2)} ms, p99 ${percentile(rtts, 99).toFixed(2)} ms`,
+    ).toBeGreaterThan(3);
     await closeBoth(server, agent);
     await waitFor(() => pair.client.readyState === WebSocket.CLOSED && pair.server.readyState === WebSocket.CLOSED);
   });
@@ -128,7 +131,13 @@ describe("link over real ws", () => {
     ] as const) {
       const pair = await openWsPair(defaultWireLimits);
       pairs.push(pair);
-      const server = createLink({ socket: wsFrameSocket(pair.server), role: "server", limits: defaultWireLimits, logger: capturingLogger().logger, onControl: () => {} });
+      const server = createLink({
+        socket: wsFrameSocket(pair.server),
+        role: "server",
+        limits: defaultWireLimits,
+        logger: capturingLogger().logger,
+        onControl: () => {},
+      });
       const clientClosed = new Promise<number>((resolve) => pair.client.once("close", resolve));
       send(pair.client);
       expect(await clientClosed).toBe(code);

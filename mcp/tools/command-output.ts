@@ -13,7 +13,13 @@ export const commandInputShape = {
   command: z.string().min(1).describe("the command line, passed to the shell as one argument (pipes, && and redirects work)"),
   shell: z.enum(shellNames).optional().describe("default: the agent's (sh on Linux and macOS, powershell on Windows)"),
   workingDir: z.string().optional().describe("absolute directory to run in; default: the agent's working directory"),
-  timeoutMs: z.number().int().positive().max(24 * 3600_000).optional().describe("kill the command (and its children) after this many ms; default 30 s, capped by the server's maximum"),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 3600_000)
+    .optional()
+    .describe("kill the command (and its children) after this many ms; default 30 s, capped by the server's maximum"),
 };
 
 export const commandOutputShape = {
@@ -70,15 +76,28 @@ export function pageOf(job: Job, offsets: { offset: number; stderrOffset: number
 
   const notes: string[] = [];
   const more = (name: string, slice: { from: number; to: number }, total: number, param: string) => {
-    if (slice.to < total) notes.push(`${name}: ${formatBytes(total - slice.to)} more not shown (this page holds bytes ${slice.from}-${slice.to} of ${total}); call get_command_output {"jobId": "${job.id}", "${param}": ${slice.to}} for the next page.`);
+    if (slice.to < total)
+      notes.push(
+        `${name}: ${formatBytes(total - slice.to)} more not shown (this page holds bytes ${slice.from}-${slice.to} of ${total}); call get_command_output {"jobId": "${job.id}", "${param}": ${slice.to}} for the next page.`,
+      );
   };
   more("stdout", out, job.stdout.total, "offset");
   more("stderr", err, job.stderr.total, "stderrOffset");
-  if (out.dropped > 0 || err.dropped > 0) notes.push(`The oldest output was dropped (${formatBytes(out.dropped)} of stdout, ${formatBytes(err.dropped)} of stderr): guru mcp keeps the last ${formatBytes(bufferBytes)} of each stream.`);
-  if (job.outcome?.truncated) notes.push(`The server capped the output it forwarded (the command wrote ${formatBytes(job.outcome.stdoutBytes)} to stdout, ${formatBytes(job.outcome.stderrBytes)} to stderr); redirect the output to a file and page it with read_file to see all of it.`);
-  if (!ended) notes.push(`The command is still running; call get_command_output {"jobId": "${job.id}", "offset": ${out.to}, "stderrOffset": ${err.to}} to wait for more output and its exit code, or cancel_command {"jobId": "${job.id}"} to stop it.`);
+  if (out.dropped > 0 || err.dropped > 0)
+    notes.push(
+      `The oldest output was dropped (${formatBytes(out.dropped)} of stdout, ${formatBytes(err.dropped)} of stderr): guru mcp keeps the last ${formatBytes(bufferBytes)} of each stream.`,
+    );
+  if (job.outcome?.truncated)
+    notes.push(
+      `The server capped the output it forwarded (the command wrote ${formatBytes(job.outcome.stdoutBytes)} to stdout, ${formatBytes(job.outcome.stderrBytes)} to stderr); redirect the output to a file and page it with read_file to see all of it.`,
+    );
+  if (!ended)
+    notes.push(
+      `The command is still running; call get_command_output {"jobId": "${job.id}", "offset": ${out.to}, "stderrOffset": ${err.to}} to wait for more output and its exit code, or cancel_command {"jobId": "${job.id}"} to stop it.`,
+    );
   if (job.status === "timed_out") notes.push("The command was killed at its timeout; run it again with a longer timeoutMs, or with start_command.");
-  if (job.status === "failed" && job.error) notes.push(`The command's stream failed: ${job.error.message}. Its exit code is unknown; check on the endpoint before running it again.`);
+  if (job.status === "failed" && job.error)
+    notes.push(`The command's stream failed: ${job.error.message}. Its exit code is unknown; check on the endpoint before running it again.`);
 
   const structured: CommandOutput = {
     jobId: job.id,

@@ -30,8 +30,18 @@ export async function onlineAgent(deps: Pick<ToolDeps, "api" | "tunnels">, nameO
   const recent = deps.api.recentAgent(nameOrId);
   if (recent !== undefined && deps.tunnels.holds(recent.id)) return recent;
   const agent = await deps.api.resolveAgent(nameOrId);
-  if (agent.revoked) throw guruError("denied", `agent ${agent.name} has a revoked key`, "list_agents shows the agents that can be used; an admin must enrol this endpoint again");
-  if (!agent.online) throw guruError("agent_offline", `agent ${agent.name} is offline${since(agent.lastSeenAt)}`, "list_agents shows which agents are online; try this one again when it is back");
+  if (agent.revoked)
+    throw guruError(
+      "denied",
+      `agent ${agent.name} has a revoked key`,
+      "list_agents shows the agents that can be used; an admin must enrol this endpoint again",
+    );
+  if (!agent.online)
+    throw guruError(
+      "agent_offline",
+      `agent ${agent.name} is offline${since(agent.lastSeenAt)}`,
+      "list_agents shows which agents are online; try this one again when it is back",
+    );
   return agent;
 }
 

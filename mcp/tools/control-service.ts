@@ -42,9 +42,27 @@ export function createControlServiceTool(deps: ToolDeps) {
       const before = serviceSchema.parse(r.before);
       const after = serviceSchema.parse(r.after);
       const show = (s: typeof before) => `${s.state}, ${s.startMode}${s.pid ? `, pid ${s.pid}` : ""}`;
-      const verdict = r.dryRun ? (r.changed ? "dry run: would change it; call again without dryRun to do it" : "dry run: nothing to do") : !r.changed ? "nothing to do" : r.settled ? "done" : "not settled within the wait: check again with get_services";
+      const verdict = r.dryRun
+        ? r.changed
+          ? "dry run: would change it; call again without dryRun to do it"
+          : "dry run: nothing to do"
+        : !r.changed
+          ? "nothing to do"
+          : r.settled
+            ? "done"
+            : "not settled within the wait: check again with get_services";
       return {
-        structured: { agent: args.agent, name: args.name, action, dryRun: r.dryRun, changed: r.changed, settled: r.settled, before, after, serviceManager: r.serviceManager },
+        structured: {
+          agent: args.agent,
+          name: args.name,
+          action,
+          dryRun: r.dryRun,
+          changed: r.changed,
+          settled: r.settled,
+          before,
+          after,
+          serviceManager: r.serviceManager,
+        },
         text: `${args.name} ${action} on ${args.agent} (${r.serviceManager}): ${show(before)} → ${show(after)}. ${verdict}.`,
       };
     },

@@ -27,7 +27,12 @@ export function createGetCommandOutputTool(deps: ToolDeps) {
       const job = deps.jobs.get(args.jobId);
       const offsets = { offset: args.offset ?? 0, stderrOffset: args.stderrOffset ?? 0 };
       const waitMs = Math.min(args.waitMs ?? deps.options.waitMs, deps.options.waitMs);
-      await waitWithProgress(job, () => job.endedAt !== null || pendingBytes(job, offsets.offset, offsets.stderrOffset) >= deps.options.maxOutputBytes, waitMs, ctx);
+      await waitWithProgress(
+        job,
+        () => job.endedAt !== null || pendingBytes(job, offsets.offset, offsets.stderrOffset) >= deps.options.maxOutputBytes,
+        waitMs,
+        ctx,
+      );
       if (ctx.signal.aborted) await job.cancel();
       return pageOf(job, offsets, deps.options.maxOutputBytes, deps.options.jobBufferBytes);
     },

@@ -36,10 +36,19 @@ export function createGetServicesTool(deps: ToolDeps) {
       const r = await withSystemAgent(deps, args.agent, "services", (sessionId) => deps.api.system.listServices(sessionId, args.filter ?? "", ctx.signal));
       const services = r.services.map((s) => serviceSchema.parse(s));
       const width = Math.max(4, ...services.map((s) => s.name.length));
-      const page = capLines(services.map((s) => `${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${s.startMode.padEnd(9)}  ${String(s.pid ?? "-").padStart(7)}  ${s.displayName}`), deps.options.maxOutputBytes);
-      const note = page.omitted > 0 ? `${page.omitted} services are left out of the text (over the output cap); they are in the structured result, or narrow the filter.` : undefined;
+      const page = capLines(
+        services.map((s) => `${s.name.padEnd(width)}  ${s.state.padEnd(8)}  ${s.startMode.padEnd(9)}  ${String(s.pid ?? "-").padStart(7)}  ${s.displayName}`),
+        deps.options.maxOutputBytes,
+      );
+      const note =
+        page.omitted > 0
+          ? `${page.omitted} services are left out of the text (over the output cap); they are in the structured result, or narrow the filter.`
+          : undefined;
       const head = `${services.length} service${services.length === 1 ? "" : "s"} on ${args.agent} (${r.serviceManager})${args.filter ? ` matching "${args.filter}"` : ""}`;
-      return { structured: { agent: args.agent, serviceManager: r.serviceManager, services, ...(note ? { note } : {}) }, text: `${head}\n${page.text}${note ? `\nNote: ${note}` : ""}` };
+      return {
+        structured: { agent: args.agent, serviceManager: r.serviceManager, services, ...(note ? { note } : {}) },
+        text: `${head}\n${page.text}${note ? `\nNote: ${note}` : ""}`,
+      };
     },
   });
 }

@@ -32,9 +32,26 @@ export function createListAgentsTool(deps: Pick<ToolDeps, "api">) {
       const all = await deps.api.listAgents(args.name ?? "");
       const agents = all
         .filter((a) => !a.revoked && (!args.onlineOnly || a.online))
-        .map((a) => ({ id: a.id, name: a.name, online: a.online, lastSeenAt: a.lastSeenAt?.toISOString() ?? null, os: a.os, osRelease: a.osRelease, hostname: a.hostname, arch: a.arch }));
-      const lines = agents.map((a) => `${a.name}  ${a.id}  ${a.online ? "online" : "offline"}  ${a.os || "-"} ${a.arch || ""}  ${a.hostname || "-"}  last seen ${a.lastSeenAt ?? "never"}`);
-      const text = agents.length === 0 ? (args.name ? `no agents match "${args.name}"; call list_agents without a filter to see all` : "no agents are enrolled; an admin enrols one with 'guru admin enroll NAME'") : `${agents.length} agent(s):\n${lines.join("\n")}`;
+        .map((a) => ({
+          id: a.id,
+          name: a.name,
+          online: a.online,
+          lastSeenAt: a.lastSeenAt?.toISOString() ?? null,
+          os: a.os,
+          osRelease: a.osRelease,
+          hostname: a.hostname,
+          arch: a.arch,
+        }));
+      const lines = agents.map(
+        (a) =>
+          `${a.name}  ${a.id}  ${a.online ? "online" : "offline"}  ${a.os || "-"} ${a.arch || ""}  ${a.hostname || "-"}  last seen ${a.lastSeenAt ?? "never"}`,
+      );
+      const text =
+        agents.length === 0
+          ? args.name
+            ? `no agents match "${args.name}"; call list_agents without a filter to see all`
+            : "no agents are enrolled; an admin enrols one with 'guru admin enroll NAME'"
+          : `${agents.length} agent(s):\n${lines.join("\n")}`;
       return { structured: { agents, count: agents.length }, text };
     },
   });

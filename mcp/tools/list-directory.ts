@@ -21,7 +21,15 @@ export function createListDirectoryTool(deps: ToolDeps) {
     },
     outputSchema: {
       path: z.string(),
-      entries: z.array(z.object({ name: z.string(), type: z.enum(["file", "dir", "symlink", "other"]), size: z.number().int(), mode: z.number().int(), modifiedAt: z.string().nullable() })),
+      entries: z.array(
+        z.object({
+          name: z.string(),
+          type: z.enum(["file", "dir", "symlink", "other"]),
+          size: z.number().int(),
+          mode: z.number().int(),
+          modifiedAt: z.string().nullable(),
+        }),
+      ),
       totalEntries: z.number().int(),
       nextPageToken: z.string().nullable().describe("null on the last page"),
       note: z.string().optional(),
@@ -29,7 +37,9 @@ export function createListDirectoryTool(deps: ToolDeps) {
     annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     async run(args, ctx) {
       const agent = await onlineAgent(deps, args.agent);
-      const page = await onTunnel(deps, agent, (sessionId) => deps.api.listDirectory(sessionId, args.path, args.pageSize ?? 200, args.pageToken ?? "", ctx.signal));
+      const page = await onTunnel(deps, agent, (sessionId) =>
+        deps.api.listDirectory(sessionId, args.path, args.pageSize ?? 200, args.pageToken ?? "", ctx.signal),
+      );
       const lines: string[] = [];
       let textBytes = 0;
       let shown = 0;
@@ -41,9 +51,18 @@ export function createListDirectoryTool(deps: ToolDeps) {
         shown++;
       }
       const notes: string[] = [];
-      if (shown < page.entries.length) notes.push(`${page.entries.length - shown} entries of this page are left out of the text (over the output cap); they are in the structured result, or ask for a smaller pageSize.`);
+      if (shown < page.entries.length)
+        notes.push(
+          `${page.entries.length - shown} entries of this page are left out of the text (over the output cap); they are in the structured result, or ask for a smaller pageSize.`,
+        );
       if (page.nextPageToken) notes.push(`More entries follow (${page.totalEntries} in all); call list_directory with pageToken "${page.nextPageToken}".`);
-      const structured = { path: page.path || args.path, entries: page.entries, totalEntries: page.totalEntries, nextPageToken: page.nextPageToken || null, ...(notes.length > 0 ? { note: notes.join(" ") } : {}) };
+      const structured = {
+        path: page.path || args.path,
+        entries: page.entries,
+        totalEntries: page.totalEntries,
+        nextPageToken: page.nextPageToken || null,
+        ...(notes.length > 0 ? { note: notes.join(" ") } : {}),
+      };
       const text = `${structured.path} on ${agent.name}: ${page.entries.length} of ${page.totalEntries} entries\n${lines.join("\n")}${notes.length > 0 ? `\nNote: ${notes.join(" ")}` : ""}`;
       return { structured, text };
     },

@@ -9,7 +9,8 @@ import { utf8SafeLength } from "../output-buffer.ts";
 import { defineTool, formatBytes } from "../tool.ts";
 import { agentParam, onlineAgent, onTunnel, type ToolDeps } from "./context.ts";
 
-const textMimes = /^(text\/|application\/(json|xml|yaml|toml|javascript|x-sh|x-yaml|x-ndjson|sql|graphql|ld\+json)|image\/svg\+xml|inode\/x-empty)|\+json$|\+xml$/i;
+const textMimes =
+  /^(text\/|application\/(json|xml|yaml|toml|javascript|x-sh|x-yaml|x-ndjson|sql|graphql|ld\+json)|image\/svg\+xml|inode\/x-empty)|\+json$|\+xml$/i;
 
 function validUtf8(data: Uint8Array): boolean {
   try {
@@ -107,7 +108,9 @@ export function createReadFileTool(deps: ToolDeps) {
         ...(notes.length > 0 ? { note: notes.join(" ") } : {}),
       };
       const head = `${structured.path} (${info.mimeType}, ${formatBytes(info.size)}): bytes ${offset}-${nextOffset}${eof ? " (end of file)" : ""}`;
-      const text = binary ? `${head}\nSHA-256 of these bytes: ${sha256}\n${notes.join(" ")}` : `${head}\n${structured.text}${notes.length > 0 ? `\nNote: ${notes.join(" ")}` : ""}`;
+      const text = binary
+        ? `${head}\nSHA-256 of these bytes: ${sha256}\n${notes.join(" ")}`
+        : `${head}\n${structured.text}${notes.length > 0 ? `\nNote: ${notes.join(" ")}` : ""}`;
       return { structured, text };
     },
   });

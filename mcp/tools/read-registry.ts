@@ -7,10 +7,13 @@ import { capLines, withSystemAgent } from "./system-capability.ts";
 export const registryValueSchema = z.object({
   name: z.string().describe('"" is the key\'s default value'),
   type: z.enum(["sz", "expand_sz", "multi_sz", "dword", "qword", "binary", "none"]),
-  data: z.union([z.string(), z.array(z.string())]).describe("text for sz/expand_sz (unexpanded), decimal for dword/qword, hex for binary, the strings for multi_sz"),
+  data: z
+    .union([z.string(), z.array(z.string())])
+    .describe("text for sz/expand_sz (unexpanded), decimal for dword/qword, hex for binary, the strings for multi_sz"),
 });
 
-const show = (v: z.infer<typeof registryValueSchema>) => `${(v.name || "(default)").padEnd(24)}  REG_${v.type.toUpperCase()}  ${Array.isArray(v.data) ? v.data.map((s) => JSON.stringify(s)).join(", ") : v.data}`;
+const show = (v: z.infer<typeof registryValueSchema>) =>
+  `${(v.name || "(default)").padEnd(24)}  REG_${v.type.toUpperCase()}  ${Array.isArray(v.data) ? v.data.map((s) => JSON.stringify(s)).join(", ") : v.data}`;
 
 export function createReadRegistryTool(deps: ToolDeps) {
   return defineTool({
@@ -36,7 +39,9 @@ export function createReadRegistryTool(deps: ToolDeps) {
     annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     async run(args, ctx) {
       if (args.valueName !== undefined) {
-        const r = await withSystemAgent(deps, args.agent, "registry", (sessionId) => deps.api.system.readRegistry(sessionId, args.key, args.valueName ?? "", ctx.signal));
+        const r = await withSystemAgent(deps, args.agent, "registry", (sessionId) =>
+          deps.api.system.readRegistry(sessionId, args.key, args.valueName ?? "", ctx.signal),
+        );
         const value = r.value === null ? null : registryValueSchema.parse(r.value);
         return { structured: { agent: args.agent, key: r.key, value }, text: `${r.key} on ${args.agent}\n${value ? show(value) : "(absent)"}` };
       }

@@ -16,7 +16,12 @@ function missingCapability(err: GuruError, capability: SystemCapability): boolea
   return false;
 }
 
-export async function withSystemAgent<T>(deps: ToolDeps, nameOrId: string, capability: SystemCapability, fn: (sessionId: string, agent: AgentInfo) => Promise<T>): Promise<T> {
+export async function withSystemAgent<T>(
+  deps: ToolDeps,
+  nameOrId: string,
+  capability: SystemCapability,
+  fn: (sessionId: string, agent: AgentInfo) => Promise<T>,
+): Promise<T> {
   const agent = await onlineAgent(deps, nameOrId);
   try {
     return await onTunnel(deps, agent, (sessionId) => fn(sessionId, agent));

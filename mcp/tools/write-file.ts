@@ -52,12 +52,24 @@ export function createWriteFileTool(deps: ToolDeps) {
     async run(args, ctx) {
       const content = args.encoding === "base64" ? Buffer.from(args.content, "base64") : Buffer.from(args.content, "utf8");
       if (content.length > deps.options.maxWriteBytes) {
-        throw guruError("too_large", `the content is ${formatBytes(content.length)}, over the ${formatBytes(deps.options.maxWriteBytes)} write_file accepts`, "write a smaller file, or produce the content on the endpoint with run_command");
+        throw guruError(
+          "too_large",
+          `the content is ${formatBytes(content.length)}, over the ${formatBytes(deps.options.maxWriteBytes)} write_file accepts`,
+          "write a smaller file, or produce the content on the endpoint with run_command",
+        );
       }
       const agent = await onlineAgent(deps, args.agent);
       const sha256 = createHash("sha256").update(content).digest("hex");
-      const done = await onTunnel(deps, agent, (sessionId) => upload(deps.api, sessionId, args.path, content, sha256, args.overwrite ?? false, ctx.signal)).catch((err: unknown) => {
-        if (isGuruError(err, "conflict") && !args.overwrite) throw guruError("conflict", err.message, "read_file it first if you have not; then call write_file again with overwrite: true to replace it (the old file is kept as a backup), or choose another path", err);
+      const done = await onTunnel(deps, agent, (sessionId) =>
+        upload(deps.api, sessionId, args.path, content, sha256, args.overwrite ?? false, ctx.signal),
+      ).catch((err: unknown) => {
+        if (isGuruError(err, "conflict") && !args.overwrite)
+          throw guruError(
+            "conflict",
+            err.message,
+            "read_file it first if you have not; then call write_file again with overwrite: true to replace it (the old file is kept as a backup), or choose another path",
+            err,
+          );
         throw err;
       });
       const structured = { path: done.path || args.path, size: done.size, sha256: done.sha256 || sha256, backupPath: done.backupPath };

@@ -20,7 +20,10 @@ export function createWriteRegistryTool(deps: ToolDeps) {
       key: z.string().min(1).describe("the key, such as HKCU\\Software\\Vendor"),
       valueName: z.string().describe('the value\'s name; "" for the default value'),
       type: z.enum(["sz", "expand_sz", "multi_sz", "dword", "qword", "binary"]).optional().describe("required unless delete is true"),
-      data: z.union([z.string(), z.array(z.string())]).optional().describe("the new data; a list of strings for multi_sz"),
+      data: z
+        .union([z.string(), z.array(z.string())])
+        .optional()
+        .describe("the new data; a list of strings for multi_sz"),
       delete: z.boolean().optional().describe("true: delete the value instead"),
       dryRun: z.boolean().optional().describe("true: report before and after, change nothing"),
     },
@@ -38,7 +41,8 @@ export function createWriteRegistryTool(deps: ToolDeps) {
       const dryRun = args.dryRun === true;
       const r = await withSystemAgent(deps, args.agent, "registry", (sessionId) => {
         if (args.delete === true) return deps.api.system.deleteRegistryValue(sessionId, { key: args.key, valueName: args.valueName, dryRun }, ctx.signal);
-        if (args.type === undefined || args.data === undefined) throw guruError("invalid", "type and data are required to write a value", "pass type and data, or delete: true to delete the value");
+        if (args.type === undefined || args.data === undefined)
+          throw guruError("invalid", "type and data are required to write a value", "pass type and data, or delete: true to delete the value");
         const data = args.type === "multi_sz" ? ([] as string[]).concat(args.data) : Array.isArray(args.data) ? args.data.join("") : args.data;
         return deps.api.system.writeRegistry(sessionId, { key: args.key, valueName: args.valueName, type: args.type, data, dryRun }, ctx.signal);
       });

@@ -36,7 +36,10 @@ describe("per-package contract versions", () => {
   });
 
   it("fails a change without a new version, then a new version without its image, and passes once it is released", () => {
-    writeFileSync(sessionsProto(), readFileSync(sessionsProto(), "utf8").replace("  string close_reason = 13;\n", "  string close_reason = 13;\n  string note = 14;\n"));
+    writeFileSync(
+      sessionsProto(),
+      readFileSync(sessionsProto(), "utf8").replace("  string close_reason = 13;\n", "  string close_reason = 13;\n  string note = 14;\n"),
+    );
     const unbumped = check("1.0.0");
     expect(unbumped).toHaveLength(1);
     expect(unbumped[0]).toMatch(/guru\.integration\.v1 changed since its release 1\.0\.0: give it a new version/);

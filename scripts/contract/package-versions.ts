@@ -70,7 +70,11 @@ export function checkVersionedPackage({ root, pkg, documented, implemented, buf 
   if (documented === undefined) return [`CONTRACT.md's "Package versions" table has no row for ${pkg.name}`];
   if (documented !== implemented) return [`CONTRACT.md says ${pkg.name} is ${documented}, the code says ${implemented}: make them agree`];
   const imageDir = join(root, pkg.imageDir);
-  const released = existsSync(imageDir) ? readdirSync(imageDir).filter((f) => f.endsWith(".binpb")).map((f) => f.slice(0, -".binpb".length)) : [];
+  const released = existsSync(imageDir)
+    ? readdirSync(imageDir)
+        .filter((f) => f.endsWith(".binpb"))
+        .map((f) => f.slice(0, -".binpb".length))
+    : [];
   if (!released.includes(documented)) {
     return [`${pkg.name} ${documented} has no released image ${pkg.imageDir}/${documented}.binpb; release it with '${releaseCommand(pkg, documented)}'`];
   }

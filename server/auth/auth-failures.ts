@@ -82,7 +82,10 @@ export function clientAddress(req: IncomingMessage | Http2ServerRequest, trusted
   const peer = normalize(req.socket?.remoteAddress ?? "unknown");
   if (trustedProxies.length === 0 || !trustedProxies.includes(peer)) return peer;
   const header = req.headers["x-forwarded-for"];
-  const hops = (Array.isArray(header) ? header.join(",") : (header ?? "")).split(",").map((h) => normalize(h.trim())).filter((h) => h !== "");
+  const hops = (Array.isArray(header) ? header.join(",") : (header ?? ""))
+    .split(",")
+    .map((h) => normalize(h.trim()))
+    .filter((h) => h !== "");
   for (let i = hops.length - 1; i >= 0; i--) {
     if (!trustedProxies.includes(hops[i])) return hops[i];
   }

@@ -34,7 +34,11 @@ export function createIntegrationKeyCheck(deps: { store: Store }) {
         return refuse(method, `${method} needs an integration key: send 'Authorization: Bearer <integration key>'`, "INTEGRATION_KEY_REQUIRED");
       }
       if (!looksLikeIntegrationKey(credential)) {
-        return refuse(method, "technician tokens are not accepted by IntegrationService; use an integration key (AdminService.CreateIntegrationKey)", "TECHNICIAN_TOKEN_REFUSED");
+        return refuse(
+          method,
+          "technician tokens are not accepted by IntegrationService; use an integration key (AdminService.CreateIntegrationKey)",
+          "TECHNICIAN_TOKEN_REFUSED",
+        );
       }
       const key = await store.integrationKeys.findByHash(hashIntegrationKey(credential));
       if (key === undefined) return refuse(method, "unknown integration key", "INTEGRATION_KEY_UNKNOWN");

@@ -7,7 +7,10 @@ import { loadOrCreateSigningKeys, type SigningKeys } from "./signing-keys.ts";
 import { createTokenService } from "./tokens.ts";
 
 const refusal = async (p: Promise<unknown>) => {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isGuruError(err, "unauthenticated")).toBe(true);
   return (err as Error).message;
 };

@@ -40,7 +40,8 @@ export function createTokenService(deps: TokenServiceOptions) {
   async function issue(technicianId: string, ttlSeconds = deps.defaultTtlSeconds): Promise<IssuedToken> {
     const tech = await store.technicians.get(technicianId);
     if (tech === undefined) throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
-    if (tech.disabledAt !== null) throw new GuruError("failed_precondition", `technician ${tech.name} is disabled; no token can be issued to them`, { metadata: { technicianId } });
+    if (tech.disabledAt !== null)
+      throw new GuruError("failed_precondition", `technician ${tech.name} is disabled; no token can be issued to them`, { metadata: { technicianId } });
     const tokenId = randomUUID();
     const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
     const token = await new SignJWT({ role: tech.role, name: tech.name })
@@ -63,7 +64,8 @@ export function createTokenService(deps: TokenServiceOptions) {
     try {
       ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience, algorithms: [keys.alg], requiredClaims: ["exp", "jti", "sub"] }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new GuruError("unauthenticated", "the token has expired; ask an admin for a new one", { reason: "TOKEN_EXPIRED" });
+      if (err instanceof joseErrors.JWTExpired)
+        throw new GuruError("unauthenticated", "the token has expired; ask an admin for a new one", { reason: "TOKEN_EXPIRED" });
       throw new GuruError("unauthenticated", "the token is not valid (bad signature or format)", { reason: "TOKEN_INVALID" });
     }
     const technicianId = payload.sub;
@@ -73,7 +75,8 @@ export function createTokenService(deps: TokenServiceOptions) {
     }
     const holder = await store.tokens.findHolder(tokenId);
     // Every token this server signs is recorded; an unrecorded one was not issued here or was swept.
-    if (holder === undefined || holder.technicianId !== technicianId) throw new GuruError("unauthenticated", "the token is not known to this server", { reason: "TOKEN_INVALID" });
+    if (holder === undefined || holder.technicianId !== technicianId)
+      throw new GuruError("unauthenticated", "the token is not known to this server", { reason: "TOKEN_INVALID" });
     if (holder.disabledAt !== null) throw new GuruError("unauthenticated", `technician ${holder.name} is disabled`, { reason: "TECHNICIAN_DISABLED" });
     if (holder.revokedAt !== null) throw new GuruError("unauthenticated", "the token has been revoked", { reason: "TOKEN_REVOKED" });
     const principal: Principal = { technicianId, name: holder.name, role: holder.role as Role, tokenId };

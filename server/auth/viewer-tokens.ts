@@ -53,7 +53,8 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
       throw new GuruError("invalid", `ttlSeconds must be 1-${maxViewerTokenTtlSeconds}`, { reason: "INVALID_TTL" });
     }
     const origin = normalizeOrigin(input.origin);
-    if (origin === undefined) throw new GuruError("invalid", `origin "${input.origin}" is not a web origin such as https://rmm.example.com`, { reason: "INVALID_ORIGIN" });
+    if (origin === undefined)
+      throw new GuruError("invalid", `origin "${input.origin}" is not a web origin such as https://rmm.example.com`, { reason: "INVALID_ORIGIN" });
     if (!key.allowedOrigins.map(normalizeOrigin).includes(origin)) {
       refuse("denied", `origin ${origin} is not one of integration key ${key.name}'s allowed origins`, "ORIGIN_NOT_ALLOWED");
     }
@@ -62,7 +63,9 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
       throw new GuruError("not_found", `no session ${input.sessionId} of this integration key`, { reason: "SESSION_NOT_FOUND" });
     }
     if (session.status !== "active" && session.status !== "pending") {
-      throw new GuruError("failed_precondition", `session ${session.id} is ${session.status}; a viewer token needs a live session`, { reason: "SESSION_ENDED" });
+      throw new GuruError("failed_precondition", `session ${session.id} is ${session.status}; a viewer token needs a live session`, {
+        reason: "SESSION_ENDED",
+      });
     }
     const jti = randomUUID();
     const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
@@ -93,7 +96,12 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
   async function redeem(token: string, origin: string): Promise<RedeemedViewerToken> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, keys.publicKey, { issuer, audience: viewerAudience, algorithms: [keys.alg], requiredClaims: ["exp", "jti", "sub"] }));
+      ({ payload } = await jwtVerify(token, keys.publicKey, {
+        issuer,
+        audience: viewerAudience,
+        algorithms: [keys.alg],
+        requiredClaims: ["exp", "jti", "sub"],
+      }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) return refuse("unauthenticated", "the viewer token has expired; mint a new one", "VIEWER_TOKEN_EXPIRED");
       return refuse("unauthenticated", "not a viewer token of this server", "VIEWER_TOKEN_INVALID");
@@ -115,8 +123,24 @@ export function createViewerTokens(deps: { store: Store; keys: SigningKeys; view
     if (session === undefined || (session.status !== "active" && session.status !== "pending")) {
       return refuse("unauthenticated", "the viewer token's session has ended", "VIEWER_TOKEN_REVOKED");
     }
-    await store.integrationKeys.audit({ keyId: redeemed.keyId, method: "RedeemViewerToken", outcome: "ok", sessionId: session.id, agentId: session.agentId, detail: { origin: redeemed.origin } });
-    return { sessionId: session.id, agentId: session.agentId, technicianId: session.technicianId, technicianName: session.technicianName, capabilities: session.capabilities, origin: redeemed.origin, keyId: redeemed.keyId, jti };
+    await store.integrationKeys.audit({
+      keyId: redeemed.keyId,
+      method: "RedeemViewerToken",
+      outcome: "ok",
+      sessionId: session.id,
+      agentId: session.agentId,
+      detail: { origin: redeemed.origin },
+    });
+    return {
+      sessionId: session.id,
+      agentId: session.agentId,
+      technicianId: session.technicianId,
+      technicianName: session.technicianName,
+      capabilities: session.capabilities,
+      origin: redeemed.origin,
+      keyId: redeemed.keyId,
+      jti,
+    };
   }
 
   return { mint, redeemViewerToken };

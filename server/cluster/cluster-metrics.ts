@@ -24,8 +24,18 @@ export function createClusterMetrics(registry: Registry, nodeId: string) {
       this.set({ node: nodeId }, source?.().connected ? 1 : 0);
     },
   });
-  const relayed = new Gauge({ name: "guru_relayed_channels", help: "operation channels relayed between nodes, open now, by this node's role (caller or owner)", labelNames: ["node", "role"] as const, registers: [registry] });
-  const relayBytes = new Counter({ name: "guru_relay_bytes_total", help: "bytes of wire frames this node sent to or received from other nodes", labelNames: ["node", "direction"] as const, registers: [registry] });
+  const relayed = new Gauge({
+    name: "guru_relayed_channels",
+    help: "operation channels relayed between nodes, open now, by this node's role (caller or owner)",
+    labelNames: ["node", "role"] as const,
+    registers: [registry],
+  });
+  const relayBytes = new Counter({
+    name: "guru_relay_bytes_total",
+    help: "bytes of wire frames this node sent to or received from other nodes",
+    labelNames: ["node", "direction"] as const,
+    registers: [registry],
+  });
   const relay: RelayCounters = {
     channels: (role, delta) => relayed.inc({ node: nodeId, role }, delta),
     bytes: (direction, bytes) => relayBytes.inc({ node: nodeId, direction }, bytes),

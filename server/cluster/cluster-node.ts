@@ -96,9 +96,12 @@ export function createClusterNode(options: ClusterNodeOptions) {
       }),
     );
     await tick();
-    timer = setInterval(() => {
-      ticking ??= tick().finally(() => (ticking = undefined));
-    }, Math.max(200, Math.floor(nodeTtlMs / 5)));
+    timer = setInterval(
+      () => {
+        ticking ??= tick().finally(() => (ticking = undefined));
+      },
+      Math.max(200, Math.floor(nodeTtlMs / 5)),
+    );
     timer.unref();
   }
 
@@ -113,7 +116,8 @@ export function createClusterNode(options: ClusterNodeOptions) {
       for (const dead of await repo.expire(nodeTtlMs)) {
         const agents = await repo.releaseAll(dead);
         logger.warn({ node: dead, agents: agents.length }, "a server node stopped answering; closing its agents' tunnels");
-        for (const agentId of agents) await options.agentDisconnected(agentId, `server node ${dead} stopped answering (no heartbeat for ${nodeTtlMs} ms); the agent's link was lost`);
+        for (const agentId of agents)
+          await options.agentDisconnected(agentId, `server node ${dead} stopped answering (no heartbeat for ${nodeTtlMs} ms); the agent's link was lost`);
       }
       for (const agentId of await repo.orphanedSessionAgents()) {
         await options.agentDisconnected(agentId, "no live server node holds the agent's link");
@@ -162,9 +166,11 @@ export function createClusterNode(options: ClusterNodeOptions) {
     notice(agentId, true);
     if (previous === null || previous === me) return;
     if (live.has(previous) && bus.connected) {
-      await bus.request(bus.subject("node", previous, "release"), { agentId, by: me }, `moving agent ${agentId} from server node ${previous}`).catch((err: unknown) => {
-        logger.warn({ err, agentId, previous }, "the previous owner did not confirm it dropped the agent's link");
-      });
+      await bus
+        .request(bus.subject("node", previous, "release"), { agentId, by: me }, `moving agent ${agentId} from server node ${previous}`)
+        .catch((err: unknown) => {
+          logger.warn({ err, agentId, previous }, "the previous owner did not confirm it dropped the agent's link");
+        });
     }
     await options.agentDisconnected(agentId, "agent reconnected");
   }

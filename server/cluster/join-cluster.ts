@@ -28,9 +28,20 @@ export interface JoinClusterOptions {
 
 export async function joinCluster(options: JoinClusterOptions) {
   const { config, store, registry, limits } = options;
-  const nodeId = config.nodeId ?? os.hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64);
+  const nodeId =
+    config.nodeId ??
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9_-]/g, "-")
+      .slice(0, 64);
   const logger = options.logger.child({ part: "cluster", node: nodeId });
-  const bus = await connectNatsBus({ servers: config.natsUrl, prefix: config.natsSubjectPrefix, nodeId, logger, requestTimeoutMs: config.natsRequestTimeoutMs });
+  const bus = await connectNatsBus({
+    servers: config.natsUrl,
+    prefix: config.natsSubjectPrefix,
+    nodeId,
+    logger,
+    requestTimeoutMs: config.natsRequestTimeoutMs,
+  });
   const metrics = createClusterMetrics(options.metrics, nodeId);
   const channels = createNatsChannels({ bus, registry, limits, logger, counters: metrics.relay });
   let agentDisconnected: (agentId: string, reason: string) => Promise<void> = async () => {};

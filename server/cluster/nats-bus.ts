@@ -23,7 +23,10 @@ export async function connectNatsBus(options: NatsBusOptions) {
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: options.servers.split(",").map((s) => s.trim()).filter(Boolean),
+      servers: options.servers
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
       name: `guru-server ${options.nodeId}`,
       reconnect: true,
       maxReconnectAttempts: -1,
@@ -69,7 +72,8 @@ export async function connectNatsBus(options: NatsBusOptions) {
       reply = await nc.request(to, encoder.encode(JSON.stringify(body)), { timeout: timeoutMs });
     } catch (err) {
       if (err instanceof natsErrors.RequestError && err.isNoResponders()) throw new GuruError("unavailable", `${what}: no server node answers on ${to}`);
-      if (err instanceof natsErrors.TimeoutError || (err as Error).name === "TimeoutError") throw new GuruError("unavailable", `${what}: no answer within ${timeoutMs} ms`);
+      if (err instanceof natsErrors.TimeoutError || (err as Error).name === "TimeoutError")
+        throw new GuruError("unavailable", `${what}: no answer within ${timeoutMs} ms`);
       throw new GuruError("unavailable", `${what}: ${(err as Error).message}`, { cause: err });
     }
     const answer = reply.json<T & WireFailure>();

@@ -40,7 +40,9 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       requireAdmin(principal);
       requireUuid(technicianId, "technician id");
       if (ttlSeconds !== undefined && ttlSeconds > maxTokenTtlSeconds) {
-        throw new GuruError("invalid", `ttlSeconds is at most ${maxTokenTtlSeconds} (30 days); got ${ttlSeconds}`, { metadata: { field: "ttlSeconds", maxTtlSeconds: maxTokenTtlSeconds } });
+        throw new GuruError("invalid", `ttlSeconds is at most ${maxTokenTtlSeconds} (30 days); got ${ttlSeconds}`, {
+          metadata: { field: "ttlSeconds", maxTtlSeconds: maxTokenTtlSeconds },
+        });
       }
       const issued = await tokens.issue(technicianId, ttlSeconds || undefined);
       logger.info({ technicianId, tokenId: issued.tokenId, by: principal.technicianId }, "token issued");
@@ -61,7 +63,11 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       requireAdmin(principal);
       if (filter.technicianId) {
         requireUuid(filter.technicianId, "technician id");
-        if ((await store.technicians.get(filter.technicianId)) === undefined) throw new GuruError("not_found", `no technician ${filter.technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId: filter.technicianId } });
+        if ((await store.technicians.get(filter.technicianId)) === undefined)
+          throw new GuruError("not_found", `no technician ${filter.technicianId}`, {
+            reason: "TECHNICIAN_NOT_FOUND",
+            metadata: { technicianId: filter.technicianId },
+          });
       }
       return store.tokens.list({ technicianId: filter.technicianId || undefined, includeInactive: filter.includeInactive });
     },
@@ -71,7 +77,11 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       requireAdmin(principal);
       const tech = await existingTechnician(technicianId);
       const revoked = await tokens.revokeAllFor(tech.id);
-      const closedSessions = await deps.sessions.endFor({ technicianId: tech.id }, `the technician's tokens were revoked by ${principal.name}`, principal.technicianId);
+      const closedSessions = await deps.sessions.endFor(
+        { technicianId: tech.id },
+        `the technician's tokens were revoked by ${principal.name}`,
+        principal.technicianId,
+      );
       logger.info({ technicianId: tech.id, revoked, closedSessions, by: principal.technicianId }, "technician's tokens revoked");
       return { revoked, closedSessions };
     },
@@ -82,7 +92,8 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
       const tech = await existingTechnician(technicianId);
       if (tech.id === principal.technicianId) throw new GuruError("invalid", "an admin cannot disable themselves; ask another admin");
       const disabled = await tokens.disableTechnician(tech.id);
-      if (disabled === undefined) throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
+      if (disabled === undefined)
+        throw new GuruError("not_found", `no technician ${technicianId}`, { reason: "TECHNICIAN_NOT_FOUND", metadata: { technicianId } });
       // Revoked too, so the tokens stay dead should the technician ever be re-enabled by hand.
       const revoked = await tokens.revokeAllFor(tech.id);
       const why = `technician disabled by ${principal.name}${reason ? `: ${reason}` : ""}`;
@@ -103,7 +114,8 @@ export function createAdminService(deps: { store: Store; tokens: TokenService; a
     async revokeAgentKey(principal: Principal, agentId: string) {
       requireAdmin(principal);
       requireUuid(agentId, "agent id");
-      if (!(await store.agents.revokeKey(agentId))) throw new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } });
+      if (!(await store.agents.revokeKey(agentId)))
+        throw new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } });
       deps.agents.disconnect(agentId, "the agent's key was revoked");
       await deps.sessions.agentDisconnected(agentId, "the agent's key was revoked");
       logger.info({ agentId, by: principal.technicianId }, "agent key revoked");

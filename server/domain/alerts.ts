@@ -119,7 +119,13 @@ export function createLinkChurnAlerts(options: LinkChurnAlertsOptions) {
       logger.warn({ alert: "link_churn", agentId: agent.id, agent: agent.name, count: times.length, threshold, windowMs }, `security alert: ${reason}`);
       options.onAlert?.("link_churn");
       try {
-        await store.audit.tunnel({ event: "alert", outcome: "raised", agentId: agent.id, reason, detail: { kind: "link_churn", count: times.length, threshold, windowMs } });
+        await store.audit.tunnel({
+          event: "alert",
+          outcome: "raised",
+          agentId: agent.id,
+          reason,
+          detail: { kind: "link_churn", count: times.length, threshold, windowMs },
+        });
       } catch (err) {
         logger.error({ err }, "could not write the link churn alert to the audit log");
       }

@@ -120,7 +120,10 @@ export function createCommandService(options: CommandServiceOptions) {
     }
     // Not the caller's active session: the session service says exactly why.
     await sessions.requireActive(principal, input.sessionId);
-    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`, { reason: "SESSION_NOT_ACTIVE", metadata: { sessionId: input.sessionId } });
+    throw new GuruError("failed_precondition", `session ${input.sessionId} is not active; open a new tunnel`, {
+      reason: "SESSION_NOT_ACTIVE",
+      metadata: { sessionId: input.sessionId },
+    });
   }
 
   function rateLimited(retryAfterMs: number): GuruError {
@@ -182,18 +185,23 @@ export function createCommandService(options: CommandServiceOptions) {
       // Write-behind: the row (who ran what, where) was written before the
       // command was dispatched; its result is filled in while the caller
       // already has the answer. drain() waits for these writes.
-      afterAnswer(auditId, outcomeKind, { technicianId, agentId }, {
-        outcome: outcomeKind,
-        channelId,
-        exitCode: outcome.exitCode,
-        exitReason: outcome.reason,
-        signal: outcome.signal || null,
-        durationMs: outcome.durationMs,
-        stdoutBytes: outcome.stdoutBytes,
-        stderrBytes: outcome.stderrBytes,
-        truncated: outcome.truncated,
-        ...(ended && outcome.reason === "canceled" ? { refusalReason: ended.message } : {}),
-      });
+      afterAnswer(
+        auditId,
+        outcomeKind,
+        { technicianId, agentId },
+        {
+          outcome: outcomeKind,
+          channelId,
+          exitCode: outcome.exitCode,
+          exitReason: outcome.reason,
+          signal: outcome.signal || null,
+          durationMs: outcome.durationMs,
+          stdoutBytes: outcome.stdoutBytes,
+          stderrBytes: outcome.stderrBytes,
+          truncated: outcome.truncated,
+          ...(ended && outcome.reason === "canceled" ? { refusalReason: ended.message } : {}),
+        },
+      );
       logger.debug({ technicianId, agentId, sessionId: input.sessionId, ...outcome }, "command finished");
       return outcome;
     } catch (err) {

@@ -35,7 +35,8 @@ export function requirePath(path: string): string {
 /** uint64 fields arrive as bigint; beyond 2^53 they cannot name a real byte. */
 export function byteCount(value: bigint | number, name: string): number {
   const n = typeof value === "bigint" ? Number(value) : value;
-  if (!Number.isSafeInteger(n) || n < 0) throw new GuruError("invalid", `${name} must be a non-negative integer below 2^53`, { metadata: { field: name }, details: { [name]: String(value) } });
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new GuruError("invalid", `${name} must be a non-negative integer below 2^53`, { metadata: { field: name }, details: { [name]: String(value) } });
   return n;
 }
 
@@ -56,12 +57,29 @@ export function createFileService(options: FileServiceOptions) {
       requirePath(path);
       await options.opRateLimit?.hit(principal.technicianId);
       const result = await run(session.agentId);
-      await store.audit.file({ technicianId: principal.technicianId, agentId, sessionId, operation, path, outcome: "allowed", durationMs: Date.now() - started });
+      await store.audit.file({
+        technicianId: principal.technicianId,
+        agentId,
+        sessionId,
+        operation,
+        path,
+        outcome: "allowed",
+        durationMs: Date.now() - started,
+      });
       return result;
     } catch (err) {
       const error = toGuruError(err);
       await store.audit
-        .file({ technicianId: principal.technicianId, agentId, sessionId: agentId ? sessionId : null, operation, path, outcome: outcomeOf(error), error: error.message, durationMs: Date.now() - started })
+        .file({
+          technicianId: principal.technicianId,
+          agentId,
+          sessionId: agentId ? sessionId : null,
+          operation,
+          path,
+          outcome: outcomeOf(error),
+          error: error.message,
+          durationMs: Date.now() - started,
+        })
         .catch((auditErr: unknown) => logger.error({ err: auditErr }, "file audit failed"));
       throw error;
     }
@@ -82,7 +100,11 @@ export function createFileService(options: FileServiceOptions) {
    * Info, chunks, summary. The agent reads only as fast as the caller pulls
    * (credit is granted as chunks are consumed); the caller's signal cancels it.
    */
-  async function* readFile(principal: Principal, req: { sessionId: string; path: string; offset: number; length: number }, signal?: AbortSignal): AsyncGenerator<FileReadEvent> {
+  async function* readFile(
+    principal: Principal,
+    req: { sessionId: string; path: string; offset: number; length: number },
+    signal?: AbortSignal,
+  ): AsyncGenerator<FileReadEvent> {
     const started = Date.now();
     const base = { technicianId: principal.technicianId, sessionId: req.sessionId, operation: "read", path: req.path, direction: "download" };
     let agentId: string | undefined;
@@ -92,7 +114,16 @@ export function createFileService(options: FileServiceOptions) {
     const inTunnel = options.work.signalFor({ sessionId: req.sessionId, technicianId: principal.technicianId, tokenId: principal.tokenId }, signal);
     const finish = async (outcome: AuditOutcome, error?: GuruError) => {
       audited = true;
-      await audit({ ...base, agentId, sessionId: agentId ? req.sessionId : null, bytes, sha256: summary?.sha256, outcome, error: error?.message, durationMs: Date.now() - started });
+      await audit({
+        ...base,
+        agentId,
+        sessionId: agentId ? req.sessionId : null,
+        bytes,
+        sha256: summary?.sha256,
+        outcome,
+        error: error?.message,
+        durationMs: Date.now() - started,
+      });
       options.onTransfer?.("download", outcome, bytes);
     };
     try {

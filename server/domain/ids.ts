@@ -9,6 +9,7 @@ export function isUuid(value: string): boolean {
 /** Ids are UUIDs; anything else is refused before it reaches the database. */
 export function requireUuid(value: string, what: string): string {
   // "session id" → the field sessionId
-  if (!isUuid(value)) throw new GuruError("invalid", `${what} "${value}" is not a UUID`, { metadata: { field: what.replace(/ (\w)/g, (_, c: string) => c.toUpperCase()) } });
+  if (!isUuid(value))
+    throw new GuruError("invalid", `${what} "${value}" is not a UUID`, { metadata: { field: what.replace(/ (\w)/g, (_, c: string) => c.toUpperCase()) } });
   return value;
 }

@@ -30,7 +30,12 @@ export function createIntegrationKeyAdmin(deps: { store: Store; partnerSessions:
         if (!origins.includes(normalized)) origins.push(normalized);
       }
       const key = generateIntegrationKey();
-      const record = await store.integrationKeys.create({ name: input.name, keyHash: hashIntegrationKey(key), allowedOrigins: origins, createdBy: principal.technicianId });
+      const record = await store.integrationKeys.create({
+        name: input.name,
+        keyHash: hashIntegrationKey(key),
+        allowedOrigins: origins,
+        createdBy: principal.technicianId,
+      });
       await audit(principal, "CreateIntegrationKey", "ok", record.id);
       logger.info({ keyId: record.id, name: record.name, by: principal.technicianId }, "integration key created");
       return { keyId: record.id, key };

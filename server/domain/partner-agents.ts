@@ -36,9 +36,13 @@ export function createPartnerAgents(deps: { store: Store; agents: RemoteAgents; 
       }
       const name = input.name === "" ? `${input.externalId}-${key.name}` : input.name;
       if (!agentNamePattern.test(name)) {
-        throw new GuruError("invalid", `agent name "${name}" must be 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit; pass a name`, {
-          reason: "INVALID_AGENT_NAME",
-        });
+        throw new GuruError(
+          "invalid",
+          `agent name "${name}" must be 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit; pass a name`,
+          {
+            reason: "INVALID_AGENT_NAME",
+          },
+        );
       }
       const agent = await store.partnerAgents.provision({ keyId: key.keyId, externalId: input.externalId, name, keyHash: hashAgentKey(agentKey) });
       logger.info({ agentId: agent.id, agent: name, partner: key.name }, "partner agent provisioned");

@@ -17,7 +17,14 @@ export function createPartnerAudit(store: Store) {
       try {
         const result = await fn();
         const target = { ...asked, ...targetOf?.(result) };
-        await store.integrationKeys.audit({ keyId: key.keyId, method, outcome: "ok", sessionId: target.sessionId, agentId: target.agentId, detail: target.detail });
+        await store.integrationKeys.audit({
+          keyId: key.keyId,
+          method,
+          outcome: "ok",
+          sessionId: target.sessionId,
+          agentId: target.agentId,
+          detail: target.detail,
+        });
         return result;
       } catch (err) {
         const failure = toGuruError(err);

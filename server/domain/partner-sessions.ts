@@ -40,7 +40,15 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
   }
 
   async function tunnelAudit(event: string, outcome: string, s: PartnerSessionRecord, reason?: string, detail?: Record<string, unknown>) {
-    await store.audit.tunnel({ event, outcome, sessionId: s.id, agentId: s.agentId, technicianId: s.technicianId, reason, detail: { partnerKeyId: s.keyId, mode: s.mode, ...detail } });
+    await store.audit.tunnel({
+      event,
+      outcome,
+      sessionId: s.id,
+      agentId: s.agentId,
+      technicianId: s.technicianId,
+      reason,
+      detail: { partnerKeyId: s.keyId, mode: s.mode, ...detail },
+    });
   }
 
   /** Sessions that ended, by any path: partner events and viewer tokens. */
@@ -60,7 +68,10 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     }
   }
 
-  async function create(key: PartnerKey, input: { agent: AgentRef; mode: SessionMode; technician: string; capabilities: string[] }): Promise<PartnerSessionRecord> {
+  async function create(
+    key: PartnerKey,
+    input: { agent: AgentRef; mode: SessionMode; technician: string; capabilities: string[] },
+  ): Promise<PartnerSessionRecord> {
     const capabilities = requireCapabilities(input.capabilities);
     const technicianName = partnerTechnicianName(key, input.technician);
     const agent = await resolvePartnerAgent(store, key, input.agent);
@@ -110,7 +121,11 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
       if (answered === undefined) return current(session.id);
     }
     try {
-      await agents.openTunnel(session.agentId, { sessionId: session.id, technicianId: session.technicianId, technicianName: session.technicianName }, options.tunnelOpenTimeoutMs);
+      await agents.openTunnel(
+        session.agentId,
+        { sessionId: session.id, technicianId: session.technicianId, technicianName: session.technicianName },
+        options.tunnelOpenTimeoutMs,
+      );
     } catch (err) {
       const failure = toGuruError(err);
       if (failure.kind === "agent_offline") return backToWaiting(session);
@@ -174,7 +189,8 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     const why = state === "timed_out" ? `consent timed out: ${answer.reason}` : `consent denied${answer.reason ? `: ${answer.reason}` : ""}`;
     await closePendingSession(recorded, why);
     throw new GuruError("denied", `the person at the endpoint did not approve the session (${why})`, {
-      reason: state === "timed_out" ? "CONSENT_TIMED_OUT" : "CONSENT_DENIED", details: { sessionId: session.id, responder: answer.responder },
+      reason: state === "timed_out" ? "CONSENT_TIMED_OUT" : "CONSENT_DENIED",
+      details: { sessionId: session.id, responder: answer.responder },
     });
   }
 
@@ -208,7 +224,8 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
   async function get(key: PartnerKey, sessionId: string): Promise<PartnerSessionRecord> {
     requireUuid(sessionId, "session id");
     const s = await store.partnerSessions.get(sessionId);
-    if (s === undefined || s.keyId !== key.keyId) throw new GuruError("not_found", `no session ${sessionId} of this integration key`, { reason: "SESSION_NOT_FOUND" });
+    if (s === undefined || s.keyId !== key.keyId)
+      throw new GuruError("not_found", `no session ${sessionId} of this integration key`, { reason: "SESSION_NOT_FOUND" });
     return s;
   }
 
@@ -251,14 +268,27 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     agentConnected,
     agentRevoked,
     /** For the session service's onClosed hook. */
-    sessionsClosed: (closed: SessionRecord[], reason: string) => sessionsClosed(closed.map((s) => s.id), reason),
+    sessionsClosed: (closed: SessionRecord[], reason: string) =>
+      sessionsClosed(
+        closed.map((s) => s.id),
+        reason,
+      ),
   };
 }
 
 export type PartnerSessions = ReturnType<typeof createPartnerSessions>;
 
 function toSessionRecord(s: PartnerSessionRecord): SessionRecord {
-  return { id: s.id, agentId: s.agentId, technicianId: s.technicianId, status: s.status, openedAt: s.openedAt, lastActivityAt: s.openedAt, closedAt: s.closedAt, closeReason: s.closeReason };
+  return {
+    id: s.id,
+    agentId: s.agentId,
+    technicianId: s.technicianId,
+    status: s.status,
+    openedAt: s.openedAt,
+    lastActivityAt: s.openedAt,
+    closedAt: s.closedAt,
+    closeReason: s.closeReason,
+  };
 }
 
 function policyRequiresConsent(agentName: string): GuruError {

@@ -22,9 +22,16 @@ export interface RegistryWriteOutcome {
 export interface RemoteSystem {
   listServices(agentId: string, req: { sessionId: string; filter: string }): Promise<{ services: ServiceInfo[]; serviceManager: string }>;
   /** Resolves when the agent saw the new state or the wait ran out (settled false). */
-  controlService(agentId: string, req: { sessionId: string; name: string; action: ServiceAction; dryRun: boolean; waitMs: number }, signal?: AbortSignal): Promise<ServiceControlOutcome>;
+  controlService(
+    agentId: string,
+    req: { sessionId: string; name: string; action: ServiceAction; dryRun: boolean; waitMs: number },
+    signal?: AbortSignal,
+  ): Promise<ServiceControlOutcome>;
   listRegistry(agentId: string, req: { sessionId: string; key: string }): Promise<RegistryListing>;
   readRegistry(agentId: string, req: { sessionId: string; key: string; valueName: string }): Promise<{ key: string; value: RegistryValue }>;
   writeRegistry(agentId: string, req: { sessionId: string; key: string; value: RegistryValue; dryRun: boolean }): Promise<RegistryWriteOutcome>;
-  deleteRegistryValue(agentId: string, req: { sessionId: string; key: string; valueName: string; dryRun: boolean }): Promise<{ key: string; before: RegistryValue; dryRun: boolean }>;
+  deleteRegistryValue(
+    agentId: string,
+    req: { sessionId: string; key: string; valueName: string; dryRun: boolean },
+  ): Promise<{ key: string; before: RegistryValue; dryRun: boolean }>;
 }

@@ -27,10 +27,7 @@ export interface RemoteTerminalOutcome {
   outputBytes: number;
 }
 
-export type RemoteTerminalEvent =
-  | { type: "started"; pid: number }
-  | { type: "output"; data: Uint8Array }
-  | { type: "exit"; outcome: RemoteTerminalOutcome };
+export type RemoteTerminalEvent = { type: "started"; pid: number } | { type: "output"; data: Uint8Array } | { type: "exit"; outcome: RemoteTerminalOutcome };
 
 export interface RemoteTerminal {
   readonly channelId: number;

@@ -35,7 +35,11 @@ function notOwned(sessionId: string, hint = ""): GuruError {
 export function createSessionService(options: SessionServiceOptions) {
   const { store, agents, logger } = options;
 
-  async function audit(event: string, outcome: string, fields: { sessionId?: string; agentId?: string; technicianId?: string; reason?: string; detail?: Record<string, unknown> }) {
+  async function audit(
+    event: string,
+    outcome: string,
+    fields: { sessionId?: string; agentId?: string; technicianId?: string; reason?: string; detail?: Record<string, unknown> },
+  ) {
     await store.audit.tunnel({ event, outcome, ...fields });
   }
 
@@ -52,10 +56,15 @@ export function createSessionService(options: SessionServiceOptions) {
     }
     const agent = await store.agents.get(agentId);
     if (agent === undefined) return refuse(new GuruError("not_found", `no agent ${agentId}`, { reason: "AGENT_NOT_FOUND", metadata: { agentId } }));
-    if (agent.revokedAt !== null) return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`, { reason: "AGENT_REVOKED", metadata: { agentId } }));
+    if (agent.revokedAt !== null)
+      return refuse(new GuruError("denied", `agent ${agent.name} has a revoked key`, { reason: "AGENT_REVOKED", metadata: { agentId } }));
     if (!agents.isOnline(agentId)) {
       const since = agent.lastSeenAt === null ? "" : ` since ${agent.lastSeenAt.toISOString()}`;
-      return refuse(new GuruError("agent_offline", `agent ${agent.name} is offline${since}`, { metadata: { agentId, agentName: agent.name, lastSeenAt: agent.lastSeenAt?.toISOString() } }));
+      return refuse(
+        new GuruError("agent_offline", `agent ${agent.name} is offline${since}`, {
+          metadata: { agentId, agentName: agent.name, lastSeenAt: agent.lastSeenAt?.toISOString() },
+        }),
+      );
     }
     let session: SessionRecord;
     try {
@@ -64,7 +73,11 @@ export function createSessionService(options: SessionServiceOptions) {
       return refuse(toGuruError(err));
     }
     try {
-      await agents.openTunnel(agentId, { sessionId: session.id, technicianId: principal.technicianId, technicianName: principal.name }, options.tunnelOpenTimeoutMs);
+      await agents.openTunnel(
+        agentId,
+        { sessionId: session.id, technicianId: principal.technicianId, technicianName: principal.name },
+        options.tunnelOpenTimeoutMs,
+      );
     } catch (err) {
       const failure = toGuruError(err);
       await store.sessions.close(session.id, { status: "closed", reason: `tunnel open failed: ${failure.message}` });
@@ -158,10 +171,14 @@ export function createSessionService(options: SessionServiceOptions) {
     if (touched !== undefined) return touched;
     const session = await get(principal, sessionId);
     if (session.technicianId !== principal.technicianId) throw notOwned(sessionId);
-    throw new GuruError("failed_precondition", `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`, {
-      reason: "SESSION_NOT_ACTIVE",
-      metadata: { sessionId, status: session.status, agentId: session.agentId },
-    });
+    throw new GuruError(
+      "failed_precondition",
+      `session ${sessionId} is ${session.status}${session.closeReason ? ` (${session.closeReason})` : ""}; open a new tunnel`,
+      {
+        reason: "SESSION_NOT_ACTIVE",
+        metadata: { sessionId, status: session.status, agentId: session.agentId },
+      },
+    );
   }
 
   /** The agent's link went away: its sessions end at once. */
@@ -203,4 +220,3 @@ export function createSessionService(options: SessionServiceOptions) {
 }
 
 export type SessionService = ReturnType<typeof createSessionService>;
-

@@ -60,8 +60,19 @@ export function createSystemService(options: SystemServiceOptions) {
     } catch (err) {
       const error = toGuruError(err);
       const outcome: AuditOutcome = refusalKinds.has(error.kind) ? "refused" : "failed";
-      await record({ ...base, technicianId: principal.technicianId, agentId, sessionId: agentId ? sessionId : null, outcome, error: error.message, durationMs: Date.now() - started });
-      logger.info({ technicianId: principal.technicianId, agentId, operation: base.operation, target: base.target, kind: error.kind, reason: error.message }, `system operation ${outcome}`);
+      await record({
+        ...base,
+        technicianId: principal.technicianId,
+        agentId,
+        sessionId: agentId ? sessionId : null,
+        outcome,
+        error: error.message,
+        durationMs: Date.now() - started,
+      });
+      logger.info(
+        { technicianId: principal.technicianId, agentId, operation: base.operation, target: base.target, kind: error.kind, reason: error.message },
+        `system operation ${outcome}`,
+      );
       throw error;
     }
   }
@@ -88,44 +99,78 @@ export function createSystemService(options: SystemServiceOptions) {
   }
 
   function listServices(principal: Principal, req: { sessionId: string; filter: string }) {
-    return audited(principal, req.sessionId, { operation: "service_list", target: req.filter || null, dryRun: false }, false, () => {}, async (agentId) => {
-      const result = await remote.listServices(agentId, req);
-      return { result, after: { count: result.services.length } };
-    });
+    return audited(
+      principal,
+      req.sessionId,
+      { operation: "service_list", target: req.filter || null, dryRun: false },
+      false,
+      () => {},
+      async (agentId) => {
+        const result = await remote.listServices(agentId, req);
+        return { result, after: { count: result.services.length } };
+      },
+    );
   }
 
-  function controlService(principal: Principal, req: { sessionId: string; name: string; action: string; dryRun: boolean; waitMs: number }, signal?: AbortSignal) {
+  function controlService(
+    principal: Principal,
+    req: { sessionId: string; name: string; action: string; dryRun: boolean; waitMs: number },
+    signal?: AbortSignal,
+  ) {
     const check = () => {
       requireText(req.name, "a service name");
-      if (!serviceActions.includes(req.action as ServiceAction)) throw new GuruError("invalid", `action must be one of ${serviceActions.join(", ")}`, { details: { action: req.action } });
+      if (!serviceActions.includes(req.action as ServiceAction))
+        throw new GuruError("invalid", `action must be one of ${serviceActions.join(", ")}`, { details: { action: req.action } });
       if (!Number.isInteger(req.waitMs) || req.waitMs < 0) throw new GuruError("invalid", "waitMs must be a non-negative integer");
     };
-    return audited(principal, req.sessionId, { operation: "service_control", target: req.name, action: req.action, dryRun: req.dryRun }, true, check, async (agentId) => {
-      const waitMs = Math.min(req.waitMs === 0 ? limits.defaultWaitMs : req.waitMs, limits.maxWaitMs);
-      const result = await remote.controlService(agentId, { ...req, action: req.action as ServiceAction, waitMs }, signal);
-      return { result, before: result.before, after: result.after };
-    });
+    return audited(
+      principal,
+      req.sessionId,
+      { operation: "service_control", target: req.name, action: req.action, dryRun: req.dryRun },
+      true,
+      check,
+      async (agentId) => {
+        const waitMs = Math.min(req.waitMs === 0 ? limits.defaultWaitMs : req.waitMs, limits.maxWaitMs);
+        const result = await remote.controlService(agentId, { ...req, action: req.action as ServiceAction, waitMs }, signal);
+        return { result, before: result.before, after: result.after };
+      },
+    );
   }
 
   function listRegistry(principal: Principal, req: { sessionId: string; key: string }) {
-    return audited(principal, req.sessionId, { operation: "registry_list", target: req.key, dryRun: false }, false, () => requireText(req.key, "a registry key"), async (agentId) => {
-      const result = await remote.listRegistry(agentId, req);
-      return { result, after: { subkeys: result.subkeys.length, values: result.values.length } };
-    });
+    return audited(
+      principal,
+      req.sessionId,
+      { operation: "registry_list", target: req.key, dryRun: false },
+      false,
+      () => requireText(req.key, "a registry key"),
+      async (agentId) => {
+        const result = await remote.listRegistry(agentId, req);
+        return { result, after: { subkeys: result.subkeys.length, values: result.values.length } };
+      },
+    );
   }
 
   function readRegistry(principal: Principal, req: { sessionId: string; key: string; valueName: string }) {
-    return audited(principal, req.sessionId, { operation: "registry_read", target: `${req.key}\\${req.valueName}`, dryRun: false }, false, () => requireText(req.key, "a registry key"), async (agentId) => {
-      const result = await remote.readRegistry(agentId, req);
-      return { result, after: result.value };
-    });
+    return audited(
+      principal,
+      req.sessionId,
+      { operation: "registry_read", target: `${req.key}\\${req.valueName}`, dryRun: false },
+      false,
+      () => requireText(req.key, "a registry key"),
+      async (agentId) => {
+        const result = await remote.readRegistry(agentId, req);
+        return { result, after: result.value };
+      },
+    );
   }
 
   function writeRegistry(principal: Principal, req: { sessionId: string; key: string; value: RegistryValue; dryRun: boolean }) {
     const base = { operation: "registry_write", target: `${req.key}\\${req.value.name}`, action: req.value.type, dryRun: req.dryRun };
     const check = () => {
       requireText(req.key, "a registry key");
-      if (!registryValueTypes.includes(req.value.type)) throw new GuruError("invalid", `type must be one of ${registryValueTypes.map((t) => t.toUpperCase()).join(", ")}`);
+      if (!registryValueTypes.includes(req.value.type))
+        throw new GuruError("invalid", `type must be one of ${registryValueTypes.map((t) => t.toUpperCase()).join(", ")}`);
     };
     return audited(principal, req.sessionId, base, true, check, async (agentId) => {
       const result = await remote.writeRegistry(agentId, req);
@@ -134,10 +179,17 @@ export function createSystemService(options: SystemServiceOptions) {
   }
 
   function deleteRegistryValue(principal: Principal, req: { sessionId: string; key: string; valueName: string; dryRun: boolean }) {
-    return audited(principal, req.sessionId, { operation: "registry_delete", target: `${req.key}\\${req.valueName}`, dryRun: req.dryRun }, true, () => requireText(req.key, "a registry key"), async (agentId) => {
-      const result = await remote.deleteRegistryValue(agentId, req);
-      return { result, before: result.before, after: req.dryRun ? result.before : null };
-    });
+    return audited(
+      principal,
+      req.sessionId,
+      { operation: "registry_delete", target: `${req.key}\\${req.valueName}`, dryRun: req.dryRun },
+      true,
+      () => requireText(req.key, "a registry key"),
+      async (agentId) => {
+        const result = await remote.deleteRegistryValue(agentId, req);
+        return { result, before: result.before, after: req.dryRun ? result.before : null };
+      },
+    );
   }
 
   return { listServices, controlService, listRegistry, readRegistry, writeRegistry, deleteRegistryValue };

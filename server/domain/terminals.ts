@@ -67,7 +67,10 @@ const sessionTouchIntervalMs = 60_000;
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
 
 function checkSize(columns: number, rows: number): void {
-  for (const [name, value] of [["columns", columns], ["rows", rows]] as const) {
+  for (const [name, value] of [
+    ["columns", columns],
+    ["rows", rows],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > maxTerminalSize) {
       throw new GuruError("invalid", `${name} must be an integer from 1 to ${maxTerminalSize}`, { details: { [name]: value } });
     }
@@ -81,9 +84,11 @@ function auditableSize(value: number): number | null {
 function validate(input: TerminalInput) {
   const command = input.command ?? "";
   if (command.length > maxCommandChars) throw new GuruError("invalid", `command is longer than ${maxCommandChars} characters`);
-  if (command.includes("\0") || (input.workingDir ?? "").includes("\0")) throw new GuruError("invalid", "command and workingDir must not contain NUL characters");
+  if (command.includes("\0") || (input.workingDir ?? "").includes("\0"))
+    throw new GuruError("invalid", "command and workingDir must not contain NUL characters");
   const shell = input.shell as ShellName | undefined;
-  if (shell !== undefined && !shellNames.includes(shell)) throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { details: { shell } });
+  if (shell !== undefined && !shellNames.includes(shell))
+    throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { details: { shell } });
   const columns = input.columns || 80;
   const rows = input.rows || 24;
   checkSize(columns, rows);
@@ -125,9 +130,13 @@ export function createTerminalService(options: TerminalServiceOptions) {
       agentId = session.agentId;
       const hit = await store.rateLimits.hit(`terminal:${technicianId}:${agentId}`, { limit: limits.rateLimit, windowMs: limits.rateWindowMs });
       if (!hit.allowed) {
-        throw new GuruError("rate_limited", `rate limit: at most ${limits.rateLimit} terminals per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(hit.retryAfterMs / 1000).toFixed(1)} s`, {
-          details: { retryAfterMs: hit.retryAfterMs },
-        });
+        throw new GuruError(
+          "rate_limited",
+          `rate limit: at most ${limits.rateLimit} terminals per ${limits.rateWindowMs / 1000} s per technician per agent; retry in ${(hit.retryAfterMs / 1000).toFixed(1)} s`,
+          {
+            details: { retryAfterMs: hit.retryAfterMs },
+          },
+        );
       }
     } catch (err) {
       const error = toGuruError(err);
@@ -159,7 +168,18 @@ export function createTerminalService(options: TerminalServiceOptions) {
     } catch (err) {
       const error = toGuruError(err);
       const outcome = refusalKinds.has(error.kind) ? "refused" : "failed";
-      await store.terminals.complete(id, { outcome, channelId: null, exitCode: null, exitReason: null, signal: null, durationMs: Date.now() - started, inputBytes: 0, outputBytes: 0, refusalReason: error.message, recordingTruncated: false });
+      await store.terminals.complete(id, {
+        outcome,
+        channelId: null,
+        exitCode: null,
+        exitReason: null,
+        signal: null,
+        durationMs: Date.now() - started,
+        inputBytes: 0,
+        outputBytes: 0,
+        refusalReason: error.message,
+        recordingTruncated: false,
+      });
       logger.info({ technicianId, agentId, terminalId: id, kind: error.kind, reason: error.message }, `terminal ${outcome}`);
       throw error;
     }
@@ -196,13 +216,20 @@ export function createTerminalService(options: TerminalServiceOptions) {
     const touch = () => {
       if (Date.now() - touchedAt < sessionTouchIntervalMs) return;
       touchedAt = Date.now();
-      sessions.requireActive(principal, input.sessionId).catch((err: unknown) => logger.debug({ err, terminalId: id }, "terminal activity not recorded on its session"));
+      sessions
+        .requireActive(principal, input.sessionId)
+        .catch((err: unknown) => logger.debug({ err, terminalId: id }, "terminal activity not recorded on its session"));
     };
     return handle(id, input.sessionId, agentId, terminal, events, recorder, finish, touch);
   }
 
   function handle(
-    id: string, sessionId: string, agentId: string, terminal: RemoteTerminal, events: AsyncIterator<RemoteTerminalEvent>, recorder: Recorder,
+    id: string,
+    sessionId: string,
+    agentId: string,
+    terminal: RemoteTerminal,
+    events: AsyncIterator<RemoteTerminalEvent>,
+    recorder: Recorder,
     finish: (outcome: RemoteTerminalOutcome | undefined, error: GuruError | undefined) => Promise<void>,
     touch: () => void,
   ): TerminalHandle {

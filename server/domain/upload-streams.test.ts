@@ -44,7 +44,10 @@ describe("upload streams", () => {
     expect(f.writes).toEqual([[10, 5]]);
     await streams.write(live, 5, new Uint8Array(5)); // a retry of known bytes: nothing sent
     expect(f.writes).toHaveLength(1);
-    await expect(streams.write(live, 20, new Uint8Array(5))).rejects.toMatchObject({ kind: "failed_precondition", message: expect.stringContaining("expected offset 15") });
+    await expect(streams.write(live, 20, new Uint8Array(5))).rejects.toMatchObject({
+      kind: "failed_precondition",
+      message: expect.stringContaining("expected offset 15"),
+    });
     expect(f.persisted.at(-1)).toBe(15);
     // Same session: the channel is reused; another session reopens it.
     await streams.attach(f.row, "s1");
@@ -61,6 +64,9 @@ describe("upload streams", () => {
     await new Promise((r) => setTimeout(r, 20));
     await streams.write(live, 0, new Uint8Array(50));
     await second;
-    expect(f.writes).toEqual([[0, 50], [50, 50]]);
+    expect(f.writes).toEqual([
+      [0, 50],
+      [50, 50],
+    ]);
   });
 });

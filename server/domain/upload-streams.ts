@@ -78,7 +78,19 @@ export function createUploadStreams(options: UploadStreamsOptions) {
   function entry(row: UploadRecord): LiveUpload {
     let l = live.get(row.id);
     if (l === undefined) {
-      l = { row, stream: undefined, sessionId: undefined, received: 0, checkedAt: 0, opening: undefined, waiters: new Set(), persistedOffset: row.committedOffset, persistedAt: Date.now(), persisting: false, untrack: undefined };
+      l = {
+        row,
+        stream: undefined,
+        sessionId: undefined,
+        received: 0,
+        checkedAt: 0,
+        opening: undefined,
+        waiters: new Set(),
+        persistedOffset: row.committedOffset,
+        persistedAt: Date.now(),
+        persisting: false,
+        untrack: undefined,
+      };
       live.set(row.id, l);
     }
     l.row = row;
@@ -98,7 +110,15 @@ export function createUploadStreams(options: UploadStreamsOptions) {
     l.opening = (async () => {
       const stream = await agents.openUpload(
         row.agentId,
-        { uploadId: row.id, sessionId, path: row.path, size: row.size, sha256: row.sha256 ?? "", overwrite: row.overwrite, keepBackup: row.keepBackup ?? undefined },
+        {
+          uploadId: row.id,
+          sessionId,
+          path: row.path,
+          size: row.size,
+          sha256: row.sha256 ?? "",
+          overwrite: row.overwrite,
+          keepBackup: row.keepBackup ?? undefined,
+        },
         {
           onEnd: (ended) => {
             if (l.stream !== ended) return;
@@ -153,15 +173,17 @@ export function createUploadStreams(options: UploadStreamsOptions) {
   async function write(l: LiveUpload, offset: number, data: Uint8Array): Promise<void> {
     const deadline = Date.now() + orderWaitMs;
     while (offset > l.received) {
-      const expected = () => new GuruError("failed_precondition", `expected offset ${l.received}, got ${offset}; resume from GetUpload's committed offset`, {
-        reason: "UPLOAD_OFFSET_MISMATCH",
-        metadata: { uploadId: l.row.id, expectedOffset: l.received, offset },
-      });
+      const expected = () =>
+        new GuruError("failed_precondition", `expected offset ${l.received}, got ${offset}; resume from GetUpload's committed offset`, {
+          reason: "UPLOAD_OFFSET_MISMATCH",
+          metadata: { uploadId: l.row.id, expectedOffset: l.received, offset },
+        });
       if (!alive(l) || offset - l.received > maxAheadBytes) throw expected();
       if (!(await waitTurn(l, deadline - Date.now())) && offset > l.received) throw expected();
     }
     const stream = l.stream;
-    if (stream === undefined || stream.failure) throw stream?.failure ?? new GuruError("unavailable", "the upload channel is closed; call GetUpload and resume");
+    if (stream === undefined || stream.failure)
+      throw stream?.failure ?? new GuruError("unavailable", "the upload channel is closed; call GetUpload and resume");
     const end = offset + data.byteLength;
     if (end <= l.received) return;
     const from = l.received;

@@ -27,7 +27,13 @@ function fakeAgent(size: number, finishAnswer: () => GuruError | undefined) {
           committed = offset + data.byteLength;
         },
         async finish(): Promise<UploadOutcome> {
-          const refusal = committed < size ? new GuruError("failed_precondition", `upload incomplete: ${committed} of ${size} bytes committed; send the rest from offset ${committed}; nothing was replaced`) : finishAnswer();
+          const refusal =
+            committed < size
+              ? new GuruError(
+                  "failed_precondition",
+                  `upload incomplete: ${committed} of ${size} bytes committed; send the rest from offset ${committed}; nothing was replaced`,
+                )
+              : finishAnswer();
           if (refusal) {
             (stream as { failure: Error | undefined }).failure = refusal;
             throw refusal;
@@ -53,7 +59,13 @@ describeDatabases("upload service: short and failed uploads", (kind) => {
     const principal = { technicianId: tech.id, name: tech.name, role: "tech" as const, tokenId: "t" };
     const row = await ctx.store.uploads.create({ agentId: agent.id, technicianId: tech.id, path: "/srv/file", size: 100, sha256: "f".repeat(64) });
     const fake = fakeAgent(100, finishAnswer);
-    const service = createUploadService({ store: ctx.store, sessions: {} as SessionService, agents: fake.agents, logger: silentLogger(), abandonedAfterMs: 60_000 });
+    const service = createUploadService({
+      store: ctx.store,
+      sessions: {} as SessionService,
+      agents: fake.agents,
+      logger: silentLogger(),
+      abandonedAfterMs: 60_000,
+    });
     return { principal, uploadId: row.id, service, fake };
   }
 
@@ -62,7 +74,10 @@ describeDatabases("upload service: short and failed uploads", (kind) => {
     await service.chunk(principal, uploadId, 0n, new Uint8Array(100));
     // The agent lost 40 bytes (a crash before they reached its disk) while the server counted them sent.
     fake.lose(40);
-    const err = await service.finish(principal, uploadId).then(() => undefined, (e: unknown) => e as GuruError);
+    const err = await service.finish(principal, uploadId).then(
+      () => undefined,
+      (e: unknown) => e as GuruError,
+    );
     expect(err?.kind).toBe("failed_precondition");
     expect(err?.message).toContain("send the rest from offset 60");
     expect((await ctx.store.uploads.get(uploadId))?.status).toBe("active");
@@ -76,10 +91,16 @@ describeDatabases("upload service: short and failed uploads", (kind) => {
   it("ends an upload whose bytes the agent found wrong (data_loss)", async () => {
     const { principal, uploadId, service } = await setup(() => new GuruError("data_loss", "SHA-256 mismatch"));
     await service.chunk(principal, uploadId, 0n, new Uint8Array(100));
-    const err = await service.finish(principal, uploadId).then(() => undefined, (e: unknown) => e as GuruError);
+    const err = await service.finish(principal, uploadId).then(
+      () => undefined,
+      (e: unknown) => e as GuruError,
+    );
     expect(err?.kind).toBe("data_loss");
     expect(await ctx.store.uploads.get(uploadId)).toMatchObject({ status: "failed", error: "SHA-256 mismatch" });
-    const again = await service.chunk(principal, uploadId, 0n, new Uint8Array(1)).then(() => undefined, (e: unknown) => e as GuruError);
+    const again = await service.chunk(principal, uploadId, 0n, new Uint8Array(1)).then(
+      () => undefined,
+      (e: unknown) => e as GuruError,
+    );
     expect(again?.kind).toBe("failed_precondition");
     expect(again?.message).toContain("start a new upload");
   });

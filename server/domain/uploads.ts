@@ -54,7 +54,11 @@ export function createUploadService(options: UploadServiceOptions) {
   const streams = createUploadStreams({ store, agents: options.agents, logger, work: options.work });
   const maxActive = options.maxActivePerTechnicianAgent ?? Number.POSITIVE_INFINITY;
 
-  async function audit(row: UploadRecord, outcome: AuditOutcome, fields: { bytes?: number; sha256?: string | null; error?: string; sessionId?: string | null }) {
+  async function audit(
+    row: UploadRecord,
+    outcome: AuditOutcome,
+    fields: { bytes?: number; sha256?: string | null; error?: string; sessionId?: string | null },
+  ) {
     await store.audit
       .file({
         technicianId: row.technicianId,
@@ -95,21 +99,42 @@ export function createUploadService(options: UploadServiceOptions) {
 
   async function start(principal: Principal, req: { sessionId: string; path: string; size: bigint; sha256: string; overwrite: boolean; keepBackup?: boolean }) {
     const session = await sessions.requireActive(principal, req.sessionId);
-    const base = { technicianId: principal.technicianId, agentId: session.agentId, sessionId: session.id, operation: "upload", path: req.path, direction: "upload" };
+    const base = {
+      technicianId: principal.technicianId,
+      agentId: session.agentId,
+      sessionId: session.id,
+      operation: "upload",
+      path: req.path,
+      direction: "upload",
+    };
     let row: UploadRecord | undefined;
     try {
       requirePath(req.path);
       const size = byteCount(req.size, "size");
       const sha256 = req.sha256.toLowerCase();
-      if (!sha256Pattern.test(sha256)) throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
+      if (!sha256Pattern.test(sha256))
+        throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
       await options.opRateLimit?.hit(principal.technicianId);
-      const input = { sessionId: session.id, agentId: session.agentId, technicianId: principal.technicianId, path: req.path, size, sha256, overwrite: req.overwrite, keepBackup: req.keepBackup };
+      const input = {
+        sessionId: session.id,
+        agentId: session.agentId,
+        technicianId: principal.technicianId,
+        path: req.path,
+        size,
+        sha256,
+        overwrite: req.overwrite,
+        keepBackup: req.keepBackup,
+      };
       const capped = Number.isFinite(maxActive) ? await store.uploads.createCapped(input, maxActive) : { created: await store.uploads.create(input) };
       if (!("created" in capped)) {
         throw new GuruError(
           "rate_limited",
           `upload cap: at most ${maxActive} active uploads per technician per agent (GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT); you have ${capped.activeCount}: finish or abort one first`,
-          { reason: "UPLOADS_EXHAUSTED", metadata: { limit: maxActive, active: capped.activeCount }, details: { setting: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT" } },
+          {
+            reason: "UPLOADS_EXHAUSTED",
+            metadata: { limit: maxActive, active: capped.activeCount },
+            details: { setting: "GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT" },
+          },
         );
       }
       row = capped.created;
@@ -134,7 +159,10 @@ export function createUploadService(options: UploadServiceOptions) {
     const [session] = await store.sessions.list({ agentId: row.agentId, technicianId: row.technicianId ?? undefined, status: "active" });
     if (session === undefined) {
       const agent = await store.agents.get(row.agentId);
-      throw new GuruError("failed_precondition", `open a tunnel to ${agent?.name ?? row.agentId} first`, { reason: "TUNNEL_REQUIRED", metadata: { agentId: row.agentId } });
+      throw new GuruError("failed_precondition", `open a tunnel to ${agent?.name ?? row.agentId} first`, {
+        reason: "TUNNEL_REQUIRED",
+        metadata: { agentId: row.agentId },
+      });
     }
     await store.sessions.touch(session.id);
     return session.id;
@@ -184,10 +212,14 @@ export function createUploadService(options: UploadServiceOptions) {
     }
     const live = await liveFor(principal, uploadId);
     if (live.received < live.row.size) {
-      throw new GuruError("failed_precondition", `upload incomplete: ${live.received} of ${live.row.size} bytes received; send the rest from offset ${live.received}`, {
-        reason: "UPLOAD_INCOMPLETE",
-        metadata: { uploadId, expectedOffset: live.received, size: live.row.size },
-      });
+      throw new GuruError(
+        "failed_precondition",
+        `upload incomplete: ${live.received} of ${live.row.size} bytes received; send the rest from offset ${live.received}`,
+        {
+          reason: "UPLOAD_INCOMPLETE",
+          metadata: { uploadId, expectedOffset: live.received, size: live.row.size },
+        },
+      );
     }
     const stream = live.stream as AgentUploadStream;
     try {

@@ -68,10 +68,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, timeouts.requestTimeoutMs || Infinity) / 4))),
   };
   const server = options.tls
-    ? http2.createSecureServer(
-        { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true },
-        options.onRequest,
-      )
+    ? http2.createSecureServer({ cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile), allowHTTP1: true }, options.onRequest)
     : http.createServer({ highWaterMark: socketHighWaterBytes, ...http1Timeouts }, options.onRequest);
   if (server instanceof http.Server) {
     // Also set as properties: some apply only that way (keepAliveTimeout).

@@ -15,12 +15,7 @@ import { create, fromJsonString, toJsonString, type MessageInitShape } from "@bu
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { ExitReason, Shell } from "../../gen/guru/api/v1/exec_pb.js";
-import {
-  TerminalClientMessageSchema,
-  TerminalServerMessageSchema,
-  type TerminalClientMessage,
-  type TerminalOpen,
-} from "../../gen/guru/api/v1/terminal_pb.js";
+import { TerminalClientMessageSchema, TerminalServerMessageSchema, type TerminalClientMessage, type TerminalOpen } from "../../gen/guru/api/v1/terminal_pb.js";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { Principal } from "../domain/principal.ts";
@@ -96,15 +91,21 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
   let pendingOpens = 0;
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim());
+    const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+      .split(",")
+      .map((p) => p.trim());
     if (!offered.includes(terminalProtocol)) {
       const body = `the terminal socket speaks the WebSocket subprotocol ${terminalProtocol}\n`;
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     if (pendingOpens >= maxPendingOpens) {
       const body = "too many terminal sockets are opening at once; retry shortly\n";
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     pendingOpens++;
@@ -167,7 +168,9 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
       for await (const _ of terminal.events()) break;
       return;
     }
-    send(ws, { message: { case: "opened", value: { terminalId: terminal.id, sessionId: terminal.sessionId, agentId: terminal.agentId, origin: origin ?? "" } } });
+    send(ws, {
+      message: { case: "opened", value: { terminalId: terminal.id, sessionId: terminal.sessionId, agentId: terminal.agentId, origin: origin ?? "" } },
+    });
     relayInput(ws, terminal, early);
     ws.once("close", () => terminal.close("the client disconnected"));
     try {
@@ -179,7 +182,14 @@ export function createTerminalSocketServer(options: TerminalSocketOptions) {
           send(ws, {
             message: {
               case: "exit",
-              value: { exitCode: o.exitCode, signal: o.signal, durationMs: o.durationMs, reason: reasons[o.reason], inputBytes: BigInt(o.inputBytes), outputBytes: BigInt(o.outputBytes) },
+              value: {
+                exitCode: o.exitCode,
+                signal: o.signal,
+                durationMs: o.durationMs,
+                reason: reasons[o.reason],
+                inputBytes: BigInt(o.inputBytes),
+                outputBytes: BigInt(o.outputBytes),
+              },
             },
           });
           ws.close(1000, "the terminal ended");

@@ -59,10 +59,13 @@ export function createViewerAuthenticator(options: ViewerAuthenticatorOptions): 
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.maxPendingWaitMs)));
       const event = await Promise.race([decided, timedOut]).finally(() => clearTimeout(timer));
-      if (event === undefined) throw new GuruError("timeout", `the session was not allowed within ${options.maxPendingWaitMs} ms`, { reason: "CONSENT_TIMED_OUT" });
-      if (event.type === "denied") throw new GuruError("denied", `the person at the endpoint denied the session${event.reason ? `: ${event.reason}` : ""}`, { reason: "CONSENT_DENIED" });
+      if (event === undefined)
+        throw new GuruError("timeout", `the session was not allowed within ${options.maxPendingWaitMs} ms`, { reason: "CONSENT_TIMED_OUT" });
+      if (event.type === "denied")
+        throw new GuruError("denied", `the person at the endpoint denied the session${event.reason ? `: ${event.reason}` : ""}`, { reason: "CONSENT_DENIED" });
       if (event.type === "timed_out") throw new GuruError("denied", "the person at the endpoint did not answer in time", { reason: "CONSENT_TIMED_OUT" });
-      if (event.type === "closed") throw new GuruError("failed_precondition", `the session ended${event.reason ? `: ${event.reason}` : ""}`, { reason: "SESSION_ENDED" });
+      if (event.type === "closed")
+        throw new GuruError("failed_precondition", `the session ended${event.reason ? `: ${event.reason}` : ""}`, { reason: "SESSION_ENDED" });
     } finally {
       unsubscribe();
     }

@@ -26,7 +26,13 @@ const entryTypes: Record<FileType, FileEntryType> = {
 };
 
 function toEntry(e: WireFileEntry | undefined): FileEntryInfo {
-  return { name: e?.name ?? "", type: entryTypes[e?.type ?? FileType.OTHER] ?? "other", size: Number(e?.size ?? 0n), mode: e?.mode ?? 0, modifiedMs: Number(e?.modifiedUnixMs ?? 0n) };
+  return {
+    name: e?.name ?? "",
+    type: entryTypes[e?.type ?? FileType.OTHER] ?? "other",
+    size: Number(e?.size ?? 0n),
+    mode: e?.mode ?? 0,
+    modifiedMs: Number(e?.modifiedUnixMs ?? 0n),
+  };
 }
 
 function unexpected(message: ChannelMessage | undefined, what: string): GuruError {
@@ -51,8 +57,14 @@ const uploadOpenTimeoutMs = 60_000;
 export function createAgentFiles(router: AgentRouter): AgentFiles {
   const open = (request: ChannelOpen["request"]) => create(ChannelOpenSchema, { request });
 
-  async function openUpload(agentId: string, req: Parameters<AgentFiles["openUpload"]>[1], hooks: Parameters<AgentFiles["openUpload"]>[2] = {}): Promise<AgentUploadStream> {
-    const channel = router.openChannel(agentId, open({ case: "fileWrite", value: create(FileWriteRequestSchema, { ...req, size: BigInt(req.size) }) }), { bulk: true });
+  async function openUpload(
+    agentId: string,
+    req: Parameters<AgentFiles["openUpload"]>[1],
+    hooks: Parameters<AgentFiles["openUpload"]>[2] = {},
+  ): Promise<AgentUploadStream> {
+    const channel = router.openChannel(agentId, open({ case: "fileWrite", value: create(FileWriteRequestSchema, { ...req, size: BigInt(req.size) }) }), {
+      bulk: true,
+    });
     let committed = -1;
     let failure: Error | undefined;
     let lastWrite: Promise<void> = Promise.resolve();
@@ -109,7 +121,9 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
           committed = outcome.size;
         }
       }
-      failure ??= outcome ? new GuruError("failed_precondition", "the upload is finished", { reason: "UPLOAD_NOT_ACTIVE", metadata: { status: "finished" } }) : unexpected(last, "upload");
+      failure ??= outcome
+        ? new GuruError("failed_precondition", "the upload is finished", { reason: "UPLOAD_NOT_ACTIVE", metadata: { status: "finished" } })
+        : unexpected(last, "upload");
       opened.reject(failure);
       if (outcome) finishing?.resolve(outcome);
       else finishing?.reject(failure);
@@ -123,7 +137,11 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
 
     const timer = setTimeout(() => {
       stream.detach("no answer");
-      opened.reject(new GuruError("timeout", `the agent did not answer the upload request within ${uploadOpenTimeoutMs} ms`, { metadata: { timeoutMs: uploadOpenTimeoutMs } }));
+      opened.reject(
+        new GuruError("timeout", `the agent did not answer the upload request within ${uploadOpenTimeoutMs} ms`, {
+          metadata: { timeoutMs: uploadOpenTimeoutMs },
+        }),
+      );
     }, uploadOpenTimeoutMs);
     try {
       await whenOpened;

@@ -148,7 +148,14 @@ export function createNatsChannels(options: NatsChannelsOptions) {
       channel.linkLost(err);
     });
     track(rid, { peer: owner, fail: (err) => channel.linkLost(err) }, "caller", channel.done, () => {});
-    const body: OpenRequest = { rid, agentId, open: Buffer.from(toBinary(ChannelOpenSchema, channelOpen)).toString("base64"), bulk, windowBytes, from: bus.nodeId };
+    const body: OpenRequest = {
+      rid,
+      agentId,
+      open: Buffer.from(toBinary(ChannelOpenSchema, channelOpen)).toString("base64"),
+      bulk,
+      windowBytes,
+      from: bus.nodeId,
+    };
     bus.request(bus.subject("node", owner, "open"), body, `opening a channel to agent ${agentId} on server node ${owner}`).then(
       () => out.release(),
       (err: GuruError) => channel.linkLost(err),

@@ -63,7 +63,12 @@ export function createRemoteCommands(router: AgentRouter, options: RemoteCommand
         stalledTimer = setTimeout(() => {
           channel.cancel("the agent did not answer within the command's timeout");
           stalledTimer = setTimeout(
-            () => reject(new GuruError("timeout", `the agent did not finish the command within ${spec.timeoutMs + 2 * answerGraceMs} ms`, { metadata: { timeoutMs: spec.timeoutMs + 2 * answerGraceMs } })),
+            () =>
+              reject(
+                new GuruError("timeout", `the agent did not finish the command within ${spec.timeoutMs + 2 * answerGraceMs} ms`, {
+                  metadata: { timeoutMs: spec.timeoutMs + 2 * answerGraceMs },
+                }),
+              ),
             answerGraceMs,
           );
         }, spec.timeoutMs + answerGraceMs);

@@ -22,7 +22,13 @@ type Result = Exclude<ChannelResult["result"], { case: undefined }>;
 type ResultOf<C extends Result["case"]> = Extract<Result, { case: C }>["value"];
 
 export function createRemoteSystem(router: AgentRouter): RemoteSystem {
-  async function call<C extends Result["case"]>(agentId: string, request: ChannelOpen["request"], want: C, timeoutMs: number, signal?: AbortSignal): Promise<ResultOf<C>> {
+  async function call<C extends Result["case"]>(
+    agentId: string,
+    request: ChannelOpen["request"],
+    want: C,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ResultOf<C>> {
     const channel = router.openChannel(agentId, create(ChannelOpenSchema, { request }), { bulk: false });
     const timer = setTimeout(() => channel.cancel(`no answer within ${timeoutMs} ms`), timeoutMs);
     const onAbort = () => channel.cancel("the caller canceled");
@@ -48,8 +54,21 @@ export function createRemoteSystem(router: AgentRouter): RemoteSystem {
     async controlService(agentId, req, signal) {
       // A restart may wait twice (for the stop, then the start).
       const timeoutMs = 2 * req.waitMs + operationTimeoutMs;
-      const r = await call(agentId, { case: "serviceControl", value: create(ServiceControlRequestSchema, { ...req, action: wireAction(req.action) }) }, "serviceControl", timeoutMs, signal);
-      return { before: fromWireService(r.before), after: fromWireService(r.after), dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager };
+      const r = await call(
+        agentId,
+        { case: "serviceControl", value: create(ServiceControlRequestSchema, { ...req, action: wireAction(req.action) }) },
+        "serviceControl",
+        timeoutMs,
+        signal,
+      );
+      return {
+        before: fromWireService(r.before),
+        after: fromWireService(r.after),
+        dryRun: r.dryRun,
+        changed: r.changed,
+        settled: r.settled,
+        serviceManager: r.serviceManager,
+      };
     },
     async listRegistry(agentId, req) {
       const r = await call(agentId, { case: "registryList", value: create(RegistryListRequestSchema, req) }, "registryList", operationTimeoutMs);
@@ -61,7 +80,13 @@ export function createRemoteSystem(router: AgentRouter): RemoteSystem {
       return { key: r.key, value: fromWireValue(r.value) };
     },
     async writeRegistry(agentId, req) {
-      const value = create(RegistryWriteRequestSchema, { sessionId: req.sessionId, key: req.key, valueName: req.value.name, value: toWireValue(req.value), dryRun: req.dryRun });
+      const value = create(RegistryWriteRequestSchema, {
+        sessionId: req.sessionId,
+        key: req.key,
+        valueName: req.value.name,
+        value: toWireValue(req.value),
+        dryRun: req.dryRun,
+      });
       const r = await call(agentId, { case: "registryWrite", value }, "registryWrite", operationTimeoutMs);
       const after = fromWireValue(r.after);
       if (after === undefined) throw new GuruError("internal", "the agent answered a registry write without the value after");

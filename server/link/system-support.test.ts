@@ -5,7 +5,11 @@ import { effectiveCapabilities } from "./system-support.ts";
 
 describe("effectiveCapabilities", () => {
   it("keeps services and registry only where the OS supports them too", () => {
-    const hello = create(HelloSchema, { capabilities: ["exec", "files", "services", "registry"], serviceManager: "sysv", systemSupport: { services: true, registry: false, registryMissing: "the registry exists only on Windows; this agent runs linux" } });
+    const hello = create(HelloSchema, {
+      capabilities: ["exec", "files", "services", "registry"],
+      serviceManager: "sysv",
+      systemSupport: { services: true, registry: false, registryMissing: "the registry exists only on Windows; this agent runs linux" },
+    });
     expect(effectiveCapabilities(hello)).toEqual(["exec", "files", "services"]);
   });
 

@@ -15,13 +15,36 @@ describeDatabases("terminal recorder", (kind) => {
   async function recorded(options: { maxOutputBytes?: number; flushBytes?: number }, act: (r: ReturnType<typeof createRecorder>) => Promise<void>) {
     const id = randomUUID();
     const technicianId = (await ctx.store.technicians.create({ name: `rec-${id}`, role: "tech" })).id;
-    await ctx.store.terminals.insert({ id, technicianId, agentId: null, sessionId: null, shell: "sh", command: null, workingDir: null, columns: 80, rows: 24, outcome: "running", recordingId: id });
-    const recorder = createRecorder({ terminals: ctx.store.terminals, recordingId: id, columns: 80, rows: 24, env: { TERM: "xterm" }, logger: silentLogger(), maxOutputBytes: options.maxOutputBytes ?? 1 << 20, flushBytes: options.flushBytes, flushIntervalMs: 20 });
+    await ctx.store.terminals.insert({
+      id,
+      technicianId,
+      agentId: null,
+      sessionId: null,
+      shell: "sh",
+      command: null,
+      workingDir: null,
+      columns: 80,
+      rows: 24,
+      outcome: "running",
+      recordingId: id,
+    });
+    const recorder = createRecorder({
+      terminals: ctx.store.terminals,
+      recordingId: id,
+      columns: 80,
+      rows: 24,
+      env: { TERM: "xterm" },
+      logger: silentLogger(),
+      maxOutputBytes: options.maxOutputBytes ?? 1 << 20,
+      flushBytes: options.flushBytes,
+      flushIntervalMs: 20,
+    });
     await act(recorder);
     const result = await recorder.close();
     let text = "";
     const principal = { technicianId, name: "rec", role: "tech" as const, tokenId: "t" };
-    for await (const part of createRecordingService({ store: ctx.store }).read(principal, id)) if ("data" in part) text += Buffer.from(part.data).toString("utf8");
+    for await (const part of createRecordingService({ store: ctx.store }).read(principal, id))
+      if ("data" in part) text += Buffer.from(part.data).toString("utf8");
     return { id, result, cast: parseAsciicast(text), text };
   }
 
@@ -35,9 +58,15 @@ describeDatabases("terminal recorder", (kind) => {
       for (let i = 0; i < 50; i++) await r.output(Buffer.from(`line ${i}\r\n`));
     });
     expect(cast.header).toMatchObject({ version: 2, width: 80, height: 24, env: { TERM: "xterm" } });
-    const output = cast.events.filter((e) => e.code === "o").map((e) => e.data).join("");
+    const output = cast.events
+      .filter((e) => e.code === "o")
+      .map((e) => e.data)
+      .join("");
     expect(output).toBe(`price €5\r\n${Array.from({ length: 50 }, (_, i) => `line ${i}\r\n`).join("")}`);
-    expect(cast.events.filter((e) => e.code !== "o")).toMatchObject([{ code: "i", data: "ls\r" }, { code: "r", data: "100x30" }]);
+    expect(cast.events.filter((e) => e.code !== "o")).toMatchObject([
+      { code: "i", data: "ls\r" },
+      { code: "r", data: "100x30" },
+    ]);
     const { rows } = await ctx.testDb.db.query<{ n: number }>("SELECT count(*) AS n FROM terminal_recording_chunks WHERE recording_id = $1", [id]);
     expect(rows[0].n).toBeGreaterThan(5);
     expect((await ctx.store.terminals.get(id))?.recordingBytes).toBe(Buffer.byteLength(text));
@@ -56,7 +85,17 @@ describeDatabases("terminal recorder", (kind) => {
       ["m", "output past 10 bytes is not recorded"],
       ["i", "secret-typed\r"],
     ]);
-    await ctx.store.terminals.complete(id, { outcome: "exited", channelId: 1, exitCode: 0, exitReason: "exited", signal: null, durationMs: 5, inputBytes: 13, outputBytes: 19, recordingTruncated: true });
+    await ctx.store.terminals.complete(id, {
+      outcome: "exited",
+      channelId: 1,
+      exitCode: 0,
+      exitReason: "exited",
+      signal: null,
+      durationMs: 5,
+      inputBytes: 13,
+      outputBytes: 19,
+      recordingTruncated: true,
+    });
     await ctx.testDb.db.query("UPDATE terminal_audit SET at = now() - interval '100 days' WHERE id = $1", [id]);
     expect(await ctx.store.terminals.sweep(90 * 86_400_000)).toBeGreaterThanOrEqual(1);
     expect(await ctx.store.terminals.get(id)).toBeUndefined();

@@ -54,7 +54,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
   // Separate decoders: a UTF-8 character split across two reads stays whole.
   const outputText = new TextDecoder("utf-8");
   const inputText = new TextDecoder("utf-8");
-  let pending: string[] = [encodeHeader({ version: 2, width: options.columns, height: options.rows, timestamp: Math.floor(Date.now() / 1000), env: options.env })];
+  let pending: string[] = [
+    encodeHeader({ version: 2, width: options.columns, height: options.rows, timestamp: Math.floor(Date.now() / 1000), env: options.env }),
+  ];
   let pendingBytes = pending[0].length;
   let unwrittenBytes = pendingBytes;
   let seq = 0;

@@ -43,9 +43,14 @@ export function fileServiceImpl(files: FileService, uploads: UploadService): Ser
       const principal = principalOf(ctx);
       const range = { sessionId: req.sessionId, path: req.path, offset: byteCount(req.offset, "offset"), length: byteCount(req.length, "length") };
       for await (const event of files.readFile(principal, range, ctx.signal)) {
-        if (event.type === "info") yield create(ReadFileResponseSchema, { event: { case: "info", value: { path: event.path, size: BigInt(event.size), mimeType: event.mimeType } } });
-        else if (event.type === "chunk") yield create(ReadFileResponseSchema, { event: { case: "chunk", value: { offset: BigInt(event.offset), data: event.data } } });
-        else yield create(ReadFileResponseSchema, { event: { case: "summary", value: { size: BigInt(event.size), bytesSent: BigInt(event.bytesSent), sha256: event.sha256 } } });
+        if (event.type === "info")
+          yield create(ReadFileResponseSchema, { event: { case: "info", value: { path: event.path, size: BigInt(event.size), mimeType: event.mimeType } } });
+        else if (event.type === "chunk")
+          yield create(ReadFileResponseSchema, { event: { case: "chunk", value: { offset: BigInt(event.offset), data: event.data } } });
+        else
+          yield create(ReadFileResponseSchema, {
+            event: { case: "summary", value: { size: BigInt(event.size), bytesSent: BigInt(event.bytesSent), sha256: event.sha256 } },
+          });
       }
     },
     async startUpload(req, ctx) {
@@ -58,7 +63,14 @@ export function fileServiceImpl(files: FileService, uploads: UploadService): Ser
     },
     async getUpload(req, ctx) {
       const u = await uploads.get(principalOf(ctx), req.uploadId);
-      return { uploadId: u.uploadId, path: u.path, size: BigInt(u.size), committedOffset: BigInt(u.committedOffset), status: uploadStatuses[u.status], updatedAt: timestamp(u.updatedAt) };
+      return {
+        uploadId: u.uploadId,
+        path: u.path,
+        size: BigInt(u.size),
+        committedOffset: BigInt(u.committedOffset),
+        status: uploadStatuses[u.status],
+        updatedAt: timestamp(u.updatedAt),
+      };
     },
     async finishUpload(req, ctx) {
       const o = await uploads.finish(principalOf(ctx), req.uploadId);

@@ -44,8 +44,13 @@ export interface IntegrationDeps {
 
 export function integrationServiceImpl(deps: IntegrationDeps): ServiceImpl<typeof IntegrationService> {
   const { partnerSessions: sessions, audit } = deps;
-  const run = <T>(ctx: HandlerContext, method: string, asked: { sessionId?: string; agentId?: string }, fn: () => Promise<T>, targetOf?: (r: T) => { sessionId?: string; agentId?: string }) =>
-    audit.run(partnerKeyOf(ctx), method, asked, fn, targetOf);
+  const run = <T>(
+    ctx: HandlerContext,
+    method: string,
+    asked: { sessionId?: string; agentId?: string },
+    fn: () => Promise<T>,
+    targetOf?: (r: T) => { sessionId?: string; agentId?: string },
+  ) => audit.run(partnerKeyOf(ctx), method, asked, fn, targetOf);
 
   return {
     getCapabilities() {
@@ -64,12 +69,24 @@ export function integrationServiceImpl(deps: IntegrationDeps): ServiceImpl<typeo
 
     async provisionAgentKey(req, ctx) {
       const key = partnerKeyOf(ctx);
-      return run(ctx, "ProvisionAgentKey", {}, () => deps.partnerAgents.provision(key, { externalId: req.externalId, name: req.name }), (r) => ({ agentId: r.agentId }));
+      return run(
+        ctx,
+        "ProvisionAgentKey",
+        {},
+        () => deps.partnerAgents.provision(key, { externalId: req.externalId, name: req.name }),
+        (r) => ({ agentId: r.agentId }),
+      );
     },
 
     async revokeAgentKey(req, ctx) {
       const key = partnerKeyOf(ctx);
-      await run(ctx, "RevokeAgentKey", {}, () => deps.partnerAgents.revoke(key, agentRefFromApi(req.agent)), (a) => ({ agentId: a.id }));
+      await run(
+        ctx,
+        "RevokeAgentKey",
+        {},
+        () => deps.partnerAgents.revoke(key, agentRefFromApi(req.agent)),
+        (a) => ({ agentId: a.id }),
+      );
       return {};
     },
 
@@ -79,7 +96,8 @@ export function integrationServiceImpl(deps: IntegrationDeps): ServiceImpl<typeo
         ctx,
         "CreateSession",
         {},
-        () => sessions.create(key, { agent: agentRefFromApi(req.agent), mode: modeFromApi(req.mode), technician: req.technician, capabilities: req.capabilities }),
+        () =>
+          sessions.create(key, { agent: agentRefFromApi(req.agent), mode: modeFromApi(req.mode), technician: req.technician, capabilities: req.capabilities }),
         (s) => ({ sessionId: s.id, agentId: s.agentId }),
       );
       return { session: toApiPartnerSession(session) };
@@ -105,13 +123,21 @@ export function integrationServiceImpl(deps: IntegrationDeps): ServiceImpl<typeo
 
     async listSessions(req, ctx) {
       const key = partnerKeyOf(ctx);
-      const list = await run(ctx, "ListSessions", {}, async () => sessions.list(key, { agent: optionalAgentRef(req.agent), status: statusFromApi(req.status) }));
+      const list = await run(ctx, "ListSessions", {}, async () =>
+        sessions.list(key, { agent: optionalAgentRef(req.agent), status: statusFromApi(req.status) }),
+      );
       return { sessions: list.map(toApiPartnerSession) };
     },
 
     async endSession(req, ctx) {
       const key = partnerKeyOf(ctx);
-      const session = await run(ctx, "EndSession", { sessionId: validId(req.sessionId) }, () => sessions.end(key, req.sessionId, req.reason), (s) => ({ agentId: s.agentId }));
+      const session = await run(
+        ctx,
+        "EndSession",
+        { sessionId: validId(req.sessionId) },
+        () => sessions.end(key, req.sessionId, req.reason),
+        (s) => ({ agentId: s.agentId }),
+      );
       return { session: toApiPartnerSession(session) };
     },
 

@@ -22,7 +22,8 @@ export function authInterceptor(tokens: TokenService, integrationKeys: Integrati
         req.contextValues.set(partnerKeyContext, await integrationKeys.verify(match?.[1], req.method.name));
         return next(req);
       }
-      if (match === null) throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)", { reason: "TOKEN_MISSING" });
+      if (match === null)
+        throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)", { reason: "TOKEN_MISSING" });
       refuseIntegrationKey(match[1]);
       req.contextValues.set(principalKey, await tokens.verify(match[1]));
     } catch (err) {

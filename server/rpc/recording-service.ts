@@ -32,7 +32,12 @@ function toApiRecording(r: TerminalRecord): Recording {
 export function recordingServiceImpl(recordings: RecordingDomain): ServiceImpl<typeof RecordingService> {
   return {
     async listRecordings(req, ctx) {
-      const rows = await recordings.list(principalOf(ctx), { sessionId: req.sessionId, agentId: req.agentId, allTechnicians: req.allTechnicians, limit: req.limit });
+      const rows = await recordings.list(principalOf(ctx), {
+        sessionId: req.sessionId,
+        agentId: req.agentId,
+        allTechnicians: req.allTechnicians,
+        limit: req.limit,
+      });
       return { recordings: rows.map(toApiRecording) };
     },
     async *readRecording(req, ctx) {

@@ -12,7 +12,15 @@ function mapOfEnums(): DescMessage {
     name: "t.proto",
     package: "t",
     syntax: "proto3",
-    enumType: [{ name: "Color", value: [{ name: "COLOR_UNSPECIFIED", number: 0 }, { name: "COLOR_RED", number: 1 }] }],
+    enumType: [
+      {
+        name: "Color",
+        value: [
+          { name: "COLOR_UNSPECIFIED", number: 0 },
+          { name: "COLOR_RED", number: 1 },
+        ],
+      },
+    ],
     messageType: [
       {
         name: "Outer",
@@ -56,10 +64,20 @@ describe("unknown enum names in JSON", () => {
 
   it("walks nested messages, lists and maps", () => {
     const outer = mapOfEnums();
-    expect(findUnknownEnumName(outer, { inner: { colors: { a: "COLOR_RED", b: "red" } } })).toMatchObject({ field: 'inner.colors["b"]', value: "red", allowed: ["COLOR_UNSPECIFIED", "COLOR_RED"] });
+    expect(findUnknownEnumName(outer, { inner: { colors: { a: "COLOR_RED", b: "red" } } })).toMatchObject({
+      field: 'inner.colors["b"]',
+      value: "red",
+      allowed: ["COLOR_UNSPECIFIED", "COLOR_RED"],
+    });
     expect(findUnknownEnumName(outer, { inner: { colors: { a: "COLOR_RED" } } })).toBeUndefined();
     // A list of messages with an enum field each: google.protobuf.DescriptorProto.field[].type.
-    const json = { name: "M", field: [{ name: "a", type: "TYPE_STRING" }, { name: "b", type: "TYPE_STRNG" }] };
+    const json = {
+      name: "M",
+      field: [
+        { name: "a", type: "TYPE_STRING" },
+        { name: "b", type: "TYPE_STRNG" },
+      ],
+    };
     expect(findUnknownEnumName(DescriptorProtoSchema, json)).toMatchObject({ field: "field[1].type", value: "TYPE_STRNG" });
   });
 });

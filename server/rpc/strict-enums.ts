@@ -19,9 +19,24 @@ export interface UnknownEnumName {
 }
 
 const customJson = new Set(
-  ["Any", "Timestamp", "Duration", "FieldMask", "Struct", "Value", "ListValue", "DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue", "StringValue", "BytesValue"].map(
-    (name) => `google.protobuf.${name}`,
-  ),
+  [
+    "Any",
+    "Timestamp",
+    "Duration",
+    "FieldMask",
+    "Struct",
+    "Value",
+    "ListValue",
+    "DoubleValue",
+    "FloatValue",
+    "Int64Value",
+    "UInt64Value",
+    "Int32Value",
+    "UInt32Value",
+    "BoolValue",
+    "StringValue",
+    "BytesValue",
+  ].map((name) => `google.protobuf.${name}`),
 );
 
 /** The first enum string in `json` that `desc` does not define, if any. */
@@ -47,14 +62,24 @@ function checkField(field: DescField, value: unknown, at: string): UnknownEnumNa
     case "list":
       if (!Array.isArray(value)) return undefined;
       for (const [i, item] of value.entries()) {
-        const found = field.listKind === "enum" ? checkEnum(field.enum, item, `${at}[${i}]`) : field.listKind === "message" ? findUnknownEnumName(field.message, item, `${at}[${i}]`) : undefined;
+        const found =
+          field.listKind === "enum"
+            ? checkEnum(field.enum, item, `${at}[${i}]`)
+            : field.listKind === "message"
+              ? findUnknownEnumName(field.message, item, `${at}[${i}]`)
+              : undefined;
         if (found) return found;
       }
       return undefined;
     case "map":
       if (!isObject(value)) return undefined;
       for (const [k, item] of Object.entries(value)) {
-        const found = field.mapKind === "enum" ? checkEnum(field.enum, item, `${at}[${JSON.stringify(k)}]`) : field.mapKind === "message" ? findUnknownEnumName(field.message, item, `${at}[${JSON.stringify(k)}]`) : undefined;
+        const found =
+          field.mapKind === "enum"
+            ? checkEnum(field.enum, item, `${at}[${JSON.stringify(k)}]`)
+            : field.mapKind === "message"
+              ? findUnknownEnumName(field.message, item, `${at}[${JSON.stringify(k)}]`)
+              : undefined;
         if (found) return found;
       }
       return undefined;
@@ -77,7 +102,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The refusal, with the same ErrorInfo detail as every other API error. */
 function unknownEnumError(found: UnknownEnumName): ConnectError {
   const message = `${found.field}: unknown value ${JSON.stringify(found.value)}; use one of ${found.allowed.join(", ")}`;
-  return connectErrorOf(new GuruError("invalid", message, { reason: "UNKNOWN_ENUM_VALUE", metadata: { field: found.field, value: found.value, allowed: found.allowed.join(",") } }));
+  return connectErrorOf(
+    new GuruError("invalid", message, { reason: "UNKNOWN_ENUM_VALUE", metadata: { field: found.field, value: found.value, allowed: found.allowed.join(",") } }),
+  );
 }
 
 /**
@@ -115,9 +142,11 @@ export function serveStrict<S extends DescService>(router: ConnectRouter, servic
   const methods = impl as Record<string, ((...args: never[]) => unknown) | undefined>;
   for (const method of service.methods) {
     const fn = methods[method.localName];
-    const handler = fn?.bind(impl) ?? (() => {
-      throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
-    });
+    const handler =
+      fn?.bind(impl) ??
+      (() => {
+        throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+      });
     router.rpc(method, handler as never, { jsonOptions: strictEnumJsonOptions(method.input) });
   }
 }

@@ -15,8 +15,19 @@ export function systemServiceImpl(system: SystemService): ServiceImpl<typeof Sys
     async controlService(req, ctx) {
       // An unknown action is refused (and audited) by the domain under its number.
       const action = actionOfApi(req.action) ?? `unknown action ${req.action}`;
-      const r = await system.controlService(principalOf(ctx), { sessionId: req.sessionId, name: req.name, action, dryRun: req.dryRun, waitMs: req.waitMs }, ctx.signal);
-      return { before: toApiService(r.before), after: toApiService(r.after), dryRun: r.dryRun, changed: r.changed, settled: r.settled, serviceManager: r.serviceManager };
+      const r = await system.controlService(
+        principalOf(ctx),
+        { sessionId: req.sessionId, name: req.name, action, dryRun: req.dryRun, waitMs: req.waitMs },
+        ctx.signal,
+      );
+      return {
+        before: toApiService(r.before),
+        after: toApiService(r.after),
+        dryRun: r.dryRun,
+        changed: r.changed,
+        settled: r.settled,
+        serviceManager: r.serviceManager,
+      };
     },
     async listRegistry(req, ctx) {
       const r = await system.listRegistry(principalOf(ctx), { sessionId: req.sessionId, key: req.key });
@@ -28,7 +39,8 @@ export function systemServiceImpl(system: SystemService): ServiceImpl<typeof Sys
     },
     async writeRegistry(req, ctx) {
       const type = valueTypeOfApi(req.type);
-      if (type === undefined) throw new GuruError("invalid", "type must be one of REGISTRY_VALUE_TYPE_SZ, _EXPAND_SZ, _MULTI_SZ, _DWORD, _QWORD, _BINARY, _NONE");
+      if (type === undefined)
+        throw new GuruError("invalid", "type must be one of REGISTRY_VALUE_TYPE_SZ, _EXPAND_SZ, _MULTI_SZ, _DWORD, _QWORD, _BINARY, _NONE");
       const value = { name: req.valueName, type, data: req.value, multiString: req.multiString };
       const r = await system.writeRegistry(principalOf(ctx), { sessionId: req.sessionId, key: req.key, value, dryRun: req.dryRun });
       return { key: r.key, before: r.before ? toApiValue(r.before) : undefined, after: toApiValue(r.after), dryRun: r.dryRun };

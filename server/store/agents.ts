@@ -77,10 +77,7 @@ export function createAgentsRepository(db: Db): AgentsRepository {
     getByName: (name) => one(`SELECT ${columns} FROM agents WHERE name = $1`, [name]),
     async list(filter = {}) {
       const pattern = filter.nameContains ? `%${likeEscape(filter.nameContains)}%` : null;
-      const r = await db.query<AgentRecord>(
-        `SELECT ${columns} FROM agents WHERE ($1::text IS NULL OR name ILIKE $1) ORDER BY name`,
-        [pattern],
-      );
+      const r = await db.query<AgentRecord>(`SELECT ${columns} FROM agents WHERE ($1::text IS NULL OR name ILIKE $1) ORDER BY name`, [pattern]);
       return r.rows;
     },
     async revokeKey(id) {
@@ -98,12 +95,14 @@ export function createAgentsRepository(db: Db): AgentsRepository {
       }
     },
     markOnline: async (id, inv) =>
-      !isUuid(id) ? undefined : one(
-        `UPDATE agents SET online = true, last_seen_at = now(), hostname = $2, os = $3, os_release = $4,
+      !isUuid(id)
+        ? undefined
+        : one(
+            `UPDATE agents SET online = true, last_seen_at = now(), hostname = $2, os = $3, os_release = $4,
            arch = $5, agent_version = $6, capabilities = $7
          WHERE id = $1 RETURNING ${columns}`,
-        [id, inv.hostname, inv.os, inv.osRelease, inv.arch, inv.agentVersion, inv.capabilities],
-      ),
+            [id, inv.hostname, inv.os, inv.osRelease, inv.arch, inv.agentVersion, inv.capabilities],
+          ),
     async markOffline(id) {
       if (!isUuid(id)) return false;
       const r = await db.query("UPDATE agents SET online = false, last_seen_at = now() WHERE id = $1", [id]);

@@ -25,7 +25,13 @@ describeDatabases("audit", (kind) => {
     const started = await ctx.store.audit.command({ ...ids, channelId: 3, shell: "bash", workingDir: "/tmp", command: "ls -la", outcome: "allowed" });
     expect(started).toMatchObject({ command: "ls -la", outcome: "allowed", exitCode: null, truncated: false, channelId: 3 });
     const done = await ctx.store.audit.completeCommand(started.id, {
-      outcome: "failed", exitCode: 2, exitReason: "exited", durationMs: 1234, stdoutBytes: 5_000_000_000, stderrBytes: 10, truncated: true,
+      outcome: "failed",
+      exitCode: 2,
+      exitReason: "exited",
+      durationMs: 1234,
+      stdoutBytes: 5_000_000_000,
+      stderrBytes: 10,
+      truncated: true,
     });
     expect(done).toMatchObject({ outcome: "failed", exitCode: 2, durationMs: 1234, stdoutBytes: 5_000_000_000, truncated: true });
     await ctx.store.audit.command({ ...ids, command: "rm -rf /", outcome: "refused", refusalReason: "policy" });
@@ -40,7 +46,16 @@ describeDatabases("audit", (kind) => {
   });
 
   it("records file operations", async () => {
-    const f = await ctx.store.audit.file({ ...ids, operation: "upload", path: "/tmp/a", direction: "upload", bytes: 42, sha256: "ab", outcome: "allowed", durationMs: 7 });
+    const f = await ctx.store.audit.file({
+      ...ids,
+      operation: "upload",
+      path: "/tmp/a",
+      direction: "upload",
+      bytes: 42,
+      sha256: "ab",
+      outcome: "allowed",
+      durationMs: 7,
+    });
     expect(f).toMatchObject({ operation: "upload", path: "/tmp/a", bytes: 42, error: null });
     await ctx.store.audit.file({ ...ids, operation: "read", path: "/etc/shadow", outcome: "refused", error: "outside allowlist" });
     expect((await ctx.store.audit.listFiles({ agentId: ids.agentId })).map((x) => x.operation)).toEqual(["read", "upload"]);

@@ -116,25 +116,49 @@ const filterParams = (f: AuditFilter) => [f.sessionId ?? null, f.agentId ?? null
 export function createAuditRepository(db: Db): AuditRepository {
   const first = async <R>(sql: string, params: unknown[]) => (await db.query<R>(sql, params)).rows[0];
   const list = async <R>(table: string, cols: string, f: AuditFilter) =>
-    !validIds(f.sessionId, f.agentId, f.technicianId) ? [] : (await db.query<R>(`SELECT ${cols} FROM ${table} WHERE ${filterWhere} ORDER BY id DESC LIMIT $4`, filterParams(f))).rows;
+    !validIds(f.sessionId, f.agentId, f.technicianId)
+      ? []
+      : (await db.query<R>(`SELECT ${cols} FROM ${table} WHERE ${filterWhere} ORDER BY id DESC LIMIT $4`, filterParams(f))).rows;
 
   return {
     tunnel: (e) =>
       first<TunnelAuditRecord>(
         `INSERT INTO tunnel_audit (event, session_id, agent_id, technician_id, outcome, reason, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${tunnelColumns}`,
-        [e.event, e.sessionId ?? null, e.agentId ?? null, e.technicianId ?? null, e.outcome ?? null, e.reason ?? null,
-          e.detail == null ? null : JSON.stringify(e.detail)],
+        [
+          e.event,
+          e.sessionId ?? null,
+          e.agentId ?? null,
+          e.technicianId ?? null,
+          e.outcome ?? null,
+          e.reason ?? null,
+          e.detail == null ? null : JSON.stringify(e.detail),
+        ],
       ),
     command: (c) =>
       first<CommandAuditRecord>(
         `INSERT INTO command_audit (technician_id, agent_id, session_id, channel_id, shell, working_dir, command, outcome,
            refusal_reason, exit_code, exit_reason, signal, duration_ms, stdout_bytes, stderr_bytes, truncated, env)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING ${commandColumns}`,
-        [c.technicianId ?? null, c.agentId ?? null, c.sessionId ?? null, c.channelId ?? null, c.shell ?? null,
-          c.workingDir ?? null, c.command, c.outcome, c.refusalReason ?? null, c.exitCode ?? null, c.exitReason ?? null,
-          c.signal ?? null, c.durationMs ?? null, c.stdoutBytes ?? null, c.stderrBytes ?? null, c.truncated ?? false,
-          c.env == null ? null : JSON.stringify(c.env)],
+        [
+          c.technicianId ?? null,
+          c.agentId ?? null,
+          c.sessionId ?? null,
+          c.channelId ?? null,
+          c.shell ?? null,
+          c.workingDir ?? null,
+          c.command,
+          c.outcome,
+          c.refusalReason ?? null,
+          c.exitCode ?? null,
+          c.exitReason ?? null,
+          c.signal ?? null,
+          c.durationMs ?? null,
+          c.stdoutBytes ?? null,
+          c.stderrBytes ?? null,
+          c.truncated ?? false,
+          c.env == null ? null : JSON.stringify(c.env),
+        ],
       ),
     completeCommand: (id, r) =>
       first<CommandAuditRecord>(
@@ -142,24 +166,45 @@ export function createAuditRepository(db: Db): AuditRepository {
            duration_ms = $6, stdout_bytes = $7, stderr_bytes = $8, truncated = COALESCE($9, truncated),
            refusal_reason = COALESCE($10, refusal_reason), channel_id = COALESCE($11, channel_id)
          WHERE id = $1 RETURNING ${commandColumns}`,
-        [id, r.outcome ?? null, r.exitCode ?? null, r.exitReason ?? null, r.signal ?? null, r.durationMs ?? null,
-          r.stdoutBytes ?? null, r.stderrBytes ?? null, r.truncated ?? null, r.refusalReason ?? null, r.channelId ?? null],
+        [
+          id,
+          r.outcome ?? null,
+          r.exitCode ?? null,
+          r.exitReason ?? null,
+          r.signal ?? null,
+          r.durationMs ?? null,
+          r.stdoutBytes ?? null,
+          r.stderrBytes ?? null,
+          r.truncated ?? null,
+          r.refusalReason ?? null,
+          r.channelId ?? null,
+        ],
       ),
     file: (f) =>
       first<FileAuditRecord>(
         `INSERT INTO file_audit (technician_id, agent_id, session_id, operation, path, direction, bytes, sha256, outcome,
            error, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${fileColumns}`,
-        [f.technicianId ?? null, f.agentId ?? null, f.sessionId ?? null, f.operation, f.path ?? null, f.direction ?? null,
-          f.bytes ?? null, f.sha256 ?? null, f.outcome, f.error ?? null, f.durationMs ?? null],
+        [
+          f.technicianId ?? null,
+          f.agentId ?? null,
+          f.sessionId ?? null,
+          f.operation,
+          f.path ?? null,
+          f.direction ?? null,
+          f.bytes ?? null,
+          f.sha256 ?? null,
+          f.outcome,
+          f.error ?? null,
+          f.durationMs ?? null,
+        ],
       ),
     listTunnel: (f = {}) => list<TunnelAuditRecord>("tunnel_audit", tunnelColumns, f),
     listCommands: (f = {}) => list<CommandAuditRecord>("command_audit", commandColumns, f),
     listFiles: (f = {}) => list<FileAuditRecord>("file_audit", fileColumns, f),
     async sweep(olderThanMs) {
       const del = async (table: string) =>
-        (await db.query(`DELETE FROM ${table} WHERE at < now() - $1::float8 * interval '1 millisecond'`, [olderThanMs]))
-          .rowCount;
+        (await db.query(`DELETE FROM ${table} WHERE at < now() - $1::float8 * interval '1 millisecond'`, [olderThanMs])).rowCount;
       return { tunnel: await del("tunnel_audit"), commands: await del("command_audit"), files: await del("file_audit") };
     },
     async countFailedCommandsSince({ technicianId, agentId, sinceMs }) {

@@ -20,7 +20,11 @@ export function createClusterNodesRepository(db: Db) {
     },
     /** False when the row is gone or belongs to another incarnation (we were taken for dead). */
     async heartbeat(nodeId: string, incarnation: string, draining: boolean): Promise<boolean> {
-      const r = await db.query("UPDATE cluster_nodes SET heartbeat_at = now(), draining = $3 WHERE node_id = $1 AND incarnation = $2", [nodeId, incarnation, draining]);
+      const r = await db.query("UPDATE cluster_nodes SET heartbeat_at = now(), draining = $3 WHERE node_id = $1 AND incarnation = $2", [
+        nodeId,
+        incarnation,
+        draining,
+      ]);
       return r.rowCount > 0;
     },
     async leave(nodeId: string, incarnation: string): Promise<void> {
@@ -52,10 +56,10 @@ export function createClusterNodesRepository(db: Db) {
     /** Marks the agent offline only if this node still owns it; true when it did. */
     async release(agentId: string, nodeId: string): Promise<boolean> {
       if (!isUuid(agentId)) return false;
-      const r = await db.query(
-        "UPDATE agents SET online = false, owner_node = NULL, last_seen_at = now() WHERE id = $1 AND owner_node = $2",
-        [agentId, nodeId],
-      );
+      const r = await db.query("UPDATE agents SET online = false, owner_node = NULL, last_seen_at = now() WHERE id = $1 AND owner_node = $2", [
+        agentId,
+        nodeId,
+      ]);
       return r.rowCount > 0;
     },
     /** Every agent a node owns goes offline (it restarted, stopped or died); returns their ids. */

@@ -5,7 +5,15 @@ import { seedAgent, seedTechnician } from "../../test/support/store-fixtures.ts"
 describeDatabases("beginning a command", (kind) => {
   const ctx = useTestStore(kind);
   const rateLimit = { limit: 2, windowMs: 60_000 };
-  const command = (sessionId: string, technicianId: string) => ({ sessionId, technicianId, rateLimit, shell: "sh", workingDir: "/tmp", command: "true", env: null });
+  const command = (sessionId: string, technicianId: string) => ({
+    sessionId,
+    technicianId,
+    rateLimit,
+    shell: "sh",
+    workingDir: "/tmp",
+    command: "true",
+    env: null,
+  });
 
   async function activeSession() {
     const tech = await seedTechnician(ctx.store);

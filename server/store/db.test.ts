@@ -14,10 +14,11 @@ describeDatabases("Db", (kind) => {
   afterAll(() => t?.cleanup());
 
   it("returns int8 as numbers, timestamptz as Date, text[] and jsonb parsed", async () => {
-    const { rows, rowCount } = await t.db.query(
-      "INSERT INTO probe (name, tags, doc) VALUES ($1, $2, $3) RETURNING *",
-      ["a", ["x", "y"], JSON.stringify({ k: [1, 2] })],
-    );
+    const { rows, rowCount } = await t.db.query("INSERT INTO probe (name, tags, doc) VALUES ($1, $2, $3) RETURNING *", [
+      "a",
+      ["x", "y"],
+      JSON.stringify({ k: [1, 2] }),
+    ]);
     expect(rowCount).toBe(1);
     expect(t.db.kind).toBe(kind);
     expect(typeof rows[0].id).toBe("number");
@@ -64,10 +65,12 @@ describeDatabases("Db", (kind) => {
   it("nests transactions as savepoints", async () => {
     await t.db.transaction(async (tx) => {
       await tx.query("INSERT INTO probe2 VALUES (10)");
-      await tx.transaction(async (inner) => {
-        await inner.query("INSERT INTO probe2 VALUES (11)");
-        throw new Error("inner");
-      }).catch(() => {});
+      await tx
+        .transaction(async (inner) => {
+          await inner.query("INSERT INTO probe2 VALUES (11)");
+          throw new Error("inner");
+        })
+        .catch(() => {});
       await tx.transaction((inner) => inner.query("INSERT INTO probe2 VALUES (12)"));
     });
     const { rows } = await t.db.query("SELECT n FROM probe2 WHERE n >= 10 ORDER BY n");

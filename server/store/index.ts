@@ -68,8 +68,16 @@ export type { TokenRecord } from "./tokens.ts";
 export type { SigningKeyRecord, PublicSigningKey, Jwk } from "./signing-keys.ts";
 export type { SessionRecord, SessionStatus } from "./sessions.ts";
 export type {
-  AuditOutcome, TunnelAuditInput, TunnelAuditRecord, CommandAuditInput, CommandAuditRecord, CommandCompletion,
-  FileAuditInput, FileAuditRecord, AuditFilter, SweepResult,
+  AuditOutcome,
+  TunnelAuditInput,
+  TunnelAuditRecord,
+  CommandAuditInput,
+  CommandAuditRecord,
+  CommandCompletion,
+  FileAuditInput,
+  FileAuditRecord,
+  AuditFilter,
+  SweepResult,
 } from "./audit.ts";
 export type { UploadInput, UploadRecord, UploadStatus } from "./uploads.ts";
 export type { RateLimitResult } from "./rate-limits.ts";

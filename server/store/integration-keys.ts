@@ -56,10 +56,12 @@ export function createIntegrationKeysRepository(db: Db): IntegrationKeysReposito
   return {
     async create({ name, keyHash, allowedOrigins, createdBy }) {
       try {
-        return await one(
-          `INSERT INTO integration_keys (name, key_hash, allowed_origins, created_by) VALUES ($1, $2, $3, $4) RETURNING ${columns}`,
-          [name, keyHash, allowedOrigins, uuidOrNull(createdBy)],
-        );
+        return await one(`INSERT INTO integration_keys (name, key_hash, allowed_origins, created_by) VALUES ($1, $2, $3, $4) RETURNING ${columns}`, [
+          name,
+          keyHash,
+          allowedOrigins,
+          uuidOrNull(createdBy),
+        ]);
       } catch (err) {
         if (isUniqueViolation(err, "integration_keys_name_key")) {
           throw new GuruError("conflict", `an integration key named "${name}" already exists`, { cause: err, details: { name } });
@@ -88,7 +90,15 @@ export function createIntegrationKeysRepository(db: Db): IntegrationKeysReposito
       await db.query(
         `INSERT INTO integration_audit (integration_key_id, method, outcome, session_id, agent_id, reason, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [uuidOrNull(input.keyId), input.method, input.outcome, uuidOrNull(input.sessionId), uuidOrNull(input.agentId), input.reason ?? null, input.detail ?? null],
+        [
+          uuidOrNull(input.keyId),
+          input.method,
+          input.outcome,
+          uuidOrNull(input.sessionId),
+          uuidOrNull(input.agentId),
+          input.reason ?? null,
+          input.detail ?? null,
+        ],
       );
     },
     async sweepAudit(olderThanMs) {

@@ -57,17 +57,20 @@ describeDatabases("migrate", (kind) => {
 });
 
 const pg = testDatabases().find((d) => d.kind === "pg")!;
-it.skipIf(!pg.available)(`two servers migrating one empty PostgreSQL database at once agree [pg]${pg.available ? "" : ` (skipped: ${pg.reason})`}`, async () => {
-  const t = await createTestDb("pg", { migrate: false });
-  const second = await openDb({ databaseUrl: t.url, dataDir: t.dataDir });
-  try {
-    expect(await migrationsStatus(t.db)).toEqual({ applied: [], pending: await listMigrations() });
-    const [a, b] = await Promise.all([migrate(t.db), migrate(second)]);
-    expect([...a, ...b].sort()).toEqual(await listMigrations());
-    expect((await migrationsStatus(second)).pending).toEqual([]);
-    expect((await t.db.query("SELECT count(*) AS n FROM schema_migrations")).rows[0].n).toBe((await listMigrations()).length);
-  } finally {
-    await second.close();
-    await t.cleanup();
-  }
-});
+it.skipIf(!pg.available)(
+  `two servers migrating one empty PostgreSQL database at once agree [pg]${pg.available ? "" : ` (skipped: ${pg.reason})`}`,
+  async () => {
+    const t = await createTestDb("pg", { migrate: false });
+    const second = await openDb({ databaseUrl: t.url, dataDir: t.dataDir });
+    try {
+      expect(await migrationsStatus(t.db)).toEqual({ applied: [], pending: await listMigrations() });
+      const [a, b] = await Promise.all([migrate(t.db), migrate(second)]);
+      expect([...a, ...b].sort()).toEqual(await listMigrations());
+      expect((await migrationsStatus(second)).pending).toEqual([]);
+      expect((await t.db.query("SELECT count(*) AS n FROM schema_migrations")).rows[0].n).toBe((await listMigrations()).length);
+    } finally {
+      await second.close();
+      await t.cleanup();
+    }
+  },
+);

@@ -36,20 +36,25 @@ const columns = `id, name, external_id AS "externalId", integration_key_id AS "i
 export function createPartnerAgentsRepository(db: Db): PartnerAgentsRepository {
   const one = async (sql: string, params: unknown[]) => (await db.query<PartnerAgentRecord>(sql, params)).rows[0];
   return {
-    findByExternalId: (keyId, externalId) =>
-      one(`SELECT ${columns} FROM agents WHERE integration_key_id = $1 AND external_id = $2`, [keyId, externalId]),
+    findByExternalId: (keyId, externalId) => one(`SELECT ${columns} FROM agents WHERE integration_key_id = $1 AND external_id = $2`, [keyId, externalId]),
     getOwned: async (keyId, agentId) =>
       isUuid(agentId) && isUuid(keyId) ? one(`SELECT ${columns} FROM agents WHERE id = $1 AND integration_key_id = $2`, [agentId, keyId]) : undefined,
     get: async (agentId) => (isUuid(agentId) ? one(`SELECT ${columns} FROM agents WHERE id = $1`, [agentId]) : undefined),
     async provision({ keyId, externalId, name, keyHash }) {
       try {
-        return await one(
-          `INSERT INTO agents (name, key_hash, integration_key_id, external_id) VALUES ($1, $2, $3, $4) RETURNING ${columns}`,
-          [name, keyHash, keyId, externalId],
-        );
+        return await one(`INSERT INTO agents (name, key_hash, integration_key_id, external_id) VALUES ($1, $2, $3, $4) RETURNING ${columns}`, [
+          name,
+          keyHash,
+          keyId,
+          externalId,
+        ]);
       } catch (err) {
         if (isUniqueViolation(err, "agents_name_key")) {
-          throw new GuruError("conflict", `an agent named "${name}" already exists; pass another name`, { cause: err, reason: "AGENT_NAME_TAKEN", details: { name } });
+          throw new GuruError("conflict", `an agent named "${name}" already exists; pass another name`, {
+            cause: err,
+            reason: "AGENT_NAME_TAKEN",
+            details: { name },
+          });
         }
         if (isUniqueViolation(err, "agents_external_id_per_key")) {
           throw new GuruError("conflict", `device ${externalId} is being provisioned by another call; retry`, { cause: err, details: { externalId } });
@@ -62,10 +67,7 @@ export function createPartnerAgentsRepository(db: Db): PartnerAgentsRepository {
     },
     async ownedTechnician(keyId, name) {
       // ON CONFLICT keeps racing first uses from failing each other.
-      await db.query(
-        "INSERT INTO technicians (name, role, integration_key_id) VALUES ($1, 'tech', $2) ON CONFLICT (name) DO NOTHING",
-        [name, keyId],
-      );
+      await db.query("INSERT INTO technicians (name, role, integration_key_id) VALUES ($1, 'tech', $2) ON CONFLICT (name) DO NOTHING", [name, keyId]);
       const r = await db.query<{ id: string; name: string; keyId: string | null }>(
         `SELECT id, name, integration_key_id AS "keyId" FROM technicians WHERE name = $1`,
         [name],

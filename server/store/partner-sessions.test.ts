@@ -13,7 +13,8 @@ describeDatabases("partner store", (kind) => {
   let keyId: string;
   let techId: string;
   beforeAll(async () => {
-    keyId = (await ctx.store.integrationKeys.create({ name: uniqueName("key"), keyHash: randomBytes(8).toString("hex"), allowedOrigins: [], createdBy: "" })).id;
+    keyId = (await ctx.store.integrationKeys.create({ name: uniqueName("key"), keyHash: randomBytes(8).toString("hex"), allowedOrigins: [], createdBy: "" }))
+      .id;
     techId = (await ctx.store.partnerAgents.ownedTechnician(keyId, uniqueName("alice"))).id;
   });
 
@@ -43,7 +44,9 @@ describeDatabases("partner store", (kind) => {
   it("refuses in the database what must not be: a pending technician session, a receipt without attended mode, an unknown consent mode", async () => {
     const agent = await seedAgent(ctx.store);
     const tech = await seedTechnician(ctx.store);
-    const noKey = await ctx.testDb.db.query("INSERT INTO tunnel_sessions (agent_id, technician_id, status) VALUES ($1, $2, 'pending')", [agent.id, tech.id]).catch((e: unknown) => e);
+    const noKey = await ctx.testDb.db
+      .query("INSERT INTO tunnel_sessions (agent_id, technician_id, status) VALUES ($1, $2, 'pending')", [agent.id, tech.id])
+      .catch((e: unknown) => e);
     expect(sqlState(noKey)).toBe("23514");
     const receipt = await ctx.testDb.db
       .query("INSERT INTO tunnel_sessions (agent_id, technician_id, mode, consent_receipt) VALUES ($1, $2, 'unattended', '{}')", [agent.id, tech.id])
@@ -55,7 +58,12 @@ describeDatabases("partner store", (kind) => {
   });
 
   it("refuses a technician name another key or the server owns", async () => {
-    const other = await ctx.store.integrationKeys.create({ name: uniqueName("other"), keyHash: randomBytes(8).toString("hex"), allowedOrigins: [], createdBy: "" });
+    const other = await ctx.store.integrationKeys.create({
+      name: uniqueName("other"),
+      keyHash: randomBytes(8).toString("hex"),
+      allowedOrigins: [],
+      createdBy: "",
+    });
     const name = uniqueName("bob");
     await ctx.store.partnerAgents.ownedTechnician(other.id, name);
     const err = await ctx.store.partnerAgents.ownedTechnician(keyId, name).catch((e: unknown) => e);
@@ -66,7 +74,8 @@ describeDatabases("partner store", (kind) => {
 
   it("redeems a viewer token once; a revoked or expired one never", async () => {
     const s = await pending((await provision()).id);
-    const record = (jti: string, ms: number) => ctx.store.viewerTokens.record({ jti, sessionId: s.id, keyId, origin: "https://a.example.com", expiresAt: new Date(Date.now() + ms) });
+    const record = (jti: string, ms: number) =>
+      ctx.store.viewerTokens.record({ jti, sessionId: s.id, keyId, origin: "https://a.example.com", expiresAt: new Date(Date.now() + ms) });
     await record("once", 60_000);
     const racing = await Promise.all(Array.from({ length: 10 }, () => ctx.store.viewerTokens.redeem("once")));
     expect(racing.filter((r) => r !== undefined)).toHaveLength(1);
@@ -80,7 +89,9 @@ describeDatabases("partner store", (kind) => {
 
   it("sweeps partner audit rows past retention only", async () => {
     await ctx.store.integrationKeys.audit({ keyId, method: "GetSession", outcome: "ok" });
-    await ctx.testDb.db.query("INSERT INTO integration_audit (integration_key_id, method, outcome, at) VALUES ($1, 'Old', 'ok', now() - interval '100 days')", [keyId]);
+    await ctx.testDb.db.query("INSERT INTO integration_audit (integration_key_id, method, outcome, at) VALUES ($1, 'Old', 'ok', now() - interval '100 days')", [
+      keyId,
+    ]);
     expect(await ctx.store.integrationKeys.sweepAudit(90 * 86_400_000)).toBe(1);
     expect((await ctx.store.integrationKeys.listAudit({ keyId })).map((r) => r.method)).toContain("GetSession");
   });

@@ -40,7 +40,14 @@ export interface PartnerSessionRecord {
 
 export interface PartnerSessionsRepository {
   /** A pending session; another live session on the agent → "conflict" naming it. */
-  create(input: { agentId: string; technicianId: string; keyId: string; mode: SessionMode; capabilities: string[]; consentState: ConsentState }): Promise<PartnerSessionRecord>;
+  create(input: {
+    agentId: string;
+    technicianId: string;
+    keyId: string;
+    mode: SessionMode;
+    capabilities: string[];
+    consentState: ConsentState;
+  }): Promise<PartnerSessionRecord>;
   get(id: string): Promise<PartnerSessionRecord | undefined>;
   /** Newest first. */
   list(filter: { keyId: string; agentId?: string; status?: SessionStatus; ids?: string[] }): Promise<PartnerSessionRecord[]>;
@@ -81,12 +88,19 @@ export function createPartnerSessionsRepository(db: Db): PartnerSessionsReposito
       } catch (err) {
         if (!isUniqueViolation(err, "tunnel_sessions_one_active_per_agent")) throw err;
         const holder = (
-          await db.query<{ id: string; status: string }>("SELECT id, status FROM tunnel_sessions WHERE agent_id = $1 AND status IN ('pending', 'active')", [input.agentId])
+          await db.query<{ id: string; status: string }>("SELECT id, status FROM tunnel_sessions WHERE agent_id = $1 AND status IN ('pending', 'active')", [
+            input.agentId,
+          ])
         ).rows[0];
-        throw new GuruError("conflict", `agent ${input.agentId} already has a live session (session ${holder?.id ?? "unknown"}, ${holder?.status ?? "ending"})`, {
-          cause: err,
-          reason: "AGENT_BUSY", details: { agentId: input.agentId, holderSessionId: holder?.id },
-        });
+        throw new GuruError(
+          "conflict",
+          `agent ${input.agentId} already has a live session (session ${holder?.id ?? "unknown"}, ${holder?.status ?? "ending"})`,
+          {
+            cause: err,
+            reason: "AGENT_BUSY",
+            details: { agentId: input.agentId, holderSessionId: holder?.id },
+          },
+        );
       }
       return (await byId(id)) as PartnerSessionRecord;
     },
@@ -128,7 +142,10 @@ export function createPartnerSessionsRepository(db: Db): PartnerSessionsReposito
       return r.rows.map((row) => row.id);
     },
     async closeOnePending(id, reason) {
-      const r = await db.query("UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2 WHERE id = $1 AND status = 'pending'", [id, reason]);
+      const r = await db.query("UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2 WHERE id = $1 AND status = 'pending'", [
+        id,
+        reason,
+      ]);
       return r.rowCount > 0;
     },
   };

@@ -46,9 +46,7 @@ describeDatabases("rate limits", (kind) => {
   });
 
   it("is exact under concurrency: 120 racing hits with limit 100 → 100 allowed", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 120 }, () => ctx.store.rateLimits.hit("burst", { limit: 100, windowMs: 60_000 })),
-    );
+    const results = await Promise.all(Array.from({ length: 120 }, () => ctx.store.rateLimits.hit("burst", { limit: 100, windowMs: 60_000 })));
     expect(results.filter((r) => r.allowed)).toHaveLength(100);
     expect(results.filter((r) => !r.allowed).every((r) => r.retryAfterMs > 0 && r.count === 100)).toBe(true);
     expect((await ctx.testDb.db.query("SELECT count(*) AS n FROM rate_limit_events WHERE key = 'burst'")).rows[0].n).toBe(100);

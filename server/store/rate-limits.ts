@@ -30,10 +30,7 @@ export function createRateLimitsRepository(db: Db): RateLimitsRepository {
       return { allowed, retryAfterMs: Number(retry_after_ms), count: Number(event_count) };
     },
     async sweep(olderThanMs) {
-      const r = await db.query(
-        "DELETE FROM rate_limit_events WHERE at < clock_timestamp() - $1::float8 * interval '1 millisecond'",
-        [olderThanMs],
-      );
+      const r = await db.query("DELETE FROM rate_limit_events WHERE at < clock_timestamp() - $1::float8 * interval '1 millisecond'", [olderThanMs]);
       return r.rowCount;
     },
   };

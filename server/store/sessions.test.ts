@@ -26,9 +26,7 @@ describeDatabases("sessions", (kind) => {
 
   it("lets exactly one of 50 racing opens win; the rest are conflicts naming the holder", async () => {
     const agent = await seedAgent(ctx.store);
-    const results = await Promise.allSettled(
-      Array.from({ length: 50 }, () => ctx.store.sessions.open({ agentId: agent.id, technicianId: techId })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 50 }, () => ctx.store.sessions.open({ agentId: agent.id, technicianId: techId })));
     const won = results.filter((r) => r.status === "fulfilled");
     const lost = results.filter((r) => r.status === "rejected");
     expect(won).toHaveLength(1);

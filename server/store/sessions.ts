@@ -62,20 +62,30 @@ export function createSessionsRepository(db: Db): SessionsRepository {
   return {
     async open({ agentId, technicianId, tokenId }) {
       if (!isUuid(agentId) || !isUuid(technicianId)) {
-        throw new GuruError("not_found", "unknown agent or technician", { reason: "AGENT_NOT_FOUND", metadata: { agentId }, details: { agentId, technicianId } });
+        throw new GuruError("not_found", "unknown agent or technician", {
+          reason: "AGENT_NOT_FOUND",
+          metadata: { agentId },
+          details: { agentId, technicianId },
+        });
       }
       // The holder may close between our failed insert and the look-up; then
       // the tunnel is free and a retry can win it.
       for (let attempt = 0; ; attempt++) {
         try {
-          const rows = await many(
-            `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id) VALUES ($1, $2, $3) RETURNING ${columns}`,
-            [agentId, technicianId, tokenId ?? null],
-          );
+          const rows = await many(`INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id) VALUES ($1, $2, $3) RETURNING ${columns}`, [
+            agentId,
+            technicianId,
+            tokenId ?? null,
+          ]);
           return rows[0];
         } catch (err) {
           if (isForeignKeyViolation(err)) {
-            throw new GuruError("not_found", "unknown agent or technician", { cause: err, reason: "AGENT_NOT_FOUND", metadata: { agentId }, details: { agentId, technicianId } });
+            throw new GuruError("not_found", "unknown agent or technician", {
+              cause: err,
+              reason: "AGENT_NOT_FOUND",
+              metadata: { agentId },
+              details: { agentId, technicianId },
+            });
           }
           if (!isUniqueViolation(err, ONE_ACTIVE_INDEX)) throw err;
           const holder = await getActiveForAgent(agentId);

@@ -13,11 +13,34 @@ describeDatabases("system audit", (kind) => {
 
   it("records before and after values, the dry-run flag and the outcome, newest first", async () => {
     const row = await ctx.store.systemAudit.record({
-      ...ids, operation: "service_control", target: "nginx", action: "restart", dryRun: true, outcome: "allowed",
-      before: { state: "running", pid: 10 }, after: { state: "running", pid: 0 }, durationMs: 12,
+      ...ids,
+      operation: "service_control",
+      target: "nginx",
+      action: "restart",
+      dryRun: true,
+      outcome: "allowed",
+      before: { state: "running", pid: 10 },
+      after: { state: "running", pid: 0 },
+      durationMs: 12,
     });
-    expect(row).toMatchObject({ operation: "service_control", target: "nginx", action: "restart", dryRun: true, outcome: "allowed", before: { state: "running", pid: 10 }, after: { state: "running", pid: 0 }, error: null });
-    const refused = await ctx.store.systemAudit.record({ technicianId: ids.technicianId, operation: "registry_write", target: "HKLM\\SOFTWARE\\V\\x", dryRun: false, outcome: "refused", error: "denied" });
+    expect(row).toMatchObject({
+      operation: "service_control",
+      target: "nginx",
+      action: "restart",
+      dryRun: true,
+      outcome: "allowed",
+      before: { state: "running", pid: 10 },
+      after: { state: "running", pid: 0 },
+      error: null,
+    });
+    const refused = await ctx.store.systemAudit.record({
+      technicianId: ids.technicianId,
+      operation: "registry_write",
+      target: "HKLM\\SOFTWARE\\V\\x",
+      dryRun: false,
+      outcome: "refused",
+      error: "denied",
+    });
     expect(refused).toMatchObject({ sessionId: null, before: null, after: null, outcome: "refused" });
     expect((await ctx.store.systemAudit.list({ technicianId: ids.technicianId })).map((r) => r.operation)).toEqual(["registry_write", "service_control"]);
     expect(await ctx.store.systemAudit.list({ sessionId: "not-a-uuid" })).toEqual([]);

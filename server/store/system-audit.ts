@@ -40,8 +40,20 @@ export function createSystemAuditRepository(db: Db): SystemAuditRepository {
       const { rows } = await db.query<SystemAuditRecord>(
         `INSERT INTO system_audit (technician_id, agent_id, session_id, operation, target, action, dry_run, outcome, error, before, after, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${columns}`,
-        [r.technicianId ?? null, r.agentId ?? null, r.sessionId ?? null, r.operation, r.target ?? null, r.action ?? null, r.dryRun, r.outcome,
-          r.error ?? null, json(r.before), json(r.after), r.durationMs ?? null],
+        [
+          r.technicianId ?? null,
+          r.agentId ?? null,
+          r.sessionId ?? null,
+          r.operation,
+          r.target ?? null,
+          r.action ?? null,
+          r.dryRun,
+          r.outcome,
+          r.error ?? null,
+          json(r.before),
+          json(r.after),
+          r.durationMs ?? null,
+        ],
       );
       return rows[0];
     },

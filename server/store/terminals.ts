@@ -86,8 +86,20 @@ export function createTerminalsRepository(db: Db): TerminalsRepository {
         `INSERT INTO terminal_audit (id, technician_id, agent_id, session_id, shell, command, working_dir, columns, rows,
            outcome, refusal_reason, recording_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${columns}`,
-        [r.id, r.technicianId, r.agentId, r.sessionId, r.shell, r.command, r.workingDir, r.columns, r.rows, r.outcome,
-          r.refusalReason ?? null, r.recordingId ?? null],
+        [
+          r.id,
+          r.technicianId,
+          r.agentId,
+          r.sessionId,
+          r.shell,
+          r.command,
+          r.workingDir,
+          r.columns,
+          r.rows,
+          r.outcome,
+          r.refusalReason ?? null,
+          r.recordingId ?? null,
+        ],
       ),
     complete: (id, c) =>
       first(
@@ -95,8 +107,19 @@ export function createTerminalsRepository(db: Db): TerminalsRepository {
            ended_at = now(), duration_ms = $7, input_bytes = $8, output_bytes = $9,
            refusal_reason = COALESCE($10, refusal_reason), recording_truncated = $11
          WHERE id = $1 RETURNING ${columns}`,
-        [id, c.outcome, c.channelId, c.exitCode, c.exitReason, c.signal, c.durationMs, c.inputBytes, c.outputBytes,
-          c.refusalReason ?? null, c.recordingTruncated],
+        [
+          id,
+          c.outcome,
+          c.channelId,
+          c.exitCode,
+          c.exitReason,
+          c.signal,
+          c.durationMs,
+          c.inputBytes,
+          c.outputBytes,
+          c.refusalReason ?? null,
+          c.recordingTruncated,
+        ],
       ),
     get: async (id) => (validIds(id) ? first(`SELECT ${columns} FROM terminal_audit WHERE id = $1`, [id]) : undefined),
     async list(f = {}) {
@@ -126,10 +149,7 @@ export function createTerminalsRepository(db: Db): TerminalsRepository {
       return rows;
     },
     async sweep(olderThanMs) {
-      const r = await db.query(
-        "DELETE FROM terminal_audit WHERE at < now() - $1::float8 * interval '1 millisecond' AND outcome <> 'running'",
-        [olderThanMs],
-      );
+      const r = await db.query("DELETE FROM terminal_audit WHERE at < now() - $1::float8 * interval '1 millisecond' AND outcome <> 'running'", [olderThanMs]);
       return r.rowCount;
     },
   };

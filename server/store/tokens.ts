@@ -46,10 +46,11 @@ const columns = `jti, technician_id AS "technicianId", issued_at AS "issuedAt", 
 export function createTokensRepository(db: Db): TokensRepository {
   return {
     async record({ jti, technicianId, expiresAt }) {
-      const r = await db.query<TokenRecord>(
-        `INSERT INTO issued_tokens (jti, technician_id, expires_at) VALUES ($1, $2, $3) RETURNING ${columns}`,
-        [jti, technicianId, expiresAt],
-      );
+      const r = await db.query<TokenRecord>(`INSERT INTO issued_tokens (jti, technician_id, expires_at) VALUES ($1, $2, $3) RETURNING ${columns}`, [
+        jti,
+        technicianId,
+        expiresAt,
+      ]);
       return r.rows[0];
     },
     async get(jti) {
@@ -60,10 +61,9 @@ export function createTokensRepository(db: Db): TokensRepository {
       return r.rowCount > 0;
     },
     async revokeAllForTechnician(technicianId) {
-      const r = await db.query(
-        "UPDATE issued_tokens SET revoked_at = now() WHERE technician_id = $1 AND revoked_at IS NULL AND expires_at > now()",
-        [technicianId],
-      );
+      const r = await db.query("UPDATE issued_tokens SET revoked_at = now() WHERE technician_id = $1 AND revoked_at IS NULL AND expires_at > now()", [
+        technicianId,
+      ]);
       return r.rowCount;
     },
     async isRevoked(jti) {

@@ -67,10 +67,10 @@ export function createUploadsRepository(db: Db): UploadsRepository {
     async createCapped(u, maxActive) {
       return db.transaction(async (tx) => {
         await tx.query("SELECT pg_advisory_xact_lock(hashtext('guru.uploads'), hashtext($1))", [`${u.technicianId}/${u.agentId}`]);
-        const counted = await tx.query<{ n: string }>(
-          "SELECT count(*) AS n FROM uploads WHERE technician_id = $1 AND agent_id = $2 AND status = 'active'",
-          [u.technicianId, u.agentId],
-        );
+        const counted = await tx.query<{ n: string }>("SELECT count(*) AS n FROM uploads WHERE technician_id = $1 AND agent_id = $2 AND status = 'active'", [
+          u.technicianId,
+          u.agentId,
+        ]);
         const activeCount = Number(counted.rows[0].n);
         if (activeCount >= maxActive) return { activeCount };
         const r = await tx.query<UploadRecord>(
@@ -87,18 +87,12 @@ export function createUploadsRepository(db: Db): UploadsRepository {
     },
     async setCommitted(id, offset) {
       if (!isUuid(id)) return false;
-      const r = await db.query(
-        "UPDATE uploads SET committed_offset = $2, updated_at = now() WHERE id = $1 AND status = 'active'",
-        [id, offset],
-      );
+      const r = await db.query("UPDATE uploads SET committed_offset = $2, updated_at = now() WHERE id = $1 AND status = 'active'", [id, offset]);
       return r.rowCount > 0;
     },
     async setStatus(id, status, error) {
       if (!isUuid(id)) return undefined;
-      const r = await rows(
-        `UPDATE uploads SET status = $2, error = $3, updated_at = now() WHERE id = $1 RETURNING ${columns}`,
-        [id, status, error ?? null],
-      );
+      const r = await rows(`UPDATE uploads SET status = $2, error = $3, updated_at = now() WHERE id = $1 RETURNING ${columns}`, [id, status, error ?? null]);
       return r[0];
     },
     listStale(olderThanMs) {

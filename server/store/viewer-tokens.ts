@@ -30,7 +30,11 @@ export function createViewerTokensRepository(db: Db): ViewerTokensRepository {
   return {
     async record({ jti, sessionId, keyId, origin, expiresAt }) {
       await db.query("INSERT INTO viewer_tokens (jti, session_id, integration_key_id, origin, expires_at) VALUES ($1, $2, $3, $4, $5)", [
-        jti, sessionId, keyId, origin, expiresAt,
+        jti,
+        sessionId,
+        keyId,
+        origin,
+        expiresAt,
       ]);
     },
     async get(jti) {
@@ -46,7 +50,10 @@ export function createViewerTokensRepository(db: Db): ViewerTokensRepository {
     },
     async revokeForSessions(sessionIds) {
       if (sessionIds.length === 0) return 0;
-      const r = await db.query("UPDATE viewer_tokens SET revoked_at = now() WHERE session_id = ANY($1::uuid[]) AND revoked_at IS NULL AND redeemed_at IS NULL", [sessionIds]);
+      const r = await db.query(
+        "UPDATE viewer_tokens SET revoked_at = now() WHERE session_id = ANY($1::uuid[]) AND revoked_at IS NULL AND redeemed_at IS NULL",
+        [sessionIds],
+      );
       return r.rowCount;
     },
   };

@@ -17,7 +17,10 @@ const guruBin = fileURLToPath(new URL("../../bin/guru.js", import.meta.url));
 
 function guru(t: TestServer, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [guruBin, ...args], { env: { ...process.env, GURU_URL: t.url, GURU_TOKEN: t.adminToken, GURU_TOKEN_FILE: "" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [guruBin, ...args], {
+      env: { ...process.env, GURU_URL: t.url, GURU_TOKEN: t.adminToken, GURU_TOKEN_FILE: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

@@ -24,7 +24,10 @@ describeDatabases("agent link", (kind) => {
     const { agentId, agentKey } = await t.enrollAgent("gate-1");
     expect(await rawUpgrade(t.url, {})).toEqual({ status: 401, body: expect.stringContaining("missing agent key") });
     expect(await rawUpgrade(t.url, { key: `guru_ak_${"x".repeat(43)}` })).toEqual({ status: 401, body: expect.stringContaining("unknown agent key") });
-    expect(await rawUpgrade(t.url, { key: agentKey, protocol: "guru.wire.v0" })).toEqual({ status: 400, body: expect.stringContaining("this server speaks guru.wire.v1") });
+    expect(await rawUpgrade(t.url, { key: agentKey, protocol: "guru.wire.v0" })).toEqual({
+      status: 400,
+      body: expect.stringContaining("this server speaks guru.wire.v1"),
+    });
     expect(await rawUpgrade(t.url, { key: agentKey, protocol: null })).toEqual({ status: 400, body: expect.stringContaining("subprotocol (none)") });
 
     // The right key works until it is revoked; revoking drops the live link.
@@ -49,9 +52,26 @@ describeDatabases("agent link", (kind) => {
     const healthy = await t.startAgent("healthy-1");
     const cases: { name: string; payload: () => Uint8Array | string; code: LinkErrorCode; close: number }[] = [
       { name: "random bytes", payload: () => randomBytes(300), code: LinkErrorCode.MALFORMED_FRAME, close: closeCodes.protocolError },
-      { name: "oversized", payload: () => encodeFrame(create(FrameSchema, { channelId: 1, kind: { case: "data", value: create(ChannelDataSchema, { data: randomBytes(1536 * 1024) }) } })), code: LinkErrorCode.FRAME_TOO_LARGE, close: closeCodes.frameTooLarge },
-      { name: "unknown kind", payload: () => Uint8Array.from([0x08, 0x00, 0xf2, 0x07, 0x00]), code: LinkErrorCode.UNKNOWN_FRAME_KIND, close: closeCodes.protocolError },
-      { name: "unknown channel", payload: () => encodeFrame(create(FrameSchema, { channelId: 77, kind: { case: "data", value: create(ChannelDataSchema, { data: new Uint8Array(3) }) } })), code: LinkErrorCode.UNKNOWN_CHANNEL, close: closeCodes.protocolError },
+      {
+        name: "oversized",
+        payload: () =>
+          encodeFrame(create(FrameSchema, { channelId: 1, kind: { case: "data", value: create(ChannelDataSchema, { data: randomBytes(1536 * 1024) }) } })),
+        code: LinkErrorCode.FRAME_TOO_LARGE,
+        close: closeCodes.frameTooLarge,
+      },
+      {
+        name: "unknown kind",
+        payload: () => Uint8Array.from([0x08, 0x00, 0xf2, 0x07, 0x00]),
+        code: LinkErrorCode.UNKNOWN_FRAME_KIND,
+        close: closeCodes.protocolError,
+      },
+      {
+        name: "unknown channel",
+        payload: () =>
+          encodeFrame(create(FrameSchema, { channelId: 77, kind: { case: "data", value: create(ChannelDataSchema, { data: new Uint8Array(3) }) } })),
+        code: LinkErrorCode.UNKNOWN_CHANNEL,
+        close: closeCodes.protocolError,
+      },
     ];
     for (const c of cases) {
       const { agentKey } = await t.enrollAgent(`noisy-${cases.indexOf(c)}`);

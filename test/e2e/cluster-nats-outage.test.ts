@@ -62,7 +62,11 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
     const onNode2 = createApiClients({ url: cluster.nodes[1].url, token: issued.token });
     await onNode2.agents.listAgents({});
     await cluster.nodes[0].api.admin.revokeToken({ tokenId: issued.tokenId });
-    await waitFor(async () => (await errorOf(onNode2.agents.listAgents({})).catch(() => ({ code: undefined }))).code === Code.Unauthenticated, 2_000, "the revocation to reach node 2");
+    await waitFor(
+      async () => (await errorOf(onNode2.agents.listAgents({})).catch(() => ({ code: undefined }))).code === Code.Unauthenticated,
+      2_000,
+      "the revocation to reach node 2",
+    );
     // The refusal stays: the token is revoked in the database too.
     expect((await errorOf(onNode2.agents.listAgents({}))).code).toBe(Code.Unauthenticated);
   });
@@ -88,14 +92,18 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
 
     await nats.start();
     await waitFor(async () => (await fetch(`${cluster.nodes[0].url}/readyz`)).status === 200, 15_000, "readyz to recover");
-    await waitFor(async () => {
-      try {
-        const again = await api.exec.runCommand({ sessionId: far, command: "echo far-again" });
-        return Buffer.from(again.stdout).toString() === "far-again\n";
-      } catch {
-        return false;
-      }
-    }, 15_000, "the far agent to answer again");
+    await waitFor(
+      async () => {
+        try {
+          const again = await api.exec.runCommand({ sessionId: far, command: "echo far-again" });
+          return Buffer.from(again.stdout).toString() === "far-again\n";
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      "the far agent to answer again",
+    );
   });
 
   it("a drained node (SIGUSR2) answers /readyz 503, refuses agent links and hands its agents to the other node", async () => {
@@ -108,9 +116,17 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
       await waitFor(async () => (await fetch(`${cluster.nodes[1].url}/readyz`)).status === 503, 5_000, "readyz to report draining");
       expect(await (await fetch(`${cluster.nodes[1].url}/readyz`)).text()).toBe("draining\n");
       await agent.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
-      await waitFor(async () => (await cluster.nodes[0].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED, 10_000, "the tunnel to end");
+      await waitFor(
+        async () => (await cluster.nodes[0].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED,
+        10_000,
+        "the tunnel to end",
+      );
       const metrics = await (await fetch(`${cluster.nodes[0].url}/metrics`)).text();
-      await waitFor(async () => /guru_cluster_agents\{node="node2"\} 0/.test(await (await fetch(`${cluster.nodes[0].url}/metrics`)).text()), 10_000, `node2 to hold no agent:\n${metrics}`);
+      await waitFor(
+        async () => /guru_cluster_agents\{node="node2"\} 0/.test(await (await fetch(`${cluster.nodes[0].url}/metrics`)).text()),
+        10_000,
+        `node2 to hold no agent:\n${metrics}`,
+      );
       const { sessionId: again } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: agent.agentId });
       const run = await cluster.nodes[1].api.exec.runCommand({ sessionId: again, command: "echo after-drain" });
       expect(Buffer.from(run.stdout).toString()).toBe("after-drain\n");

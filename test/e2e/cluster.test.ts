@@ -103,7 +103,11 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
     // The same agent key dialling another node while the first link is still up: a second link for the same agent.
     const again = await cluster.runAgent(moving.agentKey, cluster.nodes[2].url, moving.dir);
     await moving.process.stop("SIGKILL");
-    await waitFor(async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED, 10_000, "the old tunnel to close");
+    await waitFor(
+      async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED,
+      10_000,
+      "the old tunnel to close",
+    );
     const { session } = await cluster.nodes[0].api.sessions.getTunnelStatus({ sessionId });
     expect(session?.closeReason).toBe("agent reconnected");
     await waitOnlineEverywhere(cluster, moving.agentId);
@@ -135,13 +139,21 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts${pg?.avail
 
       await cluster.nodes[2].process.stop("SIGKILL");
       await victim.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
-      await waitFor(async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED, 15_000, "the dead node's tunnel to close");
+      await waitFor(
+        async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED,
+        15_000,
+        "the dead node's tunnel to close",
+      );
       const { session } = await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed });
       expect(session?.closeReason).toMatch(/server node node3 stopped answering|agent reconnected|no live server node/);
       expect((await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: kept })).session?.status).toBe(SessionStatus.ACTIVE);
 
       // The agent now lives on node 1 and is reachable from node 2.
-      await waitFor(async () => (await cluster.nodes[1].api.agents.listAgents({ nameContains: "on-victim" })).agents[0]?.online === true, 10_000, "victim online");
+      await waitFor(
+        async () => (await cluster.nodes[1].api.agents.listAgents({ nameContains: "on-victim" })).agents[0]?.online === true,
+        10_000,
+        "victim online",
+      );
       const { sessionId } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: victim.agentId });
       const run = await cluster.nodes[1].api.exec.runCommand({ sessionId, command: "echo survived" });
       expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
@@ -161,8 +173,14 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts${pg?.avail
     const { sessionId: own } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: mine.agentId });
     await cluster.nodes[0].process.stop("SIGKILL");
     await cluster.startNode(0);
-    await waitFor(async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: own })).session?.status === SessionStatus.CLOSED, 15_000, "node 1's tunnel to close");
-    expect((await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: own })).session?.closeReason).toMatch(/^(server restarted|server node node1 stopped answering)/);
+    await waitFor(
+      async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: own })).session?.status === SessionStatus.CLOSED,
+      15_000,
+      "node 1's tunnel to close",
+    );
+    expect((await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: own })).session?.closeReason).toMatch(
+      /^(server restarted|server node node1 stopped answering)/,
+    );
     const { session } = await cluster.nodes[0].api.sessions.getTunnelStatus({ sessionId: other });
     expect(session?.status).toBe(SessionStatus.ACTIVE);
     const run = await cluster.nodes[0].api.exec.runCommand({ sessionId: other, command: "echo still-here" });

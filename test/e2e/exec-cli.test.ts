@@ -78,7 +78,14 @@ describeDatabases("guru run", (kind) => {
   it("prints one JSON object with --json, honours --cwd and --shell, and exits 124 on --timeout", async () => {
     const json = guruRun(["local", "--json", "--cwd", t.tempDir, "--shell", "sh", "--", "pwd; exit 2"], env);
     expect(await json.code).toBe(2);
-    expect(JSON.parse(json.stdout())).toMatchObject({ exitCode: 2, reason: "exited", stdout: `${t.tempDir}\n`, stderr: "", truncated: false, agentId: agent.agentId });
+    expect(JSON.parse(json.stdout())).toMatchObject({
+      exitCode: 2,
+      reason: "exited",
+      stdout: `${t.tempDir}\n`,
+      stderr: "",
+      truncated: false,
+      agentId: agent.agentId,
+    });
 
     const slow = guruRun(["local", "--timeout", "500ms", "--", "sleep 20"], env);
     expect(await slow.code).toBe(124);

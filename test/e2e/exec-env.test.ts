@@ -48,12 +48,21 @@ async function start(t: TestServer, launcher: "direct" | "launcher", env: Record
 
 function envOf(stdout: Uint8Array): Map<string, string> {
   const text = Buffer.from(stdout).toString();
-  return new Map(text.trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return new Map(
+    text
+      .trim()
+      .split("\n")
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
 }
 
 async function oplogEntries(stateDir: string): Promise<{ operation: string; result: string; detail: Record<string, unknown> }[]> {
   const text = await readFile(join(stateDir, "operations.log"), "utf8").catch(() => "");
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 describeDatabases("command environment", (kind) => {
@@ -152,7 +161,14 @@ describeDatabases("command environment", (kind) => {
       create(ChannelOpenSchema, {
         request: {
           case: "exec",
-          value: create(ExecRequestSchema, { command: `touch ${marker}`, shell: 42 as Shell, timeoutMs: 5000, maxOutputBytes: 1024n, sessionId: s.sessionId, technicianId: s.technicianId }),
+          value: create(ExecRequestSchema, {
+            command: `touch ${marker}`,
+            shell: 42 as Shell,
+            timeoutMs: 5000,
+            maxOutputBytes: 1024n,
+            sessionId: s.sessionId,
+            technicianId: s.technicianId,
+          }),
         },
       }),
     );
@@ -252,7 +268,10 @@ describe("a lying agent", () => {
       {
         case: "result",
         value: create(ChannelResultSchema, {
-          result: { case: "exec", value: create(ExecResultSchema, { exitCode: 0, reason: ExitReason.EXITED, stdoutBytes: 10n, stderrBytes: 10n, truncated: false }) },
+          result: {
+            case: "exec",
+            value: create(ExecResultSchema, { exitCode: 0, reason: ExitReason.EXITED, stdoutBytes: 10n, stderrBytes: 10n, truncated: false }),
+          },
         }),
       },
       open.channelId,

@@ -100,9 +100,11 @@ describeDatabases("remote command refusals", (kind) => {
     const closed = await errorOf(mine.api.exec.runCommand({ sessionId: mine.sessionId, command: "id" }));
     expect(closed).toMatchObject({ code: Code.FailedPrecondition, reason: "SESSION_NOT_ACTIVE", metadata: { sessionId: mine.sessionId } });
     expect(closed.message).toContain("closed");
-    const streamed = await errorOf((async () => {
-      for await (const _ of mine.api.exec.streamCommand({ sessionId: mine.sessionId, command: "id" })) void _;
-    })());
+    const streamed = await errorOf(
+      (async () => {
+        for await (const _ of mine.api.exec.streamCommand({ sessionId: mine.sessionId, command: "id" })) void _;
+      })(),
+    );
     expect(streamed).toMatchObject({ code: Code.FailedPrecondition, reason: "SESSION_NOT_ACTIVE" });
 
     const rows = await t.server.store.audit.listCommands({ technicianId: mine.technicianId });

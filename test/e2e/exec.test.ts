@@ -79,9 +79,8 @@ describeDatabases("remote commands", (kind) => {
   it("kills the whole process tree on timeout: neither the shell nor its background child survives", async () => {
     const { api, sessionId } = await openTunnel(t, "timeout");
     const pids: number[] = [];
-    const got = await collectStream(
-      api.exec.streamCommand({ sessionId, command: "sleep 30 & echo $!; echo $$; wait", timeoutMs: 700 }),
-      (text) => pids.push(...text.trim().split(/\s+/).map(Number)),
+    const got = await collectStream(api.exec.streamCommand({ sessionId, command: "sleep 30 & echo $!; echo $$; wait", timeoutMs: 700 }), (text) =>
+      pids.push(...text.trim().split(/\s+/).map(Number)),
     );
     expect(got.result?.reason).toBe(ExitReason.TIMED_OUT);
     expect(got.resultTime).toBeLessThan(5000);

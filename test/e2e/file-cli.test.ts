@@ -36,7 +36,7 @@ describeDatabases("guru cp and ls", (kind) => {
     const parts: Buffer[] = [];
     for (let i = 0; i < 100; i++) {
       piece.fill(i);
-      piece.writeUInt32BE(i * 2654435761 >>> 0, 100);
+      piece.writeUInt32BE((i * 2654435761) >>> 0, 100);
       parts.push(Buffer.from(piece));
     }
     await writeFile(local, Buffer.concat(parts));

@@ -17,7 +17,6 @@ import { errorOf } from "../support/rpc-errors.ts";
 const MiB = 1024 * 1024;
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-
 /** A file of pseudo-random bytes written in 1 MiB pieces (memory stays small). */
 async function bigFile(path: string, bytes: number): Promise<void> {
   const out = createWriteStream(path);
@@ -147,7 +146,13 @@ describeDatabases("files", (kind) => {
   it("fails a wrong SHA-256 with DataLoss and replaces nothing", async () => {
     await writeFile(join(root, "keep.txt"), "original\n");
     const data = Buffer.from("tampered\n");
-    const { uploadId } = await t.admin.files.startUpload({ sessionId, path: "keep.txt", size: BigInt(data.length), sha256: sha(Buffer.from("something else")), overwrite: true });
+    const { uploadId } = await t.admin.files.startUpload({
+      sessionId,
+      path: "keep.txt",
+      size: BigInt(data.length),
+      sha256: sha(Buffer.from("something else")),
+      overwrite: true,
+    });
     await t.admin.files.uploadChunk({ uploadId, offset: 0n, data });
     const finished = await errorOf(t.admin.files.finishUpload({ uploadId }));
     expect(finished.code).toBe(Code.DataLoss);
@@ -180,7 +185,8 @@ describeDatabases("files", (kind) => {
         () => t.admin.files.stat({ sessionId, path }),
         () => collect(t, sessionId, path),
         () => t.admin.files.listDirectory({ sessionId, path: path.replace(/secret\.txt$/, "") }),
-        () => t.admin.files.startUpload({ sessionId, path: path.replace("secret.txt", "planted.txt"), size: 1n, sha256: sha(Buffer.from("x")), overwrite: true }),
+        () =>
+          t.admin.files.startUpload({ sessionId, path: path.replace("secret.txt", "planted.txt"), size: 1n, sha256: sha(Buffer.from("x")), overwrite: true }),
       ]) {
         const refused = await errorOf(call());
         expect(refused.code, `${path}: ${refused.message}`).toBe(Code.PermissionDenied);
@@ -214,7 +220,10 @@ describeDatabases("files", (kind) => {
   });
 
   it("detects MIME types by content", async () => {
-    const png = Buffer.from("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4e10000000049454e44ae426082", "hex");
+    const png = Buffer.from(
+      "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4e10000000049454e44ae426082",
+      "hex",
+    );
     await writeFile(join(root, "picture.dat"), png);
     await writeFile(join(root, "notes"), "plain words\n");
     await writeFile(join(root, "blob"), Buffer.from([0, 1, 2, 3, 255, 0, 7]));
@@ -277,7 +286,14 @@ describeDatabases("files across reconnects", (kind) => {
     const resumeAt = Number(status.committedOffset);
     expect(resumeAt).toBeGreaterThan(0);
     expect(resumeAt).toBeLessThanOrEqual(24 * MiB);
-    const done = await uploadFile({ api: t.admin, session: async () => second.sessionId, localPath: local, remotePath: "interrupted.bin", uploadId, sha256: expected });
+    const done = await uploadFile({
+      api: t.admin,
+      session: async () => second.sessionId,
+      localPath: local,
+      remotePath: "interrupted.bin",
+      uploadId,
+      sha256: expected,
+    });
     expect(done.sha256).toBe(expected);
     expect(await sha256OfFile(join(root, "interrupted.bin"))).toBe(expected);
     expect((await readdir(root)).sort()).toEqual(["interrupted.bin"]);

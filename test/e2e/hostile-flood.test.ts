@@ -58,7 +58,10 @@ describeDatabases("hostile floods against a server process", (kind) => {
       const bytes = encodeFrame(
         create(FrameSchema, {
           channelId,
-          kind: { case: "event", value: create(ChannelEventSchema, { event: { case: "fileWriteProgress", value: create(FileWriteProgressSchema, { committedOffset: 1n }) } }) },
+          kind: {
+            case: "event",
+            value: create(ChannelEventSchema, { event: { case: "fileWriteProgress", value: create(FileWriteProgressSchema, { committedOffset: 1n }) } }),
+          },
         }),
       );
       flood = sendPaced(agent, floodEvents, () => bytes);
@@ -66,7 +69,14 @@ describeDatabases("hostile floods against a server process", (kind) => {
     const { sessionId } = await f.api.sessions.openTunnel({ agentId });
     const before = await f.rssBytes();
     let peak = before;
-    const sampler = setInterval(() => void f.rssBytes().then((rss) => (peak = Math.max(peak, rss)), () => undefined), 20);
+    const sampler = setInterval(
+      () =>
+        void f.rssBytes().then(
+          (rss) => (peak = Math.max(peak, rss)),
+          () => undefined,
+        ),
+      20,
+    );
     try {
       const err = await errorOf(f.api.exec.runCommand({ sessionId, command: "anything" }));
       expect(err.code).toBe(Code.Unavailable);
@@ -81,7 +91,9 @@ describeDatabases("hostile floods against a server process", (kind) => {
       clearInterval(sampler);
     }
     const growth = peak - before;
-    process.stdout.write(`[${kind}] server RSS ${Math.round(before / MiB)} MiB before the flood, peak ${Math.round(peak / MiB)} MiB (growth ${(growth / MiB).toFixed(1)} MiB)\n`);
+    process.stdout.write(
+      `[${kind}] server RSS ${Math.round(before / MiB)} MiB before the flood, peak ${Math.round(peak / MiB)} MiB (growth ${(growth / MiB).toFixed(1)} MiB)\n`,
+    );
     expect(growth).toBeLessThan(rssBoundBytes);
     expect(f.server.child.exitCode).toBeNull();
     const { session } = await f.api.sessions.getTunnelStatus({ sessionId });

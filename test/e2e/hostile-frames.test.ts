@@ -55,7 +55,10 @@ describeDatabases("hostile frames (property)", (kind) => {
     );
     if (closed !== undefined) {
       expect(refusalCloses.has(closed.code), `close code ${closed.code} (${closed.reason})`).toBe(true);
-      expect(raw.frames.some((f) => f.kind.case === "linkError"), `a LinkError before close ${closed.code}`).toBe(true);
+      expect(
+        raw.frames.some((f) => f.kind.case === "linkError"),
+        `a LinkError before close ${closed.code}`,
+      ).toBe(true);
       await waitFor(() => !t.server.router.isOnline(agentId), 5000, "the refused link unregistered");
     } else {
       raw.ws.close(closeCodes.normal);

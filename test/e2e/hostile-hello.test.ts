@@ -54,7 +54,10 @@ describeDatabases("hostile Hello against a server process", (kind) => {
       const error = linkErrorOf(raw.frames);
       expect(error?.code, lie.name).toBe(LinkErrorCode.PROTOCOL_VIOLATION);
       expect(error?.message, lie.name).toContain(lie.field);
-      expect(raw.frames.some((f) => f.kind.case === "helloAck"), lie.name).toBe(false);
+      expect(
+        raw.frames.some((f) => f.kind.case === "helloAck"),
+        lie.name,
+      ).toBe(false);
     }
     expect(f.server.child.exitCode).toBeNull();
     // Nothing the liar said was kept: never online, no inventory.

@@ -101,7 +101,9 @@ describeDatabases("integration API credentials", (kind) => {
     const tech = await h.createTech("tom");
     expect((await errorOf(tech.api.admin.createIntegrationKey({ name: "mine" }))).code).toBe(Code.PermissionDenied);
     expect((await errorOf(h.admin.admin.createIntegrationKey({ name: "bad name" }))).code).toBe(Code.InvalidArgument);
-    expect((await errorOf(h.admin.admin.createIntegrationKey({ name: "bad-origin", allowedOrigins: ["rmm.example.com/path"] }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(h.admin.admin.createIntegrationKey({ name: "bad-origin", allowedOrigins: ["rmm.example.com/path"] }))).code).toBe(
+      Code.InvalidArgument,
+    );
     expect((await errorOf(h.admin.admin.createIntegrationKey({ name: "acme-rmm" }))).code).toBe(Code.AlreadyExists);
     expect((await errorOf(h.admin.admin.revokeIntegrationKey({ keyId: someId }))).code).toBe(Code.NotFound);
     const names = (await h.admin.admin.listIntegrationKeys({})).keys.map((k) => k.name);
@@ -111,7 +113,10 @@ describeDatabases("integration API credentials", (kind) => {
 
   it("creates, lists and revokes a key with `guru admin`", async () => {
     const env = { GURU_URL: h.url, GURU_TOKEN: h.adminToken };
-    const created = spawnGuru(["admin", "create-integration-key", "cli-partner", "--origin", "https://a.example.com", "--origin", "https://b.example.com"], env);
+    const created = spawnGuru(
+      ["admin", "create-integration-key", "cli-partner", "--origin", "https://a.example.com", "--origin", "https://b.example.com"],
+      env,
+    );
     const [, cliKey] = await created.waitFor(/^(guru_ik_\S+)$/m);
     expect(created.output()).toMatch(/shown once/);
     expect((await createIntegrationClient(h.url, cliKey).listSessions({})).sessions).toEqual([]);

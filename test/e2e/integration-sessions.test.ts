@@ -131,7 +131,9 @@ describeDatabases("integration sessions and consent", (kind) => {
     expect((await errorOf(other.revokeAgentKey({ agent: { ref: { case: "agentId", value: mine.agentId } } }))).code).toBe(Code.NotFound);
     expect((await h.server.store.agents.get(mine.agentId))?.revokedAt).toBeNull();
     expect((await errorOf(partner.createSession({ agent: byExternal("kiosk-1"), mode: SessionMode.UNSPECIFIED }))).code).toBe(Code.InvalidArgument);
-    expect((await errorOf(partner.createSession({ agent: byExternal("kiosk-1"), mode: SessionMode.UNATTENDED, capabilities: ["root"] }))).code).toBe(Code.InvalidArgument);
+    expect((await errorOf(partner.createSession({ agent: byExternal("kiosk-1"), mode: SessionMode.UNATTENDED, capabilities: ["root"] }))).code).toBe(
+      Code.InvalidArgument,
+    );
     expect((await partner.listSessions({ agent: byExternal("kiosk-1") })).sessions).toEqual([]);
   }, 60_000);
 

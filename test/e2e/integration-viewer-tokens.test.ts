@@ -12,7 +12,10 @@ import { errorOf } from "../support/rpc-errors.ts";
 const origin = "https://rmm.example.com";
 
 async function refusal(promise: Promise<unknown>): Promise<GuruError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GuruError);
   return err as GuruError;
 }

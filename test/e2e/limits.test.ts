@@ -129,7 +129,9 @@ describeDatabases("limits", (kind) => {
   it("a streaming answer outlives the request timeout; a request body slower than it is cut", async () => {
     const tunnel = await openTunnel(t, "stream");
     const started = Date.now();
-    const out = await collectStream(tunnel.api.exec.streamCommand({ sessionId: tunnel.sessionId, command: "echo start; sleep 2.5; echo done", timeoutMs: 10_000 }));
+    const out = await collectStream(
+      tunnel.api.exec.streamCommand({ sessionId: tunnel.sessionId, command: "echo start; sleep 2.5; echo done", timeoutMs: 10_000 }),
+    );
     expect(Date.now() - started).toBeGreaterThan(2_400);
     expect(out.stdout).toBe("start\ndone\n");
 
@@ -162,12 +164,15 @@ describeDatabases("limits", (kind) => {
 it("/readyz answers without the database driver's text and logs it instead", async () => {
   const db = await openDb({ databaseUrl: "postgres://someuser:s3cretpw@127.0.0.1:1/somedb", dataDir: "/nonexistent" });
   let logged = "";
-  const logger = pino({ level: "warn" }, new Writable({
+  const logger = pino(
+    { level: "warn" },
+    new Writable({
       write: (chunk, _enc, cb) => {
         logged += chunk;
         cb();
       },
-    }));
+    }),
+  );
   const routes = createOperationalRoutes({ db, metrics: createMetrics().registry, logger });
   const listener = await startListener({
     host: "127.0.0.1",
@@ -190,7 +195,10 @@ it("/readyz answers without the database driver's text and logs it instead", asy
 it("config refuses a token lifetime over 30 days and a check cache over 10 s, naming the variable", async () => {
   expect(() => loadServerConfig({ env: { GURU_TOKEN_TTL_SECONDS: String(30 * 24 * 3600 + 1) } })).toThrow(/GURU_TOKEN_TTL_SECONDS/);
   expect(() => loadServerConfig({ env: { GURU_TOKEN_CHECK_CACHE_MS: "10001" } })).toThrow(/GURU_TOKEN_CHECK_CACHE_MS/);
-  expect(loadServerConfig({ env: { GURU_TOKEN_TTL_SECONDS: String(30 * 24 * 3600), GURU_TOKEN_CHECK_CACHE_MS: "10000" } })).toMatchObject({ tokenTtlSeconds: 2_592_000, tokenCheckCacheMs: 10_000 });
+  expect(loadServerConfig({ env: { GURU_TOKEN_TTL_SECONDS: String(30 * 24 * 3600), GURU_TOKEN_CHECK_CACHE_MS: "10000" } })).toMatchObject({
+    tokenTtlSeconds: 2_592_000,
+    tokenCheckCacheMs: 10_000,
+  });
   // And a real `guru server` stops before listening.
   const server = spawnGuru(["server", "--port", "0", "--data-dir", "/nonexistent-guru"], { GURU_TOKEN_CHECK_CACHE_MS: "60000" });
   const code = await new Promise<number | null>((resolve) => server.child.once("exit", resolve));

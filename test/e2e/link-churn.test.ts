@@ -19,7 +19,7 @@ describeDatabases("link churn", (kind) => {
   const churnAlerts = async (agentId: string) =>
     (await t.server.store.audit.listTunnel({ agentId })).filter((r) => r.event === "alert" && (r.detail as { kind?: string } | null)?.kind === "link_churn");
 
-  it("two agents fighting over one key (short replaced pause) raise one link_churn alert: audit row and guru_security_alerts_total{kind=\"link_churn\"}", async () => {
+  it('two agents fighting over one key (short replaced pause) raise one link_churn alert: audit row and guru_security_alerts_total{kind="link_churn"}', async () => {
     const { agentId, agentKey } = await t.enrollAgent("cloned");
     const env = { GURU_REPLACED_BACKOFF_MS: "100" };
     const first = await t.spawnAgent({ agentId, agentKey, env });
@@ -27,7 +27,11 @@ describeDatabases("link churn", (kind) => {
     const second = await t.spawnAgent({ agentId, agentKey, env });
     await waitFor(async () => (await churnAlerts(agentId)).length > 0, 20_000, "a link churn alert");
     const [alert] = await churnAlerts(agentId);
-    expect(alert).toMatchObject({ outcome: "raised", agentId, reason: expect.stringMatching(/replaced 3 times within 60 s: two processes may be using the same agent key/) });
+    expect(alert).toMatchObject({
+      outcome: "raised",
+      agentId,
+      reason: expect.stringMatching(/replaced 3 times within 60 s: two processes may be using the same agent key/),
+    });
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toMatch(/^guru_security_alerts_total\{kind="link_churn"\} 1$/m);
     // Once per window, however long they keep fighting.

@@ -20,7 +20,12 @@ function alive(pid: number): boolean {
   }
 }
 
-async function ok(mcp: GuruMcpChild, name: string, args: Record<string, unknown>, options?: Parameters<GuruMcpChild["client"]["callTool"]>[2]): Promise<Structured> {
+async function ok(
+  mcp: GuruMcpChild,
+  name: string,
+  args: Record<string, unknown>,
+  options?: Parameters<GuruMcpChild["client"]["callTool"]>[2],
+): Promise<Structured> {
   const res = (await mcp.client.callTool({ name, arguments: args }, undefined, options)) as CallToolResult;
   expect(res.isError, `${name}: ${textOf(res)}\n${mcp.stderr()}`).toBeFalsy();
   return res.structuredContent as Structured;
@@ -28,10 +33,14 @@ async function ok(mcp: GuruMcpChild, name: string, args: Record<string, unknown>
 
 async function pidFrom(file: string): Promise<number> {
   let pid = 0;
-  await waitFor(async () => {
-    pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
-    return pid > 0;
-  }, 5000, `pid in ${file}`);
+  await waitFor(
+    async () => {
+      pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+      return pid > 0;
+    },
+    5000,
+    `pid in ${file}`,
+  );
   return pid;
 }
 
@@ -93,7 +102,11 @@ describe("guru mcp jobs and tunnels [pglite]", () => {
     const mcp = await mcpWith({});
     const pidFile = join(dir, "cancel-call.pid");
     const controller = new AbortController();
-    const call = mcp.client.callTool({ name: "run_command", arguments: { agent: "jobs-2", command: `sleep 30 & echo $! > ${pidFile}; wait`, timeoutMs: 60_000 } }, undefined, { signal: controller.signal });
+    const call = mcp.client.callTool(
+      { name: "run_command", arguments: { agent: "jobs-2", command: `sleep 30 & echo $! > ${pidFile}; wait`, timeoutMs: 60_000 } },
+      undefined,
+      { signal: controller.signal },
+    );
     const pid = await pidFrom(pidFile);
     expect(alive(pid)).toBe(true);
     controller.abort();

@@ -74,7 +74,9 @@ describe("guru mcp services and registry tools [pglite]", () => {
 
   it("refuses a name that is a command, and nothing runs", async () => {
     const text = await toolError("control_service", { agent: "svc-web-1", name: "x; touch pwned", action: "start" });
-    expect(text).toBe('control_service failed (invalid, INVALID_ARGUMENT): "x; touch pwned" is not a service name: use letters, digits and . _ - @ : +. Next: fix the arguments as the message says and call again.');
+    expect(text).toBe(
+      'control_service failed (invalid, INVALID_ARGUMENT): "x; touch pwned" is not a service name: use letters, digits and . _ - @ : +. Next: fix the arguments as the message says and call again.',
+    );
     expect(existsSync(join(process.cwd(), "pwned"))).toBe(false);
     expect(existsSync(fx.pidFile)).toBe(false);
   });

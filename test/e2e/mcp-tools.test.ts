@@ -52,8 +52,18 @@ describe("guru mcp tools [pglite]", () => {
     const { tools } = await mcp.client.listTools();
     const byName = new Map(tools.map((tool) => [tool.name, tool]));
     expect([...byName.keys()].sort()).toEqual([
-      "cancel_command", "control_service", "get_command_output", "get_services", "list_agents", "list_directory", "read_file", "read_registry", "run_command",
-      "start_command", "write_file", "write_registry",
+      "cancel_command",
+      "control_service",
+      "get_command_output",
+      "get_services",
+      "list_agents",
+      "list_directory",
+      "read_file",
+      "read_registry",
+      "run_command",
+      "start_command",
+      "write_file",
+      "write_registry",
     ]);
     for (const tool of tools) {
       expect(tool.title, tool.name).toBeTruthy();
@@ -68,7 +78,9 @@ describe("guru mcp tools [pglite]", () => {
     expect(byName.get("run_command")!.annotations).toMatchObject({ destructiveHint: true, idempotentHint: false, readOnlyHint: false });
     expect(byName.get("write_file")!.annotations).toMatchObject({ destructiveHint: true });
     expect(byName.get("run_command")!.inputSchema.required).toEqual(expect.arrayContaining(["agent", "command"]));
-    expect(Object.keys(byName.get("run_command")!.outputSchema!.properties ?? {})).toEqual(expect.arrayContaining(["jobId", "exitCode", "stdout", "stderr", "nextOffset"]));
+    expect(Object.keys(byName.get("run_command")!.outputSchema!.properties ?? {})).toEqual(
+      expect.arrayContaining(["jobId", "exitCode", "stdout", "stderr", "nextOffset"]),
+    );
   });
 
   it("list_agents: name, id, OS, online, last seen; filtered by name", async () => {
@@ -183,10 +195,16 @@ describe("guru mcp tools [pglite]", () => {
     // The same technician: its guru mcp reuses the tunnel that `mcp` holds, and
     // closes it on exit, so `mcp` must then recover with a new one.
     const inspector = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [inspectorCli, "--cli", "-e", `GURU_URL=${t.url}`, "-e", `GURU_TOKEN=${techToken}`, "--", process.execPath, join(repo, "bin/guru.js"), "mcp", ...args], { timeout: 20_000 });
+      promisify(execFile)(
+        process.execPath,
+        [inspectorCli, "--cli", "-e", `GURU_URL=${t.url}`, "-e", `GURU_TOKEN=${techToken}`, "--", process.execPath, join(repo, "bin/guru.js"), "mcp", ...args],
+        { timeout: 20_000 },
+      );
     const listed = JSON.parse((await inspector("--method", "tools/list")).stdout) as { tools: { name: string }[] };
     expect(listed.tools.map((tool) => tool.name)).toContain("run_command");
-    const called = JSON.parse((await inspector("--method", "tools/call", "--tool-name", "run_command", "--tool-arg", "agent=mcp-web-1", "--tool-arg", "command=echo inspected")).stdout);
+    const called = JSON.parse(
+      (await inspector("--method", "tools/call", "--tool-name", "run_command", "--tool-arg", "agent=mcp-web-1", "--tool-arg", "command=echo inspected")).stdout,
+    );
     expect(called.structuredContent).toMatchObject({ exitCode: 0, stdout: "inspected\n" });
     expect(await ok("run_command", { agent: "mcp-web-1", command: "echo still here" })).toMatchObject({ exitCode: 0, stdout: "still here\n" });
   });

@@ -19,18 +19,31 @@ afterAll(async () => {
 it("starts a server and a local agent, writes the env file and opens a tunnel over JSON", async () => {
   dataDir = await mkdtemp(join(tmpdir(), "guru-quick-"));
   // Secrets in the quick start's own environment, which must never reach a command.
-  quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], { DATABASE_URL: undefined, GURU_CANARY_SECRET: "canary-secret-value", GURU_AGENT_KEY: undefined });
+  quick = spawnGuru(["start", "--port", "0", "--data-dir", dataDir, "--allow", dataDir], {
+    DATABASE_URL: undefined,
+    GURU_CANARY_SECRET: "canary-secret-value",
+    GURU_AGENT_KEY: undefined,
+  });
   await quick.waitFor(/GuruTunnel is ready/, 90_000);
   expect(quick.output()).toContain("claude mcp add guru");
   const envFile = join(dataDir, "env");
   expect((await stat(envFile)).mode & 0o777).toBe(0o600);
-  const env = Object.fromEntries((await readFile(envFile, "utf8")).trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  const env = Object.fromEntries(
+    (await readFile(envFile, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => l.split(/=(.*)/s).slice(0, 2)),
+  );
   expect(Object.keys(env).sort()).toEqual(["GURU_AGENT_ID", "GURU_TECH_TOKEN", "GURU_TOKEN", "GURU_URL"]);
   // The tokens are in the file, never in the terminal output.
   expect(quick.output()).not.toContain(env.GURU_TOKEN);
   expect(quick.output()).not.toContain(env.GURU_TECH_TOKEN);
   // The printed Claude Code line carries the technician token: role tech, never the admin's.
-  const mcpLine = quick.output().split("\n").find((l) => l.includes("claude mcp add guru")) ?? "";
+  const mcpLine =
+    quick
+      .output()
+      .split("\n")
+      .find((l) => l.includes("claude mcp add guru")) ?? "";
   const tokenVar = /--env GURU_TOKEN="\$(\w+)"/.exec(mcpLine)?.[1];
   expect(tokenVar, mcpLine).toBe("GURU_TECH_TOKEN");
   const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()) as { role: string; name: string };
@@ -86,6 +99,8 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   expect(quick.output()).toContain("stopped.");
   // The database, the env file, the logs and the local agent's state: the user's alone.
   const entries = await modesUnder(dataDir);
-  expect(entries.map((e) => e.path)).toEqual(expect.arrayContaining([join(dataDir, "db"), join(dataDir, "agent"), join(dataDir, "server.log"), join(dataDir, "local-agent.json")]));
+  expect(entries.map((e) => e.path)).toEqual(
+    expect.arrayContaining([join(dataDir, "db"), join(dataDir, "agent"), join(dataDir, "server.log"), join(dataDir, "local-agent.json")]),
+  );
   expectPrivate(entries);
 }, 120_000);

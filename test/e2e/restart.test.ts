@@ -33,7 +33,10 @@ describeDatabases("server restart", (kind) => {
     const token = (await readFile(join(testDb.dataDir, "admin-token"), "utf8")).trim();
     const api = createApiClients({ url: first.url, token });
     const { agentId, agentKey } = await api.admin.enrollAgent({ name: "survivor" });
-    const agent = spawnGuru(["agent", "--server", first.url, "--state-dir", join(testDb.dataDir, "agent"), "--allow", testDb.dataDir], { GURU_AGENT_KEY: agentKey, GURU_LOG_LEVEL: "info" });
+    const agent = spawnGuru(["agent", "--server", first.url, "--state-dir", join(testDb.dataDir, "agent"), "--allow", testDb.dataDir], {
+      GURU_AGENT_KEY: agentKey,
+      GURU_LOG_LEVEL: "info",
+    });
     processes.push(agent);
     await agent.waitFor(/connected to the server/);
     const { sessionId } = await api.sessions.openTunnel({ agentId });

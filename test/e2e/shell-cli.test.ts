@@ -129,7 +129,8 @@ describeDatabases("guru shell", (kind) => {
     await outer.until(/guru-exit=0/);
     await t.server.terminals.drain();
 
-    const guru = (args: string[]) => run(process.execPath, [guruBin, "recording", ...args], { env: { ...process.env, ...env }, encoding: "buffer", maxBuffer: 64 * 1024 * 1024 });
+    const guru = (args: string[]) =>
+      run(process.execPath, [guruBin, "recording", ...args], { env: { ...process.env, ...env }, encoding: "buffer", maxBuffer: 64 * 1024 * 1024 });
     const listed = JSON.parse((await guru(["list", "--json"])).stdout.toString()) as { recordingId: string; sessionId: string; outcome: string }[];
     expect(listed.length).toBeGreaterThanOrEqual(1);
     const newest = listed[0];
@@ -141,7 +142,10 @@ describeDatabases("guru shell", (kind) => {
     const exported = (await guru(["export", newest.sessionId])).stdout.toString("utf8");
     const cast = parseAsciicast(exported);
     expect(cast.header).toMatchObject({ version: 2, width: 100, height: 30 });
-    const output = cast.events.filter((e) => e.code === "o").map((e) => e.data).join("");
+    const output = cast.events
+      .filter((e) => e.code === "o")
+      .map((e) => e.data)
+      .join("");
     expect(output).toMatch(/one\r\n[\s\S]*two\r\n/);
     const one = cast.events.find((e) => e.code === "o" && e.data.includes("one\r\n"));
     const two = cast.events.find((e) => e.code === "o" && /(^|\n)two\r\n/.test(e.data));
@@ -152,7 +156,10 @@ describeDatabases("guru shell", (kind) => {
     expect(played).toBe(output);
     expect(Date.now() - started).toBeGreaterThanOrEqual(100);
 
-    const bad = await guru(["play", "nope"]).then(() => undefined, (e: { code: number; stderr: Buffer }) => e);
+    const bad = await guru(["play", "nope"]).then(
+      () => undefined,
+      (e: { code: number; stderr: Buffer }) => e,
+    );
     expect(bad?.code).toBe(1);
     expect(bad?.stderr.toString()).toContain("not a recording or session id");
   });

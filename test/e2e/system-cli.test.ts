@@ -54,8 +54,14 @@ describeDatabases("guru services, service and reg", (kind) => {
     expect(start.stdout).toBe(`guru-demo start: stopped, disabled → running, disabled, pid ${pid}  [done; sysv]\n`);
     expect(processAlive(pid)).toBe(true);
 
-    const json = JSON.parse((await guru(["services", "box", "--json"], env)).stdout) as { serviceManager: string; services: { name: string; state: string; pid: number }[] };
-    expect(json).toEqual({ serviceManager: "sysv", services: [{ name: "guru-demo", displayName: "GuruTunnel test daemon", state: "running", startMode: "disabled", pid, description: expect.any(String) }] });
+    const json = JSON.parse((await guru(["services", "box", "--json"], env)).stdout) as {
+      serviceManager: string;
+      services: { name: string; state: string; pid: number }[];
+    };
+    expect(json).toEqual({
+      serviceManager: "sysv",
+      services: [{ name: "guru-demo", displayName: "GuruTunnel test daemon", state: "running", startMode: "disabled", pid, description: expect.any(String) }],
+    });
 
     const stop = await guru(["service", "box", "guru-demo", "stop", "--json"], env);
     expect(JSON.parse(stop.stdout)).toMatchObject({ changed: true, settled: true, after: { state: "stopped", pid: null } });

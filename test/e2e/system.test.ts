@@ -26,7 +26,12 @@ describeDatabases("services and registry", (kind) => {
     fx = await createSysvFixture();
     stateDir = await mkdtemp(join(t.tempDir, "state-"));
     const { agentId, agentKey } = await t.enrollAgent(`svc-${kind}`);
-    const agent = await t.spawnAgent({ agentId, agentKey, stateDir, env: { GURU_ENABLE: "services,registry", GURU_SERVICE_MANAGER: "sysv", GURU_SYSV_INIT_DIR: fx.initDir } });
+    const agent = await t.spawnAgent({
+      agentId,
+      agentKey,
+      stateDir,
+      env: { GURU_ENABLE: "services,registry", GURU_SERVICE_MANAGER: "sysv", GURU_SYSV_INIT_DIR: fx.initDir },
+    });
     await agent.waitOnline();
     const tech = await t.createTech(`tech-svc-${kind}`);
     const { sessionId } = await tech.api.sessions.openTunnel({ agentId });
@@ -42,7 +47,11 @@ describeDatabases("services and registry", (kind) => {
     const me = agents.find((a) => a.agentId === tunnel.agent.agentId)!;
     expect(me.capabilities).toContain("services");
     expect(me.capabilities).not.toContain("registry");
-    const res = await fetch(`${t.url}/guru.integration.v1.IntegrationService/GetCapabilities`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${t.adminToken}` }, body: "{}" });
+    const res = await fetch(`${t.url}/guru.integration.v1.IntegrationService/GetCapabilities`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${t.adminToken}` },
+      body: "{}",
+    });
     expect(((await res.json()) as { features: string[] }).features).toEqual(expect.arrayContaining(["services", "registry"]));
   });
 
@@ -61,7 +70,14 @@ describeDatabases("services and registry", (kind) => {
     expect(existsSync(fx.pidFile)).toBe(false);
 
     const started = await api.system.controlService({ sessionId, name: "guru-demo", action: ServiceAction.START, waitMs: 5000 });
-    expect(started).toMatchObject({ dryRun: false, changed: true, settled: true, serviceManager: "sysv", before: { state: ServiceState.STOPPED }, after: { state: ServiceState.RUNNING } });
+    expect(started).toMatchObject({
+      dryRun: false,
+      changed: true,
+      settled: true,
+      serviceManager: "sysv",
+      before: { state: ServiceState.STOPPED },
+      after: { state: ServiceState.RUNNING },
+    });
     const pid1 = (await fx.pid())!;
     expect(started.after?.pid).toBe(pid1);
     expect(processAlive(pid1)).toBe(true);
@@ -90,7 +106,10 @@ describeDatabases("services and registry", (kind) => {
     ]);
     expect(rows[1]).toMatchObject({ target: "guru-demo", before: { state: "stopped" }, after: { state: "running", pid: pid1 } });
     // The agent's own record, with before, after and the dry-run flag.
-    const oplog = (await readFile(join(stateDir, "operations.log"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { operation: string; detail: Record<string, unknown> });
+    const oplog = (await readFile(join(stateDir, "operations.log"), "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { operation: string; detail: Record<string, unknown> });
     const controls = oplog.filter((e) => e.operation === "service_control");
     expect(controls[0].detail).toMatchObject({ name: "guru-demo", action: "start", dryRun: true, before: { state: "stopped" }, after: { state: "running" } });
     expect(controls[1].detail).toMatchObject({ dryRun: false, changed: true, settled: true });
@@ -113,7 +132,9 @@ describeDatabases("services and registry", (kind) => {
     const err = await errorOf(api.system.readRegistry({ sessionId, key: "HKLM\\SOFTWARE\\Vendor", valueName: "Version" }));
     expect(err.code).toBe(Code.FailedPrecondition);
     expect(err.message).toBe("the registry is not available on this agent: the registry exists only on Windows; this agent runs linux");
-    const w = await errorOf(api.system.writeRegistry({ sessionId, key: "HKLM\\SOFTWARE\\Vendor", valueName: "x", type: RegistryValueType.SZ, value: "y", dryRun: true }));
+    const w = await errorOf(
+      api.system.writeRegistry({ sessionId, key: "HKLM\\SOFTWARE\\Vendor", valueName: "x", type: RegistryValueType.SZ, value: "y", dryRun: true }),
+    );
     expect(w.code).toBe(Code.FailedPrecondition);
     const [row] = await t.server.store.systemAudit.list({ sessionId, limit: 1 });
     expect(row).toMatchObject({ operation: "registry_write", dryRun: true, outcome: "refused" });

@@ -15,7 +15,11 @@ import { startTestServer, type TestServer } from "../support/harness.ts";
 import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
 
 /** Sends raw text or bytes as the first message; resolves with the server's text answers and the close code. */
-function rawTerminal(url: string, first: string | Buffer | undefined, protocol = "guru.terminal.v1"): Promise<{ texts: string[]; code: number } | { status: number }> {
+function rawTerminal(
+  url: string,
+  first: string | Buffer | undefined,
+  protocol = "guru.terminal.v1",
+): Promise<{ texts: string[]; code: number } | { status: number }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(terminalSocketUrl(url), protocol, { perMessageDeflate: false });
     const texts: string[] = [];

@@ -52,16 +52,29 @@ describeDatabases("terminals", (kind) => {
     }
     const cast = parseAsciicast(text);
     expect(cast.header).toMatchObject({ version: 2, width: 80, height: 24 });
-    const output = cast.events.filter((e) => e.code === "o").map((e) => e.data).join("");
+    const output = cast.events
+      .filter((e) => e.code === "o")
+      .map((e) => e.data)
+      .join("");
     expect(output).toBe(shell.text());
-    const input = cast.events.filter((e) => e.code === "i").map((e) => e.data).join("");
+    const input = cast.events
+      .filter((e) => e.code === "i")
+      .map((e) => e.data)
+      .join("");
     expect(input).toBe("tput cols; tput lines\rtput cols; tput lines\rprintf 'caf\\303\\251 %s\\n' done; exit 3\r");
     expect(cast.events.filter((e) => e.code === "r").map((e) => e.data)).toEqual(["132x43"]);
     const times = cast.events.map((e) => e.time);
     expect([...times].sort((a, b) => a - b)).toEqual(times);
 
     const row = await t.server.store.terminals.get(shell.conn.opened.terminalId);
-    expect(row).toMatchObject({ sessionId: tunnel.sessionId, agentId: tunnel.agent.agentId, technicianId: tunnel.technicianId, recordingId: row!.id, outcome: "exited", exitCode: 3 });
+    expect(row).toMatchObject({
+      sessionId: tunnel.sessionId,
+      agentId: tunnel.agent.agentId,
+      technicianId: tunnel.technicianId,
+      recordingId: row!.id,
+      outcome: "exited",
+      exitCode: 3,
+    });
     expect(row!.recordingBytes).toBe(Buffer.byteLength(text));
   });
 
@@ -133,7 +146,10 @@ describeDatabases("terminals", (kind) => {
     await shell.until(/sh=(\d+)/);
     const pids = ["bg", "sh"].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(shell.text())?.[1]));
     t.server.router.disconnect(own.agent.agentId, 4000, "test drops the link");
-    const err = await shell.conn.exit.then(() => undefined, (e: unknown) => e as Error);
+    const err = await shell.conn.exit.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
     expect(err?.message).toMatch(/link closed|disconnect/);
     await waitDead(pids);
     await t.server.terminals.drain();
@@ -152,7 +168,10 @@ describeDatabases("terminals", (kind) => {
     for (let i = 0; i < 20; i++) idle.push(await roundTrip());
 
     let floodBytes = 0;
-    const flood = await openTerminalSocket({ url: t.url, open: { token: own.token, sessionId: own.sessionId, command: "yes" }, onOutput: (d) => {
+    const flood = await openTerminalSocket({
+      url: t.url,
+      open: { token: own.token, sessionId: own.sessionId, command: "yes" },
+      onOutput: (d) => {
         floodBytes += d.length;
       },
     });

@@ -26,11 +26,29 @@ function bearer(token: string): Interceptor {
 
 beforeAll(async () => {
   certDir = await mkdtemp(join(tmpdir(), "guru-tls-"));
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", join(certDir, "key.pem"), "-out", join(certDir, "cert.pem"), "-days", "1",
-    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      join(certDir, "key.pem"),
+      "-out",
+      join(certDir, "cert.pem"),
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ],
+    { stdio: "ignore" },
+  );
   ca = await readFile(join(certDir, "cert.pem"));
   t = await startTestServer({ kind: "pglite", config: { tlsCertFile: join(certDir, "cert.pem"), tlsKeyFile: join(certDir, "key.pem") } });
 });
@@ -55,10 +73,16 @@ it("serves gRPC over HTTP/2 and Connect over HTTP/1.1 on the same TLS port, and 
 });
 
 it("serves the terminal WebSocket over wss on the same port", async () => {
-  const agent = await t.spawnAgent({ ...(await t.enrollAgent("tls-term")), env: { NODE_EXTRA_CA_CERTS: join(certDir, "cert.pem"), ...(await terminalAgentEnv(t)) } });
+  const agent = await t.spawnAgent({
+    ...(await t.enrollAgent("tls-term")),
+    env: { NODE_EXTRA_CA_CERTS: join(certDir, "cert.pem"), ...(await terminalAgentEnv(t)) },
+  });
   await agent.waitOnline();
   const tech = await t.createTech("tls-term-tech");
-  const tlsApi = createClient(SessionService, createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", nodeOptions: { ca }, interceptors: [bearer(tech.token)] }));
+  const tlsApi = createClient(
+    SessionService,
+    createConnectTransport({ baseUrl: t.url, httpVersion: "1.1", nodeOptions: { ca }, interceptors: [bearer(tech.token)] }),
+  );
   const { sessionId } = await tlsApi.openTunnel({ agentId: agent.agentId });
   const shell = await openShell(t.url, { token: tech.token, sessionId, command: "echo over-wss" }, { ca });
   await shell.until(/over-wss/);

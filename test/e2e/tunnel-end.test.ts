@@ -29,10 +29,14 @@ async function startSleep(t: TestServer, tunnel: Tunnel) {
     (error: unknown) => ({ collected: undefined, error: ConnectError.from(error) }),
   );
   let pid = 0;
-  await waitFor(async () => {
-    pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
-    return pid > 0;
-  }, 10_000, "the sleep's pid file");
+  await waitFor(
+    async () => {
+      pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+      return pid > 0;
+    },
+    10_000,
+    "the sleep's pid file",
+  );
   expect(isAlive(pid)).toBe(true);
   return { pid, stream };
 }
@@ -151,7 +155,9 @@ describeDatabases("a tunnel's end ends its work", (kind) => {
       const first = await startUpload(tunnel.api, tunnel.sessionId, capped.tempDir);
       const second = await startUpload(tunnel.api, tunnel.sessionId, capped.tempDir);
       const data = Buffer.from("one too many");
-      const over = await errorOf(tunnel.api.files.startUpload({ sessionId: tunnel.sessionId, path: join(capped.tempDir, "third.bin"), size: BigInt(data.length), sha256: sha(data) }));
+      const over = await errorOf(
+        tunnel.api.files.startUpload({ sessionId: tunnel.sessionId, path: join(capped.tempDir, "third.bin"), size: BigInt(data.length), sha256: sha(data) }),
+      );
       expect(over.code, over.message).toBe(Code.ResourceExhausted);
       expect(over.message).toContain("GURU_MAX_UPLOADS_PER_TECHNICIAN_AGENT");
       expect(over.message).toContain("at most 2");
@@ -163,7 +169,12 @@ describeDatabases("a tunnel's end ends its work", (kind) => {
         expect((await tunnel.api.files.finishUpload({ uploadId: u.uploadId })).sha256).toBe(sha(u.data));
       }
       // Room again once they are done.
-      const third = await tunnel.api.files.startUpload({ sessionId: tunnel.sessionId, path: join(capped.tempDir, "third.bin"), size: BigInt(data.length), sha256: sha(data) });
+      const third = await tunnel.api.files.startUpload({
+        sessionId: tunnel.sessionId,
+        path: join(capped.tempDir, "third.bin"),
+        size: BigInt(data.length),
+        sha256: sha(data),
+      });
       await tunnel.api.files.uploadChunk({ uploadId: third.uploadId, offset: 0n, data });
       await tunnel.api.files.finishUpload({ uploadId: third.uploadId });
     } finally {

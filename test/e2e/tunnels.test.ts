@@ -10,7 +10,6 @@ import { startTestServer, type TestServer } from "../support/harness.ts";
 import { waitFor } from "../support/raw-agent.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
-
 describeDatabases("tunnel sessions", (kind) => {
   let t: TestServer;
   beforeAll(async () => {
@@ -41,7 +40,12 @@ describeDatabases("tunnel sessions", (kind) => {
     await t.admin.sessions.closeTunnel({ sessionId: again.sessionId });
 
     const audit = await t.server.store.audit.listTunnel({ sessionId });
-    expect(audit.map((a) => [a.event, a.outcome])).toEqual(expect.arrayContaining([["open", "ok"], ["close", "ok"]]));
+    expect(audit.map((a) => [a.event, a.outcome])).toEqual(
+      expect.arrayContaining([
+        ["open", "ok"],
+        ["close", "ok"],
+      ]),
+    );
   });
 
   it("lets exactly one of 50 concurrent opens win; the rest name the holder", async () => {

@@ -80,7 +80,9 @@ describe("web viewer in headless chromium", () => {
     const page = await browser.newPage();
     await page.setViewportSize({ width: 900, height: 520 });
     await page.goto(`${allowed.origin}/`);
-    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { viewerEvents: string[] }).viewerEvents), { timeout: 15_000 }).toEqual(["ready", "connected"]);
+    await expect
+      .poll(() => page.evaluate(() => (globalThis as unknown as { viewerEvents: string[] }).viewerEvents), { timeout: 15_000 })
+      .toEqual(["ready", "connected"]);
     const frame = await viewerFrame(page);
     expect(await frame.locator("#chrome").isVisible()).toBe(false);
     await frame.locator(".xterm-helper-textarea").focus();
@@ -95,7 +97,9 @@ describe("web viewer in headless chromium", () => {
     if (process.env.GURU_VIEWER_SCREENSHOT) await copyFile(shot, process.env.GURU_VIEWER_SCREENSHOT);
 
     await page.keyboard.type("exit\n");
-    await expect.poll(() => page.evaluate(() => (globalThis as unknown as { viewerEvents: string[] }).viewerEvents), { timeout: 15_000 }).toEqual(["ready", "connected", "closed"]);
+    await expect
+      .poll(() => page.evaluate(() => (globalThis as unknown as { viewerEvents: string[] }).viewerEvents), { timeout: 15_000 })
+      .toEqual(["ready", "connected", "closed"]);
     await page.close();
   });
 

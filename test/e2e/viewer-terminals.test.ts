@@ -12,7 +12,10 @@ const origin = "https://rmm.example.com";
 const tools = "https://tools.example.com";
 
 async function refusal(promise: Promise<unknown>): Promise<GuruError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(GuruError);
   return err as GuruError;
 }
@@ -90,7 +93,10 @@ describeDatabases("viewer terminals", (kind) => {
     expect(xterm.headers.get("content-type")).toMatch(/javascript/);
     expect(await xterm.text()).toContain("Terminal");
     for (const path of ["/healthz", "/viewer/nope", "/guru.api.v1.AgentService/ListAgents"]) {
-      const res = await fetch(`${h.url}${path}`, path.startsWith("/guru") ? { method: "POST", headers: { "content-type": "application/json" }, body: "{}" } : {});
+      const res = await fetch(
+        `${h.url}${path}`,
+        path.startsWith("/guru") ? { method: "POST", headers: { "content-type": "application/json" }, body: "{}" } : {},
+      );
       expect(res.headers.get("content-security-policy"), path).toContain("frame-ancestors 'none'");
       expect(res.headers.get("x-frame-options"), path).toBe("DENY");
     }

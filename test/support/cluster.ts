@@ -189,7 +189,11 @@ export async function startPrivateNats(): Promise<{ url: string; start(): Promis
     });
   }
   await start();
-  return { url: `nats://127.0.0.1:${port}`, start, stop, close: async () => {
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    start,
+    stop,
+    close: async () => {
       await stop();
       await rm(dir, { recursive: true, force: true });
     },

@@ -35,8 +35,7 @@ export interface TestDb {
 
 export function testDatabases(): TestDatabase[] {
   const pgAvailable = provided("guruPgAvailable");
-  const pgReason =
-    pgAvailable === undefined ? "not probed: test/support/global-setup.ts is not in vitest's globalSetup" : provided("guruPgReason");
+  const pgReason = pgAvailable === undefined ? "not probed: test/support/global-setup.ts is not in vitest's globalSetup" : provided("guruPgReason");
   return [
     { kind: "pglite", available: true },
     { kind: "pg", available: pgAvailable === true, reason: pgAvailable === true ? undefined : pgReason },

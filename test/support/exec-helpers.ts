@@ -32,7 +32,10 @@ export interface Collected {
   resultTime: number;
 }
 
-export async function collectStream(messages: AsyncIterable<{ event: { case: string | undefined; value?: unknown } }>, onChunk?: (text: string) => void): Promise<Collected> {
+export async function collectStream(
+  messages: AsyncIterable<{ event: { case: string | undefined; value?: unknown } }>,
+  onChunk?: (text: string) => void,
+): Promise<Collected> {
   const started = performance.now();
   const out: Collected = { stdout: "", stderr: "", result: undefined, chunkTimes: [], resultTime: 0 };
   for await (const m of messages) {

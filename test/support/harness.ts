@@ -50,18 +50,21 @@ export async function startTestServer(options: { kind: TestDbKind; config?: Part
   const testDb = await createTestDb(options.kind);
   const tempDir = await mkdtemp(join(tmpdir(), "guru-e2e-"));
   const logger = process.env.GURU_TEST_LOGS ? createLogger({ level: "debug" }) : silentLogger();
-  const config: ServerConfig = loadServerConfig({ env: {} }, {
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: testDb.dataDir,
-    databaseUrl: testDb.url,
-    // Suites open tunnels, touch files and present bad tokens far faster than
-    // people do; the limits themselves are tested with their own settings.
-    tunnelOpenRateLimit: 100_000,
-    fileOpRateLimit: 1_000_000,
-    authFailureLimit: 100_000,
-    ...options.config,
-  });
+  const config: ServerConfig = loadServerConfig(
+    { env: {} },
+    {
+      host: "127.0.0.1",
+      port: 0,
+      dataDir: testDb.dataDir,
+      databaseUrl: testDb.url,
+      // Suites open tunnels, touch files and present bad tokens far faster than
+      // people do; the limits themselves are tested with their own settings.
+      tunnelOpenRateLimit: 100_000,
+      fileOpRateLimit: 1_000_000,
+      authFailureLimit: 100_000,
+      ...options.config,
+    },
+  );
   let server = await startServer({ config, logger, wireLimits: options.wireLimits, db: testDb.db });
   const agents = new Set<AgentProcess>();
 

@@ -38,14 +38,14 @@ const text = fc.oneof(
 const channelId = fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 0xffff_ffff), fc.nat({ max: 0xffff_ffff }));
 
 const helloKind = fc
-    .record({
-      agentVersion: text,
-      inventory: fc.record({ hostname: text, os: text, osRelease: text, arch: text }),
-      capabilities: fc.array(text, { maxLength: 60 }),
-      initialWindowBytes: u32,
-      maxFrameBytes: u32,
-    })
-    .map((v) => ({ case: "hello" as const, value: create(HelloSchema, v) }));
+  .record({
+    agentVersion: text,
+    inventory: fc.record({ hostname: text, os: text, osRelease: text, arch: text }),
+    capabilities: fc.array(text, { maxLength: 60 }),
+    initialWindowBytes: u32,
+    maxFrameBytes: u32,
+  })
+  .map((v) => ({ case: "hello" as const, value: create(HelloSchema, v) }));
 
 const kind: fc.Arbitrary<Frame["kind"]> = fc.oneof(
   helloKind,

@@ -31,7 +31,10 @@ async function templateKey(): Promise<string> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(() => true, () => false);
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The template's data dir (its PGlite in `<dir>/db`, a tarball of it in `<dir>/db.tar`), building it if missing. */

@@ -43,7 +43,15 @@ export function rawUpgrade(url: string, options: { key?: string; protocol?: stri
           ws.send(encodeFrame(create(FrameSchema, { channelId, kind })));
         },
         sendHello() {
-          agent.send({ case: "hello", value: create(HelloSchema, { agentVersion: "test", inventory: { hostname: "raw", os: "linux" }, initialWindowBytes: 1 << 20, maxFrameBytes: 1 << 20 }) });
+          agent.send({
+            case: "hello",
+            value: create(HelloSchema, {
+              agentVersion: "test",
+              inventory: { hostname: "raw", os: "linux" },
+              initialWindowBytes: 1 << 20,
+              maxFrameBytes: 1 << 20,
+            }),
+          });
         },
       };
       resolve(agent);

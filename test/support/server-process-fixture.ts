@@ -68,7 +68,10 @@ export function useServerProcess(kind: TestDbKind, env: Record<string, string> =
       const clients = ready(api);
       const dataDir = ready(testDb).dataDir;
       const { agentId, agentKey } = await clients.admin.enrollAgent({ name });
-      const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dataDir, name), "--allow", dataDir], { GURU_AGENT_KEY: agentKey, GURU_LOG_LEVEL: "info" });
+      const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dataDir, name), "--allow", dataDir], {
+        GURU_AGENT_KEY: agentKey,
+        GURU_LOG_LEVEL: "info",
+      });
       processes.push(agent);
       await agent.waitFor(/connected to the server/);
       const { sessionId } = await clients.sessions.openTunnel({ agentId });

@@ -14,7 +14,10 @@ export interface GuruProcess {
 }
 
 export function spawnGuru(args: string[], env: Record<string, string | undefined> = {}, options: { nodeArgs?: string[] } = {}): GuruProcess {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), guruBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), guruBin, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   const listeners = new Set<() => void>();
   const onData = (d: Buffer) => {

@@ -21,7 +21,11 @@ export interface ShellClient {
   until(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-export async function openShell(url: string, open: Parameters<typeof openTerminalSocket>[0]["open"], options: { ca?: Buffer; origin?: string } = {}): Promise<ShellClient> {
+export async function openShell(
+  url: string,
+  open: Parameters<typeof openTerminalSocket>[0]["open"],
+  options: { ca?: Buffer; origin?: string } = {},
+): Promise<ShellClient> {
   const chunks: Buffer[] = [];
   let waiters: (() => void)[] = [];
   const conn = await openTerminalSocket({

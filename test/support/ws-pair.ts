@@ -59,13 +59,13 @@ export async function openWsPair(limits: WireLimits): Promise<WsPair> {
   };
 
   async function closeAll(): Promise<void> {
-      for (const ws of [client, ...accepted]) {
-        if (ws.readyState !== WebSocket.CLOSED) {
-          const closed = new Promise((resolve) => ws.once("close", resolve));
-          ws.terminate();
-          await closed;
-        }
+    for (const ws of [client, ...accepted]) {
+      if (ws.readyState !== WebSocket.CLOSED) {
+        const closed = new Promise((resolve) => ws.once("close", resolve));
+        ws.terminate();
+        await closed;
       }
-      await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+    }
+    await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
   }
 }

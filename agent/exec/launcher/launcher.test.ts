@@ -33,7 +33,11 @@ describe.runIf(posix)("process launcher", () => {
   afterAll(() => launcher.close());
 
   it("starts a process with its own output sockets, cwd and env, and reports its exit", async () => {
-    const p = await launcher.launch("/bin/sh", ["-c", 'echo "$PWD $GURU_X"; echo oops >&2; exit 7'], { cwd: "/tmp", env: { ...env, GURU_X: "x1" }, detached: true });
+    const p = await launcher.launch("/bin/sh", ["-c", 'echo "$PWD $GURU_X"; echo oops >&2; exit 7'], {
+      cwd: "/tmp",
+      env: { ...env, GURU_X: "x1" },
+      detached: true,
+    });
     expect(await collect(p)).toEqual({ exit: { code: 7, signal: null }, stdout: "/tmp x1\n", stderr: "oops\n" });
   });
 
@@ -108,7 +112,10 @@ describe.runIf(posix)("process launcher", () => {
       p.stdout.resume();
       setInterval(() => {}, 1000);`;
     const agent = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    const pids = JSON.parse(await new Promise<string>((r) => agent.stdout.once("data", (d: Buffer) => r(d.toString())))) as { launcher: number; sleeper: number };
+    const pids = JSON.parse(await new Promise<string>((r) => agent.stdout.once("data", (d: Buffer) => r(d.toString())))) as {
+      launcher: number;
+      sleeper: number;
+    };
     expect(isAlive(pids.sleeper)).toBe(true);
     agent.kill("SIGKILL");
     expect(await waitUntilDead(pids.sleeper, 3000)).toBe(true);

@@ -130,7 +130,12 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     // launcher's. Nor its environment: the launcher needs none, and the
     // agent's may hold secrets (its key, under `guru start` the server's).
     const umask = (options.commandUmask ?? 0o022).toString(8);
-    const launcher = fork(launcherScript, [umask], { stdio: ["ignore", "ignore", "inherit", "ipc"], execArgv: [], serialization: "json", env: baseCommandEnv() });
+    const launcher = fork(launcherScript, [umask], {
+      stdio: ["ignore", "ignore", "inherit", "ipc"],
+      execArgv: [],
+      serialization: "json",
+      env: baseCommandEnv(),
+    });
     launcher.on("message", (m: LauncherMessage) => {
       const p = pending.get(m.id);
       if (p === undefined) return;

@@ -36,7 +36,8 @@ export async function createSocketPairs(): Promise<SocketPairs> {
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
     const take = accepting;
     accepting = undefined;
-    if (take === undefined) socket.destroy(); // not ours
+    if (take === undefined)
+      socket.destroy(); // not ours
     else take(socket);
   });
   await new Promise<void>((resolve, reject) => {
