@@ -60,7 +60,10 @@ export function createViewerAuthenticator(options: ViewerAuthenticatorOptions): 
       const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.maxPendingWaitMs)));
       const event = await Promise.race([decided, timedOut]).finally(() => clearTimeout(timer));
       if (event === undefined)
-        throw new GuruError("timeout", `the session was not allowed within ${options.maxPendingWaitMs} ms`, { reason: "TIMEOUT", metadata: { timeoutMs: options.maxPendingWaitMs } });
+        throw new GuruError("timeout", `the session was not allowed within ${options.maxPendingWaitMs} ms`, {
+          reason: "TIMEOUT",
+          metadata: { timeoutMs: options.maxPendingWaitMs },
+        });
       if (event.type === "denied")
         throw new GuruError("denied", `the person at the endpoint denied the session${event.reason ? `: ${event.reason}` : ""}`, { reason: "CONSENT_DENIED" });
       if (event.type === "timed_out") throw new GuruError("denied", "the person at the endpoint did not answer in time", { reason: "CONSENT_TIMED_OUT" });
