@@ -16,7 +16,7 @@ export interface ApiClients {
   files: Client<typeof FileService>;
 }
 
-export function createApiClients(options: { url: string; token?: string }): ApiClients {
+export function createApiClients(options: { url: string; token?: string; /** Extra trusted CA (PEM) for https, beside the system's. */ ca?: string | Buffer }): ApiClients {
   const bearer: Interceptor = (next) => (req) => {
     if (options.token) req.header.set("authorization", `Bearer ${options.token}`);
     return next(req);
@@ -30,6 +30,7 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     acceptCompression: [],
     readMaxBytes: 64 * 1024 * 1024,
     writeMaxBytes: 64 * 1024 * 1024,
+    ...(options.ca ? { nodeOptions: { ca: options.ca } } : {}),
   });
   return {
     agents: createClient(AgentService, transport),
