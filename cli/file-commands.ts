@@ -87,6 +87,7 @@ export async function cpCommand(argv: string[]): Promise<number> {
         overwrite: !flags["no-overwrite"],
         // --no-backup: replace without keeping the old file; else the agent's setting (keep one).
         keepBackup: flags["no-backup"] ? false : undefined,
+        bulk: api.endpoint,
         uploadId: previous?.sha256 === sha256 ? previous.uploadId : undefined,
         onStarted: (uploadId) => void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
         onProgress: (p) => progress.update(p.done, p.total),
@@ -104,7 +105,7 @@ export async function cpCommand(argv: string[]): Promise<number> {
       let localPath = dst;
       const existing = await stat(localPath).catch(() => undefined);
       if (existing?.isDirectory()) localPath = join(localPath, basename(from!.path));
-      const result = await downloadFile({ api, session: tunnel.session, remotePath: from!.path, localPath, resume: flags.resume === true, onProgress: (p) => progress.update(p.done, p.total), onRetry });
+      const result = await downloadFile({ api, session: tunnel.session, remotePath: from!.path, localPath, resume: flags.resume === true, bulk: api.endpoint, onProgress: (p) => progress.update(p.done, p.total), onRetry });
       progress.done();
       const sha256 = result.resumedFrom > 0 ? await sha256OfFile(localPath) : result.rangeSha256;
       if (flags.json) out(JSON.stringify({ direction: "download", path: localPath, remotePath: result.remotePath, size: result.size, sha256, mimeType: result.mimeType }));

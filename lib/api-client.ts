@@ -7,6 +7,7 @@ import { AgentService } from "../gen/guru/api/v1/agents_pb.js";
 import { ExecService } from "../gen/guru/api/v1/exec_pb.js";
 import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
+import type { BulkEndpoint } from "./bulk-http.ts";
 
 export interface ApiClients {
   agents: Client<typeof AgentService>;
@@ -14,6 +15,8 @@ export interface ApiClients {
   admin: Client<typeof AdminService>;
   exec: Client<typeof ExecService>;
   files: Client<typeof FileService>;
+  /** Where the same server's bulk path for file bytes is, with the same token (lib/bulk-http.ts). */
+  endpoint: BulkEndpoint;
 }
 
 export function createApiClients(options: { url: string; token?: string; /** Extra trusted CA (PEM) for https, beside the system's. */ ca?: string | Buffer }): ApiClients {
@@ -38,5 +41,6 @@ export function createApiClients(options: { url: string; token?: string; /** Ext
     admin: createClient(AdminService, transport),
     exec: createClient(ExecService, transport),
     files: createClient(FileService, transport),
+    endpoint: { url: options.url, token: options.token, ca: options.ca },
   };
 }

@@ -29,6 +29,7 @@ import { createSessionWork } from "./domain/session-work.ts";
 import { createSessionService } from "./domain/sessions.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
+import { createTransferRoutes } from "./http/transfer-routes.ts";
 import { startListener } from "./http/listener.ts";
 import { createAgentRegistry, createInProcessRouter } from "./link/agent-router.ts";
 import { createAgentSocketServer, wireProtocol } from "./link/agent-socket-server.ts";
@@ -239,6 +240,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       );
     },
   });
+  const transfers = createTransferRoutes({ tokens, uploads, files, logger: logger.child({ part: "transfer" }), authFailures, trustedProxies: config.trustedProxies });
   const operational = createOperationalRoutes({ db, metrics: metrics.registry, logger: logger.child({ part: "http" }), metricsToken: config.metricsToken });
 
   const listener = await startListener({
@@ -252,9 +254,11 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       http2IdleTimeoutMs: config.http2IdleTimeoutMs,
     },
     onRequest(req, res) {
-      void operational(req, res).then((handled) => {
-        if (!handled) rpc(req, res);
-      });
+      void operational(req, res)
+        .then((handled) => handled || transfers(req, res))
+        .then((handled) => {
+          if (!handled) rpc(req, res);
+        });
     },
     onUpgrade(req, socket, head) {
       if ((req.url ?? "").split("?")[0] !== "/agent") {

@@ -20,6 +20,9 @@ const codeOf: Record<ErrorKind, Code> = {
   failed_precondition: Code.FailedPrecondition,
 };
 
+/** The Connect code of an error kind (also used by the raw transfer route's error bodies). */
+export const connectCodeOf = (kind: ErrorKind): Code => codeOf[kind];
+
 export function toConnectError(err: unknown, logger: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
   const guru = toGuruError(err);
