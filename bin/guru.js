@@ -7,6 +7,14 @@ import module from "node:module";
 // is what a cold start spends most of its time on.
 if (process.argv[2] === "--version" && process.argv.length === 3) {
   process.stdout.write(`${JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version}\n`);
+} else if (!process.features?.typescript) {
+  // The sources are TypeScript, run by Node's own type stripping. Through npm
+  // (`npx guru`, `npm start`) they run on the project's Node 24, the `node`
+  // devDependency, whatever Node launched npm; run directly, they need it too.
+  process.stderr.write(
+    `guru: Node ${process.versions.node} cannot run guru's TypeScript sources; run it through npm (npx guru …), which uses the project's Node 24, or with Node 24 itself (node_modules/.bin/node bin/guru.js …)\n`,
+  );
+  process.exitCode = 1;
 } else {
   // Compiled code (and stripped TypeScript) is cached on disk between runs
   // (NODE_COMPILE_CACHE, else a directory under the system's temp dir), so a
