@@ -212,7 +212,10 @@ function createWriteQueue() {
 
 export async function downloadFile(o: DownloadOptions) {
   const partPath = o.localPath + partSuffix;
-  const file = await open(partPath, o.resume ? "a+" : "w+");
+  // Not "a+" for a resume: with O_APPEND, Linux ignores the position of a
+  // write, and the positioned writes in flight may complete in any order.
+  if (o.resume) await (await open(partPath, "a")).close();
+  const file = await open(partPath, o.resume ? "r+" : "w+");
   let mimeType = "";
   let remotePath = o.remotePath;
   try {
