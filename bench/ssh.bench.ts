@@ -285,6 +285,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     for (const r of rows) print(r);
     print("CPU seconds per GiB (client = the spawned client and what it waited for; sshd includes its per-connection processes):");
     for (const r of cpuRows) print(`  ${r}`);
+    print("(one run on a shared machine: absolute figures move with its load; the ratios are measured side by side in the same run)");
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     await rm(dir, { recursive: true, force: true });
