@@ -53,12 +53,12 @@ async function errorOf(res: http.IncomingMessage): Promise<ConnectError> {
 }
 
 /**
- * Sends bytes [start, end) of a local file as one PUT; `onSent` reports bytes
- * handed to the socket. Resolves with the offsets the server reports.
+ * Sends bytes [start, end) of a local file as one PUT. Resolves with the
+ * offsets the server reports.
  */
 export function putUploadRange(
   endpoint: BulkEndpoint,
-  o: { uploadId: string; localPath: string; start: number; end: number; size: number; onSent?: (offset: number) => void },
+  o: { uploadId: string; localPath: string; start: number; end: number; size: number },
 ): Promise<{ committedOffset: number; receivedOffset: number }> {
   return new Promise((resolve, reject) => {
     const req = request(endpoint, "PUT", `/transfer/uploads/${encodeURIComponent(o.uploadId)}`, {
@@ -67,7 +67,6 @@ export function putUploadRange(
       "content-range": `bytes ${o.start}-${o.end - 1}/${o.size}`,
     });
     const body = createReadStream(o.localPath, { start: o.start, end: o.end - 1, highWaterMark: 1024 * 1024 });
-    let sent = o.start;
     let settled = false;
     const fail = (err: unknown) => {
       if (settled) return;
@@ -77,12 +76,10 @@ export function putUploadRange(
       reject(unavailable(err));
     };
     body.on("data", (chunk) => {
-      sent += chunk.length;
       if (!req.write(chunk)) {
         body.pause();
         req.once("drain", () => body.resume());
       }
-      o.onSent?.(sent);
     });
     body.once("end", () => req.end());
     body.once("error", fail);
