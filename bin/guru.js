@@ -1,13 +1,33 @@
 #!/usr/bin/env node
 // The `guru` binary. Node 24 runs the TypeScript sources by type stripping.
-import { main } from "../cli/main.ts";
+import { readFileSync } from "node:fs";
+import module from "node:module";
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (typeof code === "number") process.exitCode = code;
-  },
-  (err) => {
-    process.stderr.write(`guru: ${err?.message ?? err}\n`);
-    process.exitCode = 1;
-  },
-);
+// `guru --version` answers before any TypeScript is loaded: stripping types
+// is what a cold start spends most of its time on.
+if (process.argv[2] === "--version" && process.argv.length === 3) {
+  process.stdout.write(`${JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version}\n`);
+} else if (!process.features?.typescript) {
+  // The sources are TypeScript, run by Node's own type stripping. Through npm
+  // (`npx guru`, `npm start`) they run on the project's Node 24, the `node`
+  // devDependency, whatever Node launched npm; run directly, they need it too.
+  process.stderr.write(
+    `guru: Node ${process.versions.node} cannot run guru's TypeScript sources; run it through npm (npx guru …), which uses the project's Node 24, or with Node 24 itself (node_modules/.bin/node bin/guru.js …)\n`,
+  );
+  process.exitCode = 1;
+} else {
+  // Compiled code (and stripped TypeScript) is cached on disk between runs
+  // (NODE_COMPILE_CACHE, else a directory under the system's temp dir), so a
+  // cold `guru run` does not parse and strip every module again.
+  module.enableCompileCache?.();
+  const { main } = await import("../cli/main.ts");
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (typeof code === "number") process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`guru: ${err?.message ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -88,6 +88,7 @@ export async function cpCommand(argv: string[]): Promise<number> {
         overwrite: !flags["no-overwrite"],
         // --no-backup: replace without keeping the old file; else the agent's setting (keep one).
         keepBackup: flags["no-backup"] ? false : undefined,
+        bulk: api.endpoint,
         uploadId: previous?.sha256 === sha256 ? previous.uploadId : undefined,
         onStarted: (uploadId) =>
           void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
@@ -115,6 +116,7 @@ export async function cpCommand(argv: string[]): Promise<number> {
         remotePath: remote.path,
         localPath,
         resume: flags.resume === true,
+        bulk: api.endpoint,
         onProgress: (p) => progress.update(p.done, p.total),
         onRetry,
       });

@@ -16,7 +16,7 @@ import { apiExitReasons, apiShells } from "../lib/wire/exec-enums.ts";
 import { isShellName, shellNames } from "../lib/wire/shells.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
-import { connect, resolveAgent, str, tunnelTo } from "./connection.ts";
+import { agentAndTunnel, connect, str } from "./connection.ts";
 
 const usage = `usage: guru run AGENT [--shell ${shellNames.join("|")}] [--cwd DIR] [--timeout 30s] [--json] [--keep-tunnel] -- COMMAND…`;
 
@@ -70,8 +70,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.stdout.on("error", onPipeError);
   let tunnel: { sessionId: string; opened: boolean } | undefined;
   try {
-    const agent = await resolveAgent(api, target);
-    tunnel = await tunnelTo(api, agent.agentId);
+    const found = await agentAndTunnel(api, target);
+    const agent = found.agent;
+    tunnel = found.tunnel;
     const request = {
       sessionId: tunnel.sessionId,
       command,

@@ -9,6 +9,7 @@ import { FileService } from "../gen/guru/api/v1/files_pb.js";
 import { SessionService } from "../gen/guru/api/v1/sessions_pb.js";
 import { RecordingService } from "../gen/guru/api/v1/terminal_pb.js";
 import { SystemService } from "../gen/guru/api/v1/system_pb.js";
+import type { BulkEndpoint } from "./bulk-http.ts";
 
 export interface ApiClients {
   agents: Client<typeof AgentService>;
@@ -18,9 +19,15 @@ export interface ApiClients {
   files: Client<typeof FileService>;
   recordings: Client<typeof RecordingService>;
   system: Client<typeof SystemService>;
+  /** Where the same server's bulk path for file bytes is, with the same token (lib/bulk-http.ts). */
+  endpoint: BulkEndpoint;
 }
 
-export function createApiClients(options: { url: string; token?: string }): ApiClients {
+export function createApiClients(options: {
+  url: string;
+  token?: string /** Extra trusted CA (PEM) for https, beside the system's. */;
+  ca?: string | Buffer;
+}): ApiClients {
   const bearer: Interceptor = (next) => (req) => {
     if (options.token) req.header.set("authorization", `Bearer ${options.token}`);
     return next(req);
@@ -34,6 +41,7 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     acceptCompression: [],
     readMaxBytes: 64 * 1024 * 1024,
     writeMaxBytes: 64 * 1024 * 1024,
+    ...(options.ca ? { nodeOptions: { ca: options.ca } } : {}),
   });
   return {
     agents: createClient(AgentService, transport),
@@ -43,5 +51,6 @@ export function createApiClients(options: { url: string; token?: string }): ApiC
     files: createClient(FileService, transport),
     recordings: createClient(RecordingService, transport),
     system: createClient(SystemService, transport),
+    endpoint: { url: options.url, token: options.token, ca: options.ca },
   };
 }

@@ -10,6 +10,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
 import type { ApiClients } from "./api-client.ts";
 import { errorInfoOf, fromConnectError } from "./api-errors.ts";
+import { getDownload, putUploadRange, type BulkEndpoint } from "./bulk-http.ts";
 import { GuruError, toGuruError, type ErrorKind, type ErrorReason } from "./errors.ts";
 
 const MiB = 1024 * 1024;
@@ -20,6 +21,14 @@ const MiB = 1024 * 1024;
  * buffer; at a round 8 MiB it grows to a zero-filled 16 MiB on every call.
  */
 const defaultUploadChunkBytes = 8 * MiB - 64;
+
+/**
+ * Bytes per PUT on the bulk path. Each answer says what the server accepted,
+ * which is what progress reports (and where a killed run resumes near), and a
+ * slow link still finishes each request well inside the server's request
+ * timeout; the idle round trip between requests costs little at this size.
+ */
+const bulkSegmentBytes = 16 * MiB;
 
 export interface TransferProgress {
   /** Bytes in place (uploads: accepted by the server; downloads: written locally). */
@@ -111,6 +120,8 @@ export interface UploadOptions {
   chunkBytes?: number;
   /** UploadChunk calls in flight. */
   depth?: number;
+  /** Send the bytes over the server's raw bulk path (PUT /transfer/uploads/…) instead of UploadChunk calls. */
+  bulk?: BulkEndpoint;
   retry?: RetryPolicy;
   onStarted?: (uploadId: string) => void;
   onProgress?: (p: TransferProgress) => void;
@@ -160,6 +171,12 @@ export async function uploadFile(o: UploadOptions) {
         o.onProgress?.({ done: offset, total: size });
         const inflight = new Set<Promise<unknown>>();
         let failed: unknown;
+        while (o.bulk && offset < size) {
+          const end = Math.min(size, offset + bulkSegmentBytes);
+          const r = await putUploadRange(o.bulk, { uploadId: id, localPath: o.localPath, start: offset, end, size });
+          o.onProgress?.({ done: r.receivedOffset, total: size });
+          offset = end;
+        }
         while (offset < size && failed === undefined) {
           const n = Math.min(chunkBytes, size - offset);
           // A buffer is reused only once its call has settled (at most `depth` exist):
@@ -200,12 +217,14 @@ export interface DownloadOptions {
   localPath: string;
   /** Continue `<localPath>.guru-part` from its length instead of starting over. */
   resume?: boolean;
+  /** Receive the bytes over the server's raw bulk path (GET /transfer/download) instead of ReadFile. */
+  bulk?: BulkEndpoint;
   retry?: RetryPolicy;
   onProgress?: (p: TransferProgress) => void;
   onRetry?: (err: unknown, delayMs: number) => void;
 }
 
-const partSuffix = ".guru-part";
+export const partSuffix = ".guru-part";
 
 /** Bytes of a download written out but not yet on disk, at most. */
 const maxPendingWriteBytes = 16 * 1024 * 1024;
@@ -247,7 +266,10 @@ function createWriteQueue() {
 
 export async function downloadFile(o: DownloadOptions) {
   const partPath = o.localPath + partSuffix;
-  const file = await open(partPath, o.resume ? "a+" : "w+");
+  // Not "a+" for a resume: with O_APPEND, Linux ignores the position of a
+  // write, and the positioned writes in flight may complete in any order.
+  if (o.resume) await (await open(partPath, "a")).close();
+  const file = await open(partPath, o.resume ? "r+" : "w+");
   let mimeType = "";
   let remotePath = o.remotePath;
   try {
@@ -263,6 +285,33 @@ export async function downloadFile(o: DownloadOptions) {
         const writes = createWriteQueue();
         let position = start;
         let total = start;
+        if (o.bulk) {
+          const summary = await getDownload(o.bulk, {
+            sessionId,
+            path: o.remotePath,
+            offset: start,
+            onInfo: (info) => {
+              total = info.size;
+              mimeType = info.mimeType;
+              remotePath = info.path;
+              o.onProgress?.({ done: position, total });
+            },
+            onData: (data) => {
+              hash.update(data);
+              writes.add(writeAt(file, data, position), data.byteLength);
+              position += data.byteLength;
+              o.onProgress?.({ done: position, total });
+              if (writes.pendingBytes > maxPendingWriteBytes) return writes.drain(maxPendingWriteBytes / 2);
+            },
+          });
+          await writes.drain(0);
+          const sha = hash.digest("hex");
+          if (summary.sha256 !== sha || summary.bytesSent !== position - start) {
+            await file.truncate(start);
+            throw new GuruError("data_loss", `download of ${o.remotePath} corrupted: the agent sent SHA-256 ${summary.sha256}, received ${sha}`);
+          }
+          return { size: total, rangeSha256: sha, resumedFrom: start };
+        }
         for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
           const event = res.event;
           if (event.case === "info") {

@@ -35,6 +35,7 @@ import { createTerminalService } from "./domain/terminals.ts";
 import { createSystemService } from "./domain/system.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
+import { createTransferRoutes } from "./http/transfer-routes.ts";
 import { startListener } from "./http/listener.ts";
 import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
 import { joinCluster, type Cluster } from "./cluster/join-cluster.ts";
@@ -331,6 +332,14 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
       );
     },
   });
+  const transfers = createTransferRoutes({
+    tokens,
+    uploads,
+    files,
+    logger: logger.child({ part: "transfer" }),
+    authFailures,
+    trustedProxies: config.trustedProxies,
+  });
   const operational = createOperationalRoutes({
     db,
     metrics: metrics.registry,
@@ -352,7 +361,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     onRequest(req, res) {
       setDefaultSecurityHeaders(res);
       operational(req, res)
-        .then(async (handled) => handled || (await viewer(req, res)))
+        .then(async (handled) => handled || (await viewer(req, res)) || (await transfers(req, res)))
         .then(
           (handled) => {
             if (!handled) rpc(req, res);
