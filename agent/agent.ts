@@ -10,8 +10,8 @@ import { version } from "../lib/version.ts";
 import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
-import { createBackoff } from "./link/backoff.ts";
-import { dialServer } from "./link/dial.ts";
+import { createReconnectBackoff } from "./link/backoff.ts";
+import { dialServer, retryAfterMsOf } from "./link/dial.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
 import { createTunnelState } from "./tunnel-state.ts";
@@ -23,7 +23,7 @@ export interface AgentOptions {
   handlers: Omit<HandlerContext, "tunnel" | "logger">;
   capabilities: string[];
   limits?: Partial<WireLimits>;
-  backoff?: { baseMs: number; maxMs: number };
+  backoff?: { maxMs: number; spreadMs?: number };
   dialTimeoutMs?: number;
 }
 
@@ -37,7 +37,7 @@ export interface RunningAgent {
 export function startAgent(options: AgentOptions): RunningAgent {
   const { logger } = options;
   const limits = { ...defaultWireLimits, ...options.limits };
-  const backoff = createBackoff(options.backoff ?? { baseMs: 500, maxMs: 60_000 });
+  const backoff = createReconnectBackoff(options.backoff ?? { maxMs: 60_000 });
   const tunnel = createTunnelState();
   const sessionChannels = createSessionChannels();
   let link: Link | undefined;
@@ -56,7 +56,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
         current.setPeerLimits({ initialWindowBytes: ack.initialWindowBytes, maxFrameBytes: ack.maxFrameBytes });
         current.setHeartbeat?.({ intervalMs: ack.heartbeatIntervalMs, deadlineMs: ack.heartbeatDeadlineMs, send: true });
         connected = true;
-        backoff.reset();
+        backoff.connected();
         logger.info({ agentId: ack.agentId, serverVersion: ack.serverVersion }, "connected to the server");
         for (const w of connectedWaiters) w();
         connectedWaiters = [];
@@ -124,6 +124,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
       }),
     });
     const { code, reason } = await current.closed;
+    if (connected) backoff.linkLost();
+    else backoff.failed();
     connected = false;
     link = undefined;
     if (tunnel.close()) logger.info("left tunnel mode: the link closed");
@@ -136,9 +138,10 @@ export function startAgent(options: AgentOptions): RunningAgent {
         await connectOnce();
       } catch (err) {
         logger.warn({ reason: (err as Error).message }, "could not connect to the server");
+        backoff.failed(retryAfterMsOf(err));
       }
       if (stopped) break;
-      const delayMs = backoff.next();
+      const delayMs = backoff.nextDelayMs();
       logger.info({ delayMs }, "reconnecting after a pause");
       await new Promise<void>((resolve) => {
         wakeSleep = resolve;

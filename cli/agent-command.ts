@@ -45,7 +45,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     key,
     logger,
     capabilities,
-    backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
+    backoff: { maxMs: config.backoffMaxMs },
     handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes },
   });
   const sweep = setInterval(() => void uploads.sweepAbandoned().catch(() => undefined), 3600_000);

@@ -12,10 +12,13 @@ import { createLink } from "../../lib/wire/link.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
+import type { AgentStatusWriter } from "./agent-status-writer.ts";
 
 export interface AgentConnectionOptions {
   agent: AgentRecord;
   store: Store;
+  /** Online/offline marks, written in groups. */
+  statusWriter: AgentStatusWriter;
   registry: AgentRegistry;
   limits: WireLimits;
   logger: Logger;
@@ -29,7 +32,7 @@ export interface AgentConnectionOptions {
 
 /** Runs the link; the returned promise settles once the link is gone and its cleanup (status, sessions) is written. */
 export function startAgentConnection(ws: WebSocket, options: AgentConnectionOptions): Promise<void> {
-  const { agent, store, registry, logger } = options;
+  const { agent, registry, logger } = options;
   let entry: AgentLinkEntry | undefined;
 
   const link = createLink({
@@ -72,7 +75,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
       await options.onDisconnected(agent.id, "agent reconnected");
     }
     try {
-      await store.agents.markOnline(agent.id, {
+      await options.statusWriter.online(agent.id, {
         hostname: inventory?.hostname ?? "",
         os: inventory?.os ?? "",
         osRelease: inventory?.osRelease ?? "",
@@ -110,7 +113,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     const why = reason || `link closed (code ${code})`;
     logger.info({ code, reason }, "agent disconnected");
     try {
-      await store.agents.markOffline(agent.id);
+      await options.statusWriter.offline(agent.id);
       await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
     } catch (err) {
       logger.error({ err }, "could not record the agent's disconnect");

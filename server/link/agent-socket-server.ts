@@ -13,10 +13,12 @@ import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentRegistry } from "./agent-router.ts";
 import { startAgentConnection, type AgentConnectionOptions } from "./agent-connection.ts";
+import { createAgentStatusWriter } from "./agent-status-writer.ts";
+import { createHandshakePacer } from "./handshake-pacer.ts";
 
 export const wireProtocol = "guru.wire.v1";
 
-export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "logger"> {
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "logger" | "statusWriter"> {
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -35,7 +37,9 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     maxPayload: wsMaxPayloadBytes(options.limits),
     handleProtocols: (protocols) => (protocols.has(wireProtocol) ? wireProtocol : false),
   });
+  const statusWriter = createAgentStatusWriter({ agents: store.agents, logger });
   let handshakes = 0;
+  const pacer = createHandshakePacer(options.maxConcurrentHandshakes);
   let accepting = true;
   // Links whose cleanup has not finished; close() waits for them so nothing writes to a closed database.
   const connections = new Set<Promise<void>>();
@@ -43,7 +47,8 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (!accepting) return refuse(socket, 503, "the server is shutting down; reconnect shortly");
     if (handshakes >= options.maxConcurrentHandshakes) {
-      return refuse(socket, 503, "too many agents are connecting at once; retry with backoff");
+      const retryAfterS = pacer.retryAfterSeconds();
+      return refuse(socket, 503, `too many agents are connecting at once; retry in ${retryAfterS} s`, { "Retry-After": String(retryAfterS) });
     }
     const address = clientAddress(req, options.trustedProxies ?? []);
     try {
@@ -58,6 +63,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       refuse(socket, 401, message);
     };
     handshakes++;
+    const startedMs = performance.now();
     try {
       const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((p) => p.trim()).filter(Boolean);
       if (!offered.includes(wireProtocol)) {
@@ -82,11 +88,12 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       refuse(socket, 500, "the server could not check the agent key");
     } finally {
       handshakes--;
+      pacer.handshakeDone(performance.now() - startedMs);
     }
   }
 
   function accept(ws: WebSocket, agent: AgentRecord): void {
-    const connection = startAgentConnection(ws, { ...options, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+    const connection = startAgentConnection(ws, { ...options, statusWriter, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
     connections.add(connection);
     void connection.finally(() => connections.delete(connection));
   }
@@ -100,6 +107,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     async close(): Promise<void> {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       await Promise.allSettled([...connections]);
+      await statusWriter.idle();
     },
   };
 }

@@ -48,6 +48,18 @@ describeDatabases("agents", (kind) => {
     expect(await ctx.store.agents.markOffline("bogus")).toBe(false);
   });
 
+  it("writes many agents' link status in one call, each with its own inventory", async () => {
+    const [a, b, c] = await Promise.all([seedAgent(ctx.store), seedAgent(ctx.store), seedAgent(ctx.store)]);
+    await ctx.store.agents.markOnline(c.id, inventory);
+    const other = { ...inventory, hostname: "host2", capabilities: [] };
+    await ctx.store.agents.applyLinkStatus([{ id: a.id, inventory }, { id: b.id, inventory: other }, { id: "not-a-uuid", inventory }], [c.id, "bogus"]);
+    expect(await ctx.store.agents.get(a.id)).toMatchObject({ online: true, hostname: "host1", capabilities: ["exec", "files"] });
+    expect(await ctx.store.agents.get(b.id)).toMatchObject({ online: true, hostname: "host2", capabilities: [] });
+    expect(await ctx.store.agents.get(c.id)).toMatchObject({ online: false, hostname: "host1" });
+    expect((await ctx.store.agents.get(a.id))!.lastSeenAt).toBeInstanceOf(Date);
+    await ctx.store.agents.applyLinkStatus([], []);
+  });
+
   it("marks every agent offline at server start", async () => {
     const a = await seedAgent(ctx.store);
     const b = await seedAgent(ctx.store);
