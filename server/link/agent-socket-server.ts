@@ -13,6 +13,7 @@ import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentRegistry } from "./agent-router.ts";
 import { startAgentConnection, type AgentConnectionOptions } from "./agent-connection.ts";
+import { createAgentKeyLookup } from "./agent-key-lookup.ts";
 import { createAgentStatusWriter } from "./agent-status-writer.ts";
 import { createHandshakePacer } from "./handshake-pacer.ts";
 
@@ -38,6 +39,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     handleProtocols: (protocols) => (protocols.has(wireProtocol) ? wireProtocol : false),
   });
   const statusWriter = createAgentStatusWriter({ agents: store.agents, logger });
+  const keyLookup = createAgentKeyLookup({ agents: store.agents });
   let handshakes = 0;
   const pacer = createHandshakePacer(options.maxConcurrentHandshakes);
   let accepting = true;
@@ -71,7 +73,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       }
       const key = agentKeyFromHeader(req.headers.authorization);
       if (key === undefined) return badKey("missing agent key: send it as 'Authorization: Bearer <agent key>'");
-      const agent = await store.agents.findByKeyHash(hashAgentKey(key));
+      const agent = await keyLookup.find(hashAgentKey(key));
       if (agent === undefined) return badKey("unknown agent key: enrol the agent and use the key shown then");
       // Not counted as a failure: a revoked agent redials by itself and is no guess, and
       // counting it would lock out good agents sharing its address.

@@ -35,6 +35,14 @@ describeDatabases("agents", (kind) => {
     expect((await ctx.store.agents.list({ nameContains: "_" })).map((a) => a.name)).toEqual(["100%_sure"]);
   });
 
+  it("finds many agents by key hash in one query", async () => {
+    const a = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-1" });
+    const b = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-2" });
+    const found = await ctx.store.agents.findByKeyHashes(["h-many-2", "h-many-1", "h-none", "h-many-1"]);
+    expect(found.map((f) => [f.id, f.keyHash]).sort()).toEqual([[a.id, "h-many-1"], [b.id, "h-many-2"]].sort());
+    expect(await ctx.store.agents.findByKeyHashes([])).toEqual([]);
+  });
+
   it("tracks online state and inventory", async () => {
     const a = await seedAgent(ctx.store);
     const online = await ctx.store.agents.markOnline(a.id, inventory);

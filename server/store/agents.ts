@@ -33,6 +33,8 @@ export interface AgentsRepository {
   enroll(input: { name: string; keyHash: string }): Promise<AgentRecord>;
   /** Also finds revoked agents, so auth can say "revoked" rather than "unknown key". */
   findByKeyHash(keyHash: string): Promise<AgentRecord | undefined>;
+  /** The agents holding any of these key hashes, each with its `keyHash` (one query for many handshakes). */
+  findByKeyHashes(keyHashes: string[]): Promise<(AgentRecord & { keyHash: string })[]>;
   get(id: string): Promise<AgentRecord | undefined>;
   getByName(name: string): Promise<AgentRecord | undefined>;
   /** Ordered by name; nameContains matches case-insensitively. */
@@ -79,6 +81,11 @@ export function createAgentsRepository(db: Db): AgentsRepository {
       }
     },
     findByKeyHash: (keyHash) => one(`SELECT ${columns} FROM agents WHERE key_hash = $1`, [keyHash]),
+    async findByKeyHashes(keyHashes) {
+      if (keyHashes.length === 0) return [];
+      const r = await db.query<AgentRecord & { keyHash: string }>(`SELECT ${columns}, key_hash AS "keyHash" FROM agents WHERE key_hash = ANY($1::text[])`, [keyHashes]);
+      return r.rows;
+    },
     get: async (id) => (isUuid(id) ? one(`SELECT ${columns} FROM agents WHERE id = $1`, [id]) : undefined),
     getByName: (name) => one(`SELECT ${columns} FROM agents WHERE name = $1`, [name]),
     async list(filter = {}) {
