@@ -5,13 +5,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { hashAgentKey } from "../../server/auth/agent-keys.ts";
+import { freePort } from "../../test/support/free-port.ts";
 import { testPgUrl } from "../../test/support/pg-url.ts";
+
+export { freePort };
 import { spawnGuru, type GuruProcess } from "../../test/support/server-process.ts";
 import { simAgentKey } from "./agent-keys.ts";
 
@@ -58,17 +60,6 @@ export async function createBenchDatabase(): Promise<{ url: string; drop(): Prom
       await c.end();
     },
   };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface BenchServer {
