@@ -24,7 +24,7 @@ export const agentOptions = {
   allow: { env: "GURU_ALLOW", flag: "allow", schema: stringList, default: undefined as string[] | undefined, describe: "allowed paths (comma-separated or repeated); default the current directory" },
   policyFile: { env: "GURU_POLICY", flag: "policy", schema: z.string().min(1), default: undefined as string | undefined, describe: "the local policy file (JSON) the endpoint's owner controls" },
   stateDir: { env: "GURU_AGENT_STATE_DIR", flag: "state-dir", schema: z.string().min(1), default: join(homedir(), ".guru-agent"), describe: "where the agent keeps partial uploads' state and its operation log" },
-  backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
+  backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects (full jitter: the first after a lost link within 5 s, then up to half the time offline, or the server's Retry-After)" },
   logLevel: { env: "GURU_LOG_LEVEL", flag: "log-level", schema: z.string(), default: "info", describe: "log level" },
   keepBackups: {
     env: "GURU_KEEP_BACKUPS",

@@ -18,7 +18,7 @@ export const serverOptions = {
   heartbeatIntervalMs: { env: "GURU_HEARTBEAT_INTERVAL_MS", flag: "heartbeat-interval-ms", ...ms("how often agents send a heartbeat", 30_000, 50) },
   heartbeatDeadlineMs: { env: "GURU_HEARTBEAT_DEADLINE_MS", flag: "heartbeat-deadline-ms", ...ms("silence after which an agent link is dead", 90_000, 100) },
   handshakeTimeoutMs: { env: "GURU_HANDSHAKE_TIMEOUT_MS", ...ms("time an agent has to send its Hello after the upgrade", 10_000) },
-  maxConcurrentHandshakes: { env: "GURU_MAX_CONCURRENT_HANDSHAKES", schema: wholeNumber(1), default: 128, describe: "agent upgrades being authenticated at once; more get 503" },
+  maxConcurrentHandshakes: { env: "GURU_MAX_CONCURRENT_HANDSHAKES", schema: wholeNumber(1), default: 128, describe: "agent upgrades being authenticated at once; more get 503 with a staggered Retry-After" },
   tunnelOpenTimeoutMs: { env: "GURU_TUNNEL_OPEN_TIMEOUT_MS", ...ms("time an agent has to answer TunnelOpen", 10_000) },
   sessionIdleMs: { env: "GURU_SESSION_IDLE_MS", ...ms("a tunnel without activity for this long expires", 4 * 3600_000) },
   sessionSweepIntervalMs: { env: "GURU_SESSION_SWEEP_INTERVAL_MS", ...ms("how often idle tunnels are looked for", 60_000, 10) },
