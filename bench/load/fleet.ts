@@ -16,6 +16,7 @@ import { testPgUrl } from "../../test/support/pg-url.ts";
 export { freePort };
 import { spawnGuru, type GuruProcess } from "../../test/support/server-process.ts";
 import { simAgentKey } from "./agent-keys.ts";
+import type { SwarmCounters } from "./sim-agent.ts";
 
 const swarmScript = fileURLToPath(new URL("./swarm.ts", import.meta.url));
 const rawServerScript = fileURLToPath(new URL("./raw-ws-server.ts", import.meta.url));
@@ -145,14 +146,7 @@ export async function procUsage(pid: number): Promise<{ rssBytes: number; cpuSec
   return { rssBytes: rssKiB * 1024, cpuSeconds: userSeconds + systemSeconds, userSeconds, systemSeconds };
 }
 
-export interface SwarmSnapshot {
-  online: number;
-  connects: number;
-  dialFailures: number;
-  busyRefusals: number;
-  linkCloses: number;
-  heartbeatAcks: number;
-  execs: number;
+export interface SwarmSnapshot extends SwarmCounters {
   total: number;
   rssBytes: number;
   atMs: number;
