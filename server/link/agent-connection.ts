@@ -15,7 +15,8 @@ import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
 import type { AgentStatusWriter } from "./agent-status-writer.ts";
 
 export interface AgentConnectionOptions {
-  agent: AgentRecord;
+  /** Only what the link needs of the agent: it is kept for the link's lifetime, times thousands. */
+  agent: Pick<AgentRecord, "id" | "name">;
   store: Store;
   /** Online/offline marks, written in groups. */
   statusWriter: AgentStatusWriter;

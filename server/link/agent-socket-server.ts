@@ -95,7 +95,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   }
 
   function accept(ws: WebSocket, agent: AgentRecord): void {
-    const connection = startAgentConnection(ws, { ...options, statusWriter, agent, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
+    const connection = startAgentConnection(ws, { ...options, statusWriter, agent: { id: agent.id, name: agent.name }, logger: logger.child({ agentId: agent.id, agent: agent.name }) });
     connections.add(connection);
     void connection.finally(() => connections.delete(connection));
   }
