@@ -114,8 +114,8 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     const why = reason || `link closed (code ${code})`;
     logger.info({ code, reason }, "agent disconnected");
     try {
-      await options.statusWriter.offline(agent.id);
-      await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
+      // Its tunnels end at once; the offline mark goes with the next group write.
+      await Promise.all([options.onDisconnected(agent.id, `agent disconnected: ${why}`), options.statusWriter.offline(agent.id)]);
     } catch (err) {
       logger.error({ err }, "could not record the agent's disconnect");
     }

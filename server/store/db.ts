@@ -111,9 +111,10 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
       return pg.types.getTypeParser(oid, format as any);
     },
   };
-  // A database that does not answer a connection within 5 s fails the call
-  // (Unavailable) instead of holding it, and every caller behind it, forever.
-  const pool = new pg.Pool({ connectionString: databaseUrl, types, connectionTimeoutMillis: 5_000 });
+  // No connectionTimeoutMillis: pg-pool applies it to the wait for a free
+  // client too, so a busy server would fail calls that only queue. A stopped
+  // database refuses connections at once, which is answered as Unavailable.
+  const pool = new pg.Pool({ connectionString: databaseUrl, types });
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on("error", (err) => logger?.warn({ err }, "idle database connection failed"));
   let closed = false;

@@ -113,7 +113,6 @@ describe.skipIf(unavailable !== undefined)(`database outage${unavailable ? ` (sk
     expect(failures.length).toBeGreaterThan(0);
     for (const f of failures) expect(f.code).toBe(Code.Unavailable);
     expect(Math.max(...outcomes.map((o) => o.ms))).toBeLessThan(8_000);
-    expect(outcomes.filter((o) => !o.during && !o.ok).length).toBeLessThanOrEqual(4); // at most the calls in flight as it went down
 
     // Nothing half-written: one active tunnel (ours), and every command that ran has its audit row.
     const client = new pg.Client({ connectionString: db.url });
