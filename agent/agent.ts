@@ -14,7 +14,7 @@ import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
 import { checkHelloAck } from "../lib/wire/hello-check.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
-import { dialServer } from "./link/dial.ts";
+import { dialServer, retryAfterMsOf } from "./link/dial.ts";
 import { createReconnectDelay } from "./link/reconnect-delay.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
@@ -29,7 +29,7 @@ export interface AgentOptions {
   handlers: Omit<HandlerContext, "tunnel" | "logger">;
   capabilities: string[];
   limits?: Partial<WireLimits>;
-  backoff?: { baseMs: number; maxMs: number };
+  backoff?: { maxMs: number; spreadMs?: number };
   /** The shortest pause after the server replaced this agent's link with another connection using its key. */
   replacedBackoffMs?: number;
   dialTimeoutMs?: number;
@@ -47,8 +47,8 @@ export interface RunningAgent {
 export function startAgent(options: AgentOptions): RunningAgent {
   const { logger } = options;
   const limits = { ...defaultWireLimits, ...options.limits };
-  const reconnectDelay = createReconnectDelay({
-    backoff: options.backoff ?? { baseMs: 500, maxMs: 60_000 },
+  const backoff = createReconnectDelay({
+    backoff: options.backoff ?? { maxMs: 60_000 },
     replacedMinMs: options.replacedBackoffMs ?? 60_000,
   });
   const tunnel = createTunnelState();
@@ -73,7 +73,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
         current.setPeerLimits({ initialWindowBytes: ack.initialWindowBytes, maxFrameBytes: ack.maxFrameBytes });
         current.setHeartbeat?.({ intervalMs: ack.heartbeatIntervalMs, deadlineMs: ack.heartbeatDeadlineMs, send: true });
         connected = true;
-        reconnectDelay.connected();
+        backoff.connected();
         logger.info({ agentId: ack.agentId, serverVersion: ack.serverVersion }, "connected to the server");
         return;
       }
@@ -176,6 +176,8 @@ export function startAgent(options: AgentOptions): RunningAgent {
       }),
     });
     const { code, reason } = await current.closed;
+    if (connected) backoff.linkLost();
+    else backoff.failed();
     connected = false;
     link = undefined;
     options.consent?.handler.clear();
@@ -192,9 +194,10 @@ export function startAgent(options: AgentOptions): RunningAgent {
         closeCode = await connectOnce();
       } catch (err) {
         logger.warn({ reason: (err as Error).message }, "could not connect to the server");
+        backoff.failed(retryAfterMsOf(err));
       }
       if (stopped) break;
-      const { delayMs, replaced } = reconnectDelay.next(closeCode);
+      const { delayMs, replaced } = backoff.next(closeCode);
       if (replaced) logger.warn({ delayMs }, "another process connected with this agent's key and replaced this link; waiting before trying again");
       else logger.info({ delayMs }, "reconnecting after a pause");
       await new Promise<void>((resolve) => {

@@ -54,7 +54,13 @@ const agentOptions = {
     default: join(homedir(), ".guru-agent"),
     describe: "where the agent keeps partial uploads' state and its operation log",
   },
-  backoffMaxMs: { env: "GURU_BACKOFF_MAX_MS", schema: wholeNumber(100), default: 60_000, describe: "the longest pause between reconnects" },
+  backoffMaxMs: {
+    env: "GURU_BACKOFF_MAX_MS",
+    schema: wholeNumber(100),
+    default: 60_000,
+    describe:
+      "the longest pause between reconnects (full jitter: the first after a lost link within 5 s, then up to half the time offline, or the server's Retry-After)",
+  },
   replacedBackoffMs: {
     env: "GURU_REPLACED_BACKOFF_MS",
     schema: wholeNumber(100),

@@ -81,7 +81,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     key,
     logger,
     capabilities,
-    backoff: { baseMs: 500, maxMs: config.backoffMaxMs },
+    backoff: { maxMs: config.backoffMaxMs },
     replacedBackoffMs: config.replacedBackoffMs,
     handlers: { policy, pathGuard, oplog, uploads, launcher, execSetup, chunkBytes: defaultWireLimits.chunkBytes, terminals: createTerminalRegistry(), system },
   });

@@ -46,7 +46,7 @@ const serverOptions = {
     env: "GURU_MAX_CONCURRENT_HANDSHAKES",
     schema: wholeNumber(1),
     default: 128,
-    describe: "agent upgrades being authenticated at once; more get 503",
+    describe: "agent upgrades being authenticated at once; more get 503 with a staggered Retry-After",
   },
   tunnelOpenTimeoutMs: { env: "GURU_TUNNEL_OPEN_TIMEOUT_MS", ...ms("time an agent has to answer TunnelOpen", 10_000) },
   sessionIdleMs: { env: "GURU_SESSION_IDLE_MS", ...ms("a tunnel without activity for this long expires", 4 * 3600_000) },

@@ -13,13 +13,27 @@ function agentEndpoint(serverUrl: string): string {
   return url.toString();
 }
 
-export function dialServer(options: { serverUrl: string; key: string; maxPayloadBytes: number; timeoutMs: number }): Promise<WebSocket> {
+/** The server's Retry-After of a refused dial (503 busy, 429), in ms; undefined when it named none. */
+export function retryAfterMsOf(err: unknown): number | undefined {
+  const value = err instanceof GuruError ? err.details.retryAfterMs : undefined;
+  return typeof value === "number" ? value : undefined;
+}
+
+export function dialServer(options: {
+  serverUrl: string;
+  key: string;
+  maxPayloadBytes: number;
+  timeoutMs: number;
+  /** The local address to dial from (the load generator spreads its sockets over 127.0.0.0/8). */
+  localAddress?: string;
+}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(agentEndpoint(options.serverUrl), wireProtocol, {
       headers: { authorization: `Bearer ${options.key}` },
       perMessageDeflate: false,
       maxPayload: options.maxPayloadBytes,
       handshakeTimeout: options.timeoutMs,
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
     ws.binaryType = "nodebuffer";
     const fail = (err: Error) => {
@@ -34,11 +48,10 @@ export function dialServer(options: { serverUrl: string; key: string; maxPayload
       res.on("data", (chunk: string) => (body += chunk.slice(0, 1024)));
       res.on("end", () => {
         const kind = res.statusCode === 401 ? "unauthenticated" : res.statusCode === 503 ? "unavailable" : "invalid";
-        fail(
-          new GuruError(kind, `the server refused the connection (HTTP ${res.statusCode}): ${body.trim() || res.statusMessage}`, {
-            details: { status: res.statusCode },
-          }),
-        );
+        // Retry-After in seconds (RFC 9110); a busy server staggers the values it hands out.
+        const retryAfterS = Number(res.headers["retry-after"]);
+        const details = { status: res.statusCode, ...(Number.isFinite(retryAfterS) && retryAfterS >= 0 ? { retryAfterMs: retryAfterS * 1000 } : {}) };
+        fail(new GuruError(kind, `the server refused the connection (HTTP ${res.statusCode}): ${body.trim() || res.statusMessage}`, { details }));
       });
     });
     ws.once("error", (err) => fail(new GuruError("unavailable", describeDialError(err, options.serverUrl), { cause: err })));

@@ -1,9 +1,9 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { OutputStream } from "../../gen/guru/wire/v1/exec_pb.js";
-import { ChannelDataSchema, FrameSchema, HelloSchema, LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
+import { ChannelDataSchema, FrameSchema, HeartbeatAckSchema, HeartbeatSchema, HelloSchema, LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
 import { closeCodeName, closeCodes, shouldReconnect } from "./close-codes.ts";
-import { decodeFrame, encodeDataFrame, encodeFrame, makeFrame, WireProtocolError } from "./codec.ts";
+import { decodeFrame, encodeDataFrame, encodeFrame, encodeHeartbeatAck, heartbeatSequenceOf, makeFrame, WireProtocolError } from "./codec.ts";
 import { defaultWireLimits } from "./limits.ts";
 
 const max = defaultWireLimits.maxFrameBytes;
@@ -104,3 +104,35 @@ describe("close codes", () => {
     expect(shouldReconnect(closeCodes.replaced)).toBe(false);
   });
 });
+
+describe("codec: heartbeat fast path", () => {
+  const sequences = [0n, 1n, 127n, 128n, 300n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n];
+
+  it("reads the sequence of every Heartbeat frame the generic encoder writes", () => {
+    for (const sequence of sequences) {
+      const bytes = encodeFrame(makeFrame(0, { case: "heartbeat", value: create(HeartbeatSchema, { sequence }) }));
+      expect(heartbeatSequenceOf(bytes)).toBe(sequence);
+    }
+  });
+
+  it("writes HeartbeatAck frames byte-for-byte like the generic encoder", () => {
+    for (const sequence of sequences) {
+      const generic = encodeFrame(makeFrame(0, { case: "heartbeatAck", value: create(HeartbeatAckSchema, { sequence }) }));
+      expect(Buffer.from(encodeHeartbeatAck(sequence))).toEqual(Buffer.from(generic));
+    }
+  });
+
+  it("leaves everything else to the generic decoder", () => {
+    const onChannel = encodeFrame(makeFrame(3, { case: "heartbeat", value: create(HeartbeatSchema, { sequence: 5n }) }));
+    const ack = encodeFrame(makeFrame(0, { case: "heartbeatAck", value: create(HeartbeatAckSchema, { sequence: 5n }) }));
+    const beat = encodeFrame(makeFrame(0, { case: "heartbeat", value: create(HeartbeatSchema, { sequence: 5n }) }));
+    const trailing = Uint8Array.of(...beat, 0x08, 0x01);
+    const truncated = Uint8Array.of(tagOf(beat), 2, 0x08, 0x85);
+    const tooLong = Uint8Array.of(tagOf(beat), 11, 0x08, ...new Array(10).fill(0xff));
+    for (const bytes of [onChannel, ack, trailing, truncated, tooLong, new Uint8Array(0), Uint8Array.of(0x62)]) {
+      expect(heartbeatSequenceOf(bytes)).toBeUndefined();
+    }
+  });
+});
+
+const tagOf = (bytes: Uint8Array) => bytes[0];

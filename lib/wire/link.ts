@@ -17,7 +17,7 @@ import { GuruError } from "../errors.ts";
 import type { Logger } from "../logging.ts";
 import { ChannelImpl, type Channel, type ChannelHost } from "./channel.ts";
 import { closeCodeName, closeCodes } from "./close-codes.ts";
-import { decodeFrame, encodeFrame, makeFrame, WireProtocolError } from "./codec.ts";
+import { decodeFrame, encodeFrame, encodeHeartbeatAck, heartbeatSequenceOf, makeFrame, WireProtocolError } from "./codec.ts";
 import { sharedFramePool } from "./frame-pool.ts";
 import { createFrameSender } from "./frame-sender.ts";
 import type { FrameSocket } from "./frame-socket.ts";
@@ -165,6 +165,14 @@ export function createLink(options: LinkOptions): Link {
     if (closedWith) return;
     if (!isBinary) {
       fail(LinkErrorCode.MALFORMED_FRAME, "text message received; agent links carry binary guru.wire.v1 Frames only", closeCodes.unsupportedData);
+      return;
+    }
+    // The common case on an idle link, answered without building Frame objects.
+    const heartbeatSequence = heartbeatSequenceOf(bytes);
+    if (heartbeatSequence !== undefined) {
+      heartbeat?.received();
+      lastReceivedAtMs = Date.now();
+      sender.sendUrgent(encodeHeartbeatAck(heartbeatSequence));
       return;
     }
     let frame: Frame;

@@ -62,6 +62,8 @@ const maxCommandChars = 64 * 1024;
 
 // Agent answers that mean "a check said no", not "it broke".
 const refusalKinds = new Set<ErrorKind>(["denied", "invalid", "failed_precondition", "rate_limited"]);
+/** How long a command's audit completion is retried while the database is unavailable. */
+const completionRetryMs = 5 * 60_000;
 
 /** The env as the audit row keeps it: secret-looking values redacted; null for none. */
 function auditedEnv(env: Record<string, string> | undefined): Record<string, string> | null {
@@ -218,12 +220,29 @@ export function createCommandService(options: CommandServiceOptions) {
 
   const completing = new Set<Promise<void>>();
 
+  /**
+   * The caller already has its answer, so a database outage must not leave the
+   * row without its result: the write is retried every second for up to
+   * completionRetryMs while the database is unavailable.
+   */
+  async function whileDatabaseUnavailable<T>(write: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + completionRetryMs;
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (toGuruError(err).kind !== "unavailable" || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
+  }
+
   /** Completes the audit row, then counts the outcome (failures feed the alert, which reads the rows). */
   function afterAnswer(auditId: number, outcome: AuditOutcome, failure: { technicianId: string; agentId?: string }, completion: CommandCompletion): void {
     // A macrotask later: the answer is on its way before the write starts
     // (the embedded database runs on this thread).
     const write = new Promise((resolve) => setImmediate(resolve))
-      .then(() => store.audit.completeCommand(auditId, { ...completion, outcome }))
+      .then(() => whileDatabaseUnavailable(() => store.audit.completeCommand(auditId, { ...completion, outcome })))
       .then(() => audited(outcome, failure))
       .catch((err: unknown) => logger.error({ err, auditId, ...failure }, "could not complete a command's audit row"))
       .finally(() => completing.delete(write));

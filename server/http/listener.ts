@@ -82,7 +82,10 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   server.on("upgrade", options.onUpgrade);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => {
+    // A deep accept queue (the kernel caps it at net.core.somaxconn): after a
+    // restart thousands of agents connect within seconds, and Node's default
+    // of 511 pending connections turns a burst into resets.
+    server.listen({ port: options.port, host: options.host, backlog: 4_096 }, () => {
       server.off("error", reject);
       resolve();
     });

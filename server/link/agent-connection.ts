@@ -16,13 +16,17 @@ import type { LinkChurnAlerts } from "../domain/alerts.ts";
 import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
+import type { AgentStatusWriter } from "./agent-status-writer.ts";
 import { effectiveCapabilities } from "./system-support.ts";
 
 export interface AgentConnectionOptions {
-  agent: AgentRecord;
+  /** Only what the link needs of the agent: it is kept for the link's lifetime, times thousands. */
+  agent: Pick<AgentRecord, "id" | "name">;
   /** The hash of the key the agent authenticated with at the upgrade; checked again after its Hello. */
   keyHash: string;
   store: Store;
+  /** Online/offline marks, written in groups. */
+  statusWriter: AgentStatusWriter;
   registry: AgentRegistry;
   limits: WireLimits;
   logger: Logger;
@@ -113,7 +117,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     const previous = registry.get(agent.id);
     if (previous !== undefined) await displace(previous);
     try {
-      await store.agents.markOnline(agent.id, {
+      await options.statusWriter.online(agent.id, {
         hostname: inventory?.hostname ?? "",
         os: inventory?.os ?? "",
         osRelease: inventory?.osRelease ?? "",
@@ -168,8 +172,13 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     const why = reason || `link closed (code ${code})`;
     logger.info({ code, reason }, "agent disconnected");
     try {
-      const owned = options.ownership ? await options.ownership.release(agent.id) : await store.agents.markOffline(agent.id);
-      if (owned) await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
+      if (options.ownership) {
+        // Clustered: a link that ends after its agent moved to another node changes nothing here.
+        if (await options.ownership.release(agent.id)) await options.onDisconnected(agent.id, `agent disconnected: ${why}`);
+      } else {
+        // Its tunnels end at once; the offline mark goes with the next group write.
+        await Promise.all([options.onDisconnected(agent.id, `agent disconnected: ${why}`), options.statusWriter.offline(agent.id)]);
+      }
     } catch (err) {
       logger.error({ err }, "could not record the agent's disconnect");
     }

@@ -13,10 +13,13 @@ import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
 import type { AgentRegistry } from "./agent-router.ts";
 import { startAgentConnection, type AgentConnectionOptions } from "./agent-connection.ts";
+import { createAgentKeyLookup } from "./agent-key-lookup.ts";
+import { createAgentStatusWriter } from "./agent-status-writer.ts";
+import { createHandshakePacer } from "./handshake-pacer.ts";
 
 export const wireProtocol = "guru.wire.v1";
 
-export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "logger"> {
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "logger" | "statusWriter"> {
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -35,7 +38,10 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     maxPayload: wsMaxPayloadBytes(options.limits),
     handleProtocols: (protocols) => (protocols.has(wireProtocol) ? wireProtocol : false),
   });
+  const statusWriter = createAgentStatusWriter({ agents: store.agents, logger });
+  const keyLookup = createAgentKeyLookup({ agents: store.agents });
   let handshakes = 0;
+  const pacer = createHandshakePacer(options.maxConcurrentHandshakes);
   let accepting = true;
   // Links whose cleanup has not finished; close() waits for them so nothing writes to a closed database.
   const connections = new Set<Promise<void>>();
@@ -43,7 +49,8 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
   async function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (!accepting) return refuse(socket, 503, "the server is shutting down; reconnect shortly");
     if (handshakes >= options.maxConcurrentHandshakes) {
-      return refuse(socket, 503, "too many agents are connecting at once; retry with backoff");
+      const retryAfterS = pacer.retryAfterSeconds();
+      return refuse(socket, 503, `too many agents are connecting at once; retry in ${retryAfterS} s`, { "Retry-After": String(retryAfterS) });
     }
     const address = clientAddress(req, options.trustedProxies ?? []);
     try {
@@ -58,6 +65,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       refuse(socket, 401, message);
     };
     handshakes++;
+    const startedMs = performance.now();
     try {
       const offered = String(req.headers["sec-websocket-protocol"] ?? "")
         .split(",")
@@ -69,7 +77,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       const key = agentKeyFromHeader(req.headers.authorization);
       if (key === undefined) return badKey("missing agent key: send it as 'Authorization: Bearer <agent key>'");
       const keyHash = hashAgentKey(key);
-      const agent = await store.agents.findByKeyHash(keyHash);
+      const agent = await keyLookup.find(keyHash);
       if (agent === undefined) return badKey("unknown agent key: enrol the agent and use the key shown then");
       // Not counted as a failure: a revoked agent redials by itself and is no guess, and
       // counting it would lock out good agents sharing its address.
@@ -86,11 +94,18 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       refuse(socket, 500, "the server could not check the agent key");
     } finally {
       handshakes--;
+      pacer.handshakeDone(performance.now() - startedMs);
     }
   }
 
   function accept(ws: WebSocket, agent: AgentRecord, keyHash: string): void {
-    const connection = startAgentConnection(ws, { ...options, agent, keyHash, logger: logger.child({ agentId: agent.id, agent: agent.name }) })
+    const connection = startAgentConnection(ws, {
+      ...options,
+      statusWriter,
+      agent: { id: agent.id, name: agent.name },
+      keyHash,
+      logger: logger.child({ agentId: agent.id, agent: agent.name }),
+    })
       // The connection logs its own failures; this only keeps a bug from becoming an unhandled rejection.
       .catch((err: unknown) => logger.error({ err, agentId: agent.id }, "agent connection cleanup failed"))
       .finally(() => connections.delete(connection));
@@ -106,6 +121,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
     async close(): Promise<void> {
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       await Promise.allSettled([...connections]);
+      await statusWriter.idle();
     },
   };
 }

@@ -35,6 +35,19 @@ describeDatabases("agents", (kind) => {
     expect((await ctx.store.agents.list({ nameContains: "_" })).map((a) => a.name)).toEqual(["100%_sure"]);
   });
 
+  it("finds many agents by key hash in one query", async () => {
+    const a = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-1" });
+    const b = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-2" });
+    const found = await ctx.store.agents.findByKeyHashes(["h-many-2", "h-many-1", "h-none", "h-many-1"]);
+    expect(found.map((f) => [f.id, f.keyHash]).sort()).toEqual(
+      [
+        [a.id, "h-many-1"],
+        [b.id, "h-many-2"],
+      ].sort(),
+    );
+    expect(await ctx.store.agents.findByKeyHashes([])).toEqual([]);
+  });
+
   it("tracks online state and inventory", async () => {
     const a = await seedAgent(ctx.store);
     const online = await ctx.store.agents.markOnline(a.id, inventory);
@@ -46,6 +59,25 @@ describeDatabases("agents", (kind) => {
     expect((await ctx.store.agents.get(a.id))!.hostname).toBe("host1");
     expect(await ctx.store.agents.markOnline("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab", inventory)).toBeUndefined();
     expect(await ctx.store.agents.markOffline("bogus")).toBe(false);
+  });
+
+  it("writes many agents' link status in one call, each with its own inventory", async () => {
+    const [a, b, c] = await Promise.all([seedAgent(ctx.store), seedAgent(ctx.store), seedAgent(ctx.store)]);
+    await ctx.store.agents.markOnline(c.id, inventory);
+    const other = { ...inventory, hostname: "host2", capabilities: [] };
+    await ctx.store.agents.applyLinkStatus(
+      [
+        { id: a.id, inventory },
+        { id: b.id, inventory: other },
+        { id: "not-a-uuid", inventory },
+      ],
+      [c.id, "bogus"],
+    );
+    expect(await ctx.store.agents.get(a.id)).toMatchObject({ online: true, hostname: "host1", capabilities: ["exec", "files"] });
+    expect(await ctx.store.agents.get(b.id)).toMatchObject({ online: true, hostname: "host2", capabilities: [] });
+    expect(await ctx.store.agents.get(c.id)).toMatchObject({ online: false, hostname: "host1" });
+    expect((await ctx.store.agents.get(a.id))!.lastSeenAt).toBeInstanceOf(Date);
+    await ctx.store.agents.applyLinkStatus([], []);
   });
 
   it("marks every agent offline at server start", async () => {

@@ -33,6 +33,8 @@ export interface AgentsRepository {
   enroll(input: { name: string; keyHash: string }): Promise<AgentRecord>;
   /** Also finds revoked agents, so auth can say "revoked" rather than "unknown key". */
   findByKeyHash(keyHash: string): Promise<AgentRecord | undefined>;
+  /** The agents holding any of these key hashes, each with its `keyHash` (one query for many handshakes). */
+  findByKeyHashes(keyHashes: string[]): Promise<(AgentRecord & { keyHash: string })[]>;
   get(id: string): Promise<AgentRecord | undefined>;
   getByName(name: string): Promise<AgentRecord | undefined>;
   /** Ordered by name; nameContains matches case-insensitively. */
@@ -43,6 +45,12 @@ export interface AgentsRepository {
   rotateKey(id: string, keyHash: string): Promise<AgentRecord | undefined>;
   markOnline(id: string, inventory: AgentInventory): Promise<AgentRecord | undefined>;
   markOffline(id: string): Promise<boolean>;
+  /**
+   * Many agents' link status in one transaction of two statements (the
+   * handshake path's group commit): those online with their inventory, those
+   * offline. An id in both lists is an error of the caller.
+   */
+  applyLinkStatus(online: { id: string; inventory: AgentInventory }[], offline: string[]): Promise<void>;
   touchLastSeen(id: string): Promise<boolean>;
   /** At server start: no link survives a restart. Returns how many were online. */
   markAllOffline(): Promise<number>;
@@ -73,6 +81,13 @@ export function createAgentsRepository(db: Db): AgentsRepository {
       }
     },
     findByKeyHash: (keyHash) => one(`SELECT ${columns} FROM agents WHERE key_hash = $1`, [keyHash]),
+    async findByKeyHashes(keyHashes) {
+      if (keyHashes.length === 0) return [];
+      const r = await db.query<AgentRecord & { keyHash: string }>(`SELECT ${columns}, key_hash AS "keyHash" FROM agents WHERE key_hash = ANY($1::text[])`, [
+        keyHashes,
+      ]);
+      return r.rows;
+    },
     get: async (id) => (isUuid(id) ? one(`SELECT ${columns} FROM agents WHERE id = $1`, [id]) : undefined),
     getByName: (name) => one(`SELECT ${columns} FROM agents WHERE name = $1`, [name]),
     async list(filter = {}) {
@@ -107,6 +122,33 @@ export function createAgentsRepository(db: Db): AgentsRepository {
       if (!isUuid(id)) return false;
       const r = await db.query("UPDATE agents SET online = false, last_seen_at = now() WHERE id = $1", [id]);
       return r.rowCount > 0;
+    },
+    async applyLinkStatus(online, offline) {
+      const on = online.filter((o) => isUuid(o.id));
+      const off = offline.filter(isUuid);
+      if (on.length === 0 && off.length === 0) return;
+      await db.transaction(async (tx) => {
+        if (on.length > 0) {
+          await tx.query(
+            `UPDATE agents a SET online = true, last_seen_at = now(), hostname = v.hostname, os = v.os, os_release = v.os_release,
+               arch = v.arch, agent_version = v.agent_version,
+               capabilities = ARRAY(SELECT jsonb_array_elements_text(v.capabilities::jsonb))
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+               AS v(id, hostname, os, os_release, arch, agent_version, capabilities)
+             WHERE a.id = v.id`,
+            [
+              on.map((o) => o.id),
+              on.map((o) => o.inventory.hostname),
+              on.map((o) => o.inventory.os),
+              on.map((o) => o.inventory.osRelease),
+              on.map((o) => o.inventory.arch),
+              on.map((o) => o.inventory.agentVersion),
+              on.map((o) => JSON.stringify(o.inventory.capabilities)),
+            ],
+          );
+        }
+        if (off.length > 0) await tx.query("UPDATE agents SET online = false, last_seen_at = now() WHERE id = ANY($1::uuid[])", [off]);
+      });
     },
     async touchLastSeen(id) {
       if (!isUuid(id)) return false;

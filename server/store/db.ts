@@ -13,6 +13,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
+import { GuruError } from "../../lib/errors.ts";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Logger } from "../../lib/logging.ts";
 import { makeTreePrivate } from "../../lib/private-dir.ts";
@@ -82,6 +83,31 @@ function parseInt8(value: string): number {
   return Number(value);
 }
 
+const connectionErrorCodes = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+
+/**
+ * Errors that say the database cannot be reached (refused, dropped, shutting
+ * down, no connection in time) become GuruError "unavailable": the caller
+ * gets Unavailable and may retry, rather than an internal error. SQL errors
+ * (constraint violations and the like) pass through untouched.
+ */
+function databaseUnavailableError(err: unknown): GuruError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const code = (err as { code?: unknown }).code;
+  const byCode =
+    typeof code === "string" && (connectionErrorCodes.has(code) || code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03");
+  const byMessage =
+    /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed and is not queryable)/.test(
+      err.message,
+    );
+  if (!byCode && !byMessage) return undefined;
+  return new GuruError("unavailable", "the database is unavailable; retry shortly", { cause: err });
+}
+
+function rethrowUnavailable(err: unknown): never {
+  throw databaseUnavailableError(err) ?? err;
+}
+
 function openPg(databaseUrl: string, logger?: Logger): Db {
   const types: pg.CustomTypesConfig = {
     getTypeParser(oid: number, format?: "text" | "binary") {
@@ -90,6 +116,9 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
       return pg.types.getTypeParser(oid, format);
     },
   };
+  // No connectionTimeoutMillis: pg-pool applies it to the wait for a free
+  // client too, so a busy server would fail calls that only queue. A stopped
+  // database refuses connections at once, which is answered as Unavailable.
   const pool = new pg.Pool({ connectionString: databaseUrl, types });
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on("error", (err) => logger?.warn({ err }, "idle database connection failed"));
@@ -98,11 +127,11 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
   const clientDb = (client: pg.PoolClient, depth: number): Db => ({
     kind: "pg",
     async query<R>(sql: string, params?: unknown[]) {
-      const r = await client.query(sql, params);
+      const r = await client.query(sql, params).catch(rethrowUnavailable);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(sql: string) {
-      await client.query(sql);
+      await client.query(sql).catch(rethrowUnavailable);
     },
     transaction: (fn) => savepoint(clientDb(client, depth + 1), depth, fn),
     close: async () => {
@@ -113,20 +142,20 @@ function openPg(databaseUrl: string, logger?: Logger): Db {
   return {
     kind: "pg",
     async query<R>(sql: string, params?: unknown[]) {
-      const r = await pool.query(sql, params);
+      const r = await pool.query(sql, params).catch(rethrowUnavailable);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(sql: string) {
-      await pool.query(sql);
+      await pool.query(sql).catch(rethrowUnavailable);
     },
     async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
+      const client = await pool.connect().catch(rethrowUnavailable);
       let broken: Error | undefined;
       try {
-        await client.query("BEGIN");
+        await client.query("BEGIN").catch(rethrowUnavailable);
         try {
           const result = await fn(clientDb(client, 1));
-          await client.query("COMMIT");
+          await client.query("COMMIT").catch(rethrowUnavailable);
           return result;
         } catch (err) {
           await client.query("ROLLBACK").catch((rollbackErr: Error) => {

@@ -2,9 +2,10 @@
 // frames, silence after the upgrade. None of it disturbs other agents.
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, expect, it, onTestFinished } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
-import { ChannelDataSchema, FrameSchema, LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
+import { ChannelDataSchema, FrameSchema, HeartbeatSchema, LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
 import { encodeFrame } from "../../lib/wire/codec.ts";
 import { closeCodes } from "../../lib/wire/close-codes.ts";
 import { describeDatabases } from "../support/databases.ts";
@@ -110,5 +111,42 @@ describeDatabases("agent link", (kind) => {
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain("guru_agents_connected");
     expect(metrics).toMatch(/^guru_tunnels_opened_total [1-9]/m);
+  });
+  it("answers heartbeats without touching the database: last seen comes from the link", async () => {
+    const statements: string[] = [];
+    const quiet = await startTestServer({ kind, config: { heartbeatIntervalMs: 50, heartbeatDeadlineMs: 5_000 }, onQuery: (sql) => statements.push(sql) });
+    onTestFinished(() => quiet.close());
+    const real = await quiet.startAgent("beating-1");
+    const { agentKey } = await quiet.enrollAgent("beating-raw");
+    const raw = (await rawUpgrade(quiet.url, { key: agentKey })) as RawAgent;
+    raw.sendHello();
+    await waitFor(() => raw.frames.some((f) => f.kind.case === "helloAck"), 3000, "HelloAck");
+    // Let the connects' own writes (online marks, audit) finish.
+    let seen = -1;
+    await waitFor(
+      async () => {
+        const settled = statements.length === seen;
+        seen = statements.length;
+        if (!settled) await new Promise((r) => setTimeout(r, 300));
+        return settled;
+      },
+      10_000,
+      "the database to go quiet",
+    );
+    const before = statements.length;
+    const lastSeenBefore = quiet.server.router.lastSeen(real.agentId)!.getTime();
+
+    for (let i = 1; i <= 500; i++) raw.send({ case: "heartbeat", value: create(HeartbeatSchema, { sequence: BigInt(i) }) });
+    await waitFor(() => raw.frames.filter((f) => f.kind.case === "heartbeatAck").length === 500, 5000, "500 HeartbeatAcks");
+    await new Promise((r) => setTimeout(r, 500)); // the real agent beats every 50 ms meanwhile
+
+    expect(statements.slice(before)).toEqual([]);
+    const acks = raw.frames.filter((f) => f.kind.case === "heartbeatAck").map((f) => (f.kind.value as { sequence: bigint }).sequence);
+    expect(acks).toEqual(Array.from({ length: 500 }, (_, i) => BigInt(i + 1)));
+    // Last seen moved with the real agent's heartbeats, all from memory.
+    expect(quiet.server.router.lastSeen(real.agentId)!.getTime()).toBeGreaterThan(lastSeenBefore);
+    const { agents } = await quiet.admin.agents.listAgents({ nameContains: "beating-1" });
+    expect(Date.now() - timestampDate(agents[0].lastSeenAt!).getTime()).toBeLessThan(1_000);
+    raw.ws.close();
   });
 });

@@ -10,6 +10,7 @@ import { silentLogger, createLogger } from "../../lib/logging.ts";
 import type { WireLimits } from "../../lib/wire/limits.ts";
 import { loadServerConfig, type ServerConfig } from "../../server/config.ts";
 import { startServer, type GuruServer } from "../../server/server.ts";
+import type { Db } from "../../server/store/db.ts";
 import { createTestDb, type TestDbKind } from "./databases.ts";
 
 const guruBin = fileURLToPath(new URL("../../bin/guru.js", import.meta.url));
@@ -46,8 +47,32 @@ export interface TestServer {
   tempDir: string;
 }
 
-export async function startTestServer(options: { kind: TestDbKind; config?: Partial<ServerConfig>; wireLimits?: Partial<WireLimits> }): Promise<TestServer> {
-  const testDb = await createTestDb(options.kind);
+/** The same Db, calling onQuery with every statement the server sends (transactions' statements included). */
+function observedDb(db: Db, onQuery: (sql: string) => void): Db {
+  return {
+    kind: db.kind,
+    query(sql, params) {
+      onQuery(sql);
+      return db.query(sql, params);
+    },
+    exec(sql) {
+      onQuery(sql);
+      return db.exec(sql);
+    },
+    transaction: (fn) => db.transaction((tx) => fn(observedDb(tx, onQuery))),
+    close: () => db.close(),
+  };
+}
+
+export async function startTestServer(options: {
+  kind: TestDbKind;
+  config?: Partial<ServerConfig>;
+  wireLimits?: Partial<WireLimits>;
+  /** Sees every SQL statement the server runs (to prove a path does not touch the database). */
+  onQuery?: (sql: string) => void;
+}): Promise<TestServer> {
+  const created = await createTestDb(options.kind);
+  const testDb = options.onQuery ? { ...created, db: observedDb(created.db, options.onQuery) } : created;
   const tempDir = await mkdtemp(join(tmpdir(), "guru-e2e-"));
   const logger = process.env.GURU_TEST_LOGS ? createLogger({ level: "debug" }) : silentLogger();
   const config: ServerConfig = loadServerConfig(

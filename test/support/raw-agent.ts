@@ -2,7 +2,7 @@
 // never would: garbage, oversized frames, or nothing at all.
 import { create } from "@bufbuild/protobuf";
 import WebSocket from "ws";
-import { FrameSchema, HelloSchema, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
+import { FrameSchema, HelloSchema, TunnelClosedSchema, TunnelReadySchema, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
 import { decodeFrame, encodeFrame } from "../../lib/wire/codec.ts";
 
 export interface RawAgent {
@@ -65,4 +65,19 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Makes a raw agent answer TunnelOpen with TunnelReady and TunnelClose with TunnelClosed, as an agent in heartbeat mode does. */
+export function answerTunnels(agent: RawAgent): void {
+  agent.ws.on("message", (data: Buffer) => {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(new Uint8Array(data), 64 * 1024 * 1024);
+    } catch {
+      return;
+    }
+    if (frame.kind.case === "tunnelOpen") agent.send({ case: "tunnelReady", value: create(TunnelReadySchema, { sessionId: frame.kind.value.sessionId }) });
+    else if (frame.kind.case === "tunnelClose")
+      agent.send({ case: "tunnelClosed", value: create(TunnelClosedSchema, { sessionId: frame.kind.value.sessionId }) });
+  });
 }
