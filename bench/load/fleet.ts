@@ -218,5 +218,3 @@ export function startSwarm(): Swarm {
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
-
-const kib = (bytes: number) => bytes / 1024;
