@@ -145,7 +145,7 @@ export function serveStrict<S extends DescService>(router: ConnectRouter, servic
     const handler =
       fn?.bind(impl) ??
       (() => {
-        throw new ConnectError(`${service.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+        throw new ConnectError(`${service.typeName}.${method.name} is not served by this server`, Code.Unimplemented);
       });
     router.rpc(method, handler as never, { jsonOptions: strictEnumJsonOptions(method.input) });
   }
