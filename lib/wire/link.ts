@@ -170,6 +170,8 @@ export function createLink(options: LinkOptions): Link {
     // The common case on an idle link, answered without building Frame objects.
     const heartbeatSequence = heartbeatSequenceOf(bytes);
     if (heartbeatSequence !== undefined) {
+      // Still a control frame: the fast path must not dodge the control budget.
+      if (!takeControlBudget()) return;
       heartbeat?.received();
       lastReceivedAtMs = Date.now();
       sender.sendUrgent(encodeHeartbeatAck(heartbeatSequence));
@@ -194,18 +196,22 @@ export function createLink(options: LinkOptions): Link {
     }
   }
 
+  /** One control frame's share of the budget; past it the link fails (1008). */
+  function takeControlBudget(): boolean {
+    if (controlBudget.take()) return true;
+    fail(
+      LinkErrorCode.PROTOCOL_VIOLATION,
+      `more than ${limits.controlBurstFrames} control frames at once (then ${limits.controlFramesPerSecond} a second) on channel 0`,
+      closeCodes.policyViolation,
+    );
+    return false;
+  }
+
   function dispatch(frame: Frame): void {
     const kind = frame.kind;
     const id = frame.channelId;
     if (id === 0) {
-      if (!controlBudget.take()) {
-        fail(
-          LinkErrorCode.PROTOCOL_VIOLATION,
-          `more than ${limits.controlBurstFrames} control frames at once (then ${limits.controlFramesPerSecond} a second) on channel 0`,
-          closeCodes.policyViolation,
-        );
-        return;
-      }
+      if (!takeControlBudget()) return;
       switch (kind.case) {
         case "heartbeat":
           sendControl({ case: "heartbeatAck", value: create(HeartbeatAckSchema, { sequence: kind.value.sequence }) });

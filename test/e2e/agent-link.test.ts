@@ -114,7 +114,13 @@ describeDatabases("agent link", (kind) => {
   });
   it("answers heartbeats without touching the database: last seen comes from the link", async () => {
     const statements: string[] = [];
-    const quiet = await startTestServer({ kind, config: { heartbeatIntervalMs: 50, heartbeatDeadlineMs: 5_000 }, onQuery: (sql) => statements.push(sql) });
+    // A burst of 500 heartbeats is over the default control-frame budget (100 at once); this test is about the database.
+    const quiet = await startTestServer({
+      kind,
+      config: { heartbeatIntervalMs: 50, heartbeatDeadlineMs: 5_000 },
+      wireLimits: { controlBurstFrames: 1_000 },
+      onQuery: (sql) => statements.push(sql),
+    });
     onTestFinished(() => quiet.close());
     const real = await quiet.startAgent("beating-1");
     const { agentKey } = await quiet.enrollAgent("beating-raw");
