@@ -3,68 +3,26 @@
 import { create } from "@bufbuild/protobuf";
 import {
   RegistryValueSchema,
-  RegistryValueType as WireValueType,
-  ServiceAction as WireAction,
   ServiceInfoSchema,
-  ServiceStartMode as WireStartMode,
-  ServiceState as WireState,
   type RegistryValue as WireRegistryValue,
+  type RegistryValueType as WireValueType,
+  type ServiceAction as WireAction,
   type ServiceInfo as WireServiceInfo,
 } from "../../gen/guru/wire/v1/system_pb.js";
-import type { RegistryValue, RegistryValueType, ServiceAction, ServiceInfo, ServiceState, StartMode } from "../system-types.ts";
+import { registryValueTypes, serviceActions, serviceStates, startModes } from "../system-codes.ts";
+import type { RegistryValue, RegistryValueType, ServiceAction, ServiceInfo } from "../system-types.ts";
 
-function invert<K extends string, V extends number>(map: Record<K, V>): Record<number, K> {
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [v, k])) as Record<number, K>;
-}
-
-const states: Record<ServiceState, WireState> = {
-  running: WireState.RUNNING,
-  stopped: WireState.STOPPED,
-  failed: WireState.FAILED,
-  starting: WireState.STARTING,
-  stopping: WireState.STOPPING,
-  paused: WireState.PAUSED,
-  unknown: WireState.UNKNOWN,
-};
-const startModes: Record<StartMode, WireStartMode> = {
-  automatic: WireStartMode.AUTOMATIC,
-  manual: WireStartMode.MANUAL,
-  disabled: WireStartMode.DISABLED,
-  system: WireStartMode.SYSTEM,
-  unspecified: WireStartMode.UNSPECIFIED,
-};
-const actions: Record<ServiceAction, WireAction> = {
-  start: WireAction.START,
-  stop: WireAction.STOP,
-  restart: WireAction.RESTART,
-  enable: WireAction.ENABLE,
-  disable: WireAction.DISABLE,
-};
-const valueTypes: Record<RegistryValueType, WireValueType> = {
-  sz: WireValueType.SZ,
-  expand_sz: WireValueType.EXPAND_SZ,
-  multi_sz: WireValueType.MULTI_SZ,
-  dword: WireValueType.DWORD,
-  qword: WireValueType.QWORD,
-  binary: WireValueType.BINARY,
-  none: WireValueType.NONE,
-};
-const stateNames = invert(states);
-const startModeNames = invert(startModes);
-const actionNames = invert(actions);
-const valueTypeNames = invert(valueTypes);
-
-export const wireAction = (a: ServiceAction): WireAction => actions[a];
+export const wireAction = (a: ServiceAction): WireAction => serviceActions.code(a);
 /** undefined for UNSPECIFIED or a number this build does not know. */
-export const actionName = (a: WireAction): ServiceAction | undefined => actionNames[a];
-export const valueTypeName = (t: WireValueType): RegistryValueType | undefined => valueTypeNames[t];
+export const actionName = (a: WireAction): ServiceAction | undefined => serviceActions.name(a);
+export const valueTypeName = (t: WireValueType): RegistryValueType | undefined => registryValueTypes.name(t);
 
 export function toWireService(s: ServiceInfo): WireServiceInfo {
   return create(ServiceInfoSchema, {
     name: s.name,
     displayName: s.displayName,
-    state: states[s.state],
-    startMode: startModes[s.startMode],
+    state: serviceStates.code(s.state),
+    startMode: startModes.code(s.startMode),
     pid: s.pid,
     description: s.description,
   });
@@ -74,20 +32,20 @@ export function fromWireService(s: WireServiceInfo | undefined): ServiceInfo {
   return {
     name: s?.name ?? "",
     displayName: s?.displayName ?? "",
-    state: stateNames[s?.state ?? WireState.UNKNOWN] ?? "unknown",
-    startMode: startModeNames[s?.startMode ?? WireStartMode.UNSPECIFIED] ?? "unspecified",
+    state: serviceStates.name(s?.state ?? 0) ?? "unknown",
+    startMode: startModes.name(s?.startMode ?? 0) ?? "unspecified",
     pid: s?.pid ?? 0,
     description: s?.description ?? "",
   };
 }
 
 export function toWireValue(v: RegistryValue): WireRegistryValue {
-  return create(RegistryValueSchema, { name: v.name, type: valueTypes[v.type], data: v.data, multiString: v.multiString });
+  return create(RegistryValueSchema, { name: v.name, type: registryValueTypes.code(v.type), data: v.data, multiString: v.multiString });
 }
 
 export function fromWireValue(v: WireRegistryValue): RegistryValue;
 export function fromWireValue(v: WireRegistryValue | undefined): RegistryValue | undefined;
 export function fromWireValue(v: WireRegistryValue | undefined): RegistryValue | undefined {
   if (v === undefined) return undefined;
-  return { name: v.name, type: valueTypeNames[v.type] ?? "none", data: v.data, multiString: [...v.multiString] };
+  return { name: v.name, type: registryValueTypes.name(v.type) ?? "none", data: v.data, multiString: [...v.multiString] };
 }
