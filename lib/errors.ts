@@ -55,12 +55,14 @@ export const errorReasons = {
   AGENT_REVOKED: "denied",
   SESSION_NOT_OWNED: "denied",
   UPLOAD_NOT_OWNED: "denied",
+  RECORDING_NOT_OWNED: "denied",
   PATH_NOT_ALLOWED: "denied",
   FILE_ACCESS_DENIED: "denied",
   POLICY_DENIED: "denied",
   AGENT_NOT_FOUND: "not_found",
   SESSION_NOT_FOUND: "not_found",
   UPLOAD_NOT_FOUND: "not_found",
+  RECORDING_NOT_FOUND: "not_found",
   TOKEN_NOT_FOUND: "not_found",
   TECHNICIAN_NOT_FOUND: "not_found",
   PATH_NOT_FOUND: "not_found",
@@ -108,6 +110,7 @@ export const errorReasons = {
   VIEWER_TOKEN_USED: "unauthenticated",
   VIEWER_TOKEN_REVOKED: "unauthenticated",
   VIEWER_TOKEN_WRONG_ORIGIN: "denied",
+  VIEWER_TOKEN_REFUSED: "unauthenticated",
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorReason = keyof typeof errorReasons;

@@ -35,6 +35,7 @@ import { createTerminalService } from "./domain/terminals.ts";
 import { createSystemService } from "./domain/system.ts";
 import { createUploadService } from "./domain/uploads.ts";
 import { createOperationalRoutes } from "./http/health.ts";
+import { createRecordingRoutes } from "./http/recording-routes.ts";
 import { createTransferRoutes } from "./http/transfer-routes.ts";
 import { startListener } from "./http/listener.ts";
 import { createTerminalSocketServer, technicianAuthenticator } from "./http/terminal-socket.ts";
@@ -340,6 +341,13 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     authFailures,
     trustedProxies: config.trustedProxies,
   });
+  const recordingRoutes = createRecordingRoutes({
+    tokens,
+    recordings,
+    logger: logger.child({ part: "recordings" }),
+    authFailures,
+    trustedProxies: config.trustedProxies,
+  });
   const operational = createOperationalRoutes({
     db,
     metrics: metrics.registry,
@@ -361,7 +369,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     onRequest(req, res) {
       setDefaultSecurityHeaders(res);
       operational(req, res)
-        .then(async (handled) => handled || (await viewer(req, res)) || (await transfers(req, res)))
+        .then(async (handled) => handled || (await viewer(req, res)) || (await transfers(req, res)) || (await recordingRoutes(req, res)))
         .then(
           (handled) => {
             if (!handled) rpc(req, res);

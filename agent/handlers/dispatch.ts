@@ -43,7 +43,8 @@ export interface HandlerContext {
 
 export async function dispatchChannel(channel: Channel, open: ChannelOpen, ctx: HandlerContext): Promise<void> {
   const request = open.request;
-  if (request.case === "exec") ctx.tunnel.requireCapability("exec");
+  // A terminal runs commands: it needs what the person approved for commands, as the server's viewer check does.
+  if (request.case === "exec" || request.case === "pty") ctx.tunnel.requireCapability("exec");
   else if (request.case !== undefined) ctx.tunnel.requireCapability("files");
   switch (request.case) {
     case "exec":

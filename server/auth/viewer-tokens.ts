@@ -3,7 +3,7 @@
 // session and one origin the partner's key allows, redeemable once within at
 // most five minutes, revoked when the session ends.
 import { randomUUID } from "node:crypto";
-import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from "jose";
+import { SignJWT, decodeJwt, jwtVerify, errors as joseErrors, type JWTPayload } from "jose";
 import { GuruError, type ErrorReason } from "../../lib/errors.ts";
 import { requireUuid } from "../domain/ids.ts";
 import type { PartnerKey } from "../domain/partner-key.ts";
@@ -36,6 +36,26 @@ export function normalizeOrigin(origin: string): string | undefined {
     return url.origin;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Viewer tokens open their session's live terminal and nothing else: a route
+ * that takes technician tokens refuses one by name, so the caller learns why.
+ * The claims are read unverified, only to choose the message; the technician
+ * check would refuse the token anyway.
+ */
+export function refuseViewerToken(credential: string): void {
+  let audience: unknown;
+  try {
+    audience = decodeJwt(credential).aud;
+  } catch {
+    return;
+  }
+  if (audience === viewerAudience || (Array.isArray(audience) && audience.includes(viewerAudience))) {
+    throw new GuruError("unauthenticated", "viewer tokens open only their session's live terminal; replaying a recording needs a technician token", {
+      reason: "VIEWER_TOKEN_REFUSED",
+    });
   }
 }
 

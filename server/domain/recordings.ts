@@ -38,9 +38,10 @@ export function createRecordingService(deps: { store: Pick<Store, "terminals"> }
   async function get(principal: Principal, recordingId: string): Promise<TerminalRecord> {
     requireUuid(recordingId, "recording id");
     const row = await store.terminals.get(recordingId);
-    if (row === undefined || row.recordingId === null) throw new GuruError("not_found", `no recording ${recordingId}`);
+    if (row === undefined || row.recordingId === null)
+      throw new GuruError("not_found", `no recording ${recordingId}`, { reason: "RECORDING_NOT_FOUND", metadata: { recordingId } });
     if (row.technicianId !== principal.technicianId && principal.role !== "admin") {
-      throw new GuruError("denied", `recording ${recordingId} belongs to another technician`);
+      throw new GuruError("denied", `recording ${recordingId} belongs to another technician`, { reason: "RECORDING_NOT_OWNED", metadata: { recordingId } });
     }
     return row;
   }

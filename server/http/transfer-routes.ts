@@ -13,40 +13,17 @@
 // an upload is named by the id StartUpload returned. Refusals answer a JSON
 // body {code, message, details} with Connect's error code names.
 import type http from "node:http";
-import type http2 from "node:http2";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { GuruError, isGuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
+import { codeOfKind } from "../../lib/api-errors.ts";
+import { GuruError, isGuruError, toGuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
-import { clientAddress, type AuthFailureLimit } from "../auth/auth-failures.ts";
+import type { AuthFailureLimit } from "../auth/auth-failures.ts";
 import type { TokenService } from "../auth/tokens.ts";
 import type { FileService } from "../domain/files.ts";
-import type { Principal } from "../domain/principal.ts";
 import type { UploadService } from "../domain/uploads.ts";
-import { refuseIntegrationKey } from "../rpc/partner-auth.ts";
-import { codeOfKind } from "../../lib/api-errors.ts";
-
-type Req = http.IncomingMessage | http2.Http2ServerRequest;
-type Res = http.ServerResponse | http2.Http2ServerResponse;
+import { createBearerAuth, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
 
 const transferPathPrefix = "/transfer/";
-
-/** HTTP statuses of the bulk path; a wrong offset is 409 Conflict, as for a Content-Range that does not fit. */
-const statusOf: Record<ErrorKind, number> = {
-  invalid: 400,
-  not_found: 404,
-  conflict: 409,
-  failed_precondition: 409,
-  denied: 403,
-  unauthenticated: 401,
-  agent_offline: 503,
-  unavailable: 503,
-  timeout: 504,
-  canceled: 499,
-  too_large: 413,
-  rate_limited: 429,
-  internal: 500,
-  data_loss: 500,
-};
 
 /**
  * Upload bytes reach the agent in pieces of this size: the HTTP socket hands
@@ -69,37 +46,7 @@ const contentRangePattern = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 export function createTransferRoutes(options: TransferRoutesOptions) {
   const { logger } = options;
 
-  function sendError(res: Res, err: unknown): void {
-    const error = toGuruError(err);
-    if (error.kind === "internal") logger.error({ err: error.cause ?? error }, "internal error on the transfer route");
-    const out = res as http.ServerResponse;
-    if (out.headersSent) return;
-    // The same facts as the Connect API's ErrorInfo detail: reason and metadata, never the log-only details.
-    const body = JSON.stringify({
-      code: codeToString(codeOfKind[error.kind]),
-      message: error.message,
-      reason: error.reason,
-      metadata: error.metadata,
-      kind: error.kind,
-    });
-    out.writeHead(statusOf[error.kind], { "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) });
-    out.end(body);
-  }
-
-  async function authenticate(req: Req): Promise<Principal> {
-    const address = clientAddress(req, options.trustedProxies);
-    options.authFailures?.check(address);
-    const header = req.headers.authorization;
-    const match = typeof header === "string" ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
-    try {
-      if (match === null) throw new GuruError("unauthenticated", "missing token: send 'Authorization: Bearer <token>' (GURU_TOKEN)");
-      refuseIntegrationKey(match[1]);
-      return await options.tokens.verify(match[1]);
-    } catch (err) {
-      if (isGuruError(err, "unauthenticated")) options.authFailures?.fail(address);
-      throw err;
-    }
-  }
+  const authenticate = createBearerAuth(options);
 
   async function upload(req: Req, res: Res, uploadId: string): Promise<void> {
     const principal = await authenticate(req);
@@ -213,7 +160,7 @@ export function createTransferRoutes(options: TransferRoutesOptions) {
         throw new GuruError("invalid", `${req.method} is not allowed here: PUT /transfer/uploads/{uploadId}, GET /transfer/download`);
       else throw new GuruError("not_found", `no transfer route ${url.pathname}`);
     } catch (err) {
-      sendError(res, err);
+      sendRouteError(res, err, logger);
     }
     return true;
   };

@@ -63,6 +63,7 @@ function loadAssets(): Map<string, Asset> {
   const files: [string, string, string][] = [
     ["/viewer/", join(viewerDir, "index.html"), "text/html; charset=utf-8"],
     ["/viewer/viewer.js", join(viewerDir, "viewer.js"), js],
+    ["/viewer/replay-player.js", join(viewerDir, "replay-player.js"), js],
     ["/viewer/viewer.css", join(viewerDir, "viewer.css"), css],
     ["/viewer/vendor/xterm.mjs", packageFile("@xterm/xterm", "lib/xterm.mjs"), js],
     ["/viewer/vendor/xterm.css", packageFile("@xterm/xterm", "css/xterm.css"), css],
