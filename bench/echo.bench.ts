@@ -30,13 +30,14 @@
 // transfer); p99 < 50 ms during the guru transfer. Without `sshd` the ssh
 // path is skipped with the install hint.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { f1, guruCp, makeFile, MiB, pct, print, ratio, runOut, sleep, startGuru, type Guru } from "./guru-peer.ts";
 import { openCliEcho, openSshEcho, openViewerEcho, type EchoSession } from "./echo-sessions.ts";
-import { findSshd, sshdInstallHint, startSshd, type SshPeer } from "./ssh-peer.ts";
+import { findSshd, processTree, schedSecondsOf, sshdInstallHint, startSshd, type SshPeer } from "./ssh-peer.ts";
 
 /** Pause between two probes (on any path): keystrokes typed at a brisk pace, not a flood. */
 const probeGapMs = 10;
@@ -44,6 +45,24 @@ const minSamplesUnderLoad = 200;
 const maxTransfersPerState = 4;
 
 type Samples = Map<string, number[]>;
+
+/** Run and run-queue wait of processes' main threads since `schedSnapshot`; the processes are listed again at the end, so new ones count from zero. */
+function schedSnapshot(pids: () => number[]): () => { ran: number; waited: number } {
+  const before = new Map(pids().map((pid) => [pid, schedSecondsOf(pid)]));
+  return () => {
+    let ran = 0;
+    let waited = 0;
+    for (const pid of new Set([...before.keys(), ...pids()])) {
+      const now = schedSecondsOf(pid);
+      // A process that exited reads as zero: it adds nothing.
+      if (now.ran === 0 && now.waited === 0) continue;
+      const then = before.get(pid) ?? { ran: 0, waited: 0 };
+      ran += now.ran - then.ran;
+      waited += now.waited - then.waited;
+    }
+    return { ran, waited };
+  };
+}
 
 /** Probes each session in turn, `probeGapMs` apart, until `done()`; returns the round trips in ms per session. */
 async function probeRoundRobin(sessions: EchoSession[], done: (samples: Samples) => boolean): Promise<Samples> {
@@ -121,21 +140,37 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     // Warm-up: every layer has seen keystrokes before the first sample counts.
     await probeRoundRobin(sessions, (s) => [...s.values()].every((v) => v.length >= 30));
     const loads: string[] = [];
-    const loadNow = () => loads.push(spawnSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).stdout.split(" ").slice(0, 3).join(" "));
+    const loadNow = () => loads.push(readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "));
     loadNow();
     const idle = await probeRoundRobin(sessions, (s) => [...s.values()].every((v) => v.length >= idleSamples));
     loadNow();
     const guruStarted = performance.now();
-    const duringGuru = await probeDuring(sessions, (n) => guruCp(guru, src, `echo:${join(guru.agentRoot, `up-${n}.bin`)}`, sha256));
+    const serverCpu = schedSnapshot(() => [guru.server.child.pid!]);
+    const agentCpu = schedSnapshot(() => [guru.agent.child.pid!]);
+    // Each copy is removed once it landed: the disk holds one at a time.
+    const duringGuru = await probeDuring(sessions, async (n) => {
+      const to = join(guru.agentRoot, `up-${n}.bin`);
+      await guruCp(guru, src, `echo:${to}`, sha256);
+      await rm(to);
+    });
+    const cpuServer = serverCpu();
+    const cpuAgent = agentCpu();
     const guruSeconds = (performance.now() - guruStarted) / 1000;
     loadNow();
     let duringScp: { samples: Samples; transfers: number } | undefined;
     let scpSeconds = 0;
+    let cpuSshd = { ran: 0, waited: 0 };
     if (ssh !== undefined) {
       const peer = ssh;
       const scpStarted = performance.now();
       const scpArgs = peer.muxArgs.map((a) => (a === "-p" ? "-P" : a));
-      duringScp = await probeDuring(sessions, (n) => runOut("scp", [...scpArgs, "-q", src, `${peer.target}:${join(dir, `scp-${n}.bin`)}`]));
+      const sshdCpu = schedSnapshot(() => processTree(peer.sshd.pid!));
+      duringScp = await probeDuring(sessions, async (n) => {
+        const to = join(dir, `scp-${n}.bin`);
+        await runOut("scp", [...scpArgs, "-q", src, `${peer.target}:${to}`]);
+        await rm(to);
+      });
+      cpuSshd = sshdCpu();
       scpSeconds = (performance.now() - scpStarted) / 1000;
       loadNow();
     }
@@ -182,6 +217,11 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
       verdicts.push(`p99 during guru cp ${f1(p99)} ms < 50 ms ${p99 < 50 ? "met" : "missed"}`);
       print(`target ${name}: ${verdicts.join("; ")}`);
     }
+    const cpu = (c: { ran: number; waited: number }) => `ran ${f1(c.ran)} s, waited for a CPU ${f1(c.waited)} s`;
+    print(
+      `main threads during guru cp: server ${cpu(cpuServer)}; agent ${cpu(cpuAgent)}` +
+        (ssh !== undefined ? `; during scp: sshd and its per-connection processes ${cpu(cpuSshd)}` : ""),
+    );
     print(`load average (1/5/15 min) before idle, after idle, after guru cp${ssh ? ", after scp" : ""}: ${loads.join(" | ")}`);
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
