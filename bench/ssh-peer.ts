@@ -179,3 +179,28 @@ export function cpuSecondsOf(pid: number, withChildren = false): number {
   const children = withChildren ? Number(fields[13]) + Number(fields[14]) : 0;
   return (own + children) / ticksPerSecond;
 }
+
+/**
+ * Seconds a process's main thread ran and waited for a CPU while runnable
+ * (/proc/…/schedstat). On a busy machine the wait is where latency goes that
+ * no code path explains.
+ */
+export function schedSecondsOf(pid: number): { ran: number; waited: number } {
+  try {
+    const [ran, waited] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ").map(Number);
+    return { ran: ran / 1e9, waited: waited / 1e9 };
+  } catch {
+    return { ran: 0, waited: 0 };
+  }
+}
+
+/** A process and everything below it (sshd's per-connection processes), as they are now. */
+export function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // Gone already.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}

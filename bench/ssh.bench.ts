@@ -16,25 +16,14 @@
 // columns are skipped with the install hint; the bench fails only when a run
 // fails.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createApiClients, type ApiClients } from "../lib/api-client.ts";
+import { f0, f1, guruBin, guruCp, makeFile, MiB, pct, print, ratio, sleep, startGuru, type Guru } from "./guru-peer.ts";
 import { childrenGone, cpuSecondsOf, findSshd, sshdInstallHint, startSshd } from "./ssh-peer.ts";
-import { spawnGuru, type GuruProcess } from "../test/support/server-process.ts";
-
-const MiB = 1024 * 1024;
-const guruBin = fileURLToPath(new URL("../bin/guru.js", import.meta.url));
-const print = (line: string) => process.stdout.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function pct(samples: number[], p: number): number {
-  const s = [...samples].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 /** CPU seconds of the children this process has waited for (a spawned client and everything it waited for). */
 const reapedCpu = () => cpuSecondsOf(process.pid, true) - cpuSecondsOf(process.pid, false);
@@ -53,91 +42,16 @@ function timeSpawn(cmd: string, args: string[], env?: Record<string, string>): P
   });
 }
 
-/** Spawns and captures stdout; rejects on a non-zero exit. */
-function runOut(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ? { ...process.env, ...env } : process.env });
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ").slice(0, 200)} exited with ${code}: ${err}`))));
-  });
-}
-
 async function samples(n: number, once: () => Promise<number>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(await once());
   return out;
 }
 
-async function makeFile(path: string, bytes: number): Promise<string> {
-  const handle = await open(path, "w");
-  const hash = createHash("sha256");
-  const piece = randomBytes(4 * MiB);
-  for (let done = 0; done < bytes; done += piece.length) {
-    piece.writeUInt32BE(done / piece.length, 0);
-    const part = piece.subarray(0, Math.min(piece.length, bytes - done));
-    hash.update(part);
-    await handle.write(part);
-  }
-  await handle.close();
-  return hash.digest("hex");
-}
-
 async function sha256Of(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: MiB })) hash.update(chunk as Buffer);
   return hash.digest("hex");
-}
-
-interface Guru {
-  name: string;
-  url: string;
-  token: string;
-  api: ApiClients;
-  server: GuruProcess;
-  agent: GuruProcess;
-  agentRoot: string;
-  env: Record<string, string>;
-}
-
-async function startGuru(dir: string, name: string, tls?: { cert: string; key: string }): Promise<Guru> {
-  const serverEnv: Record<string, string> = {
-    GURU_LOG_LEVEL: "warn",
-    GURU_COMMAND_RATE_LIMIT: "1000000",
-    GURU_FILE_OP_RATE_LIMIT: "1000000",
-    GURU_TUNNEL_OPEN_RATE_LIMIT: "1000000",
-  };
-  if (tls) Object.assign(serverEnv, { GURU_TLS_CERT: tls.cert, GURU_TLS_KEY: tls.key });
-  const server = spawnGuru(["server", "--port", "0", "--data-dir", join(dir, `${name}-server`)], { ...serverEnv, GURU_LOG_LEVEL: "info" });
-  const [, url] = await server.waitFor(/"url":"(https?:\/\/127\.0\.0\.1:\d+)"/, 120_000);
-  const token = (await readFile(join(dir, `${name}-server`, "admin-token"), "utf8")).trim();
-  const clientEnv: Record<string, string> = tls ? { NODE_EXTRA_CA_CERTS: tls.cert } : {};
-  const api = createApiClients({ url, token, ca: tls ? readFileSync(tls.cert) : undefined });
-  const { agentId, agentKey } = await api.admin.enrollAgent({ name });
-  const agentRoot = join(dir, `${name}-root`);
-  await mkdir(agentRoot, { recursive: true });
-  const agent = spawnGuru(["agent", "--server", url, "--state-dir", join(dir, `${name}-agent`), "--allow", agentRoot], {
-    GURU_AGENT_KEY: agentKey,
-    GURU_LOG_LEVEL: "warn",
-    ...clientEnv,
-  });
-  for (let i = 0; !(await api.agents.listAgents({})).agents.find((a) => a.agentId === agentId)?.online; i++) {
-    if (i > 1200) throw new Error(`agent ${name} did not come online:\n${agent.output()}`);
-    await sleep(50);
-  }
-  return {
-    name,
-    url,
-    token,
-    api,
-    server,
-    agent,
-    agentRoot,
-    env: { GURU_URL: url, GURU_TOKEN: token, GURU_CLI_STATE_DIR: join(dir, "cli-state"), ...clientEnv },
-  };
 }
 
 interface Transfer {
@@ -159,14 +73,6 @@ async function measure(bytes: number, pids: Record<string, { pid: number; childr
 
 const guruPids = (g: Guru) => ({ server: { pid: g.server.child.pid!, children: false }, agent: { pid: g.agent.child.pid!, children: false } });
 
-async function guruCp(g: Guru, from: string, to: string, sha256: string): Promise<number> {
-  const started = performance.now();
-  const out = await runOut(process.execPath, [guruBin, "cp", "--quiet", from, to], g.env);
-  const ms = performance.now() - started;
-  if (!out.includes(sha256)) throw new Error(`guru cp ${from} ${to}: SHA-256 differs: ${out}`);
-  return ms;
-}
-
 /** Latency of `probe` every 10 ms until `until` settles. */
 async function probeDuring(probe: () => Promise<unknown>, until: Promise<unknown>): Promise<number[]> {
   let stop = false;
@@ -180,10 +86,6 @@ async function probeDuring(probe: () => Promise<unknown>, until: Promise<unknown
   }
   return out;
 }
-
-const f0 = (n: number) => n.toFixed(0);
-const f1 = (n: number) => n.toFixed(1);
-const ratio = (ours: number, theirs: number) => (Number.isFinite(ours / theirs) ? `${(ours / theirs).toFixed(2)}` : "—");
 
 export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1024)): Promise<void> {
   const sshdPath = findSshd();
@@ -225,7 +127,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
       () => plain.agent.stop(),
       () => plain.server.stop(),
     );
-    const tls = await startGuru(dir, "tls", { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") });
+    const tls = await startGuru(dir, "tls", { tls: { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") } });
     stops.push(
       () => tls.agent.stop(),
       () => tls.server.stop(),
@@ -283,9 +185,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
       `${"cold `guru run AGENT -- true` p50".padEnd(36)} ${f0(pct(coldGuru, 50)).padStart(6)} ms     ${f0(pct(coldSsh, 50)).padStart(6)} ms     ×${ratio(pct(coldGuru, 50), pct(coldSsh, 50))}  (\`ssh host true\`, full handshake; target ≤ 1)`,
     );
     // With the technician's tunnel already open (`guru tunnel open`), as `ssh` over a ControlMaster would be.
-    const { agents } = await plain.api.agents.listAgents({});
-    const agentId = agents.find((a) => a.name === "plain")!.agentId;
-    const { sessionId } = await plain.api.sessions.openTunnel({ agentId });
+    const { sessionId } = await plain.api.sessions.openTunnel({ agentId: plain.agentId });
     const coldGuruTunnel = await samples(coldRuns, guruRun);
     rows.push(
       `${"  … with a tunnel already open".padEnd(36)} ${f0(pct(coldGuruTunnel, 50)).padStart(6)} ms     ${f0(pct(coldSsh, 50)).padStart(6)} ms     ×${ratio(pct(coldGuruTunnel, 50), pct(coldSsh, 50))}`,

@@ -61,6 +61,8 @@ export interface ChannelHost {
   sendWindowBytes(): number;
   /** Largest payload per data frame, given our chunk size and the peer's max frame. */
   chunkBytes(): number;
+  /** Credit a bulk channel leaves unused for now (a terminal is open on the link: less bulk data may sit ahead of its frames). */
+  bulkCreditHeldBytes(): number;
   sendUrgent(bytes: Uint8Array): void;
   sendBulk(bytes: Uint8Array, onWritten: () => void, onSent?: () => void): void;
   /** Reusable buffers for bulk data frames, when the socket allows reuse after a send. */
@@ -127,9 +129,9 @@ export class ChannelImpl implements Channel {
     }
     let pos = 0;
     while (pos < data.byteLength) {
-      if (this.sendCredit <= 0 || this.queuedBytes >= this.host.maxQueuedBytes) await this.waitForRoom();
+      if (this.usableCredit() <= 0 || this.queuedBytes >= this.host.maxQueuedBytes) await this.waitForRoom();
       if (this.sendBlocked) throw this.sendBlocked;
-      const n = Math.min(data.byteLength - pos, this.host.chunkBytes(), this.sendCredit);
+      const n = Math.min(data.byteLength - pos, this.host.chunkBytes(), this.usableCredit());
       const chunk = data.subarray(pos, pos + n);
       this.sendCredit -= n;
       const pool = this.bulk ? this.host.framePool : undefined;
@@ -152,9 +154,18 @@ export class ChannelImpl implements Channel {
     return new Promise((resolve, reject) => (this.roomWaiter = { resolve, reject }));
   }
 
+  private usableCredit(): number {
+    return this.bulk ? this.sendCredit - this.host.bulkCreditHeldBytes() : this.sendCredit;
+  }
+
+  /** The link's held credit went down: a bulk sender waiting for room may go on. */
+  creditReleased(): void {
+    this.wakeSender();
+  }
+
   private wakeSender(): void {
     const waiter = this.roomWaiter;
-    if (waiter && this.sendCredit > 0 && this.queuedBytes < this.host.maxQueuedBytes) {
+    if (waiter && this.usableCredit() > 0 && this.queuedBytes < this.host.maxQueuedBytes) {
       this.roomWaiter = undefined;
       waiter.resolve();
     }

@@ -96,6 +96,10 @@ export function createLink(options: LinkOptions): Link {
   // here, before it reaches a listener or the socket's write buffer.
   const controlBudget = createTokenBucket({ capacity: limits.controlBurstFrames, refillPerSecond: limits.controlFramesPerSecond });
 
+  // Channels of interactive terminals: while one is open, bulk channels keep
+  // less data in flight, so a keystroke or its echo finds less ahead of it.
+  const terminalChannels = new Set<number>();
+
   const sender = createFrameSender({
     socket,
     socketHighWaterBytes: limits.socketHighWaterBytes,
@@ -110,10 +114,16 @@ export function createLink(options: LinkOptions): Link {
     maxQueuedMessages: limits.maxQueuedMessages,
     sendWindowBytes: () => peer.initialWindowBytes,
     chunkBytes: () => chunkBytes,
+    bulkCreditHeldBytes: () => (terminalChannels.size > 0 ? Math.max(0, peer.initialWindowBytes - limits.interactiveBulkWindowBytes) : 0),
     sendUrgent: (bytes) => sender.sendUrgent(bytes),
     sendBulk: (bytes, onWritten, onSent) => sender.sendBulk(bytes, onWritten, onSent),
     framePool: socket.sentBytesReusable ? sharedFramePool(limits.maxFrameBytes) : undefined,
-    channelEnded: (channel) => channels.delete(channel.id),
+    channelEnded: (channel) => {
+      channels.delete(channel.id);
+      if (terminalChannels.delete(channel.id) && terminalChannels.size === 0) {
+        for (const other of channels.values()) if (other.bulk) other.creditReleased();
+      }
+    },
   };
 
   const isPeerId = (id: number): boolean => (id % 2 === 1) === (role === "agent");
@@ -288,6 +298,7 @@ export function createLink(options: LinkOptions): Link {
     }
     const channel = new ChannelImpl(host, id, isBulkOpen(open));
     channels.set(id, channel);
+    if (open.request.case === "pty") terminalChannels.add(id);
     const onChannelOpen = options.onChannelOpen;
     safely("onChannelOpen", () => onChannelOpen(channel, open));
   }
@@ -332,6 +343,7 @@ export function createLink(options: LinkOptions): Link {
       nextLocalId += 2;
       const channel = new ChannelImpl(host, id, channelOptions?.bulk ?? isBulkOpen(open));
       channels.set(id, channel);
+      if (open.request.case === "pty") terminalChannels.add(id);
       sender.sendUrgent(encodeFrame(makeFrame(id, { case: "open", value: open })));
       return channel;
     },

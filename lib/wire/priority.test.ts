@@ -1,7 +1,25 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { PtyRequestSchema, PtyResultSchema } from "../../gen/guru/wire/v1/pty_pb.js";
+import { ChannelOpenSchema, ChannelResultSchema } from "../../gen/guru/wire/v1/wire_pb.js";
+import { silentLogger } from "../logging.ts";
+import { makeFrame } from "./codec.ts";
 import { createFrameSender } from "./frame-sender.ts";
-import type { FrameSocket } from "./frame-socket.ts";
-import { drain, execOpen, fileReadOpen, linkPair, percentile, demoAgentHandler } from "../../test/support/link-test-kit.ts";
+import { linkedFrameSockets, type FrameSocket } from "./frame-socket.ts";
+import { checkWireLimits, defaultWireLimits } from "./limits.ts";
+import { createLink } from "./link.ts";
+import {
+  drain,
+  execOpen,
+  fileReadOpen,
+  fileWriteOpen,
+  linkPair,
+  nextTicks,
+  percentile,
+  demoAgentHandler,
+  rawPeer,
+  waitFor,
+} from "../../test/support/link-test-kit.ts";
 
 /** A socket that only "writes" when the test says so. */
 function manualSocket() {
@@ -88,5 +106,59 @@ describe("link priority", () => {
     expect(rtts.length, figures).toBeGreaterThan(10);
     // Behind the bulk queue (no priority) a ping would wait for the window's worth of data to drain, many times this.
     expect(p99, figures).toBeLessThan(100);
+  });
+});
+
+describe("bulk beside a terminal", () => {
+  const KiB = 1024;
+  const limits = { ...defaultWireLimits, chunkBytes: 16 * KiB, initialWindowBytes: 256 * KiB, interactiveBulkWindowBytes: 64 * KiB };
+  const ptyOpen = create(ChannelOpenSchema, { request: { case: "pty", value: create(PtyRequestSchema, { columns: 80, rows: 24 }) } });
+
+  /** A server link whose peer reads frames and never grants credit: what reached it is what is in flight. */
+  function serverWithSilentPeer() {
+    const [serverSocket, peerSocket] = linkedFrameSockets();
+    const link = createLink({ socket: serverSocket, role: "server", limits, logger: silentLogger(), onControl: () => {}, onChannelOpen: () => {} });
+    const peer = rawPeer(peerSocket);
+    const dataBytes = (channelId: number) =>
+      peer.received.reduce((sum, f) => sum + (f.channelId === channelId && f.kind.case === "data" ? f.kind.value.data.byteLength : 0), 0);
+    return { link, peer, dataBytes };
+  }
+
+  it("keeps at most interactiveBulkWindowBytes of a bulk channel in flight while a terminal it opened is open, the whole window again once it ends", async () => {
+    const { link, peer, dataBytes } = serverWithSilentPeer();
+    const terminal = link.openChannel(ptyOpen);
+    const upload = link.openChannel(fileWriteOpen());
+    expect(upload.bulk).toBe(true);
+    void upload.sendData(new Uint8Array(1024 * KiB)).catch(() => {});
+    await nextTicks(20);
+    expect(dataBytes(upload.id)).toBe(64 * KiB);
+    // The terminal ends (its result arrives): the upload may use its whole window.
+    peer.sendFrame(
+      makeFrame(terminal.id, { case: "result", value: create(ChannelResultSchema, { result: { case: "pty", value: create(PtyResultSchema, {}) } }) }),
+    );
+    await waitFor(() => dataBytes(upload.id) === 256 * KiB);
+    await nextTicks(20);
+    expect(dataBytes(upload.id)).toBe(256 * KiB);
+    link.close(1000, "test done");
+  });
+
+  it("holds bulk back for a terminal the peer opened too, and lets interactive channels use their whole window", async () => {
+    const { link, peer, dataBytes } = serverWithSilentPeer();
+    // Agent-opened channel ids are even.
+    peer.sendFrame(makeFrame(2, { case: "open", value: ptyOpen }));
+    await nextTicks(5);
+    const download = link.openChannel(fileWriteOpen());
+    const command = link.openChannel(execOpen("cat"));
+    expect(command.bulk).toBe(false);
+    void download.sendData(new Uint8Array(1024 * KiB)).catch(() => {});
+    void command.sendData(new Uint8Array(1024 * KiB)).catch(() => {});
+    await nextTicks(20);
+    expect(dataBytes(download.id)).toBe(64 * KiB);
+    expect(dataBytes(command.id)).toBe(256 * KiB);
+    link.close(1000, "test done");
+  });
+
+  it("refuses a zero interactiveBulkWindowBytes", () => {
+    expect(() => checkWireLimits({ ...defaultWireLimits, interactiveBulkWindowBytes: 0 })).toThrow(/interactiveBulkWindowBytes must be a positive integer/);
   });
 });

@@ -84,6 +84,8 @@ export function createNatsChannels(options: NatsChannelsOptions) {
       maxQueuedMessages: limits.maxQueuedMessages,
       sendWindowBytes: () => windowBytes,
       chunkBytes,
+      // Between nodes the agent link's own sender holds bulk back while a terminal is open.
+      bulkCreditHeldBytes: () => 0,
       sendUrgent: publish,
       sendBulk(bytes, onWritten, onSent) {
         publish(bytes);
