@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import type { ApiClients } from "../../lib/api-client.ts";
 import { testDatabases } from "../support/databases.ts";
-import { startTcpBalancer, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { createApiClients } from "../../lib/api-client.ts";
+import { agentsPerNode, ownerOf, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { haproxyMissing, startHaproxy, type TestHaproxy } from "../support/haproxy.ts";
 import { waitFor } from "../support/raw-agent.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
@@ -119,49 +121,76 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
   });
 });
 
-describe.skipIf(!pg?.available)(`a cluster node that dies or restarts${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
+// The cluster's front door: HAProxy configured from deploy/haproxy.cfg, or,
+// where HAProxy cannot run, agents spread over the nodes by URL.
+const noHaproxy = haproxyMissing();
+const front = noHaproxy ? `agents spread over the nodes by URL (no HAProxy: ${noHaproxy})` : "behind HAProxy (deploy/haproxy.cfg)";
+
+describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
   let cluster: TestCluster;
+  let haproxy: TestHaproxy | undefined;
+  /** Where agent i dials: HAProxy, or node i (mod 3) without it. */
+  const entry = (i: number) => haproxy?.url ?? cluster.nodes[i % 3].url;
+
   beforeAll(async () => {
     cluster = await startTestCluster({ nodes: 3 });
+    // Checks once a second: slow enough that calls reach a dead node before HAProxy marks it down.
+    if (!noHaproxy) haproxy = await startHaproxy({ backends: cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })), checkInterMs: 1000 });
   }, 120_000);
-  afterAll(() => cluster?.close());
+  afterAll(async () => {
+    await haproxy?.close();
+    await cluster?.close();
+  });
 
-  it("a node killed with SIGKILL: its agents reconnect to another node through the balancer, its tunnels close with a reason, the others' stay open", async () => {
-    // Node 3 first, then node 1: the balancer skips a backend that refuses connections.
-    const balancer = await startTcpBalancer(() => [cluster.nodes[2].url, cluster.nodes[0].url]);
-    try {
-      const victim = await cluster.startAgent("on-victim", balancer.url);
-      const bystander = await cluster.startAgent("on-node2", cluster.nodes[1].url);
-      await waitOnlineEverywhere(cluster, victim.agentId);
-      await waitOnlineEverywhere(cluster, bystander.agentId);
-      const { sessionId: doomed } = await cluster.nodes[0].api.sessions.openTunnel({ agentId: victim.agentId });
-      const { sessionId: kept } = await cluster.nodes[0].api.sessions.openTunnel({ agentId: bystander.agentId });
+  it("a node killed with SIGKILL: its agent reconnects to another node through the front door, its tunnels close with a reason, the others' stay open", async () => {
+    const spread = [];
+    for (let i = 0; i < 3; i++) spread.push(await cluster.startAgent(`spread-${i}`, entry(i)));
+    for (const a of spread) await waitOnlineEverywhere(cluster, a.agentId);
+    // leastconn puts one agent on each node.
+    await waitFor(async () => Object.values(await agentsPerNode(cluster.nodes[0].url)).join() === "1,1,1", 5_000, "one agent per node");
+    expect(await agentsPerNode(cluster.nodes[1].url)).toEqual({ node1: 1, node2: 1, node3: 1 });
+    const owners = spread.map((a) => ownerOf(cluster, a.agentId));
+    expect([...owners].sort()).toEqual([0, 1, 2]);
+    const victim = spread[owners.indexOf(2)];
 
-      await cluster.nodes[2].process.stop("SIGKILL");
-      await victim.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
-      await waitFor(
-        async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED,
-        15_000,
-        "the dead node's tunnel to close",
-      );
-      const { session } = await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed });
-      expect(session?.closeReason).toMatch(/server node node3 stopped answering|agent reconnected|no live server node/);
-      expect((await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: kept })).session?.status).toBe(SessionStatus.ACTIVE);
+    // Technician calls through the front door too.
+    const api = haproxy ? createApiClients({ url: haproxy.url, token: cluster.adminToken }) : cluster.nodes[0].api;
+    const tunnels = new Map<string, string>();
+    for (const a of spread) tunnels.set(a.agentId, (await api.sessions.openTunnel({ agentId: a.agentId })).sessionId);
 
-      // The agent now lives on node 1 and is reachable from node 2.
-      await waitFor(
-        async () => (await cluster.nodes[1].api.agents.listAgents({ nameContains: "on-victim" })).agents[0]?.online === true,
-        10_000,
-        "victim online",
-      );
-      const { sessionId } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: victim.agentId });
-      const run = await cluster.nodes[1].api.exec.runCommand({ sessionId, command: "echo survived" });
-      expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
-      await cluster.nodes[1].api.sessions.closeTunnel({ sessionId });
-      await cluster.nodes[0].api.sessions.closeTunnel({ sessionId: kept });
-    } finally {
-      await balancer.close();
+    await cluster.nodes[2].process.stop("SIGKILL");
+    // Before HAProxy's checks notice: calls still land, redispatched from the dead node to a live one.
+    for (let i = 0; i < 6; i++) expect((await api.agents.listAgents({ nameContains: "spread-" })).agents).toHaveLength(3);
+    await victim.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+    const doomed = tunnels.get(victim.agentId) as string;
+    await waitFor(
+      async () => (await api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED,
+      15_000,
+      "the dead node's tunnel to close",
+    );
+    const { session } = await api.sessions.getTunnelStatus({ sessionId: doomed });
+    expect(session?.closeReason).toMatch(/server node node3 stopped answering|agent reconnected|no live server node/);
+    for (const a of spread.filter((a) => a !== victim)) {
+      const sessionId = tunnels.get(a.agentId) as string;
+      expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
+      const run = await api.exec.runCommand({ sessionId, command: "echo kept" });
+      expect(Buffer.from(run.stdout).toString()).toBe("kept\n");
+      await api.sessions.closeTunnel({ sessionId });
     }
+
+    // The victim now lives on node 1 or 2 and is reachable through the front door.
+    await waitOnlineEverywhere(cluster, victim.agentId, 15_000);
+    expect([0, 1]).toContain(ownerOf(cluster, victim.agentId));
+    const { sessionId } = await api.sessions.openTunnel({ agentId: victim.agentId });
+    const run = await api.exec.runCommand({ sessionId, command: "echo survived" });
+    expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
+    await api.sessions.closeTunnel({ sessionId });
+    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is DOWN/, 5_000);
+
+    // Back on the same port, the node rejoins the rotation.
+    await cluster.startNode(2);
+    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is UP/, 10_000);
+    for (const a of spread) await a.process.stop("SIGKILL");
   });
 
   it("a restarted node closes only the tunnels it held, not the other nodes'", async () => {
