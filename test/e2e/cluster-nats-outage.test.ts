@@ -131,7 +131,7 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
       );
       await waitFor(async () => (await agentsPerNode(cluster.nodes[other].url))[nodeId] === 0, 10_000, `${nodeId} to hold no agent`);
       expect(ownerOf(cluster, agent.agentId)).toBe(other);
-      if (haproxy) await haproxy.waitForLog(new RegExp(`Server guru_nodes/${nodeId} is DOWN`), 5_000);
+      if (haproxy) await haproxy.waitForLog(new RegExp(`Server guru_nodes/${nodeId} is DOWN`), { timeoutMs: 5_000 });
       const { sessionId: again } = await cluster.nodes[drained].api.sessions.openTunnel({ agentId: agent.agentId });
       const run = await cluster.nodes[drained].api.exec.runCommand({ sessionId: again, command: "echo after-drain" });
       expect(Buffer.from(run.stdout).toString()).toBe("after-drain\n");

@@ -1,17 +1,20 @@
 // Three real `guru server` processes on one PostgreSQL database and the
 // machine's NATS, agents spread over them by URL: every call on every node
 // reaches every agent; ownership, takeovers, a dead node, a restarted node.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Role } from "../../gen/guru/api/v1/admin_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import type { ApiClients } from "../../lib/api-client.ts";
+import { uploadFile } from "../../lib/file-transfer.ts";
 import { testDatabases } from "../support/databases.ts";
 import { createApiClients } from "../../lib/api-client.ts";
 import { agentsPerNode, ownerOf, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
 import { haproxyMissing, startHaproxy, type TestHaproxy } from "../support/haproxy.ts";
+import { startGuruMcp, textOf, type CallToolResult } from "../support/mcp-stdio-client.ts";
 import { waitFor } from "../support/raw-agent.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
@@ -96,6 +99,34 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
     const { sessions } = await cluster.nodes[0].api.sessions.listSessions({ agentId: a.agentId, status: SessionStatus.ACTIVE, allTechnicians: true });
     expect(sessions.map((s) => s.sessionId)).toEqual([winner]);
     await cluster.nodes[2].api.sessions.closeTunnel({ sessionId: winner });
+  });
+
+  it("guru mcp configured against node 1 runs commands and file tools on an agent whose link is on node 2", async () => {
+    const a = agents[1];
+    expect(ownerOf(cluster, a.agentId)).toBe(1);
+    const { technicianId } = await cluster.nodes[0].api.admin.createTech({ name: "mcp-cluster-tech", role: Role.TECH });
+    const { token } = await cluster.nodes[0].api.admin.issueToken({ technicianId });
+    const mcp = await startGuruMcp({ url: cluster.nodes[0].url, token });
+    try {
+      const call = async (name: string, args: Record<string, unknown>) => {
+        const res = (await mcp.client.callTool({ name, arguments: args })) as CallToolResult & { structuredContent?: Record<string, unknown> };
+        expect(res.isError, `${name}: ${textOf(res)}\n${mcp.stderr()}`).toBeFalsy();
+        return res.structuredContent;
+      };
+      const run = await call("run_command", { agent: "spread-1", command: "echo across; pwd", workingDir: a.dir });
+      expect(run).toMatchObject({ status: "exited", exitCode: 0, stdout: `across\n${a.dir}\n`, complete: true, agent: "spread-1" });
+      const path = join(a.dir, "from-mcp.txt");
+      expect(await call("write_file", { agent: "spread-1", path, content: "written through node 1\n" })).toMatchObject({ path, size: 23 });
+      expect(await readFile(path, "utf8")).toBe("written through node 1\n");
+      expect(await call("read_file", { agent: a.agentId, path })).toMatchObject({ text: "written through node 1\n", eof: true });
+      // The tunnel the tools opened is the technician's, held through node 1, to the agent on node 2.
+      const onNode3 = cluster.apiFor(2, token);
+      const { sessions } = await onNode3.sessions.listSessions({ agentId: a.agentId, status: SessionStatus.ACTIVE });
+      expect(sessions).toHaveLength(1);
+      await onNode3.sessions.closeTunnel({ sessionId: sessions[0].sessionId });
+    } finally {
+      await mcp.close();
+    }
   });
 
   it("an agent that reconnects to another node moves there: the old node drops its link, its tunnel ends with a reason", async () => {
@@ -185,12 +216,116 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}$
     const run = await api.exec.runCommand({ sessionId, command: "echo survived" });
     expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
     await api.sessions.closeTunnel({ sessionId });
-    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is DOWN/, 5_000);
+    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is DOWN/, { timeoutMs: 5_000 });
 
     // Back on the same port, the node rejoins the rotation.
-    await cluster.startNode(2);
-    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is UP/, 10_000);
+    await restartNode(2);
     for (const a of spread) await a.process.stop("SIGKILL");
+  });
+
+  /** Starts node i again on its port and waits until HAProxy has it back in the rotation. */
+  async function restartNode(i: number) {
+    const since = haproxy?.mark();
+    await cluster.startNode(i);
+    await haproxy?.waitForLog(new RegExp(`Server guru_nodes/node${i + 1} is UP`), { since, timeoutMs: 10_000 });
+  }
+
+  /**
+   * Starts an upload of `content` through `api`, lands its first MiB, kills node
+   * `victim` while the second MiB is in flight, and brings the node back once
+   * `resume` (which must finish the upload) is done.
+   */
+  async function uploadInterruptedByKill(api: ApiClients, sessionId: string, path: string, content: Buffer, victim: number) {
+    const { uploadId } = await api.files.startUpload({ sessionId, path, size: BigInt(content.length), sha256: sha(content) });
+    const mib = 1024 * 1024;
+    expect((await api.files.uploadChunk({ uploadId, offset: 0n, data: content.subarray(0, mib) })).receivedOffset).toBe(BigInt(mib));
+    // The first MiB on the agent's disk (received by the node is not yet written there), so the resume must start past it.
+    await waitFor(async () => (await api.files.getUpload({ uploadId })).committedOffset === BigInt(mib), 5_000, "the first MiB on the agent");
+    const inFlight = api.files.uploadChunk({ uploadId, offset: BigInt(mib), data: content.subarray(mib, 2 * mib) }).catch((err: unknown) => err);
+    await cluster.nodes[victim].process.stop("SIGKILL");
+    await inFlight;
+    return uploadId;
+  }
+
+  it("an upload whose technician-side node is killed mid-transfer resumes through the front door, byte-identical on the agent's disk", async () => {
+    const agent = await cluster.startAgent("upload-kept", entry(0));
+    await waitOnlineEverywhere(cluster, agent.agentId);
+    const owner = ownerOf(cluster, agent.agentId);
+    const through = (owner + 1) % 3;
+    const { sessionId } = await cluster.nodes[through].api.sessions.openTunnel({ agentId: agent.agentId });
+    const content = randomBytes(6 * 1024 * 1024 + 321);
+    const source = join(cluster.tempDir, "upload-kept.bin");
+    await writeFile(source, content);
+    const target = join(agent.dir, "kept.bin");
+    const uploadId = await uploadInterruptedByKill(cluster.nodes[through].api, sessionId, target, content, through);
+
+    // The agent's node is alive: the tunnel stays open, and the upload goes on in it through another node.
+    const api = haproxy ? createApiClients({ url: haproxy.url, token: cluster.adminToken }) : cluster.nodes[owner].api;
+    expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
+    const resumedFrom: number[] = [];
+    const done = await uploadFile({
+      api,
+      session: async () => sessionId,
+      localPath: source,
+      remotePath: target,
+      uploadId,
+      bulk: api.endpoint,
+      retry: { attempts: 10, baseDelayMs: 200, maxDelayMs: 1_000 },
+      onProgress: (p) => resumedFrom.length === 0 && resumedFrom.push(p.done),
+    });
+    // From the agent's committed offset: past the first MiB, short of the end of the one in flight.
+    expect(resumedFrom[0]).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(resumedFrom[0]).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect([done.size, done.sha256]).toEqual([content.length, sha(content)]);
+    expect(sha(await readFile(target))).toBe(sha(content));
+    await api.sessions.closeTunnel({ sessionId });
+    await agent.process.stop("SIGKILL");
+    await restartNode(through);
+  });
+
+  it("an upload whose agent's node is killed mid-transfer resumes in a new tunnel once the agent is back through the front door, byte-identical", async () => {
+    const agent = await cluster.startAgent("upload-moved", entry(1));
+    await waitOnlineEverywhere(cluster, agent.agentId);
+    const owner = ownerOf(cluster, agent.agentId);
+    const through = (owner + 1) % 3;
+    const api = cluster.nodes[through].api;
+    const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId });
+    const content = randomBytes(6 * 1024 * 1024 + 123);
+    const source = join(cluster.tempDir, "upload-moved.bin");
+    await writeFile(source, content);
+    const target = join(agent.dir, "moved.bin");
+    const uploadId = await uploadInterruptedByKill(api, sessionId, target, content, owner);
+
+    await agent.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+    await waitOnlineEverywhere(cluster, agent.agentId, 15_000);
+    expect(ownerOf(cluster, agent.agentId)).not.toBe(owner);
+    // The tunnel died with the agent's node; the upload resumes in a new one.
+    const tunnels = new Set<string>();
+    const resumedFrom: number[] = [];
+    const done = await uploadFile({
+      api,
+      session: async () => {
+        const open = await api.sessions.listSessions({ agentId: agent.agentId, status: SessionStatus.ACTIVE });
+        const id = open.sessions[0]?.sessionId ?? (await api.sessions.openTunnel({ agentId: agent.agentId })).sessionId;
+        tunnels.add(id);
+        return id;
+      },
+      localPath: source,
+      remotePath: target,
+      uploadId,
+      bulk: api.endpoint,
+      retry: { attempts: 20, baseDelayMs: 200, maxDelayMs: 1_000 },
+      onProgress: (p) => resumedFrom.length === 0 && resumedFrom.push(p.done),
+    });
+    expect(resumedFrom[0]).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(resumedFrom[0]).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(tunnels.has(sessionId)).toBe(false);
+    expect([done.size, done.sha256]).toEqual([content.length, sha(content)]);
+    expect(sha(await readFile(target))).toBe(sha(content));
+    expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.CLOSED);
+    for (const id of tunnels) await api.sessions.closeTunnel({ sessionId: id });
+    await agent.process.stop("SIGKILL");
+    await restartNode(owner);
   });
 
   it("a restarted node closes only the tunnels it held, not the other nodes'", async () => {

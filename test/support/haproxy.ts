@@ -23,8 +23,10 @@ export interface TestHaproxy {
   url: string;
   /** Everything HAProxy logged (requests, and servers going DOWN and UP). */
   output(): string;
-  /** Resolves once the log matches pattern (for example `Server guru_nodes/node3 is DOWN`). */
-  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** A position in the log, for waitForLog's `since`. */
+  mark(): number;
+  /** Resolves once the log (after `since`) matches pattern (for example `Server guru_nodes/node3 is DOWN`). */
+  waitForLog(pattern: RegExp, options?: { timeoutMs?: number; since?: number }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,11 +81,15 @@ export async function startHaproxy(options: { backends: HaproxyBackend[]; checkI
   // -db: foreground, no daemon, so the child is HAProxy itself and the log goes to our pipe.
   const child: ChildProcess = spawn(haproxyBin, ["-db", "-f", configPath], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
+  let dropped = 0;
   const listeners = new Set<() => void>();
   const onData = (d: Buffer) => {
     output += d.toString();
     // Request lines pile up in long tests: keep the recent part only.
-    if (output.length > 4_000_000) output = output.slice(-2_000_000);
+    if (output.length > 4_000_000) {
+      dropped += output.length - 2_000_000;
+      output = output.slice(-2_000_000);
+    }
     for (const l of listeners) l();
   };
   child.stdout?.on("data", onData);
@@ -103,10 +109,11 @@ export async function startHaproxy(options: { backends: HaproxyBackend[]; checkI
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
-    waitForLog(pattern, timeoutMs = 10_000) {
+    mark: () => dropped + output.length,
+    waitForLog(pattern, { timeoutMs = 10_000, since = 0 } = {}) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          if (!pattern.test(output)) return;
+          if (!pattern.test(output.slice(Math.max(0, since - dropped)))) return;
           cleanup();
           resolve();
         };
