@@ -9,17 +9,13 @@ import { createApiClients } from "../../lib/api-client.ts";
 import { testDatabases } from "../support/databases.ts";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { agentsPerNode, ownerOf, startPrivateNats, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
-import { haproxyMissing, startHaproxy } from "../support/haproxy.ts";
+import { frontDoorName, startFrontDoor } from "../support/front-door.ts";
 import { join } from "node:path";
 import { waitFor } from "../support/raw-agent.ts";
 import { spawnGuru } from "../support/server-process.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
 const pg = testDatabases().find((d) => d.kind === "pg");
-// The drain goes through HAProxy configured from deploy/haproxy.cfg or, where
-// HAProxy cannot run, the agent dials the node that will drain by its URL.
-const noHaproxy = haproxyMissing();
-const front = noHaproxy ? `the agent dialling the node by URL (no HAProxy: ${noHaproxy})` : "behind HAProxy (deploy/haproxy.cfg)";
 
 describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
   let cluster: TestCluster;
@@ -111,33 +107,44 @@ describe.skipIf(!pg?.available)(`two nodes when NATS goes away${pg?.available ? 
     );
   });
 
-  it(`a drained node (SIGUSR2) answers /readyz 503, refuses agent links and hands its agents to the other node, ${front}`, async () => {
-    const haproxy = noHaproxy ? undefined : await startHaproxy({ backends: cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })), checkInterMs: 1000 });
+  it(`a drained node (SIGUSR2) answers /readyz 503, refuses agent links and hands its agents to the other node, behind ${frontDoorName}`, async () => {
+    const front = await startFrontDoor(
+      cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })),
+      { checkInterMs: 1000 },
+    );
+    const { haproxy } = front;
     try {
-      const agent = await cluster.startAgent("drained", haproxy?.url ?? cluster.nodes[1].url);
-      await waitOnlineEverywhere(cluster, agent.agentId);
+      // Four agents: leastconn (or the stand-in's turns) puts two on each node.
+      const agents = [];
+      for (let i = 0; i < 4; i++) agents.push(await cluster.startAgent(`drained-${i}`, front.url));
+      for (const a of agents) await waitOnlineEverywhere(cluster, a.agentId);
+      const agent = agents[0];
       const drained = ownerOf(cluster, agent.agentId);
       const other = 1 - drained;
+      const { nodeId } = cluster.nodes[drained];
+      const moving = agents.filter((a) => ownerOf(cluster, a.agentId) === drained);
+      expect(moving).toHaveLength(2);
       const { sessionId } = await cluster.nodes[other].api.sessions.openTunnel({ agentId: agent.agentId });
       cluster.nodes[drained].process.child.kill("SIGUSR2");
       await waitFor(async () => (await fetch(`${cluster.nodes[drained].url}/readyz`)).status === 503, 5_000, "readyz to report draining");
       expect(await (await fetch(`${cluster.nodes[drained].url}/readyz`)).text()).toBe("draining\n");
-      const { nodeId } = cluster.nodes[drained];
-      await agent.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+      for (const a of moving) await a.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
       await waitFor(
         async () => (await cluster.nodes[other].api.sessions.getTunnelStatus({ sessionId })).session?.status === SessionStatus.CLOSED,
         10_000,
         "the tunnel to end",
       );
       await waitFor(async () => (await agentsPerNode(cluster.nodes[other].url))[nodeId] === 0, 10_000, `${nodeId} to hold no agent`);
-      expect(ownerOf(cluster, agent.agentId)).toBe(other);
+      for (const a of agents) expect(ownerOf(cluster, a.agentId)).toBe(other);
+      // HAProxy retries the draining node's refusal on the other node (retry-on 503 for /agent): no agent sees it.
+      if (haproxy) expect(moving.map((a) => a.process.output().match(/refused the connection \(HTTP 503\)/g) ?? [])).toEqual([[], []]);
       if (haproxy) await haproxy.waitForLog(new RegExp(`Server guru_nodes/${nodeId} is DOWN`), { timeoutMs: 5_000 });
       const { sessionId: again } = await cluster.nodes[drained].api.sessions.openTunnel({ agentId: agent.agentId });
       const run = await cluster.nodes[drained].api.exec.runCommand({ sessionId: again, command: "echo after-drain" });
       expect(Buffer.from(run.stdout).toString()).toBe("after-drain\n");
       await cluster.nodes[drained].api.sessions.closeTunnel({ sessionId: again });
     } finally {
-      await haproxy?.close();
+      await front.close();
     }
   });
 });

@@ -13,7 +13,8 @@ import { uploadFile } from "../../lib/file-transfer.ts";
 import { testDatabases } from "../support/databases.ts";
 import { createApiClients } from "../../lib/api-client.ts";
 import { agentsPerNode, ownerOf, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
-import { haproxyMissing, startHaproxy, type TestHaproxy } from "../support/haproxy.ts";
+import { frontDoorName, startFrontDoor, type FrontDoor } from "../support/front-door.ts";
+import type { TestHaproxy } from "../support/haproxy.ts";
 import { startGuruMcp, textOf, type CallToolResult } from "../support/mcp-stdio-client.ts";
 import { waitFor } from "../support/raw-agent.ts";
 import { errorOf } from "../support/rpc-errors.ts";
@@ -152,32 +153,30 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
   });
 });
 
-// The cluster's front door: HAProxy configured from deploy/haproxy.cfg, or,
-// where HAProxy cannot run, agents spread over the nodes by URL.
-const noHaproxy = haproxyMissing();
-const front = noHaproxy ? `agents spread over the nodes by URL (no HAProxy: ${noHaproxy})` : "behind HAProxy (deploy/haproxy.cfg)";
-
-describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
+describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, behind ${frontDoorName}${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
   let cluster: TestCluster;
+  let front: FrontDoor;
   let haproxy: TestHaproxy | undefined;
-  /** Where agent i dials: HAProxy, or node i (mod 3) without it. */
-  const entry = (i: number) => haproxy?.url ?? cluster.nodes[i % 3].url;
 
   beforeAll(async () => {
     cluster = await startTestCluster({ nodes: 3 });
     // Checks once a second: slow enough that calls reach a dead node before HAProxy marks it down.
-    if (!noHaproxy) haproxy = await startHaproxy({ backends: cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })), checkInterMs: 1000 });
+    front = await startFrontDoor(
+      cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })),
+      { checkInterMs: 1000 },
+    );
+    haproxy = front.haproxy;
   }, 120_000);
   afterAll(async () => {
-    await haproxy?.close();
+    await front?.close();
     await cluster?.close();
   });
 
   it("a node killed with SIGKILL: its agent reconnects to another node through the front door, its tunnels close with a reason, the others' stay open", async () => {
     const spread = [];
-    for (let i = 0; i < 3; i++) spread.push(await cluster.startAgent(`spread-${i}`, entry(i)));
+    for (let i = 0; i < 3; i++) spread.push(await cluster.startAgent(`spread-${i}`, front.url));
     for (const a of spread) await waitOnlineEverywhere(cluster, a.agentId);
-    // leastconn puts one agent on each node.
+    // leastconn (or the stand-in's turns) puts one agent on each node.
     await waitFor(async () => Object.values(await agentsPerNode(cluster.nodes[0].url)).join() === "1,1,1", 5_000, "one agent per node");
     expect(await agentsPerNode(cluster.nodes[1].url)).toEqual({ node1: 1, node2: 1, node3: 1 });
     const owners = spread.map((a) => ownerOf(cluster, a.agentId));
@@ -185,7 +184,7 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}$
     const victim = spread[owners.indexOf(2)];
 
     // Technician calls through the front door too.
-    const api = haproxy ? createApiClients({ url: haproxy.url, token: cluster.adminToken }) : cluster.nodes[0].api;
+    const api = createApiClients({ url: front.url, token: cluster.adminToken });
     const tunnels = new Map<string, string>();
     for (const a of spread) tunnels.set(a.agentId, (await api.sessions.openTunnel({ agentId: a.agentId })).sessionId);
 
@@ -248,7 +247,7 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}$
   }
 
   it("an upload whose technician-side node is killed mid-transfer resumes through the front door, byte-identical on the agent's disk", async () => {
-    const agent = await cluster.startAgent("upload-kept", entry(0));
+    const agent = await cluster.startAgent("upload-kept", front.url);
     await waitOnlineEverywhere(cluster, agent.agentId);
     const owner = ownerOf(cluster, agent.agentId);
     const through = (owner + 1) % 3;
@@ -260,7 +259,7 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}$
     const uploadId = await uploadInterruptedByKill(cluster.nodes[through].api, sessionId, target, content, through);
 
     // The agent's node is alive: the tunnel stays open, and the upload goes on in it through another node.
-    const api = haproxy ? createApiClients({ url: haproxy.url, token: cluster.adminToken }) : cluster.nodes[owner].api;
+    const api = createApiClients({ url: front.url, token: cluster.adminToken });
     expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
     const resumedFrom: number[] = [];
     const done = await uploadFile({
@@ -284,7 +283,7 @@ describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, ${front}$
   });
 
   it("an upload whose agent's node is killed mid-transfer resumes in a new tunnel once the agent is back through the front door, byte-identical", async () => {
-    const agent = await cluster.startAgent("upload-moved", entry(1));
+    const agent = await cluster.startAgent("upload-moved", front.url);
     await waitOnlineEverywhere(cluster, agent.agentId);
     const owner = ownerOf(cluster, agent.agentId);
     const through = (owner + 1) % 3;
