@@ -102,6 +102,24 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
     await cluster.nodes[2].api.sessions.closeTunnel({ sessionId: winner });
   });
 
+  it("an upload whose calls each go to another node (a balancer without stickiness) finishes byte-identical", async () => {
+    const a = agents[2];
+    const [start, bytes, finish] = [cluster.nodes[0].api, cluster.nodes[1].api, cluster.nodes[0].api];
+    const { sessionId } = await start.sessions.openTunnel({ agentId: a.agentId });
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const file = join(a.dir, "hopping.bin");
+    // Node 1 opens the upload's channel at the agent; node 2 carries the bytes through a newer one, which takes over.
+    const { uploadId } = await start.files.startUpload({ sessionId, path: file, size: BigInt(data.length), sha256: sha(data) });
+    for (let offset = 0; offset < data.length; offset += 1024 * 1024) {
+      await bytes.files.uploadChunk({ uploadId, offset: BigInt(offset), data: data.subarray(offset, offset + 1024 * 1024) });
+    }
+    // Node 1's own count says nothing arrived; it asks the agent before refusing.
+    const done = await finish.files.finishUpload({ uploadId });
+    expect([done.size, done.sha256]).toEqual([BigInt(data.length), sha(data)]);
+    expect(sha(await readFile(file))).toBe(sha(data));
+    await start.sessions.closeTunnel({ sessionId });
+  });
+
   it("guru mcp configured against node 1 runs commands and file tools on an agent whose link is on node 2", async () => {
     const a = agents[1];
     expect(ownerOf(cluster, a.agentId)).toBe(1);
