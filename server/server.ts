@@ -385,6 +385,11 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
         );
     },
     onUpgrade(req, socket, head) {
+      // Node hands an upgrade's socket over with no 'error' listener: a peer
+      // that resets it while we refuse or check a key (a balancer does, after
+      // a refusal) would otherwise crash the process. The WebSocket, once
+      // accepted, handles its socket's errors itself.
+      socket.on("error", (err) => logger.debug({ err }, "upgrade socket error"));
       const path = (req.url ?? "").split("?")[0];
       if (path === "/terminal") {
         terminalSockets.handleUpgrade(req, socket, head);

@@ -210,7 +210,14 @@ export function createUploadService(options: UploadServiceOptions) {
       const known = streams.finishedResult(uploadId);
       return known ?? { size: row.size, sha256: row.sha256 ?? "", backupPath: "", path: row.path };
     }
-    const live = await liveFor(principal, uploadId);
+    let live = await liveFor(principal, uploadId);
+    if (live.received < live.row.size) {
+      // Behind a balancer the bytes may have gone through another node, whose
+      // newer channel took the upload over at the agent: this node's count is
+      // then stale. Ask the agent, through a channel opened now, before refusing.
+      streams.forget(uploadId);
+      live = await liveFor(principal, uploadId);
+    }
     if (live.received < live.row.size) {
       throw new GuruError(
         "failed_precondition",

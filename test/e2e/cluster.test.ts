@@ -1,15 +1,21 @@
 // Three real `guru server` processes on one PostgreSQL database and the
 // machine's NATS, agents spread over them by URL: every call on every node
 // reaches every agent; ownership, takeovers, a dead node, a restarted node.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Role } from "../../gen/guru/api/v1/admin_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import type { ApiClients } from "../../lib/api-client.ts";
+import { uploadFile } from "../../lib/file-transfer.ts";
 import { testDatabases } from "../support/databases.ts";
-import { startTcpBalancer, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { createApiClients } from "../../lib/api-client.ts";
+import { agentsPerNode, ownerOf, startTestCluster, waitOnlineEverywhere, type TestCluster } from "../support/cluster.ts";
+import { frontDoorName, startFrontDoor, type FrontDoor } from "../support/front-door.ts";
+import type { TestHaproxy } from "../support/haproxy.ts";
+import { startGuruMcp, textOf, type CallToolResult } from "../support/mcp-stdio-client.ts";
 import { waitFor } from "../support/raw-agent.ts";
 import { errorOf } from "../support/rpc-errors.ts";
 
@@ -96,6 +102,52 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
     await cluster.nodes[2].api.sessions.closeTunnel({ sessionId: winner });
   });
 
+  it("an upload whose calls each go to another node (a balancer without stickiness) finishes byte-identical", async () => {
+    const a = agents[2];
+    const [start, bytes, finish] = [cluster.nodes[0].api, cluster.nodes[1].api, cluster.nodes[0].api];
+    const { sessionId } = await start.sessions.openTunnel({ agentId: a.agentId });
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const file = join(a.dir, "hopping.bin");
+    // Node 1 opens the upload's channel at the agent; node 2 carries the bytes through a newer one, which takes over.
+    const { uploadId } = await start.files.startUpload({ sessionId, path: file, size: BigInt(data.length), sha256: sha(data) });
+    for (let offset = 0; offset < data.length; offset += 1024 * 1024) {
+      await bytes.files.uploadChunk({ uploadId, offset: BigInt(offset), data: data.subarray(offset, offset + 1024 * 1024) });
+    }
+    // Node 1's own count says nothing arrived; it asks the agent before refusing.
+    const done = await finish.files.finishUpload({ uploadId });
+    expect([done.size, done.sha256]).toEqual([BigInt(data.length), sha(data)]);
+    expect(sha(await readFile(file))).toBe(sha(data));
+    await start.sessions.closeTunnel({ sessionId });
+  });
+
+  it("guru mcp configured against node 1 runs commands and file tools on an agent whose link is on node 2", async () => {
+    const a = agents[1];
+    expect(ownerOf(cluster, a.agentId)).toBe(1);
+    const { technicianId } = await cluster.nodes[0].api.admin.createTech({ name: "mcp-cluster-tech", role: Role.TECH });
+    const { token } = await cluster.nodes[0].api.admin.issueToken({ technicianId });
+    const mcp = await startGuruMcp({ url: cluster.nodes[0].url, token });
+    try {
+      const call = async (name: string, args: Record<string, unknown>) => {
+        const res = (await mcp.client.callTool({ name, arguments: args })) as CallToolResult & { structuredContent?: Record<string, unknown> };
+        expect(res.isError, `${name}: ${textOf(res)}\n${mcp.stderr()}`).toBeFalsy();
+        return res.structuredContent;
+      };
+      const run = await call("run_command", { agent: "spread-1", command: "echo across; pwd", workingDir: a.dir });
+      expect(run).toMatchObject({ status: "exited", exitCode: 0, stdout: `across\n${a.dir}\n`, complete: true, agent: "spread-1" });
+      const path = join(a.dir, "from-mcp.txt");
+      expect(await call("write_file", { agent: "spread-1", path, content: "written through node 1\n" })).toMatchObject({ path, size: 23 });
+      expect(await readFile(path, "utf8")).toBe("written through node 1\n");
+      expect(await call("read_file", { agent: a.agentId, path })).toMatchObject({ text: "written through node 1\n", eof: true });
+      // The tunnel the tools opened is the technician's, held through node 1, to the agent on node 2.
+      const onNode3 = cluster.apiFor(2, token);
+      const { sessions } = await onNode3.sessions.listSessions({ agentId: a.agentId, status: SessionStatus.ACTIVE });
+      expect(sessions).toHaveLength(1);
+      await onNode3.sessions.closeTunnel({ sessionId: sessions[0].sessionId });
+    } finally {
+      await mcp.close();
+    }
+  });
+
   it("an agent that reconnects to another node moves there: the old node drops its link, its tunnel ends with a reason", async () => {
     const moving = await cluster.startAgent("mover", cluster.nodes[0].url);
     await waitOnlineEverywhere(cluster, moving.agentId);
@@ -119,49 +171,178 @@ describe.skipIf(!pg?.available)(`three server nodes on NATS${pg?.available ? "" 
   });
 });
 
-describe.skipIf(!pg?.available)(`a cluster node that dies or restarts${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
+describe.skipIf(!pg?.available)(`a cluster node that dies or restarts, behind ${frontDoorName}${pg?.available ? "" : ` (skipped: ${pg?.reason})`}`, () => {
   let cluster: TestCluster;
+  let front: FrontDoor;
+  let haproxy: TestHaproxy | undefined;
+
   beforeAll(async () => {
     cluster = await startTestCluster({ nodes: 3 });
+    // Checks once a second: slow enough that calls reach a dead node before HAProxy marks it down.
+    front = await startFrontDoor(
+      cluster.nodes.map((n) => ({ name: n.nodeId, url: n.url })),
+      { checkInterMs: 1000 },
+    );
+    haproxy = front.haproxy;
   }, 120_000);
-  afterAll(() => cluster?.close());
+  afterAll(async () => {
+    await front?.close();
+    await cluster?.close();
+  });
 
-  it("a node killed with SIGKILL: its agents reconnect to another node through the balancer, its tunnels close with a reason, the others' stay open", async () => {
-    // Node 3 first, then node 1: the balancer skips a backend that refuses connections.
-    const balancer = await startTcpBalancer(() => [cluster.nodes[2].url, cluster.nodes[0].url]);
-    try {
-      const victim = await cluster.startAgent("on-victim", balancer.url);
-      const bystander = await cluster.startAgent("on-node2", cluster.nodes[1].url);
-      await waitOnlineEverywhere(cluster, victim.agentId);
-      await waitOnlineEverywhere(cluster, bystander.agentId);
-      const { sessionId: doomed } = await cluster.nodes[0].api.sessions.openTunnel({ agentId: victim.agentId });
-      const { sessionId: kept } = await cluster.nodes[0].api.sessions.openTunnel({ agentId: bystander.agentId });
+  it("a node killed with SIGKILL: its agent reconnects to another node through the front door, its tunnels close with a reason, the others' stay open", async () => {
+    const spread = [];
+    for (let i = 0; i < 3; i++) spread.push(await cluster.startAgent(`spread-${i}`, front.url));
+    for (const a of spread) await waitOnlineEverywhere(cluster, a.agentId);
+    // leastconn (or the stand-in's turns) puts one agent on each node.
+    await waitFor(async () => Object.values(await agentsPerNode(cluster.nodes[0].url)).join() === "1,1,1", 5_000, "one agent per node");
+    expect(await agentsPerNode(cluster.nodes[1].url)).toEqual({ node1: 1, node2: 1, node3: 1 });
+    const owners = spread.map((a) => ownerOf(cluster, a.agentId));
+    expect([...owners].sort()).toEqual([0, 1, 2]);
+    const victim = spread[owners.indexOf(2)];
 
-      await cluster.nodes[2].process.stop("SIGKILL");
-      await victim.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
-      await waitFor(
-        async () => (await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED,
-        15_000,
-        "the dead node's tunnel to close",
-      );
-      const { session } = await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: doomed });
-      expect(session?.closeReason).toMatch(/server node node3 stopped answering|agent reconnected|no live server node/);
-      expect((await cluster.nodes[1].api.sessions.getTunnelStatus({ sessionId: kept })).session?.status).toBe(SessionStatus.ACTIVE);
+    // Technician calls through the front door too.
+    const api = createApiClients({ url: front.url, token: cluster.adminToken });
+    const tunnels = new Map<string, string>();
+    for (const a of spread) tunnels.set(a.agentId, (await api.sessions.openTunnel({ agentId: a.agentId })).sessionId);
 
-      // The agent now lives on node 1 and is reachable from node 2.
-      await waitFor(
-        async () => (await cluster.nodes[1].api.agents.listAgents({ nameContains: "on-victim" })).agents[0]?.online === true,
-        10_000,
-        "victim online",
-      );
-      const { sessionId } = await cluster.nodes[1].api.sessions.openTunnel({ agentId: victim.agentId });
-      const run = await cluster.nodes[1].api.exec.runCommand({ sessionId, command: "echo survived" });
-      expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
-      await cluster.nodes[1].api.sessions.closeTunnel({ sessionId });
-      await cluster.nodes[0].api.sessions.closeTunnel({ sessionId: kept });
-    } finally {
-      await balancer.close();
+    await cluster.nodes[2].process.stop("SIGKILL");
+    // Before HAProxy's checks notice: calls still land, redispatched from the dead node to a live one.
+    for (let i = 0; i < 6; i++) expect((await api.agents.listAgents({ nameContains: "spread-" })).agents).toHaveLength(3);
+    await victim.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+    const doomed = tunnels.get(victim.agentId) as string;
+    await waitFor(
+      async () => (await api.sessions.getTunnelStatus({ sessionId: doomed })).session?.status === SessionStatus.CLOSED,
+      15_000,
+      "the dead node's tunnel to close",
+    );
+    const { session } = await api.sessions.getTunnelStatus({ sessionId: doomed });
+    expect(session?.closeReason).toMatch(/server node node3 stopped answering|agent reconnected|no live server node/);
+    for (const a of spread.filter((a) => a !== victim)) {
+      const sessionId = tunnels.get(a.agentId) as string;
+      expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
+      const run = await api.exec.runCommand({ sessionId, command: "echo kept" });
+      expect(Buffer.from(run.stdout).toString()).toBe("kept\n");
+      await api.sessions.closeTunnel({ sessionId });
     }
+
+    // The victim now lives on node 1 or 2 and is reachable through the front door.
+    await waitOnlineEverywhere(cluster, victim.agentId, 15_000);
+    expect([0, 1]).toContain(ownerOf(cluster, victim.agentId));
+    const { sessionId } = await api.sessions.openTunnel({ agentId: victim.agentId });
+    const run = await api.exec.runCommand({ sessionId, command: "echo survived" });
+    expect(Buffer.from(run.stdout).toString()).toBe("survived\n");
+    await api.sessions.closeTunnel({ sessionId });
+    if (haproxy) await haproxy.waitForLog(/Server guru_nodes\/node3 is DOWN/, { timeoutMs: 5_000 });
+
+    // Back on the same port, the node rejoins the rotation.
+    await restartNode(2);
+    for (const a of spread) await a.process.stop("SIGKILL");
+  });
+
+  /** Starts node i again on its port and waits until HAProxy has it back in the rotation. */
+  async function restartNode(i: number) {
+    const since = haproxy?.mark();
+    await cluster.startNode(i);
+    await haproxy?.waitForLog(new RegExp(`Server guru_nodes/node${i + 1} is UP`), { since, timeoutMs: 10_000 });
+  }
+
+  /**
+   * Starts an upload of `content` through `api`, lands its first MiB, kills node
+   * `victim` while the second MiB is in flight, and brings the node back once
+   * `resume` (which must finish the upload) is done.
+   */
+  async function uploadInterruptedByKill(api: ApiClients, sessionId: string, path: string, content: Buffer, victim: number) {
+    const { uploadId } = await api.files.startUpload({ sessionId, path, size: BigInt(content.length), sha256: sha(content) });
+    const mib = 1024 * 1024;
+    expect((await api.files.uploadChunk({ uploadId, offset: 0n, data: content.subarray(0, mib) })).receivedOffset).toBe(BigInt(mib));
+    // The first MiB on the agent's disk (received by the node is not yet written there), so the resume must start past it.
+    await waitFor(async () => (await api.files.getUpload({ uploadId })).committedOffset === BigInt(mib), 5_000, "the first MiB on the agent");
+    const inFlight = api.files.uploadChunk({ uploadId, offset: BigInt(mib), data: content.subarray(mib, 2 * mib) }).catch((err: unknown) => err);
+    await cluster.nodes[victim].process.stop("SIGKILL");
+    await inFlight;
+    return uploadId;
+  }
+
+  it("an upload whose technician-side node is killed mid-transfer resumes through the front door, byte-identical on the agent's disk", async () => {
+    const agent = await cluster.startAgent("upload-kept", front.url);
+    await waitOnlineEverywhere(cluster, agent.agentId);
+    const owner = ownerOf(cluster, agent.agentId);
+    const through = (owner + 1) % 3;
+    const { sessionId } = await cluster.nodes[through].api.sessions.openTunnel({ agentId: agent.agentId });
+    const content = randomBytes(6 * 1024 * 1024 + 321);
+    const source = join(cluster.tempDir, "upload-kept.bin");
+    await writeFile(source, content);
+    const target = join(agent.dir, "kept.bin");
+    const uploadId = await uploadInterruptedByKill(cluster.nodes[through].api, sessionId, target, content, through);
+
+    // The agent's node is alive: the tunnel stays open, and the upload goes on in it through another node.
+    const api = createApiClients({ url: front.url, token: cluster.adminToken });
+    expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.ACTIVE);
+    const resumedFrom: number[] = [];
+    const done = await uploadFile({
+      api,
+      session: async () => sessionId,
+      localPath: source,
+      remotePath: target,
+      uploadId,
+      bulk: api.endpoint,
+      retry: { attempts: 10, baseDelayMs: 200, maxDelayMs: 1_000 },
+      onProgress: (p) => resumedFrom.length === 0 && resumedFrom.push(p.done),
+    });
+    // From the agent's committed offset: past the first MiB, short of the end of the one in flight.
+    expect(resumedFrom[0]).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(resumedFrom[0]).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect([done.size, done.sha256]).toEqual([content.length, sha(content)]);
+    expect(sha(await readFile(target))).toBe(sha(content));
+    await api.sessions.closeTunnel({ sessionId });
+    await agent.process.stop("SIGKILL");
+    await restartNode(through);
+  });
+
+  it("an upload whose agent's node is killed mid-transfer resumes in a new tunnel once the agent is back through the front door, byte-identical", async () => {
+    const agent = await cluster.startAgent("upload-moved", front.url);
+    await waitOnlineEverywhere(cluster, agent.agentId);
+    const owner = ownerOf(cluster, agent.agentId);
+    const through = (owner + 1) % 3;
+    const api = cluster.nodes[through].api;
+    const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId });
+    const content = randomBytes(6 * 1024 * 1024 + 123);
+    const source = join(cluster.tempDir, "upload-moved.bin");
+    await writeFile(source, content);
+    const target = join(agent.dir, "moved.bin");
+    const uploadId = await uploadInterruptedByKill(api, sessionId, target, content, owner);
+
+    await agent.process.waitFor(/connected to the server[\s\S]*connected to the server/, 20_000);
+    await waitOnlineEverywhere(cluster, agent.agentId, 15_000);
+    expect(ownerOf(cluster, agent.agentId)).not.toBe(owner);
+    // The tunnel died with the agent's node; the upload resumes in a new one.
+    const tunnels = new Set<string>();
+    const resumedFrom: number[] = [];
+    const done = await uploadFile({
+      api,
+      session: async () => {
+        const open = await api.sessions.listSessions({ agentId: agent.agentId, status: SessionStatus.ACTIVE });
+        const id = open.sessions[0]?.sessionId ?? (await api.sessions.openTunnel({ agentId: agent.agentId })).sessionId;
+        tunnels.add(id);
+        return id;
+      },
+      localPath: source,
+      remotePath: target,
+      uploadId,
+      bulk: api.endpoint,
+      retry: { attempts: 20, baseDelayMs: 200, maxDelayMs: 1_000 },
+      onProgress: (p) => resumedFrom.length === 0 && resumedFrom.push(p.done),
+    });
+    expect(resumedFrom[0]).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(resumedFrom[0]).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(tunnels.has(sessionId)).toBe(false);
+    expect([done.size, done.sha256]).toEqual([content.length, sha(content)]);
+    expect(sha(await readFile(target))).toBe(sha(content));
+    expect((await api.sessions.getTunnelStatus({ sessionId })).session?.status).toBe(SessionStatus.CLOSED);
+    for (const id of tunnels) await api.sessions.closeTunnel({ sessionId: id });
+    await agent.process.stop("SIGKILL");
+    await restartNode(owner);
   });
 
   it("a restarted node closes only the tunnels it held, not the other nodes'", async () => {

@@ -1,8 +1,8 @@
 // A cluster of real `guru server` processes on one fresh PostgreSQL database
 // and a NATS server (the machine's, or a private one), each under its own node
 // id and a subject prefix unique to the test, plus real agent processes
-// connected to the node of the test's choice (directly or through a
-// TcpBalancer).
+// connected to the node of the test's choice (directly or through HAProxy:
+// haproxy.ts).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -123,46 +123,28 @@ export async function waitOnlineEverywhere(cluster: TestCluster, agentId: string
 }
 
 /**
- * A plain TCP load balancer on loopback: each connection goes to the first
- * backend (in turn) that accepts it, so a dead backend is skipped, as a real
- * balancer's health check would.
+ * The index of the running node holding the agent's link, from the nodes' logs
+ * (each link's "agent connected" and "agent disconnected"); -1 if none does.
  */
-export async function startTcpBalancer(backends: () => string[]): Promise<{ url: string; close(): Promise<void> }> {
-  let next = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.pause();
-    const list = backends();
-    const tryBackend = (attempt: number) => {
-      if (attempt >= list.length) return client.destroy();
-      const target = new URL(list[(next + attempt) % list.length]);
-      const upstream = net.connect(Number(target.port), target.hostname);
-      upstream.once("error", () => tryBackend(attempt + 1));
-      upstream.once("connect", () => {
-        next = (next + attempt + 1) % list.length;
-        upstream.removeAllListeners("error");
-        sockets.add(upstream);
-        upstream.on("close", () => sockets.delete(upstream));
-        upstream.on("error", () => client.destroy());
-        client.on("error", () => upstream.destroy());
-        client.pipe(upstream).pipe(client);
-        client.resume();
-      });
-    };
-    tryBackend(0);
+export function ownerOf(cluster: TestCluster, agentId: string): number {
+  return cluster.nodes.findIndex((node) => {
+    if (node.process.child.exitCode !== null || node.process.child.signalCode !== null) return false;
+    let links = 0;
+    for (const line of node.process.output().split("\n")) {
+      if (!line.includes(`"agentId":"${agentId}"`)) continue;
+      if (line.includes('"msg":"agent connected"')) links++;
+      else if (line.includes('"msg":"agent disconnected"')) links--;
+    }
+    return links > 0;
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+}
+
+/** Agent links per node, from a node's /metrics (`guru_cluster_agents{node}`: the cluster as that node sees it). */
+export async function agentsPerNode(nodeUrl: string): Promise<Record<string, number>> {
+  const metrics = await (await fetch(`${nodeUrl}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of metrics.matchAll(/^guru_cluster_agents\{node="([^"]+)"\} (\d+)$/gm)) counts[m[1]] = Number(m[2]);
+  return counts;
 }
 
 /** A private nats-server on a free port (for tests that stop and start NATS). */
