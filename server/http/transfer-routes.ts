@@ -14,6 +14,7 @@
 // body {code, message, details} with Connect's error code names.
 import type http from "node:http";
 import type http2 from "node:http2";
+import type { Readable } from "node:stream";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { GuruError, isGuruError, toGuruError, type ErrorKind } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
@@ -24,6 +25,7 @@ import type { Principal } from "../domain/principal.ts";
 import type { UploadService } from "../domain/uploads.ts";
 import { refuseIntegrationKey } from "../rpc/partner-auth.ts";
 import { codeOfKind } from "../../lib/api-errors.ts";
+import { bodyChunks } from "./body-chunks.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
@@ -124,7 +126,7 @@ export function createTransferRoutes(options: TransferRoutesOptions) {
     };
     let bodyError: unknown;
     try {
-      for await (const data of req as AsyncIterable<Buffer>) {
+      for await (const data of bodyChunks(req as Readable)) {
         for (let pos = 0; pos < data.byteLength; ) {
           if (offset + filled >= end) throw new GuruError("invalid", `the body runs past Content-Range's end ${end - 1}`);
           const n = Math.min(data.byteLength - pos, piece.byteLength - filled, end - offset - filled);
