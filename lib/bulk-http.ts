@@ -3,6 +3,7 @@
 // the Authorization header. Errors come back as ConnectErrors with the code
 // the server named, so callers retry and refuse exactly as with FileService.
 import { open } from "node:fs/promises";
+import { bodyChunks } from "./body-chunks.ts";
 import http from "node:http";
 import https from "node:https";
 import { ErrorInfoSchema } from "../gen/guru/api/v1/errors_pb.js";
@@ -183,8 +184,8 @@ export function getDownload(
           path: decodeURIComponent(String(res.headers["x-guru-path"] ?? o.path)),
           mimeType: String(res.headers["x-guru-mime-type"] ?? ""),
         });
-        for await (const chunk of res) {
-          const waiting = o.onData(chunk as Buffer);
+        for await (const chunk of bodyChunks(res)) {
+          const waiting = o.onData(chunk);
           if (waiting) await waiting;
         }
         if (!res.complete) throw new ConnectError("the download broke off", Code.Unavailable);

@@ -25,7 +25,7 @@ import type { Principal } from "../domain/principal.ts";
 import type { UploadService } from "../domain/uploads.ts";
 import { refuseIntegrationKey } from "../rpc/partner-auth.ts";
 import { codeOfKind } from "../../lib/api-errors.ts";
-import { bodyChunks } from "./body-chunks.ts";
+import { bodyChunks } from "../../lib/body-chunks.ts";
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;

@@ -1,8 +1,8 @@
-// A request body chunk by chunk, as the socket delivered it. A Readable's own
+// An HTTP body chunk by chunk, as the socket delivered it. A Readable's own
 // async iterator reads everything buffered at once, and whenever the consumer
 // fell behind (waiting for agent credit, say) that means concatenating the
 // waiting chunks into a new buffer: a copy and an allocation per read, on
-// every byte of an upload.
+// every byte of a transfer.
 import type { Readable } from "node:stream";
 
 export async function* bodyChunks(body: Readable): AsyncGenerator<Buffer> {
