@@ -29,7 +29,8 @@ if (process.argv[2] === "--version" && process.argv.length === 3) {
   // (measured: the server's full GCs during a 256 MiB upload and download
   // went from 52 to 4, its CPU per GiB downloaded halved, peak RSS stayed
   // bounded). Set before any module loads, so no heap limit is computed yet.
-  v8.setFlagsFromString("--external-memory-accounted-in-global-limit");
+  // `node --no-external-memory-accounted-in-global-limit bin/guru.js …` keeps V8's default.
+  if (!process.execArgv.includes("--no-external-memory-accounted-in-global-limit")) v8.setFlagsFromString("--external-memory-accounted-in-global-limit");
   const { main } = await import("../cli/main.ts");
   main(process.argv.slice(2)).then(
     (code) => {
