@@ -14,7 +14,7 @@ import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
 import { checkHelloAck } from "../lib/wire/hello-check.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
-import { dialServer, retryAfterMsOf } from "./link/dial.ts";
+import { dialedSocketOf, dialServer, retryAfterMsOf } from "./link/dial.ts";
 import { createReconnectDelay } from "./link/reconnect-delay.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
@@ -148,7 +148,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
       timeoutMs: options.dialTimeoutMs ?? 10_000,
     });
     const current: Link = createLink({
-      socket: wsFrameSocket(ws),
+      socket: wsFrameSocket(ws, { maskInPlace: dialedSocketOf(ws) }),
       role: "agent",
       limits,
       logger,

@@ -2,7 +2,8 @@
 // GET /transfer/download): raw bytes over HTTP, with the technician token in
 // the Authorization header. Errors come back as ConnectErrors with the code
 // the server named, so callers retry and refuse exactly as with FileService.
-import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { bodyChunks } from "./body-chunks.ts";
 import http from "node:http";
 import https from "node:https";
 import { ErrorInfoSchema } from "../gen/guru/api/v1/errors_pb.js";
@@ -62,6 +63,10 @@ async function errorOf(res: http.IncomingMessage): Promise<ConnectError> {
   }
 }
 
+/** Body buffers of one PUT: reused once the socket wrote them, so sending a GiB allocates a few MiB, not a GiB. */
+const bodyBufferBytes = 1024 * 1024;
+const bodyBuffersInFlight = 4;
+
 /**
  * Sends bytes [start, end) of a local file as one PUT. Resolves with the
  * offsets the server reports.
@@ -76,30 +81,19 @@ export function putUploadRange(
       "content-length": String(o.end - o.start),
       "content-range": `bytes ${o.start}-${o.end - 1}/${o.size}`,
     });
-    const body = createReadStream(o.localPath, { start: o.start, end: o.end - 1, highWaterMark: 1024 * 1024 });
     let settled = false;
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
-      body.destroy();
       req.destroy();
       reject(unavailable(err));
     };
-    body.on("data", (chunk) => {
-      if (!req.write(chunk)) {
-        body.pause();
-        req.once("drain", () => body.resume());
-      }
-    });
-    body.once("end", () => req.end());
-    body.once("error", fail);
     req.once("error", fail);
     req.once("response", (res) => {
       void (async () => {
         if (res.statusCode !== 200) {
           const err = await errorOf(res);
           settled = true;
-          body.destroy();
           reject(err);
           return;
         }
@@ -110,7 +104,58 @@ export function putUploadRange(
         resolve(r);
       })().catch(fail);
     });
+    void sendFileRange(req, o.localPath, o.start, o.end, () => settled).catch(fail);
   });
+}
+
+function drainedOrClosed(req: http.ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      req.off("drain", done);
+      req.off("close", done);
+      resolve();
+    };
+    req.once("drain", done);
+    req.once("close", done);
+  });
+}
+
+/** Writes [start, end) of the file into the request and ends it; stops early once `stopped()`. */
+async function sendFileRange(req: http.ClientRequest, path: string, start: number, end: number, stopped: () => boolean): Promise<void> {
+  const file = await open(path, "r");
+  try {
+    const free: Buffer[] = [];
+    let buffers = 0;
+    let waiter: (() => void) | undefined;
+    const released = (buffer: Buffer) => {
+      free.push(buffer);
+      const wake = waiter;
+      waiter = undefined;
+      wake?.();
+    };
+    for (let position = start; position < end && !stopped(); ) {
+      let buffer = free.pop();
+      if (buffer === undefined && buffers < bodyBuffersInFlight) {
+        buffer = Buffer.allocUnsafe(bodyBufferBytes);
+        buffers++;
+      }
+      if (buffer === undefined) {
+        await new Promise<void>((resolve) => (waiter = resolve));
+        continue;
+      }
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.byteLength, end - position), position);
+      if (bytesRead === 0) throw new Error(`${path} is shorter than ${end} bytes; it changed while being uploaded`);
+      const data = buffer.subarray(0, bytesRead);
+      const writing = buffer;
+      // The socket holds `data` until its callback: only then may the buffer take the next read.
+      const ok = req.write(data, () => released(writing));
+      position += bytesRead;
+      if (!ok && !stopped()) await drainedOrClosed(req);
+    }
+    if (!stopped()) req.end();
+  } finally {
+    await file.close();
+  }
 }
 
 export interface DownloadInfo {
@@ -139,8 +184,8 @@ export function getDownload(
           path: decodeURIComponent(String(res.headers["x-guru-path"] ?? o.path)),
           mimeType: String(res.headers["x-guru-mime-type"] ?? ""),
         });
-        for await (const chunk of res) {
-          const waiting = o.onData(chunk as Buffer);
+        for await (const chunk of bodyChunks(res)) {
+          const waiting = o.onData(chunk);
           if (waiting) await waiting;
         }
         if (!res.complete) throw new ConnectError("the download broke off", Code.Unavailable);

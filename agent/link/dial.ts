@@ -1,6 +1,7 @@
 // Dials the server's agent endpoint. The key travels in the Authorization
 // header, never in the URL. A refused upgrade comes back as an error whose
 // message is the server's own explanation (401 unknown key, 400 protocol).
+import type { FrameWritable } from "../../lib/wire/masked-frames.ts";
 import WebSocket from "ws";
 import { GuruError } from "../../lib/errors.ts";
 
@@ -36,6 +37,8 @@ export function dialServer(options: {
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
     ws.binaryType = "nodebuffer";
+    // The TCP (or TLS) socket under the WebSocket, for writing masked frames without a copy.
+    ws.once("upgrade", (res) => dialedSockets.set(ws, res.socket));
     const fail = (err: Error) => {
       ws.removeAllListeners();
       ws.on("error", () => undefined);
@@ -61,6 +64,13 @@ export function dialServer(options: {
       resolve(ws);
     });
   });
+}
+
+const dialedSockets = new WeakMap<WebSocket, FrameWritable>();
+
+/** The socket a dialled WebSocket runs on (see lib/wire/masked-frames.ts). */
+export function dialedSocketOf(ws: WebSocket): FrameWritable | undefined {
+  return dialedSockets.get(ws);
 }
 
 function describeDialError(err: Error & { code?: string }, serverUrl: string): string {

@@ -1,9 +1,14 @@
 // The few socket operations the link needs, so the same link runs over a real
 // `ws` WebSocket and over an in-memory pair in unit tests.
 import type WebSocket from "ws";
+import { writeMaskedBinaryFrame, type FrameWritable } from "./masked-frames.ts";
 
 export interface FrameSocket {
-  /** Sends one binary message; `done` runs once it left our buffers (or failed). */
+  /**
+   * Sends one binary message; `done` runs once it left our buffers (or failed).
+   * The socket may overwrite `bytes` (a client masks them in place): pass a
+   * buffer encoded for this send, that nothing reads afterwards.
+   */
   send(bytes: Uint8Array, done: (err?: Error) => void): void;
   /** True when, once `done` ran without error, nothing (not even the peer) refers to the bytes sent: they may be reused. */
   readonly sentBytesReusable?: boolean;
@@ -37,7 +42,14 @@ function isSendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
-export function wsFrameSocket(ws: WebSocket): FrameSocket {
+export function wsFrameSocket(
+  ws: WebSocket,
+  options: {
+    /** A client's own socket under `ws`: frames are then masked in place and written on it, not copied by `ws`. */
+    maskInPlace?: FrameWritable;
+  } = {},
+): FrameSocket {
+  const raw = options.maskInPlace;
   // Without an 'error' listener `ws` errors (ECONNRESET, an invalid frame from
   // the peer) would be thrown as uncaught exceptions; 'close' always follows.
   ws.on("error", () => {});
@@ -45,6 +57,11 @@ export function wsFrameSocket(ws: WebSocket): FrameSocket {
     // ws writes the bytes to the TCP socket (or a masked copy of them) and calls back once written.
     sentBytesReusable: true,
     send(bytes, done) {
+      // Only while OPEN: after a close frame nothing else may follow, and `ws` then fails the send as it should.
+      if (raw !== undefined && ws.readyState === ws.OPEN) {
+        writeMaskedBinaryFrame(raw, bytes, (err) => done(err ?? undefined));
+        return;
+      }
       try {
         ws.send(bytes, { binary: true }, (err) => done(err ?? undefined));
       } catch (err) {

@@ -41,7 +41,8 @@ async function linkedOverWs(options: { heartbeat?: boolean } = {}) {
     heartbeat: options.heartbeat ? { ...fast, send: false } : undefined,
   });
   const agent = createLink({
-    socket: wsFrameSocket(pair.client),
+    // As the agent runs: frames masked in place on the socket under `ws`.
+    socket: wsFrameSocket(pair.client, { maskInPlace: pair.clientSocket }),
     role: "agent",
     limits: defaultWireLimits,
     logger: capturingLogger().logger,

@@ -13,6 +13,7 @@
 // an upload is named by the id StartUpload returned. Refusals answer a JSON
 // body {code, message, details} with Connect's error code names.
 import type http from "node:http";
+import type { Readable } from "node:stream";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { codeOfKind } from "../../lib/api-errors.ts";
 import { GuruError, isGuruError, toGuruError } from "../../lib/errors.ts";
@@ -22,6 +23,7 @@ import type { TokenService } from "../auth/tokens.ts";
 import type { FileService } from "../domain/files.ts";
 import type { UploadService } from "../domain/uploads.ts";
 import { createBearerAuth, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
+import { bodyChunks } from "../../lib/body-chunks.ts";
 
 const transferPathPrefix = "/transfer/";
 
@@ -71,7 +73,7 @@ export function createTransferRoutes(options: TransferRoutesOptions) {
     };
     let bodyError: unknown;
     try {
-      for await (const data of req as AsyncIterable<Buffer>) {
+      for await (const data of bodyChunks(req as Readable)) {
         for (let pos = 0; pos < data.byteLength; ) {
           if (offset + filled >= end) throw new GuruError("invalid", `the body runs past Content-Range's end ${end - 1}`);
           const n = Math.min(data.byteLength - pos, piece.byteLength - filled, end - offset - filled);

@@ -2,6 +2,7 @@
 // links are: subprotocol guru.wire.v1, no compression, maxPayload from the
 // limits. For the wire engine's socket tests and bench/wire-throughput.ts.
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import WebSocket, { WebSocketServer } from "ws";
 import { wireSubprotocol } from "../../lib/wire/frame-socket.ts";
 import { wsMaxPayloadBytes, type WireLimits } from "../../lib/wire/limits.ts";
@@ -11,6 +12,8 @@ export interface WsPair {
   server: WebSocket;
   /** The client's (agent's) end. */
   client: WebSocket;
+  /** The socket under the client's end, as the agent's dial hands it to wsFrameSocket. */
+  clientSocket: Duplex;
   /** Every socket the server accepted, to check none is left open. */
   accepted: WebSocket[];
   /** Closes both ends (terminating what is left) and the listener. */
@@ -42,6 +45,8 @@ export async function openWsPair(limits: WireLimits): Promise<WsPair> {
   );
   const { port } = wss.address() as AddressInfo;
   const client = new WebSocket(`ws://127.0.0.1:${port}/agent`, wireSubprotocol, wsLinkOptions(limits));
+  let clientSocket: Duplex | undefined;
+  client.once("upgrade", (res) => (clientSocket = res.socket));
   await new Promise<void>((resolve, reject) => {
     client.once("open", resolve);
     client.once("error", reject);
@@ -51,6 +56,7 @@ export async function openWsPair(limits: WireLimits): Promise<WsPair> {
   return {
     server,
     client,
+    clientSocket: clientSocket as Duplex,
     accepted,
     close() {
       closing ??= closeAll();

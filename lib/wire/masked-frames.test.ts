@@ -1,0 +1,75 @@
+// Frames a client masks in place must reach a `ws` server byte-identical, at
+// every length class of the WebSocket header (7-bit, 16-bit, 64-bit), in
+// order with frames `ws` itself sends.
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wsFrameSocket, type FrameSocket } from "./frame-socket.ts";
+import { defaultWireLimits } from "./limits.ts";
+import { maskedBinaryHeader } from "./masked-frames.ts";
+import { openWsPair, type WsPair } from "../../test/support/ws-pair.ts";
+
+let pair: WsPair;
+let socket: FrameSocket;
+const received: Buffer[] = [];
+let onReceived: (() => void) | undefined;
+
+beforeAll(async () => {
+  pair = await openWsPair(defaultWireLimits);
+  socket = wsFrameSocket(pair.client, { maskInPlace: pair.clientSocket });
+  pair.server.on("message", (data: Buffer) => {
+    received.push(data);
+    onReceived?.();
+  });
+});
+
+afterAll(async () => {
+  await pair.close();
+});
+
+function send(bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => socket.send(bytes, (err) => (err ? reject(err) : resolve())));
+}
+
+async function receivedCount(n: number): Promise<void> {
+  while (received.length < n) await new Promise<void>((resolve) => (onReceived = resolve));
+}
+
+describe("masked frames written in place", () => {
+  it("writes headers of each length class with the mask bit and a key", () => {
+    expect([...maskedBinaryHeader(0).subarray(0, 2)]).toEqual([0x82, 0x80]);
+    expect([...maskedBinaryHeader(125).subarray(0, 2)]).toEqual([0x82, 0x80 | 125]);
+    expect([...maskedBinaryHeader(126).subarray(0, 4)]).toEqual([0x82, 0x80 | 126, 0, 126]);
+    expect([...maskedBinaryHeader(65536).subarray(0, 10)]).toEqual([0x82, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    expect(maskedBinaryHeader(65536).byteLength).toBe(14);
+  });
+
+  it("delivers any payload byte-identical, and masks the sender's buffer (no copy was made)", async () => {
+    const boundaries = fc.constantFrom(0, 1, 125, 126, 127, 65535, 65536, 65537, 1024 * 1024 + 3);
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(boundaries, fc.integer({ min: 0, max: 200_000 })), fc.integer({ min: 0, max: 255 }), async (length, seed) => {
+        const payload = Buffer.alloc(length, seed).map((b, i) => (b + i * 7) & 0xff);
+        const original = Buffer.from(payload);
+        const before = received.length;
+        await send(payload);
+        await receivedCount(before + 1);
+        expect(received[before].equals(original)).toBe(true);
+        // A zero key (one in 2^32) would leave the bytes as they were; 16 bytes make that moot.
+        if (length >= 16) expect(Buffer.from(payload).equals(original)).toBe(false);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("keeps the order of frames written in place and frames `ws` sends", async () => {
+    const before = received.length;
+    const expected: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const text = `frame ${i} ${"x".repeat(i * 1000)}`;
+      expected.push(text);
+      if (i % 3 === 0) pair.client.send(Buffer.from(text));
+      else void send(Buffer.from(text));
+    }
+    await receivedCount(before + 20);
+    expect(received.slice(before).map((b) => b.toString())).toEqual(expected);
+  });
+});
