@@ -79,3 +79,16 @@ export function createBearerAuth(options: BearerAuthOptions): (req: Req) => Prom
     }
   };
 }
+
+/** Waits until the response takes more, or the client went away. */
+export function drained(out: Res): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off("drain", done);
+      out.off("close", done);
+      resolve();
+    };
+    out.once("drain", done);
+    out.once("close", done);
+  });
+}

@@ -15,7 +15,7 @@ import type { AuthFailureLimit } from "../auth/auth-failures.ts";
 import type { TokenService } from "../auth/tokens.ts";
 import { refuseViewerToken } from "../auth/viewer-tokens.ts";
 import type { RecordingService } from "../domain/recordings.ts";
-import { createBearerAuth, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
+import { createBearerAuth, drained, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
 
 const recordingPathPrefix = "/recordings/";
 
@@ -25,19 +25,6 @@ export interface RecordingRoutesOptions {
   logger: Logger;
   authFailures?: AuthFailureLimit;
   trustedProxies: readonly string[];
-}
-
-/** Waits until the response takes more, or the client went away. */
-function drained(out: http.ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      out.off("drain", done);
-      out.off("close", done);
-      resolve();
-    };
-    out.once("drain", done);
-    out.once("close", done);
-  });
 }
 
 export function createRecordingRoutes(options: RecordingRoutesOptions) {

@@ -22,7 +22,7 @@ import type { AuthFailureLimit } from "../auth/auth-failures.ts";
 import type { TokenService } from "../auth/tokens.ts";
 import type { FileService } from "../domain/files.ts";
 import type { UploadService } from "../domain/uploads.ts";
-import { createBearerAuth, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
+import { createBearerAuth, drained, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
 import { bodyChunks } from "../../lib/body-chunks.ts";
 
 const transferPathPrefix = "/transfer/";
@@ -125,16 +125,7 @@ export function createTransferRoutes(options: TransferRoutesOptions) {
           });
         } else if (event.type === "chunk") {
           // The agent's credit comes back as we pull; the socket's buffer bounds what we hold.
-          if (!out.write(event.data))
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                out.off("drain", done);
-                out.off("close", done);
-                resolve();
-              };
-              out.once("drain", done);
-              out.once("close", done);
-            });
+          if (!out.write(event.data)) await drained(out);
           if (gone.signal.aborted) return;
         } else {
           out.addTrailers({ "x-guru-sha256": event.sha256, "x-guru-bytes-sent": String(event.bytesSent) });

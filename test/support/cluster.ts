@@ -6,11 +6,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiClients, type ApiClients } from "../../lib/api-client.ts";
 import { createTestDb } from "./databases.ts";
+import { canConnect, freePort } from "./free-port.ts";
 import { spawnGuru, type GuruProcess } from "./server-process.ts";
 
 const sharedNatsUrl = process.env.TEST_NATS_URL || "nats://127.0.0.1:4222";
@@ -180,26 +180,4 @@ export async function startPrivateNats(): Promise<{ url: string; start(): Promis
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }

@@ -5,11 +5,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./free-port.ts";
+import { canConnect, freePort } from "./free-port.ts";
 
 const shippedConfig = fileURLToPath(new URL("../../deploy/haproxy.cfg", import.meta.url));
 const haproxyBin = process.env.HAPROXY_BIN || "/usr/sbin/haproxy";
@@ -136,15 +135,4 @@ export async function startHaproxy(options: { backends: HaproxyBackend[]; checkI
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
