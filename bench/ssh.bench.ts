@@ -15,7 +15,7 @@
 // p99 on the same agent while the file moves. Without `sshd` the OpenSSH
 // columns are skipped with the install hint; the bench fails only when a run
 // fails.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { f0, f1, guruBin, guruCp, makeFile, MiB, pct, print, ratio, sleep, startGuru, type Guru } from "./guru-peer.ts";
 import { childrenGone, cpuSecondsOf, findSshd, sshdInstallHint, startSshd } from "./ssh-peer.ts";
+import { makeSelfSignedCert } from "../test/support/self-signed-cert.ts";
 
 /** CPU seconds of the children this process has waited for (a spawned client and everything it waited for). */
 const reapedCpu = () => cpuSecondsOf(process.pid, true) - cpuSecondsOf(process.pid, false);
@@ -97,29 +98,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
   const dir = await mkdtemp(join(tmpdir(), "guru-bench-ssh-"));
   const stops: (() => Promise<unknown>)[] = [];
   try {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      ],
-      { stdio: "ignore" },
-    );
+    makeSelfSignedCert(dir);
     const ssh = await startSshd(sshdPath, dir);
     stops.push(() => ssh.close());
     const plain = await startGuru(dir, "plain");

@@ -1,7 +1,6 @@
 // With TLS configured, one listener serves gRPC over HTTP/2 (ALPN), Connect
 // over HTTP/1.1, and agents over wss.
 import { integrationContractVersion } from "../../lib/integration-contract-version.ts";
-import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import { IntegrationService } from "../../gen/guru/integration/v1/integration_pb
 import { SessionService } from "../../gen/guru/api/v1/sessions_pb.js";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { openShell, terminalAgentEnv } from "../support/terminal-helpers.ts";
+import { makeSelfSignedCert } from "../support/self-signed-cert.ts";
 
 let t: TestServer;
 let certDir: string;
@@ -26,29 +26,7 @@ function bearer(token: string): Interceptor {
 
 beforeAll(async () => {
   certDir = await mkdtemp(join(tmpdir(), "guru-tls-"));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      join(certDir, "key.pem"),
-      "-out",
-      join(certDir, "cert.pem"),
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ],
-    { stdio: "ignore" },
-  );
+  makeSelfSignedCert(certDir);
   ca = await readFile(join(certDir, "cert.pem"));
   t = await startTestServer({ kind: "pglite", config: { tlsCertFile: join(certDir, "cert.pem"), tlsKeyFile: join(certDir, "key.pem") } });
 });
