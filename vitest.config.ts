@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
-    exclude: ["node_modules/**", "gen/**"],
+    exclude: ["node_modules/**", "gen/**", "dist/**"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The `guru` binary. Node 24 runs the TypeScript sources by type stripping.
+// The `guru` binary. Node 24 runs the TypeScript sources by type stripping,
+// or the technician commands from the CLI bundle (scripts/build-cli.ts).
 import { readFileSync } from "node:fs";
 import module from "node:module";
+import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 
 // `guru --version` answers before any TypeScript is loaded: stripping types
@@ -31,7 +33,19 @@ if (process.argv[2] === "--version" && process.argv.length === 3) {
   // bounded). Set before any module loads, so no heap limit is computed yet.
   // `node --no-external-memory-accounted-in-global-limit bin/guru.js …` keeps V8's default.
   if (!process.execArgv.includes("--no-external-memory-accounted-in-global-limit")) v8.setFlagsFromString("--external-memory-accounted-in-global-limit");
-  const { main } = await import("../cli/main.ts");
+  // The short-lived technician commands run from the CLI bundle when it is
+  // fresh (`npm ci` and `npm run build` make it): `guru run` loads five chunks
+  // of JavaScript in a fraction of the time ~170 TypeScript modules take. The
+  // long-running commands always run from the sources. One process never mixes
+  // the two: each would have its own copy of a class such as GuruError, and
+  // instanceof would fail across them. GURU_CLI_BUNDLE=off runs the sources;
+  // GURU_CLI_BUNDLE=DIR runs the bundle built into DIR.
+  const { longRunningCommands } = await import("./long-running-commands.js");
+  const { cliBundleEntry } = await import("./cli-bundle.js");
+  const bundleDir = process.env.GURU_CLI_BUNDLE || fileURLToPath(new URL("../dist/cli/", import.meta.url));
+  const longRunning = Object.hasOwn(longRunningCommands, process.argv[2] ?? "");
+  const entry = longRunning || bundleDir === "off" ? undefined : cliBundleEntry(bundleDir);
+  const { main } = entry === undefined ? await import("../cli/main.ts") : await import(entry);
   main(process.argv.slice(2)).then(
     (code) => {
       if (typeof code === "number") process.exitCode = code;
