@@ -11,6 +11,7 @@ import type { ApiClients } from "./api-client.ts";
 import { errorInfoOf, fromConnectError } from "./api-errors.ts";
 import { getDownload, putUploadRange, type BulkEndpoint } from "./bulk-http.ts";
 import { GuruError, toGuruError, type ErrorKind, type ErrorReason } from "./errors.ts";
+import { createWriteBehindSync } from "./write-behind-sync.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -267,7 +268,7 @@ async function writevAt(file: FileHandle, pieces: Uint8Array[], position: number
 const gatherWriteBytes = 1024 * 1024;
 
 /** Positioned writes in flight, with their total size; a failed write fails the next drain. */
-function createWriteQueue() {
+function createWriteQueue(onWritten: (bytes: number) => void) {
   const pending = new Map<Promise<void>, number>();
   let pendingBytes = 0;
   let failure: unknown;
@@ -277,7 +278,7 @@ function createWriteQueue() {
     },
     add(write: Promise<void>, size: number) {
       const tracked = write.then(
-        () => undefined,
+        () => onWritten(size),
         (err: unknown) => {
           failure ??= err;
         },
@@ -303,6 +304,8 @@ export async function downloadFile(o: DownloadOptions) {
   // write, and the positioned writes in flight may complete in any order.
   if (o.resume) await (await open(partPath, "a")).close();
   const file = await open(partPath, o.resume ? "r+" : "w+");
+  // The disk takes the bytes as they arrive, so the sync before the rename is short.
+  const writeBehind = createWriteBehindSync(file);
   let mimeType = "";
   let remotePath = o.remotePath;
   try {
@@ -315,7 +318,7 @@ export async function downloadFile(o: DownloadOptions) {
         fresh = false;
         const sessionId = await o.session();
         const hash = createHash("sha256");
-        const writes = createWriteQueue();
+        const writes = createWriteQueue(writeBehind.wrote);
         let position = start;
         let total = start;
         if (o.bulk) {
@@ -387,6 +390,7 @@ export async function downloadFile(o: DownloadOptions) {
       },
       o.onRetry,
     );
+    await writeBehind.settle();
     await file.sync();
     await file.close();
     await rename(partPath, o.localPath);

@@ -18,6 +18,7 @@ import path from "node:path";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
+import { createWriteBehindSync } from "../../lib/write-behind-sync.ts";
 import { errnoCode, fsError } from "./file-entry.ts";
 import { keepBackupOf, lstatOrUndefined, noLinkCodes, sha256Of, specialBits, stripSpecialBits, syncDirectory, syncFile } from "./file-placement.ts";
 import type { UploadRecord, UploadStateStore } from "./upload-state.ts";
@@ -67,6 +68,8 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   let status: "open" | "closed" | "finished" | "aborted" | "failed" = "open";
   let handleOpen = true;
   let tail: Promise<unknown> = Promise.resolve();
+  // The disk takes the bytes as they arrive, so the sync before placing the file is short.
+  const writeBehind = createWriteBehindSync(handle);
 
   function serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = tail.then(fn, fn);
@@ -127,6 +130,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       throw fsError(err, record.targetPath, "write the upload of");
     }
     committed += data.length;
+    writeBehind.wrote(data.length);
     return committed;
   }
 
@@ -178,6 +182,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
         });
       await handle.chmod(old?.isFile() ? old.mode & 0o777 : deps.newFileMode);
       // Data on disk before the name points at it: after a power cut the target is old or new, never empty.
+      await writeBehind.settle();
       await handle.sync();
       await closeHandle();
 
