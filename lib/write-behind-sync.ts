@@ -15,7 +15,7 @@ import type { FileHandle } from "node:fs/promises";
 const MiB = 1024 * 1024;
 
 /** Bytes written between two datasyncs: a tail small enough to flush in tens of ms. */
-export const defaultSyncEveryBytes = 32 * MiB;
+const defaultSyncEveryBytes = 32 * MiB;
 
 export interface WriteBehindSync {
   /** Counts bytes written to the file; starts a datasync in the background every `everyBytes`. */
