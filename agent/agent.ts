@@ -12,6 +12,7 @@ import { version } from "../lib/version.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
 import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
 import { checkHelloAck } from "../lib/wire/hello-check.ts";
+import { agentWireFeatures } from "../lib/wire/features.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
 import { dialedSocketOf, dialServer, retryAfterMsOf } from "./link/dial.ts";
@@ -166,6 +167,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
         maxFrameBytes: limits.maxFrameBytes,
         consentMode: options.consent ? consentModeOnWire[options.consent.policy.mode] : ConsentMode.UNSPECIFIED,
         requiresConsent: options.consent?.policy.requiredForEverySession ?? false,
+        features: [...agentWireFeatures],
         serviceManager: ctx.system.support.serviceManager,
         systemSupport: {
           services: ctx.system.support.services,

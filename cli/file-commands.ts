@@ -49,9 +49,20 @@ function stateFile(key: string): string {
   return join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
 }
 
-async function readState(file: string): Promise<{ uploadId: string; sha256: string } | undefined> {
+/**
+ * What `--resume` needs of an interrupted upload: its id, and the local file's
+ * modification time then (the state file's name already holds its path and
+ * size). A file modified since is sent again from the start; content changed
+ * without a new time still fails the SHA-256 check at the end.
+ */
+interface UploadState {
+  uploadId: string;
+  mtimeMs: number;
+}
+
+async function readState(file: string): Promise<Partial<UploadState> | undefined> {
   try {
-    return JSON.parse(await readFile(file, "utf8")) as { uploadId: string; sha256: string };
+    return JSON.parse(await readFile(file, "utf8")) as Partial<UploadState>;
   } catch {
     return undefined;
   }
@@ -73,25 +84,26 @@ export async function cpCommand(argv: string[]): Promise<number> {
   try {
     if (to) {
       const localPath = src;
-      const size = (await stat(localPath)).size;
+      const { size, mtimeMs } = await stat(localPath);
       const remotePath = to.path.endsWith("/") ? to.path + basename(localPath) : to.path;
       const state = stateFile(`${agent.agentId}\n${remotePath}\n${await realpath(localPath)}\n${size}`);
-      const sha256 = await sha256OfFile(localPath);
       const previous = flags.resume ? await readState(state) : undefined;
-      if (flags.resume && previous?.sha256 !== sha256) progress.note("nothing to resume for this file; starting over");
+      const resumable = previous?.mtimeMs === mtimeMs && typeof previous.uploadId === "string";
+      if (flags.resume && !resumable) progress.note("nothing to resume for this file; starting over");
       const result = await uploadFile({
         api,
         session: tunnel.session,
         localPath,
         remotePath,
-        sha256,
         overwrite: !flags["no-overwrite"],
         // --no-backup: replace without keeping the old file; else the agent's setting (keep one).
         keepBackup: flags["no-backup"] ? false : undefined,
         bulk: api.endpoint,
-        uploadId: previous?.sha256 === sha256 ? previous.uploadId : undefined,
+        uploadId: resumable ? previous.uploadId : undefined,
         onStarted: (uploadId) =>
-          void mkdir(join(state, ".."), { recursive: true }).then(() => writeFile(state, JSON.stringify({ uploadId, sha256 }), { mode: 0o600 })),
+          void mkdir(join(state, ".."), { recursive: true }).then(() =>
+            writeFile(state, JSON.stringify({ uploadId, mtimeMs } satisfies UploadState), { mode: 0o600 }),
+          ),
         onProgress: (p) => progress.update(p.done, p.total),
         onRetry,
       }).catch(async (err: unknown) => {

@@ -73,7 +73,15 @@ const bodyBuffersInFlight = 4;
  */
 export function putUploadRange(
   endpoint: BulkEndpoint,
-  o: { uploadId: string; localPath: string; start: number; end: number; size: number },
+  o: {
+    uploadId: string;
+    localPath: string;
+    start: number;
+    end: number;
+    size: number;
+    /** Each piece read from the file, as it goes out (the upload hashes them). */
+    onRead?: (position: number, data: Buffer) => void;
+  },
 ): Promise<{ committedOffset: number; receivedOffset: number }> {
   return new Promise((resolve, reject) => {
     const req = request(endpoint, "PUT", `/transfer/uploads/${encodeURIComponent(o.uploadId)}`, {
@@ -104,7 +112,7 @@ export function putUploadRange(
         resolve(r);
       })().catch(fail);
     });
-    void sendFileRange(req, o.localPath, o.start, o.end, () => settled).catch(fail);
+    void sendFileRange(req, o.localPath, o.start, o.end, () => settled, o.onRead).catch(fail);
   });
 }
 
@@ -121,7 +129,14 @@ function drainedOrClosed(req: http.ClientRequest): Promise<void> {
 }
 
 /** Writes [start, end) of the file into the request and ends it; stops early once `stopped()`. */
-async function sendFileRange(req: http.ClientRequest, path: string, start: number, end: number, stopped: () => boolean): Promise<void> {
+async function sendFileRange(
+  req: http.ClientRequest,
+  path: string,
+  start: number,
+  end: number,
+  stopped: () => boolean,
+  onRead?: (position: number, data: Buffer) => void,
+): Promise<void> {
   const file = await open(path, "r");
   try {
     const free: Buffer[] = [];
@@ -146,6 +161,7 @@ async function sendFileRange(req: http.ClientRequest, path: string, start: numbe
       const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.byteLength, end - position), position);
       if (bytesRead === 0) throw new Error(`${path} is shorter than ${end} bytes; it changed while being uploaded`);
       const data = buffer.subarray(0, bytesRead);
+      onRead?.(position, data);
       const writing = buffer;
       // The socket holds `data` until its callback: only then may the buffer take the next read.
       const ok = req.write(data, () => released(writing));

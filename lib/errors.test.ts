@@ -9,7 +9,7 @@ import { errorKinds, errorReasons, GuruError, type ErrorReason } from "./errors.
 function contractReasons(): Map<string, string> {
   const text = readFileSync(new URL("../CONTRACT.md", import.meta.url), "utf8");
   const section = text.slice(text.indexOf("### Reasons"), text.indexOf("## Changelog"));
-  const rows = [...section.matchAll(/^\| `([A-Z_]+)` \| `([a-z_]+)` \|/gm)];
+  const rows = [...section.matchAll(/^\| `([A-Z0-9_]+)` \| `([a-z_]+)` \|/gm)];
   return new Map(rows.map((m) => [m[1], m[2]]));
 }
 
@@ -45,7 +45,7 @@ describe("throw sites", () => {
         if (!file.endsWith(".ts") || file.endsWith(".test.ts")) continue;
         const text = readFileSync(new URL(`${dir}/${file}`, root), "utf8");
         // A reason within the same constructor call (before the next one, within a few lines).
-        for (const m of text.matchAll(/new GuruError\(\s*"(\w+)"((?:(?!new GuruError)[\s\S]){0,600}?)reason: "([A-Z_]+)"/g)) {
+        for (const m of text.matchAll(/new GuruError\(\s*"(\w+)"((?:(?!new GuruError)[\s\S]){0,600}?)reason: "([A-Z0-9_]+)"/g)) {
           const [, kind, between, reason] = m;
           if (between.includes(");\n")) continue; // the reason belongs to a later statement
           if (errorReasons[reason as ErrorReason] !== kind) mismatches.push(`${dir}/${file}: ${kind} with ${reason}`);

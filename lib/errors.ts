@@ -76,6 +76,7 @@ export const errorReasons = {
   UPLOAD_NOT_ACTIVE: "failed_precondition",
   UPLOAD_OFFSET_MISMATCH: "failed_precondition",
   UPLOAD_INCOMPLETE: "failed_precondition",
+  AGENT_NEEDS_SHA256_AT_START: "failed_precondition",
   UPLOAD_CHECKSUM_MISMATCH: "data_loss",
   UPLOAD_SIZE_MISMATCH: "data_loss",
   CHANNELS_EXHAUSTED: "rate_limited",

@@ -4,6 +4,7 @@
 // Downloads: ReadFile into `<dst>.guru-part`, resumed from its length, checked
 // against the summary's SHA-256, then renamed into place.
 import { createHash } from "node:crypto";
+import type { Stats } from "node:fs";
 import { open, rename, stat, type FileHandle } from "node:fs/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
@@ -11,6 +12,8 @@ import type { ApiClients } from "./api-client.ts";
 import { errorInfoOf, fromConnectError } from "./api-errors.ts";
 import { getDownload, putUploadRange, type BulkEndpoint } from "./bulk-http.ts";
 import { GuruError, toGuruError, type ErrorKind, type ErrorReason } from "./errors.ts";
+import { createSendingHash } from "./sending-hash.ts";
+import { createWriteBehindSync } from "./write-behind-sync.ts";
 
 const MiB = 1024 * 1024;
 /**
@@ -126,7 +129,11 @@ export interface UploadOptions {
   keepBackup?: boolean;
   /** Resume this upload instead of starting one. */
   uploadId?: string;
-  /** Known SHA-256 of the local file (skips hashing it). */
+  /**
+   * Known SHA-256 of the local file, declared at the start. Absent: the file is
+   * hashed as it is sent and the hash goes with FinishUpload (or, for an agent
+   * too old for that, the file is read and hashed before the start).
+   */
   sha256?: string;
   chunkBytes?: number;
   /** UploadChunk calls in flight. */
@@ -139,14 +146,38 @@ export interface UploadOptions {
   onRetry?: (err: unknown, delayMs: number) => void;
 }
 
+/** The local file changed while it was being sent: what arrived is not one version of it, so nothing is finished. */
+async function requireUnchanged(path: string, before: Stats): Promise<void> {
+  const now = await stat(path);
+  if (now.size !== before.size || now.mtimeMs !== before.mtimeMs)
+    throw new GuruError("conflict", `${path} changed while being uploaded (size or modification time); nothing was replaced, upload it again`, {
+      metadata: { path },
+    });
+}
+
 export async function uploadFile(o: UploadOptions) {
-  const size = (await stat(o.localPath)).size;
-  const sha256 = o.sha256 ?? (await sha256OfFile(o.localPath));
+  const before = await stat(o.localPath);
+  const size = before.size;
+  let declared = o.sha256;
   const chunkBytes = o.chunkBytes ?? defaultUploadChunkBytes;
   const depth = o.depth ?? 2;
   let uploadId = o.uploadId;
   const free: Buffer[] = [];
   const file = await open(o.localPath, "r");
+  // Without a declared hash, the bytes are hashed as they go out.
+  let sending = declared === undefined ? createSendingHash(file) : undefined;
+  const startUpload = async (sessionId: string) => {
+    const request = { sessionId, path: o.remotePath, size: BigInt(size), overwrite: o.overwrite ?? false, keepBackup: o.keepBackup };
+    try {
+      return await o.api.files.startUpload({ ...request, sha256: declared ?? "" });
+    } catch (err) {
+      if (declared !== undefined || !(err instanceof ConnectError) || errorInfoOf(err)?.reason !== "AGENT_NEEDS_SHA256_AT_START") throw err;
+      // An agent older than hashing at finish: hash the file first, as such agents need.
+      declared = await sha256OfFile(o.localPath);
+      sending = undefined;
+      return o.api.files.startUpload({ ...request, sha256: declared });
+    }
+  };
   try {
     return await withRetries(
       o.retry ?? defaultRetry,
@@ -154,14 +185,7 @@ export async function uploadFile(o: UploadOptions) {
         const sessionId = await o.session();
         let offset: number;
         if (uploadId === undefined) {
-          const started = await o.api.files.startUpload({
-            sessionId,
-            path: o.remotePath,
-            size: BigInt(size),
-            sha256,
-            overwrite: o.overwrite ?? false,
-            keepBackup: o.keepBackup,
-          });
+          const started = await startUpload(sessionId);
           uploadId = started.uploadId;
           offset = Number(started.committedOffset);
           o.onStarted?.(uploadId);
@@ -179,12 +203,13 @@ export async function uploadFile(o: UploadOptions) {
           offset = Number(u.committedOffset);
         }
         const id = uploadId;
+        await sending?.catchUp(offset);
         o.onProgress?.({ done: offset, total: size });
         const inflight = new Set<Promise<unknown>>();
         let failed: unknown;
         while (o.bulk && offset < size) {
           const end = Math.min(size, offset + bulkSegmentBytes);
-          const r = await putUploadRange(o.bulk, { uploadId: id, localPath: o.localPath, start: offset, end, size });
+          const r = await putUploadRange(o.bulk, { uploadId: id, localPath: o.localPath, start: offset, end, size, onRead: sending?.sent });
           o.onProgress?.({ done: r.receivedOffset, total: size });
           offset = end;
         }
@@ -196,6 +221,7 @@ export async function uploadFile(o: UploadOptions) {
           const data = buffer.subarray(0, n);
           const { bytesRead } = await file.read(data, 0, n, offset);
           if (bytesRead !== n) throw new GuruError("conflict", `${o.localPath} changed while being uploaded`);
+          sending?.sent(offset, data);
           const call = o.api.files.uploadChunk({ uploadId: id, offset: BigInt(offset), data }).then(
             (r) => o.onProgress?.({ done: Number(r.receivedOffset), total: size }),
             (err: unknown) => (failed ??= err),
@@ -210,7 +236,8 @@ export async function uploadFile(o: UploadOptions) {
         }
         await Promise.all(inflight);
         if (failed !== undefined) throw failed;
-        const done = await o.api.files.finishUpload({ uploadId: id });
+        await requireUnchanged(o.localPath, before);
+        const done = await o.api.files.finishUpload({ uploadId: id, sha256: sending?.digest(size) ?? "" });
         o.onProgress?.({ done: size, total: size });
         return { uploadId: id, size: Number(done.size), sha256: done.sha256, backupPath: done.backupPath, path: done.path };
       },
@@ -267,7 +294,7 @@ async function writevAt(file: FileHandle, pieces: Uint8Array[], position: number
 const gatherWriteBytes = 1024 * 1024;
 
 /** Positioned writes in flight, with their total size; a failed write fails the next drain. */
-function createWriteQueue() {
+function createWriteQueue(onWritten: (bytes: number) => void) {
   const pending = new Map<Promise<void>, number>();
   let pendingBytes = 0;
   let failure: unknown;
@@ -277,7 +304,7 @@ function createWriteQueue() {
     },
     add(write: Promise<void>, size: number) {
       const tracked = write.then(
-        () => undefined,
+        () => onWritten(size),
         (err: unknown) => {
           failure ??= err;
         },
@@ -303,6 +330,8 @@ export async function downloadFile(o: DownloadOptions) {
   // write, and the positioned writes in flight may complete in any order.
   if (o.resume) await (await open(partPath, "a")).close();
   const file = await open(partPath, o.resume ? "r+" : "w+");
+  // The disk takes the bytes as they arrive, so the sync before the rename is short.
+  const writeBehind = createWriteBehindSync(file);
   let mimeType = "";
   let remotePath = o.remotePath;
   try {
@@ -315,7 +344,7 @@ export async function downloadFile(o: DownloadOptions) {
         fresh = false;
         const sessionId = await o.session();
         const hash = createHash("sha256");
-        const writes = createWriteQueue();
+        const writes = createWriteQueue(writeBehind.wrote);
         let position = start;
         let total = start;
         if (o.bulk) {
@@ -387,6 +416,7 @@ export async function downloadFile(o: DownloadOptions) {
       },
       o.onRetry,
     );
+    await writeBehind.settle();
     await file.sync();
     await file.close();
     await rename(partPath, o.localPath);

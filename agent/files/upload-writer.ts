@@ -16,8 +16,10 @@ import { copyFile, link, rename, rm, unlink, type FileHandle } from "node:fs/pro
 import type { Hash } from "node:crypto";
 import path from "node:path";
 import { GuruError } from "../../lib/errors.ts";
+import { isSha256Hex } from "../../lib/sha256-hex.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
+import { createWriteBehindSync } from "../../lib/write-behind-sync.ts";
 import { errnoCode, fsError } from "./file-entry.ts";
 import { keepBackupOf, lstatOrUndefined, noLinkCodes, sha256Of, specialBits, stripSpecialBits, syncDirectory, syncFile } from "./file-placement.ts";
 import type { UploadRecord, UploadStateStore } from "./upload-state.ts";
@@ -26,7 +28,8 @@ export interface UploadWriter {
   /** Bytes in the temp file and in the running hash: a resume starts here. */
   readonly committedOffset: number;
   write(offset: number, data: Uint8Array): Promise<number>;
-  finish(): Promise<{ size: number; sha256: string; backupPath: string; path: string }>;
+  /** `sha256`: the whole file's hash when the upload was opened without one (else empty, or the same). */
+  finish(sha256?: string): Promise<{ size: number; sha256: string; backupPath: string; path: string }>;
   /** Removes the temp file and the record. */
   abort(): Promise<void>;
   /** Leaves the partial in place for a resume. */
@@ -67,6 +70,8 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
   let status: "open" | "closed" | "finished" | "aborted" | "failed" = "open";
   let handleOpen = true;
   let tail: Promise<unknown> = Promise.resolve();
+  // The disk takes the bytes as they arrive, so the sync before placing the file is short.
+  const writeBehind = createWriteBehindSync(handle);
 
   function serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = tail.then(fn, fn);
@@ -127,12 +132,30 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       throw fsError(err, record.targetPath, "write the upload of");
     }
     committed += data.length;
+    writeBehind.wrote(data.length);
     return committed;
   }
 
-  async function finish(): Promise<{ size: number; sha256: string; backupPath: string; path: string }> {
+  /** The hash the file must have: declared at open or given at finish; when both are given they must agree. */
+  function expectedSha256(atFinish: string): string {
+    const given = atFinish.toLowerCase();
+    if (given !== "" && !isSha256Hex(given)) throw new GuruError("invalid", "sha256 must be 64 hex digits", { details: { sha256: atFinish } });
+    if (given !== "" && record.sha256 !== "" && given !== record.sha256)
+      throw new GuruError("invalid", `the SHA-256 given at finish differs from the one the upload started with (${record.sha256}); nothing was replaced`, {
+        metadata: { field: "sha256" },
+      });
+    const expected = record.sha256 || given;
+    if (expected === "")
+      throw new GuruError("invalid", "the upload started without a SHA-256, so finishing it needs one; nothing was replaced", {
+        metadata: { field: "sha256" },
+      });
+    return expected;
+  }
+
+  async function finish(atFinish = ""): Promise<{ size: number; sha256: string; backupPath: string; path: string }> {
     ensureOpen();
     const details = { uploadId: record.uploadId, path: record.targetPath };
+    const expected = expectedSha256(atFinish);
     if (committed !== record.size) {
       // Short, not wrong: the bytes so far are kept so the client can resume from committedOffset.
       throw new GuruError(
@@ -146,16 +169,16 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       );
     }
     const sha256 = hash.copy().digest("hex");
-    if (sha256 !== record.sha256) {
+    if (sha256 !== expected) {
       // Wrong bytes somewhere, and we cannot tell where: discard them so the upload can never be finished with them.
       await end("failed");
       await rm(record.tempPath, { force: true });
       await store.remove(record.uploadId);
-      log.warn({ expected: record.sha256, actual: sha256 }, "upload checksum mismatch; partial discarded");
-      throw new GuruError("data_loss", `SHA-256 mismatch: expected ${record.sha256}, got ${sha256}; nothing was replaced`, {
+      log.warn({ expected, actual: sha256 }, "upload checksum mismatch; partial discarded");
+      throw new GuruError("data_loss", `SHA-256 mismatch: expected ${expected}, got ${sha256}; nothing was replaced`, {
         reason: "UPLOAD_CHECKSUM_MISMATCH",
-        metadata: { expectedSha256: record.sha256, actualSha256: sha256 },
-        details: { ...details, expectedSha256: record.sha256, actualSha256: sha256 },
+        metadata: { expectedSha256: expected, actualSha256: sha256 },
+        details: { ...details, expectedSha256: expected, actualSha256: sha256 },
       });
     }
     try {
@@ -178,12 +201,13 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
         });
       await handle.chmod(old?.isFile() ? old.mode & 0o777 : deps.newFileMode);
       // Data on disk before the name points at it: after a power cut the target is old or new, never empty.
+      await writeBehind.settle();
       await handle.sync();
       await closeHandle();
 
       const backupPath = deps.keepBackup && old?.isFile() ? await keepBackupOf(record.targetPath) : "";
       await deps.hooks?.beforePlace?.(record.targetPath);
-      await placeFile();
+      await placeFile(sha256);
       // The backup is the old file (a hard link to it): it must not stay a setuid program under another name.
       if (backupPath && old && (old.mode & specialBits) !== 0) await stripSpecialBits(backupPath, log);
       await syncDirectory(path.dirname(record.targetPath));
@@ -208,7 +232,8 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
    * fallback: exclusive too, but the copy is visible while it is written, so
    * its SHA-256 is checked again before the temp file goes.
    */
-  async function placeFile(): Promise<void> {
+  /** `sha256`: the verified hash, which a copy (where no hard link can be made) must still have. */
+  async function placeFile(sha256: string): Promise<void> {
     if (deps.overwrite) {
       await rename(record.tempPath, record.targetPath);
       return;
@@ -225,12 +250,12 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       const code = errnoCode(err);
       if (code === "EEXIST") throw created();
       if (!noLinkCodes.has(code ?? "")) throw err;
-      await copyExclusive(created);
+      await copyExclusive(created, sha256);
     }
     await unlink(record.tempPath);
   }
 
-  async function copyExclusive(created: () => GuruError): Promise<void> {
+  async function copyExclusive(created: () => GuruError, sha256: string): Promise<void> {
     try {
       await copyFile(record.tempPath, record.targetPath, constants.COPYFILE_EXCL);
     } catch (err) {
@@ -238,10 +263,10 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       throw err;
     }
     const copied = await sha256Of(record.targetPath);
-    if (copied !== record.sha256) {
+    if (copied !== sha256) {
       // Ours (COPYFILE_EXCL created it), and wrong: remove it; the verified temp file stays for another try.
       await rm(record.targetPath, { force: true });
-      throw new GuruError("data_loss", `the copy placed at "${deps.requestedPath}" does not match SHA-256 ${record.sha256}; removed it`, {
+      throw new GuruError("data_loss", `the copy placed at "${deps.requestedPath}" does not match SHA-256 ${sha256}; removed it`, {
         details: { path: record.targetPath },
       });
     }
@@ -253,7 +278,7 @@ export function createUploadWriter(deps: UploadWriterDeps): UploadWriter {
       return committed;
     },
     write: (offset, data) => serial(() => write(offset, data)),
-    finish: () => serial(finish),
+    finish: (sha256) => serial(() => finish(sha256)),
     abort: () =>
       serial(async () => {
         if (status === "finished") return;

@@ -162,6 +162,33 @@ describe("uploads", () => {
     await again.abort();
   });
 
+  it("takes the SHA-256 at finish when opened without one, also after a restart, and checks it the same way", async () => {
+    const content = randomBytes(10_000);
+    const writer = await uploads.open(fx.guard, request("late.bin", content, { uploadId: "late", sha256: "" }));
+    await writer.write(0, content.subarray(0, 4000));
+    await writer.close();
+    // The restarted agent resumes it with no hash known yet.
+    uploads = newManager();
+    const resumed = await uploads.open(fx.guard, request("late.bin", content, { uploadId: "late", sha256: "" }));
+    expect(resumed.committedOffset).toBe(4000);
+    await resumed.write(4000, content.subarray(4000));
+    await expect(resumed.finish()).rejects.toMatchObject({ kind: "invalid", metadata: { field: "sha256" } });
+    await expect(resumed.finish("not hex")).rejects.toMatchObject({ kind: "invalid" });
+    // Refusals for a missing or malformed hash leave the upload open.
+    expect(await resumed.finish(sha(content).toUpperCase())).toMatchObject({ size: content.length, sha256: sha(content) });
+    expect((await readFile(join(fx.allowed, "late.bin"))).equals(content)).toBe(true);
+
+    const declared = await uploads.open(fx.guard, request("declared.bin", content, { uploadId: "declared" }));
+    await declared.write(0, content);
+    await expect(declared.finish("0".repeat(64))).rejects.toMatchObject({ kind: "invalid", metadata: { field: "sha256" } });
+    expect(await declared.finish(sha(content))).toMatchObject({ sha256: sha(content) });
+
+    const wrong = await uploads.open(fx.guard, request("wrong.bin", content, { uploadId: "wrong", sha256: "" }));
+    await wrong.write(0, content);
+    await expect(wrong.finish("0".repeat(64))).rejects.toMatchObject({ kind: "data_loss", reason: "UPLOAD_CHECKSUM_MISMATCH" });
+    await expect(readFile(join(fx.allowed, "wrong.bin"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
   it("refuses to finish a short upload (failed_precondition) but keeps it resumable, also across a restart", async () => {
     const content = randomBytes(10_000);
     const writer = await uploads.open(fx.guard, request("short", content));

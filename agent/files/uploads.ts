@@ -7,6 +7,7 @@ import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, rm, stat, type FileHandle } from "node:fs/promises";
 import { GuruError } from "../../lib/errors.ts";
+import { isSha256Hex } from "../../lib/sha256-hex.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { PathGuard } from "../policy/path-guard.ts";
 import { errnoCode, fsError } from "./file-entry.ts";
@@ -46,7 +47,7 @@ export interface OpenUploadRequest {
   uploadId: string;
   path: string;
   size: number;
-  /** Hex SHA-256 of the whole file, declared by the sender. */
+  /** Hex SHA-256 of the whole file, declared by the sender; empty when it comes with finish instead. */
   sha256: string;
   overwrite: boolean;
   /** Absent → keepBackupDefault. */
@@ -65,7 +66,7 @@ function checkRequest(request: OpenUploadRequest): string {
     throw new GuruError("invalid", "size must be a non-negative integer", { details: { size: request.size } });
   }
   const sha256 = typeof request.sha256 === "string" ? request.sha256.toLowerCase() : "";
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new GuruError("invalid", "sha256 must be 64 hex digits", { details: { sha256: request.sha256 } });
+  if (sha256 !== "" && !isSha256Hex(sha256)) throw new GuruError("invalid", "sha256 must be 64 hex digits", { details: { sha256: request.sha256 } });
   return sha256;
 }
 

@@ -171,7 +171,7 @@ export async function handleFileWrite(channel: Channel, req: FileWriteRequest, c
           await drain(maxWritesAheadBytes);
         } else if (message.type === "event" && message.event.case === "fileWriteFinish") {
           await drain(0);
-          const done = await writer.finish();
+          const done = await writer.finish(message.event.value.sha256);
           settled = true;
           channel.sendResult({
             case: "fileWrite",

@@ -59,7 +59,8 @@ export interface AgentUploadStream {
   /** Resolves once `data` is queued within the agent's credit (not yet written there). */
   write(offset: number, data: Uint8Array): Promise<void>;
   /** After every write: asks the agent to verify and rename into place. */
-  finish(): Promise<UploadOutcome>;
+  /** `sha256`: the whole file's hash when the upload was opened without one. */
+  finish(sha256?: string): Promise<UploadOutcome>;
   /** Asks the agent to delete the partial; resolves when it did (or the channel ended). */
   abort(reason: string): Promise<void>;
   /** Stops using the channel; the agent keeps the partial for a later resume. */

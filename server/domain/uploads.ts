@@ -6,6 +6,8 @@
 // A chunk returns once its bytes are within the agent's credit, so clients can
 // pipeline; committed offsets reach the database in batches, not per chunk.
 import { GuruError, toGuruError } from "../../lib/errors.ts";
+import { isSha256Hex } from "../../lib/sha256-hex.ts";
+import { uploadSha256AtFinish } from "../../lib/wire/features.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { AuditOutcome } from "../store/audit.ts";
 import type { Store } from "../store/index.ts";
@@ -46,8 +48,6 @@ export interface UploadView {
   status: UploadStatus;
   updatedAt: Date;
 }
-
-const sha256Pattern = /^[0-9a-f]{64}$/;
 
 export function createUploadService(options: UploadServiceOptions) {
   const { store, sessions, logger } = options;
@@ -112,8 +112,9 @@ export function createUploadService(options: UploadServiceOptions) {
       requirePath(req.path);
       const size = byteCount(req.size, "size");
       const sha256 = req.sha256.toLowerCase();
-      if (!sha256Pattern.test(sha256))
+      if (sha256 !== "" && !isSha256Hex(sha256))
         throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
+      if (sha256 === "") await requireSha256AtFinish(session.agentId);
       await options.opRateLimit?.hit(principal.technicianId);
       const input = {
         sessionId: session.id,
@@ -152,6 +153,32 @@ export function createUploadService(options: UploadServiceOptions) {
         .catch((auditErr: unknown) => logger.error({ err: auditErr }, "upload audit failed"));
       throw error;
     }
+  }
+
+  /** An upload may start without its SHA-256 only on an agent that takes it at finish. */
+  async function requireSha256AtFinish(agentId: string): Promise<void> {
+    const agent = await store.agents.get(agentId);
+    if (agent?.wireFeatures.includes(uploadSha256AtFinish)) return;
+    throw new GuruError(
+      "failed_precondition",
+      `agent ${agent?.name ?? agentId} (version ${agent?.agentVersion ?? "unknown"}) needs the file's SHA-256 when the upload starts; start again with it`,
+      { reason: "AGENT_NEEDS_SHA256_AT_START", metadata: { agentId } },
+    );
+  }
+
+  /** The hash FinishUpload checks against: the one StartUpload declared, or the one given now; never two different ones. */
+  function expectedSha256(row: UploadRecord, atFinish: string): string {
+    const given = atFinish.toLowerCase();
+    if (given !== "" && !isSha256Hex(given))
+      throw new GuruError("invalid", "sha256 must be the 64 hex digits of the whole file's SHA-256", { metadata: { field: "sha256" } });
+    const declared = row.sha256 ?? "";
+    if (given !== "" && declared !== "" && given !== declared)
+      throw new GuruError("invalid", `sha256 differs from the ${declared} StartUpload declared; nothing was replaced`, { metadata: { field: "sha256" } });
+    if (declared === "" && given === "")
+      throw new GuruError("invalid", "this upload started without a sha256, so FinishUpload must carry the whole file's SHA-256", {
+        metadata: { field: "sha256" },
+      });
+    return declared || given;
   }
 
   /** The technician's active tunnel to the upload's agent: the resume after a reconnect runs in a new one. */
@@ -204,12 +231,13 @@ export function createUploadService(options: UploadServiceOptions) {
     return { uploadId: row.id, path: row.path, size: row.size, committedOffset, status: row.status, updatedAt: row.updatedAt };
   }
 
-  async function finish(principal: Principal, uploadId: string): Promise<UploadOutcome> {
+  async function finish(principal: Principal, uploadId: string, sha256AtFinish = ""): Promise<UploadOutcome> {
     const row = await owned(principal, uploadId, true);
     if (row.status === "finished") {
       const known = streams.finishedResult(uploadId);
       return known ?? { size: row.size, sha256: row.sha256 ?? "", backupPath: "", path: row.path };
     }
+    const expected = expectedSha256(row, sha256AtFinish);
     let live = await liveFor(principal, uploadId);
     if (live.received < live.row.size) {
       // Behind a balancer the bytes may have gone through another node, whose
@@ -230,9 +258,9 @@ export function createUploadService(options: UploadServiceOptions) {
     }
     const stream = live.stream as AgentUploadStream;
     try {
-      const outcome = await stream.finish();
-      await store.uploads.setCommitted(row.id, outcome.size);
-      await store.uploads.setStatus(row.id, "finished");
+      // The agent checks the bytes against the hash it was given at the start, or against this one.
+      const outcome = await stream.finish(row.sha256 ? "" : expected);
+      await store.uploads.markFinished(row.id, outcome.size, outcome.sha256);
       streams.finished(uploadId, outcome);
       await audit(row, "allowed", { bytes: outcome.size, sha256: outcome.sha256, sessionId: live.sessionId });
       logger.info({ uploadId, path: outcome.path, size: outcome.size, backupPath: outcome.backupPath }, "upload finished");
@@ -247,7 +275,7 @@ export function createUploadService(options: UploadServiceOptions) {
       if (error.kind === "data_loss" || error.kind === "conflict" || error.kind === "denied" || error.kind === "invalid") {
         await store.uploads.setStatus(row.id, "failed", error.message);
         streams.forget(uploadId);
-        await audit(row, outcomeOf(error), { bytes: live.received, sha256: row.sha256, error: error.message, sessionId: live.sessionId });
+        await audit(row, outcomeOf(error), { bytes: live.received, sha256: expected, error: error.message, sessionId: live.sessionId });
       }
       throw error;
     }

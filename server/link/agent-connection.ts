@@ -124,6 +124,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
         arch: inventory?.arch ?? "",
         agentVersion: hello.agentVersion,
         capabilities: effectiveCapabilities(hello),
+        wireFeatures: hello.features,
       });
       await options.onHello?.(agent.id, hello);
       await options.ownership?.claim(agent.id);

@@ -86,13 +86,13 @@ export function createAgentFiles(router: AgentRouter): AgentFiles {
         lastWrite = sending.catch(() => {});
         return sending;
       },
-      async finish() {
+      async finish(sha256 = "") {
         if (failure) throw failure;
         // Data still waiting for credit would be overtaken by the event otherwise.
         await lastWrite;
         if (failure) throw failure;
         const result = new Promise<UploadOutcome>((resolve, reject) => (finishing = { resolve, reject }));
-        channel.sendEvent({ case: "fileWriteFinish", value: create(FileWriteFinishSchema, {}) });
+        channel.sendEvent({ case: "fileWriteFinish", value: create(FileWriteFinishSchema, { sha256 }) });
         return result;
       },
       async abort(reason) {

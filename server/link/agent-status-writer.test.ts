@@ -3,7 +3,7 @@ import { silentLogger } from "../../lib/logging.ts";
 import type { AgentInventory } from "../store/agents.ts";
 import { createAgentStatusWriter } from "./agent-status-writer.ts";
 
-const inventory: AgentInventory = { hostname: "h", os: "linux", osRelease: "6", arch: "x64", agentVersion: "1", capabilities: [] };
+const inventory: AgentInventory = { hostname: "h", os: "linux", osRelease: "6", arch: "x64", agentVersion: "1", capabilities: [], wireFeatures: [] };
 
 function recordingAgents(options: { failFirst?: boolean } = {}) {
   const calls: { online: string[]; offline: string[] }[] = [];

@@ -73,7 +73,7 @@ export function fileServiceImpl(files: FileService, uploads: UploadService): Ser
       };
     },
     async finishUpload(req, ctx) {
-      const o = await uploads.finish(principalOf(ctx), req.uploadId);
+      const o = await uploads.finish(principalOf(ctx), req.uploadId, req.sha256);
       return { size: BigInt(o.size), sha256: o.sha256, backupPath: o.backupPath, path: o.path };
     },
     async abortUpload(req, ctx) {

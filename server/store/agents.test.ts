@@ -2,7 +2,15 @@ import { expect, it } from "vitest";
 import { describeDatabases, useTestStore } from "../../test/support/databases.ts";
 import { seedAgent, uniqueName } from "../../test/support/store-fixtures.ts";
 
-const inventory = { hostname: "host1", os: "linux", osRelease: "6.1", arch: "x64", agentVersion: "0.1.0", capabilities: ["exec", "files"] };
+const inventory = {
+  hostname: "host1",
+  os: "linux",
+  osRelease: "6.1",
+  arch: "x64",
+  agentVersion: "0.1.0",
+  capabilities: ["exec", "files"],
+  wireFeatures: ["upload_sha256_at_finish"],
+};
 
 describeDatabases("agents", (kind) => {
   const ctx = useTestStore(kind);
@@ -51,7 +59,14 @@ describeDatabases("agents", (kind) => {
   it("tracks online state and inventory", async () => {
     const a = await seedAgent(ctx.store);
     const online = await ctx.store.agents.markOnline(a.id, inventory);
-    expect(online).toMatchObject({ online: true, hostname: "host1", osRelease: "6.1", agentVersion: "0.1.0", capabilities: ["exec", "files"] });
+    expect(online).toMatchObject({
+      online: true,
+      hostname: "host1",
+      osRelease: "6.1",
+      agentVersion: "0.1.0",
+      capabilities: ["exec", "files"],
+      wireFeatures: ["upload_sha256_at_finish"],
+    });
     expect(online!.lastSeenAt).toBeInstanceOf(Date);
     expect(await ctx.store.agents.touchLastSeen(a.id)).toBe(true);
     expect(await ctx.store.agents.markOffline(a.id)).toBe(true);
@@ -64,7 +79,7 @@ describeDatabases("agents", (kind) => {
   it("writes many agents' link status in one call, each with its own inventory", async () => {
     const [a, b, c] = await Promise.all([seedAgent(ctx.store), seedAgent(ctx.store), seedAgent(ctx.store)]);
     await ctx.store.agents.markOnline(c.id, inventory);
-    const other = { ...inventory, hostname: "host2", capabilities: [] };
+    const other = { ...inventory, hostname: "host2", capabilities: [], wireFeatures: [] };
     await ctx.store.agents.applyLinkStatus(
       [
         { id: a.id, inventory },
@@ -74,7 +89,8 @@ describeDatabases("agents", (kind) => {
       [c.id, "bogus"],
     );
     expect(await ctx.store.agents.get(a.id)).toMatchObject({ online: true, hostname: "host1", capabilities: ["exec", "files"] });
-    expect(await ctx.store.agents.get(b.id)).toMatchObject({ online: true, hostname: "host2", capabilities: [] });
+    expect(await ctx.store.agents.get(a.id)).toMatchObject({ wireFeatures: ["upload_sha256_at_finish"] });
+    expect(await ctx.store.agents.get(b.id)).toMatchObject({ online: true, hostname: "host2", capabilities: [], wireFeatures: [] });
     expect(await ctx.store.agents.get(c.id)).toMatchObject({ online: false, hostname: "host1" });
     expect((await ctx.store.agents.get(a.id))!.lastSeenAt).toBeInstanceOf(Date);
     await ctx.store.agents.applyLinkStatus([], []);

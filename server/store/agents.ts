@@ -10,6 +10,8 @@ export interface AgentInventory {
   arch: string;
   agentVersion: string;
   capabilities: string[];
+  /** Hello.features: wire behaviours beyond what neighbouring versions assume. */
+  wireFeatures: string[];
 }
 
 export interface AgentRecord {
@@ -26,6 +28,7 @@ export interface AgentRecord {
   arch: string | null;
   agentVersion: string | null;
   capabilities: string[];
+  wireFeatures: string[];
 }
 
 export interface AgentsRepository {
@@ -58,7 +61,7 @@ export interface AgentsRepository {
 
 const columns = `id, name, enrolled_at AS "enrolledAt", revoked_at AS "revokedAt", online,
   last_seen_at AS "lastSeenAt", hostname, os, os_release AS "osRelease", arch,
-  agent_version AS "agentVersion", capabilities`;
+  agent_version AS "agentVersion", capabilities, wire_features AS "wireFeatures"`;
 
 /** Escapes LIKE wildcards so user text matches literally. */
 function likeEscape(text: string): string {
@@ -114,9 +117,9 @@ export function createAgentsRepository(db: Db): AgentsRepository {
         ? undefined
         : one(
             `UPDATE agents SET online = true, last_seen_at = now(), hostname = $2, os = $3, os_release = $4,
-           arch = $5, agent_version = $6, capabilities = $7
+           arch = $5, agent_version = $6, capabilities = $7, wire_features = $8
          WHERE id = $1 RETURNING ${columns}`,
-            [id, inv.hostname, inv.os, inv.osRelease, inv.arch, inv.agentVersion, inv.capabilities],
+            [id, inv.hostname, inv.os, inv.osRelease, inv.arch, inv.agentVersion, inv.capabilities, inv.wireFeatures],
           ),
     async markOffline(id) {
       if (!isUuid(id)) return false;
@@ -132,9 +135,10 @@ export function createAgentsRepository(db: Db): AgentsRepository {
           await tx.query(
             `UPDATE agents a SET online = true, last_seen_at = now(), hostname = v.hostname, os = v.os, os_release = v.os_release,
                arch = v.arch, agent_version = v.agent_version,
-               capabilities = ARRAY(SELECT jsonb_array_elements_text(v.capabilities::jsonb))
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-               AS v(id, hostname, os, os_release, arch, agent_version, capabilities)
+               capabilities = ARRAY(SELECT jsonb_array_elements_text(v.capabilities::jsonb)),
+               wire_features = ARRAY(SELECT jsonb_array_elements_text(v.wire_features::jsonb))
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+               AS v(id, hostname, os, os_release, arch, agent_version, capabilities, wire_features)
              WHERE a.id = v.id`,
             [
               on.map((o) => o.id),
@@ -144,6 +148,7 @@ export function createAgentsRepository(db: Db): AgentsRepository {
               on.map((o) => o.inventory.arch),
               on.map((o) => o.inventory.agentVersion),
               on.map((o) => JSON.stringify(o.inventory.capabilities)),
+              on.map((o) => JSON.stringify(o.inventory.wireFeatures)),
             ],
           );
         }

@@ -21,6 +21,15 @@ describeDatabases("uploads", (kind) => {
     expect(await ctx.store.uploads.get("nope")).toBeUndefined();
   });
 
+  it("marks a verified upload finished in one statement, keeping a declared SHA-256 and recording one given at finish", async () => {
+    const declared = await ctx.store.uploads.create({ agentId, path: "/d", size: 10, sha256: "a".repeat(64) });
+    const late = await ctx.store.uploads.create({ agentId, path: "/l", size: 10 });
+    await ctx.store.uploads.markFinished(declared.id, 10, "b".repeat(64));
+    await ctx.store.uploads.markFinished(late.id, 10, "c".repeat(64));
+    expect(await ctx.store.uploads.get(declared.id)).toMatchObject({ status: "finished", committedOffset: 10, sha256: "a".repeat(64), error: null });
+    expect(await ctx.store.uploads.get(late.id)).toMatchObject({ status: "finished", committedOffset: 10, sha256: "c".repeat(64), error: null });
+  });
+
   it("records failures and lists stale active uploads", async () => {
     const a = await ctx.store.uploads.create({ agentId, path: "/a", size: 1, overwrite: true });
     const b = await ctx.store.uploads.create({ agentId, path: "/b", size: 1 });

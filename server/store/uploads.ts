@@ -46,6 +46,8 @@ export interface UploadsRepository {
   /** Records the acknowledged offset of an active upload; false when not active. */
   setCommitted(id: string, offset: number): Promise<boolean>;
   setStatus(id: string, status: UploadStatus, error?: string): Promise<UploadRecord | undefined>;
+  /** One statement for a verified upload: its size as committed, its SHA-256 (kept if StartUpload declared it), status finished. */
+  markFinished(id: string, size: number, sha256: string): Promise<void>;
   /** Active uploads not updated for more than olderThanMs, oldest first. */
   listStale(olderThanMs: number): Promise<UploadRecord[]>;
 }
@@ -94,6 +96,12 @@ export function createUploadsRepository(db: Db): UploadsRepository {
       if (!isUuid(id)) return undefined;
       const r = await rows(`UPDATE uploads SET status = $2, error = $3, updated_at = now() WHERE id = $1 RETURNING ${columns}`, [id, status, error ?? null]);
       return r[0];
+    },
+    async markFinished(id, size, sha256) {
+      await db.query(
+        "UPDATE uploads SET committed_offset = $2, sha256 = COALESCE(sha256, $3), status = 'finished', error = NULL, updated_at = now() WHERE id = $1",
+        [id, size, sha256],
+      );
     },
     listStale(olderThanMs) {
       return rows(

@@ -1,7 +1,7 @@
 // Files end to end: a real server, real `guru agent` processes, real files on
 // disk, real Connect clients; both databases.
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { closeSync, createWriteStream, openSync, utimesSync, writeSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -174,6 +174,93 @@ describeDatabases("files", (kind) => {
     await t.admin.files.abortUpload({ uploadId: gap.uploadId });
     expect((await t.admin.files.getUpload({ uploadId: gap.uploadId })).status).toBe(UploadStatus.ABORTED);
     await waitFor(async () => !(await readdir(root)).some((n) => n.includes("gap.bin")), 2000, "partial removed");
+  });
+
+  it("takes the SHA-256 at finish when the start had none, and checks it just as strictly", async () => {
+    const data = randomBytes(3 * MiB + 5);
+    const start = (path: string, sha256 = "") => t.admin.files.startUpload({ sessionId, path, size: BigInt(data.length), sha256, overwrite: true });
+
+    const late = await start("late.bin");
+    await t.admin.files.uploadChunk({ uploadId: late.uploadId, offset: 0n, data });
+    // Neither at the start nor at finish: refused, and the bytes stay for a finish that has it.
+    const missing = await errorOf(t.admin.files.finishUpload({ uploadId: late.uploadId }));
+    expect(missing).toMatchObject({ code: Code.InvalidArgument, metadata: { field: "sha256" } });
+    expect(missing.message).toContain("must carry");
+    expect((await t.admin.files.getUpload({ uploadId: late.uploadId })).status).toBe(UploadStatus.ACTIVE);
+    const done = await t.admin.files.finishUpload({ uploadId: late.uploadId, sha256: sha(data).toUpperCase() });
+    expect(done).toMatchObject({ size: BigInt(data.length), sha256: sha(data) });
+    expect(sha(await readFile(join(root, "late.bin")))).toBe(sha(data));
+    // A finish retried after a lost answer gets the same answer.
+    expect((await t.admin.files.finishUpload({ uploadId: late.uploadId, sha256: sha(data) })).sha256).toBe(sha(data));
+
+    // A wrong hash at finish is caught by the agent like a wrong declared one: nothing replaced.
+    const wrong = await start("late.bin");
+    await t.admin.files.uploadChunk({ uploadId: wrong.uploadId, offset: 0n, data: randomBytes(data.length) });
+    const mismatch = await errorOf(t.admin.files.finishUpload({ uploadId: wrong.uploadId, sha256: sha(data) }));
+    expect(mismatch).toMatchObject({ code: Code.DataLoss, reason: "UPLOAD_CHECKSUM_MISMATCH", metadata: { expectedSha256: sha(data) } });
+    expect(sha(await readFile(join(root, "late.bin")))).toBe(sha(data));
+    expect((await t.admin.files.getUpload({ uploadId: wrong.uploadId })).status).toBe(UploadStatus.FAILED);
+
+    // Declared at the start and different at finish: refused before the agent is asked; still active.
+    const declared = await start("declared.bin", sha(data));
+    await t.admin.files.uploadChunk({ uploadId: declared.uploadId, offset: 0n, data });
+    const differs = await errorOf(t.admin.files.finishUpload({ uploadId: declared.uploadId, sha256: "0".repeat(64) }));
+    expect(differs).toMatchObject({ code: Code.InvalidArgument, metadata: { field: "sha256" } });
+    expect((await t.admin.files.getUpload({ uploadId: declared.uploadId })).status).toBe(UploadStatus.ACTIVE);
+    expect((await t.admin.files.finishUpload({ uploadId: declared.uploadId, sha256: sha(data) })).sha256).toBe(sha(data));
+  });
+
+  it("asks an agent that does not take the hash at finish for it at the start, and the client then hashes first", async () => {
+    const row = (await t.server.store.agents.get(agent.agentId))!;
+    // What an agent older than Hello.features reports: no wire features.
+    const inventory = { hostname: row.hostname ?? "", os: row.os ?? "", osRelease: row.osRelease ?? "", arch: row.arch ?? "", agentVersion: "0.3.0" };
+    await t.server.store.agents.markOnline(agent.agentId, { ...inventory, capabilities: row.capabilities, wireFeatures: [] });
+    try {
+      const refused = await errorOf(t.admin.files.startUpload({ sessionId, path: "old.bin", size: 1n, sha256: "" }));
+      expect(refused).toMatchObject({ code: Code.FailedPrecondition, reason: "AGENT_NEEDS_SHA256_AT_START", metadata: { agentId: agent.agentId } });
+      expect(refused.message).toContain("version 0.3.0");
+      const local = join(t.tempDir, "old-agent.bin");
+      const data = randomBytes(2 * MiB + 3);
+      await writeFile(local, data);
+      const up = await uploadFile({ api: t.admin, session, localPath: local, remotePath: "old.bin" });
+      expect(up.sha256).toBe(sha(data));
+      expect(sha(await readFile(join(root, "old.bin")))).toBe(sha(data));
+    } finally {
+      await t.server.store.agents.markOnline(agent.agentId, {
+        ...inventory,
+        agentVersion: row.agentVersion ?? "",
+        capabilities: row.capabilities,
+        wireFeatures: row.wireFeatures,
+      });
+    }
+  });
+
+  it("refuses to finish an upload whose local file changed while it was sent", async () => {
+    const local = join(t.tempDir, "changing.bin");
+    await bigFile(local, 24 * MiB);
+    await writeFile(join(root, "changing.bin"), "before\n");
+    let touched = false;
+    const failure = await uploadFile({
+      api: t.admin,
+      session,
+      localPath: local,
+      remotePath: "changing.bin",
+      overwrite: true,
+      onProgress: ({ done }) => {
+        if (done > 0 && !touched) {
+          touched = true;
+          // Same size, new content and time: only the modification time can tell.
+          const fd = openSync(local, "r+");
+          writeSync(fd, Buffer.from("changed"), 0, 7, 0);
+          closeSync(fd);
+          utimesSync(local, new Date(), new Date(Date.now() + 5000));
+        }
+      },
+    }).catch((err: unknown) => err as Error);
+    expect(touched).toBe(true);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toContain("changed while being uploaded");
+    expect(await readFile(join(root, "changing.bin"), "utf8")).toBe("before\n");
   });
 
   it("refuses traversal, absolute paths outside and symlinks out, writing nothing", async () => {

@@ -322,7 +322,11 @@ export declare type StartUploadRequest = Message<"guru.api.v1.StartUploadRequest
   size: bigint;
 
   /**
-   * Hex SHA-256 of the whole file.
+   * Hex SHA-256 of the whole file. May be empty: the client then hashes the
+   * file while it sends it and gives the hash in FinishUploadRequest.sha256,
+   * so the first byte moves without reading the whole file first. An agent
+   * too old for that answers FAILED_PRECONDITION (AGENT_NEEDS_SHA256_AT_START):
+   * start again with the hash.
    *
    * @generated from field: string sha256 = 4;
    */
@@ -486,6 +490,14 @@ export declare type FinishUploadRequest = Message<"guru.api.v1.FinishUploadReque
    * @generated from field: string upload_id = 1;
    */
   uploadId: string;
+
+  /**
+   * Hex SHA-256 of the whole file, when StartUploadRequest had none (required
+   * then). When both carry one they must be equal.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
 };
 
 /**

@@ -273,7 +273,9 @@ export declare type FileWriteRequest = Message<"guru.wire.v1.FileWriteRequest"> 
   size: bigint;
 
   /**
-   * Hex SHA-256 of the whole file, checked before it replaces anything.
+   * Hex SHA-256 of the whole file, checked before it replaces anything. Empty
+   * when the client hashes while it sends: FileWriteFinish.sha256 then carries
+   * it (agents with the Hello feature "upload_sha256_at_finish").
    *
    * @generated from field: string sha256 = 4;
    */
@@ -325,6 +327,12 @@ export declare const FileWriteProgressSchema: GenMessage<FileWriteProgress>;
  * @generated from message guru.wire.v1.FileWriteFinish
  */
 export declare type FileWriteFinish = Message<"guru.wire.v1.FileWriteFinish"> & {
+  /**
+   * The whole file's hex SHA-256 when FileWriteRequest.sha256 was empty.
+   *
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
 };
 
 /**

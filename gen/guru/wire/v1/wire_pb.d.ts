@@ -227,6 +227,16 @@ export declare type Hello = Message<"guru.wire.v1.Hello"> & {
    * @generated from field: bool requires_consent = 9;
    */
   requiresConsent: boolean;
+
+  /**
+   * Wire behaviours this agent has beyond what its version's neighbours
+   * assume, by name, so a server offers them only to agents that have them:
+   * "upload_sha256_at_finish" (FileWriteRequest.sha256 may be empty;
+   * FileWriteFinish.sha256 carries it).
+   *
+   * @generated from field: repeated string features = 10;
+   */
+  features: string[];
 };
 
 /**
