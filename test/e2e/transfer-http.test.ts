@@ -5,6 +5,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile, mkdtemp, readdir } from "node:fs/promises";
 import http from "node:http";
+import net, { type AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { join } from "node:path";
 import { UploadStatus } from "../../gen/guru/api/v1/files_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -156,6 +158,61 @@ describeDatabases("bulk transfer route", (kind) => {
     const outside = await call(t.url, "GET", `/transfer/download?${new URLSearchParams({ sessionId, path: "/etc/passwd" })}`, { token: t.adminToken });
     expect([outside.status, outside.body.code]).toEqual([403, "permission_denied"]);
     expect(outside.raw.toString()).not.toContain("root:");
+  });
+
+  it("fails a download whose connection breaks mid-body as unavailable, keeps the part file, and a resume finishes byte-identical", async () => {
+    const data = randomBytes(12 * MiB);
+    await writeFile(join(root, "cut.bin"), data);
+    // A relay that passes the server's first 5 MiB and then cuts both sides.
+    const cutAfter = 5 * MiB;
+    const target = new URL(t.url);
+    const relay = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname);
+      let passed = 0;
+      client.pipe(upstream);
+      upstream.on("data", (chunk: Buffer) => {
+        const room = cutAfter - passed;
+        passed += chunk.byteLength;
+        if (room > 0) client.write(room >= chunk.byteLength ? chunk : chunk.subarray(0, room));
+        if (passed >= cutAfter) {
+          client.destroy();
+          upstream.destroy();
+        }
+      });
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    const local = join(t.tempDir, "cut-local.bin");
+    try {
+      const relayed = { url: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`, token: t.adminToken };
+      const failure = await downloadFile({
+        api: t.admin,
+        session: async () => sessionId,
+        remotePath: join(root, "cut.bin"),
+        localPath: local,
+        bulk: relayed,
+        retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      }).catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(ConnectError);
+      expect((failure as ConnectError).code).toBe(Code.Unavailable);
+    } finally {
+      relay.close();
+    }
+    const part = await readFile(local + partSuffix);
+    expect(part.byteLength).toBeGreaterThan(0);
+    expect(part.byteLength).toBeLessThan(cutAfter);
+    expect(part.equals(data.subarray(0, part.byteLength))).toBe(true);
+    const done = await downloadFile({
+      api: t.admin,
+      session: async () => sessionId,
+      remotePath: join(root, "cut.bin"),
+      localPath: local,
+      resume: true,
+      bulk: t.admin.endpoint,
+    });
+    expect(done.resumedFrom).toBe(part.byteLength);
+    expect((await readFile(local)).equals(data)).toBe(true);
   });
 
   it("keeps a sane committed offset when the connection breaks mid-body, and a resume finishes byte-identical", async () => {
