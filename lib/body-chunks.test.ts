@@ -1,19 +1,25 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { bodyChunks } from "./body-chunks.ts";
+import { consumeBody } from "./body-chunks.ts";
 
-describe("bodyChunks", () => {
-  it("yields every chunk as written, never a concatenation, even when the consumer falls behind", async () => {
+describe("consumeBody", () => {
+  it("hands over every chunk as written, never a concatenation, and waits while the handler asks", async () => {
     const body = new PassThrough();
     const written = [Buffer.from("alpha"), Buffer.from("beta"), Buffer.from("gamma")];
     const seen: Buffer[] = [];
-    const reading = (async () => {
-      for await (const chunk of bodyChunks(body)) {
-        seen.push(chunk);
-        // A slow consumer: the writer has already queued the rest.
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    })();
+    let busy = false;
+    const reading = consumeBody(body, (chunk) => {
+      expect(busy).toBe(false);
+      seen.push(chunk);
+      // A slow handler: the writer has already queued the rest.
+      busy = true;
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          busy = false;
+          resolve();
+        }, 20),
+      );
+    });
     for (const chunk of written) body.write(chunk);
     body.end();
     await reading;
@@ -21,32 +27,55 @@ describe("bodyChunks", () => {
     expect(seen.every((c, i) => c.buffer === written[i].buffer)).toBe(true);
   });
 
-  it("hands over the chunks that arrived before a failure, then throws it", async () => {
+  it("resolves only after the wait for the last chunk, even though the body ended during it", async () => {
+    const body = new PassThrough();
+    body.end(Buffer.from("last"));
+    let waited = false;
+    await consumeBody(body, () => new Promise<void>((resolve) => setTimeout(() => resolve(void (waited = true)), 30)));
+    expect(waited).toBe(true);
+  });
+
+  it("hands over the chunks that arrived before a failure, then rejects with it", async () => {
     const body = new PassThrough();
     body.write(Buffer.from("kept"));
     const seen: string[] = [];
-    const reading = (async () => {
-      for await (const chunk of bodyChunks(body)) {
-        seen.push(chunk.toString());
-        body.destroy(new Error("connection reset"));
-      }
-    })();
+    const reading = consumeBody(body, (chunk) => {
+      seen.push(chunk.toString());
+      body.destroy(new Error("connection reset"));
+      return undefined;
+    });
     await expect(reading).rejects.toThrow("connection reset");
     expect(seen).toEqual(["kept"]);
   });
 
-  it("throws when the body closes before its end, and destroys a body the consumer left early", async () => {
+  it("rejects when the body closes before its end", async () => {
     const cut = new PassThrough();
     cut.write(Buffer.from("part"));
-    const reading = (async () => {
-      for await (const _ of bodyChunks(cut)) cut.destroy();
-    })();
-    await expect(reading).rejects.toThrow(/closed before its end/);
+    await expect(
+      consumeBody(cut, () => {
+        cut.destroy();
+        return undefined;
+      }),
+    ).rejects.toThrow(/closed before its end/);
+  });
 
-    const left = new PassThrough();
-    left.write(Buffer.from("first"));
-    left.write(Buffer.from("second"));
-    for await (const _ of bodyChunks(left)) break;
-    expect(left.destroyed).toBe(true);
+  it("destroys the body and rejects when the handler throws or its wait fails, taking no more chunks", async () => {
+    const thrown = new PassThrough();
+    thrown.write(Buffer.from("first"));
+    thrown.write(Buffer.from("second"));
+    const seen: string[] = [];
+    await expect(
+      consumeBody(thrown, (chunk) => {
+        seen.push(chunk.toString());
+        throw new Error("past the declared end");
+      }),
+    ).rejects.toThrow("past the declared end");
+    expect(seen).toEqual(["first"]);
+    expect(thrown.destroyed).toBe(true);
+
+    const refused = new PassThrough();
+    refused.write(Buffer.from("one"));
+    await expect(consumeBody(refused, () => Promise.reject(new Error("disk full")))).rejects.toThrow("disk full");
+    expect(refused.destroyed).toBe(true);
   });
 });

@@ -3,6 +3,7 @@
 // the Authorization header. Errors come back as ConnectErrors with the code
 // the server named, so callers retry and refuse exactly as with FileService.
 import { open } from "node:fs/promises";
+import { consumeBody } from "./body-chunks.ts";
 import http from "node:http";
 import https from "node:https";
 import { ErrorInfoSchema } from "../gen/guru/api/v1/errors_pb.js";
@@ -180,38 +181,6 @@ export interface DownloadInfo {
 }
 
 /**
- * Hands each chunk of a response body to `onData` as the socket delivers it,
- * pausing the body only while a returned promise is pending (the disk is
- * behind). A download is 16,000 socket reads per GiB: a plain handler costs
- * less per read than an async iterator's promise and pause/resume round.
- */
-function consumeBody(res: http.IncomingMessage, onData: (data: Buffer) => Promise<void> | void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let failed = false;
-    const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      reject(err);
-    };
-    res.on("data", (chunk: Buffer) => {
-      if (failed) return;
-      try {
-        const waiting = onData(chunk);
-        if (waiting) {
-          res.pause();
-          waiting.then(() => res.resume(), fail);
-        }
-      } catch (err) {
-        fail(err);
-      }
-    });
-    res.once("end", () => (failed ? undefined : resolve()));
-    res.once("error", fail);
-    res.once("close", () => (res.complete ? undefined : fail(new Error("the download broke off"))));
-  });
-}
-
-/**
  * GETs a file from `offset`, handing each piece of the body to `onData` (which
  * may wait: the body is paused meanwhile). Resolves with the trailers' summary.
  */
@@ -231,7 +200,7 @@ export function getDownload(
           path: decodeURIComponent(String(res.headers["x-guru-path"] ?? o.path)),
           mimeType: String(res.headers["x-guru-mime-type"] ?? ""),
         });
-        await consumeBody(res, o.onData);
+        await consumeBody(res, (chunk) => o.onData(chunk) || undefined);
         if (!res.complete) throw new ConnectError("the download broke off", Code.Unavailable);
         const t = res.trailers;
         if (t["x-guru-error-code"])

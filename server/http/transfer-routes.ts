@@ -23,7 +23,7 @@ import type { TokenService } from "../auth/tokens.ts";
 import type { FileService } from "../domain/files.ts";
 import type { UploadService } from "../domain/uploads.ts";
 import { createBearerAuth, drained, sendRouteError, type Req, type Res } from "./bearer-routes.ts";
-import { bodyChunks } from "../../lib/body-chunks.ts";
+import { consumeBody } from "../../lib/body-chunks.ts";
 
 const transferPathPrefix = "/transfer/";
 
@@ -71,18 +71,21 @@ export function createTransferRoutes(options: TransferRoutesOptions) {
       offset += filled;
       filled = 0;
     };
+    /** Copies `data` from `from` into the piece; a full piece goes to the agent first, and the rest of `data` after it. */
+    const take = (data: Buffer, from: number): Promise<void> | undefined => {
+      for (let pos = from; pos < data.byteLength; ) {
+        if (offset + filled >= end) throw new GuruError("invalid", `the body runs past Content-Range's end ${end - 1}`);
+        const n = Math.min(data.byteLength - pos, piece.byteLength - filled, end - offset - filled);
+        data.copy(piece, filled, pos, pos + n);
+        filled += n;
+        pos += n;
+        if (filled === piece.byteLength) return flush().then(() => take(data, pos));
+      }
+      return undefined;
+    };
     let bodyError: unknown;
     try {
-      for await (const data of bodyChunks(req as Readable)) {
-        for (let pos = 0; pos < data.byteLength; ) {
-          if (offset + filled >= end) throw new GuruError("invalid", `the body runs past Content-Range's end ${end - 1}`);
-          const n = Math.min(data.byteLength - pos, piece.byteLength - filled, end - offset - filled);
-          data.copy(piece, filled, pos, pos + n);
-          filled += n;
-          pos += n;
-          if (filled === piece.byteLength) await flush();
-        }
-      }
+      await consumeBody(req as Readable, (data) => take(data, 0));
     } catch (err) {
       bodyError = err;
     }

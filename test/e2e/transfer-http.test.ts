@@ -78,7 +78,7 @@ describeDatabases("bulk transfer route", (kind) => {
     await waitFor(async () => Number((await t.admin.files.getUpload({ uploadId })).committedOffset) === 2 * MiB, 10_000, "2 MiB committed");
     // A resent range overlapping what the agent has is harmless.
     const rest = await put(t, t.adminToken, uploadId, data.subarray(MiB), MiB, data.byteLength);
-    expect(rest.status).toBe(200);
+    expect(rest.status, JSON.stringify(rest.body)).toBe(200);
     expect(rest.body.receivedOffset).toBe(data.byteLength);
     const done = await t.admin.files.finishUpload({ uploadId });
     expect(done.sha256).toBe(sha(data));
