@@ -31,7 +31,16 @@ describe("consumeBody", () => {
     const body = new PassThrough();
     body.end(Buffer.from("last"));
     let waited = false;
-    await consumeBody(body, () => new Promise<void>((resolve) => setTimeout(() => resolve(void (waited = true)), 30)));
+    await consumeBody(
+      body,
+      () =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            waited = true;
+            resolve();
+          }, 30),
+        ),
+    );
     expect(waited).toBe(true);
   });
 
