@@ -13,6 +13,7 @@ describeDatabases("beginning a command", (kind) => {
     workingDir: "/tmp",
     command: "true",
     env: null,
+    touchAfterMs: 1000,
   });
 
   async function activeSession() {
@@ -34,6 +35,20 @@ describeDatabases("beginning a command", (kind) => {
     expect(rows[0].env).toBeNull();
     const touched = await ctx.store.sessions.get(session.id);
     expect(Date.now() - touched!.lastActivityAt.getTime()).toBeLessThan(60_000);
+  });
+
+  it("moves the session's last activity only when it is older than touchAfterMs", async () => {
+    const { tech, session } = await activeSession();
+    const setActivity = (sql: string) => ctx.testDb.db.query(`UPDATE tunnel_sessions SET last_activity_at = ${sql} WHERE id = $1`, [session.id]);
+    const lastActivity = async () => (await ctx.store.sessions.get(session.id))!.lastActivityAt.getTime();
+    await setActivity("now() - interval '200 milliseconds'");
+    const recent = await lastActivity();
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(await lastActivity()).toBe(recent);
+    await setActivity("now() - interval '2 seconds'");
+    const stale = await lastActivity();
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(await lastActivity()).toBeGreaterThan(stale + 1500);
   });
 
   it("writes the command's env into its audit row as given", async () => {
