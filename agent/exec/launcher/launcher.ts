@@ -32,6 +32,8 @@ export interface LaunchedProcess {
   readonly stderr: Readable;
   /** Resolves once, when the process exited. */
   readonly exited: Promise<ProcessExit>;
+  /** True when a shell the launcher started ahead of time became the process (launcher-process.js), so no fork was waited for. */
+  readonly prepared: boolean;
 }
 
 export interface ProcessLauncher {
@@ -76,19 +78,19 @@ export function createDirectLauncher(logger: Logger): ProcessLauncher {
       const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
       const stdout = (child.stdout as Readable).pause();
       const stderr = (child.stderr as Readable).pause();
-      return { pid, stdout, stderr, exited };
+      return { pid, stdout, stderr, exited, prepared: false };
     },
     async close() {},
   };
 }
 
 type LauncherMessage =
-  | { type: "spawned"; id: number; pid: number }
+  | { type: "spawned"; id: number; pid: number; prepared?: boolean }
   | { type: "failed"; id: number; code: string; message: string }
   | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null };
 
 interface Pending {
-  spawned(pid: number): void;
+  spawned(started: { pid: number; prepared: boolean }): void;
   failed(err: LaunchError): void;
   exit(exit: ProcessExit): void;
 }
@@ -139,7 +141,7 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     launcher.on("message", (m: LauncherMessage) => {
       const p = pending.get(m.id);
       if (p === undefined) return;
-      if (m.type === "spawned") p.spawned(m.pid);
+      if (m.type === "spawned") p.spawned({ pid: m.pid, prepared: m.prepared === true });
       else if (m.type === "failed") {
         pending.delete(m.id);
         p.failed(new LaunchError(m.code, m.message));
@@ -229,13 +231,13 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       const { id } = stdio;
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
-      const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
+      const spawned = new Promise<{ pid: number; prepared: boolean }>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
       try {
-        const [pid] = await Promise.all([
+        const [{ pid, prepared }] = await Promise.all([
           spawned,
           sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
         ]);
-        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited };
+        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared };
       } catch (e) {
         pending.delete(id);
         stdio.stdout.destroy();
