@@ -3,9 +3,10 @@
 -- index, per command, the largest single cost of the function. Idle expiry
 -- counts in minutes or hours, so the session is now touched only when its
 -- last_activity is older than p_touch_after_ms (the server passes a tenth of
--- the idle limit, at most a second). The row is still locked (FOR SHARE) as
--- the update locked it: a close racing the command waits for it, or the
--- command finds the session closed.
+-- the idle limit, at most a second). Otherwise the row is locked FOR SHARE,
+-- as the update would have locked it: a close racing the command waits for
+-- it, or the command finds the session closed. The update is tried first, so
+-- no transaction ever upgrades a share lock (two would wait for each other).
 DROP FUNCTION IF EXISTS guru_begin_command(uuid, uuid, integer, double precision, text, text, text, jsonb);
 CREATE OR REPLACE FUNCTION guru_begin_command(
   p_session uuid, p_technician uuid, p_limit integer, p_window_ms double precision,
@@ -14,19 +15,21 @@ RETURNS TABLE (agent_id uuid, allowed boolean, retry_after_ms double precision, 
 LANGUAGE plpgsql AS $$
 DECLARE
   v_agent uuid;
-  v_last_activity timestamptz;
   v_allowed boolean;
   v_retry double precision;
   v_audit bigint;
 BEGIN
-  SELECT s.agent_id, s.last_activity_at INTO v_agent, v_last_activity FROM tunnel_sessions s
+  UPDATE tunnel_sessions s SET last_activity_at = now()
     WHERE s.id = p_session AND s.technician_id = p_technician AND s.status = 'active'
-    FOR SHARE;
+      AND s.last_activity_at <= now() - p_touch_after_ms * interval '1 millisecond'
+    RETURNING s.agent_id INTO v_agent;
   IF v_agent IS NULL THEN
-    RETURN;
-  END IF;
-  IF v_last_activity <= now() - p_touch_after_ms * interval '1 millisecond' THEN
-    UPDATE tunnel_sessions s SET last_activity_at = now() WHERE s.id = p_session;
+    SELECT s.agent_id INTO v_agent FROM tunnel_sessions s
+      WHERE s.id = p_session AND s.technician_id = p_technician AND s.status = 'active'
+      FOR SHARE;
+    IF v_agent IS NULL THEN
+      RETURN;
+    END IF;
   END IF;
   SELECT h.allowed, h.retry_after_ms INTO v_allowed, v_retry
     FROM guru_rate_limit_hit('exec:' || p_technician || ':' || v_agent, p_limit, p_window_ms) h;

@@ -51,6 +51,15 @@ describeDatabases("beginning a command", (kind) => {
     expect(await lastActivity()).toBeGreaterThan(stale + 1500);
   });
 
+  it("starts commands racing on a stale session without them waiting on each other", async () => {
+    const { tech, session } = await activeSession();
+    await ctx.testDb.db.query("UPDATE tunnel_sessions SET last_activity_at = now() - interval '1 minute' WHERE id = $1", [session.id]);
+    const many = { ...command(session.id, tech.id), rateLimit: { limit: 100, windowMs: 60_000 } };
+    const began = await Promise.all(Array.from({ length: 20 }, () => ctx.store.commands.begin(many)));
+    expect(began.filter((b) => b.status === "started")).toHaveLength(20);
+    expect(Date.now() - (await ctx.store.sessions.get(session.id))!.lastActivityAt.getTime()).toBeLessThan(60_000);
+  });
+
   it("writes the command's env into its audit row as given", async () => {
     const { tech, session } = await activeSession();
     const env = { APP_MODE: "blue", API_TOKEN: "[redacted]" };
