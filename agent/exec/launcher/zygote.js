@@ -125,6 +125,17 @@ function isExecutable(file) {
   }
 }
 
+/** Why a chdir into `dir` fails, as spawn's error code would say it. */
+function chdirFailure(dir) {
+  try {
+    if (!statSync(dir).isDirectory()) return "ENOTDIR";
+    accessSync(dir, constants.X_OK);
+    return "ENOENT";
+  } catch (err) {
+    return typeof err?.code === "string" ? err.code : "ENOENT";
+  }
+}
+
 /**
  * deps: groups (the launcher's set of process groups to kill when the agent
  * goes), readyIds() (prepared ids with both sockets, oldest first), stdioOf(id),
@@ -204,8 +215,9 @@ export function createZygotes(deps) {
       queueRefill();
     } else if (state === "starting") {
       if (z.exit.code === noDirectory) {
-        // The directory went away after the agent checked it: fail as spawn does.
-        deps.failed(z.id, "ENOENT", `spawn ${z.request.file} ENOENT`);
+        // It could not change into the directory: fail with the reason spawn would give.
+        const code = chdirFailure(z.request.cwd);
+        deps.failed(z.id, code, `spawn ${z.request.file} ${code}`);
         commandEnded();
       } else {
         // It died before it took the launch (killed, out of memory): spawn it instead.

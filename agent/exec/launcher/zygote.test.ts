@@ -94,7 +94,7 @@ describe.runIf(posix)("commands started from a waiting shell", () => {
     expect((await collect(late)).stdout).toBe("early\nlate\n");
   });
 
-  it("fails like spawn when the directory went away after it was checked", async () => {
+  it("fails like spawn when the directory went away after it was checked, or is a file", async () => {
     const options = { cwd: "/tmp", env, detached: true };
     // A waiting shell exists once a launch in this environment went through.
     await collect(await launchPrepared("/bin/sh", ["-c", "true"], options));
@@ -102,6 +102,11 @@ describe.runIf(posix)("commands started from a waiting shell", () => {
     const gone = await launcher.launch("/bin/sh", ["-c", "true"], { ...options, cwd: join(dir, "missing") }).catch((e: unknown) => e);
     expect(gone).toBeInstanceOf(LaunchError);
     expect((gone as LaunchError).code).toBe("ENOENT");
+    await sleep(50);
+    const file = join(dir, "a-file");
+    execFileSync("touch", [file]);
+    const notDir = await launcher.launch("/bin/sh", ["-c", "true"], { ...options, cwd: file }).catch((e: unknown) => e);
+    expect((notDir as LaunchError).code).toBe("ENOTDIR");
     expect((await collect(await launcher.launch("/bin/sh", ["-c", "echo still"], options))).stdout).toBe("still\n");
   });
 
