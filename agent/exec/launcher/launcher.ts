@@ -10,6 +10,8 @@ import { GuruError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/logging.ts";
 import { baseCommandEnv } from "../command-env.ts";
 import { createSocketPairs, type SocketPairs } from "./socket-pairs.ts";
+import { createZygotePool } from "./zygote-pool.ts";
+import { chdirFailure, zygoteExit } from "./zygote-spec.js";
 
 export interface LaunchOptions {
   cwd: string;
@@ -85,12 +87,14 @@ export function createDirectLauncher(logger: Logger): ProcessLauncher {
 }
 
 type LauncherMessage =
-  | { type: "spawned"; id: number; pid: number; prepared?: boolean }
+  | { type: "spawned"; id: number; pid: number }
   | { type: "failed"; id: number; code: string; message: string }
-  | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null };
+  | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null }
+  | { type: "zygote"; id: number; pid: number }
+  | { type: "zygoteFailed"; id: number; message: string };
 
 interface Pending {
-  spawned(started: { pid: number; prepared: boolean }): void;
+  spawned(pid: number): void;
   failed(err: LaunchError): void;
   exit(exit: ProcessExit): void;
 }
@@ -103,6 +107,8 @@ interface PreparedStdio {
   launcher: ChildProcess;
   stdout: Socket;
   stderr: Socket;
+  /** The stdin of a zygote started on these sockets, when zygotes are in use (zygote-pool.ts). */
+  control: Socket | undefined;
 }
 
 export interface ForkedLauncherOptions {
@@ -122,6 +128,12 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   const pairs: SocketPairs = await createSocketPairs();
   const pending = new Map<number, Pending>();
   let prepared: PreparedStdio[] = [];
+  const zygotes = createZygotePool({
+    request(id, env) {
+      if (child !== undefined) void sendTo(child, { type: "zygote", id, env }).catch(() => {});
+    },
+    preparedIds: () => prepared.map((p) => p.id),
+  });
   let refilling = false;
   let nextId = 1;
   let child: ChildProcess | undefined;
@@ -139,9 +151,15 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       env: baseCommandEnv(),
     });
     launcher.on("message", (m: LauncherMessage) => {
+      if (m.type === "zygote") return zygotes.started(m.id, m.pid);
+      if (m.type === "zygoteFailed") {
+        logger.debug({ reason: m.message }, "the launcher could not start a zygote; commands are spawned");
+        return zygotes.failed(m.id);
+      }
       const p = pending.get(m.id);
-      if (p === undefined) return;
-      if (m.type === "spawned") p.spawned({ pid: m.pid, prepared: m.prepared === true });
+      // No launch on the id yet: its zygote died waiting.
+      if (p === undefined) return m.type === "exit" && zygotes.died(m.id);
+      if (m.type === "spawned") p.spawned(m.pid);
       else if (m.type === "failed") {
         pending.delete(m.id);
         p.failed(new LaunchError(m.code, m.message));
@@ -171,28 +189,30 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     });
   }
 
-  /** Two socket pairs, their write ends handed to the launcher under a new id. */
+  /** Two socket pairs (three with zygotes: the third a zygote's stdin), their far ends handed to the launcher under a new id. */
   async function prepareStdio(launcher: ChildProcess): Promise<PreparedStdio> {
     const id = nextId++;
-    const [out, err] = await Promise.all([pairs.create(), pairs.create()]);
+    const streams = zygotes.enabled ? (["stdout", "stderr", "control"] as const) : (["stdout", "stderr"] as const);
+    const made = await Promise.all(streams.map(() => pairs.create()));
     try {
-      await Promise.all([
-        sendTo(launcher, { type: "stdio", id, stream: "stdout" }, out.writeEnd),
-        sendTo(launcher, { type: "stdio", id, stream: "stderr" }, err.writeEnd),
-      ]);
+      await Promise.all(streams.map((stream, i) => sendTo(launcher, { type: "stdio", id, stream }, made[i].writeEnd)));
     } catch (e) {
-      for (const socket of [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd]) socket.destroy();
+      for (const pair of made) for (const socket of [pair.readEnd, pair.writeEnd]) socket.destroy();
       throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
     }
-    return { id, launcher, stdout: out.readEnd, stderr: err.readEnd };
+    return { id, launcher, stdout: made[0].readEnd, stderr: made[1].readEnd, control: made[2]?.readEnd };
+  }
+
+  function destroyStdio(stdio: PreparedStdio): void {
+    stdio.stdout.destroy();
+    stdio.stderr.destroy();
+    stdio.control?.destroy();
   }
 
   function discardPrepared(): void {
-    for (const p of prepared) {
-      p.stdout.destroy();
-      p.stderr.destroy();
-    }
+    for (const p of prepared) destroyStdio(p);
     prepared = [];
+    zygotes.clear();
   }
 
   /** Tops the prepared sockets up in the background, off every command's path. */
@@ -204,8 +224,7 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
         while (!closed && child !== undefined && prepared.length < preparedTarget) {
           const next = await prepareStdio(child);
           if (closed || next.launcher !== child) {
-            next.stdout.destroy();
-            next.stderr.destroy();
+            destroyStdio(next);
             return;
           }
           prepared.push(next);
@@ -216,6 +235,50 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
         refilling = false;
       }
     })();
+  }
+
+  /**
+   * Writes the launch to the zygote's stdin and waits for its one byte back
+   * (it is in the directory and about to exec): true, and its exit is the
+   * command's. The launcher keeps no copy of that socket, so its end means
+   * the zygote exec'd or died; without the byte first, it died before the
+   * exec: false once its exit arrived, or, for a directory it could not
+   * enter, the launch fails as spawn's would.
+   */
+  async function launchInZygote(
+    launcher: ChildProcess,
+    id: number,
+    control: Socket,
+    spec: string,
+    cwd: string,
+    file: string,
+    onExit: (exit: ProcessExit) => void,
+  ): Promise<boolean> {
+    let zygoteGone!: (exit: ProcessExit) => void;
+    const zygoteExited = new Promise<ProcessExit>((resolve) => (zygoteGone = resolve));
+    pending.set(id, { spawned: () => {}, failed: () => {}, exit: zygoteGone });
+    const took = await new Promise<boolean>((resolve) => {
+      control.once("data", () => resolve(true));
+      control.once("end", () => resolve(false));
+      control.once("close", () => resolve(false));
+      control.once("error", () => resolve(false));
+      control.resume();
+      control.end(spec);
+    });
+    control.destroy();
+    if (took) {
+      void zygoteExited.then(onExit);
+      // The command holds its own copies of the sockets: the launcher lets go of its.
+      void sendTo(launcher, { type: "started", id }).catch(() => {});
+      return true;
+    }
+    const exit = await zygoteExited;
+    pending.delete(id);
+    if (exit.code === zygoteExit.noDirectory) {
+      const code = chdirFailure(cwd);
+      throw new LaunchError(code, `spawn ${file} ${code}`);
+    }
+    return false;
   }
 
   child = start();
@@ -229,19 +292,38 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       const stdio = prepared.shift() ?? (await prepareStdio(launcher));
       refill();
       const { id } = stdio;
+      zygotes.commandStarted();
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
-      const spawned = new Promise<{ pid: number; prepared: boolean }>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        zygotes.commandEnded();
+      };
+      void exited.then(end);
       try {
-        const [{ pid, prepared }] = await Promise.all([
+        const handOff = stdio.control === undefined ? undefined : zygotes.take(id, file, args, options);
+        if (handOff !== undefined && stdio.control !== undefined) {
+          if (await launchInZygote(launcher, id, stdio.control, handOff.spec, options.cwd, file, onExit)) {
+            return { pid: handOff.pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared: true };
+          }
+          // It died before it took the launch: spawned instead, on the same sockets.
+        }
+        const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
+        const [pid] = await Promise.all([
           spawned,
           sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
         ]);
-        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared };
+        // Not before the launch: a zygote of this id would see its stdin end
+        // and exit, and that exit would pass for the command's. The launch
+        // ended it first, and the launcher does not report it.
+        stdio.control?.destroy();
+        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared: false };
       } catch (e) {
         pending.delete(id);
-        stdio.stdout.destroy();
-        stdio.stderr.destroy();
+        destroyStdio(stdio);
+        end();
         if (e instanceof LaunchError) throw e;
         throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
       }

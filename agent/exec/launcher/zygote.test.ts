@@ -1,4 +1,4 @@
-// Commands started from a waiting shell (zygote.js) must be the same process
+// Commands started from a waiting shell (zygote-spec.js) must be the same process
 // spawn would have started: arguments, directory, environment, descriptors,
 // process group, umask and exit, compared here with a direct spawn; and a
 // launch that does not fit is spawned as before.
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../lib/logging.ts";
 import { createForkedLauncher, LaunchError, type LaunchedProcess, type LaunchOptions, type ProcessLauncher } from "./launcher.ts";
-import { zygoteEnvKey, zygoteSpec } from "./zygote.js";
+import { zygoteEnvKey, zygoteSpec } from "./zygote-spec.js";
 
 const posix = process.platform !== "win32";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -122,6 +122,15 @@ describe.runIf(posix)("commands started from a waiting shell", () => {
     expect((await collect(otherEnv)).stdout).toBe("/tmp|/somewhere\n");
     const missing = await launcher.launch("/nonexistent/shell", [], options).catch((e: unknown) => e);
     expect((missing as LaunchError).code).toBe("ENOENT");
+  });
+
+  it("gives a command spawned past a waiting shell (another environment) its own exit, time after time", async () => {
+    for (let i = 0; i < 6; i++) {
+      const own = { ...env, ROUND: String(i) };
+      const p = await launcher.launch("/bin/sh", ["-c", 'sleep 0.05; echo "$ROUND"; exit 4'], { cwd: "/tmp", env: own, detached: true });
+      expect(await collect(p)).toEqual({ exit: { code: 4, signal: null }, stdout: `${i}\n`, stderr: "" });
+      await sleep(30);
+    }
   });
 
   it("replaces a waiting shell that died, and leaves none behind when it closes", async () => {
