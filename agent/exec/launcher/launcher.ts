@@ -10,6 +10,7 @@ import { GuruError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/logging.ts";
 import { baseCommandEnv } from "../command-env.ts";
 import { createSocketPairs, type SocketPairs } from "./socket-pairs.ts";
+import { createQuietRefill } from "./quiet-refill.ts";
 import { createZygotePool } from "./zygote-pool.ts";
 import { chdirFailure, zygoteExit } from "./zygote-spec.js";
 
@@ -133,7 +134,10 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       if (child !== undefined) void sendTo(child, { type: "zygote", id, env }).catch(() => {});
     },
     preparedIds: () => prepared.map((p) => p.id),
+    onDeath: () => quiet.soon(),
   });
+  // Sockets first (a zygote needs its own), then zygotes on them.
+  const quiet = createQuietRefill(() => void refill().then(() => zygotes.refill()));
   let refilling = false;
   let nextId = 1;
   let child: ChildProcess | undefined;
@@ -216,25 +220,23 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   }
 
   /** Tops the prepared sockets up in the background, off every command's path. */
-  function refill(): void {
+  async function refill(): Promise<void> {
     if (refilling || closed) return;
     refilling = true;
-    void (async () => {
-      try {
-        while (!closed && child !== undefined && prepared.length < preparedTarget) {
-          const next = await prepareStdio(child);
-          if (closed || next.launcher !== child) {
-            destroyStdio(next);
-            return;
-          }
-          prepared.push(next);
+    try {
+      while (!closed && child !== undefined && prepared.length < preparedTarget) {
+        const next = await prepareStdio(child);
+        if (closed || next.launcher !== child) {
+          destroyStdio(next);
+          return;
         }
-      } catch (err) {
-        logger.debug({ err }, "could not prepare output sockets for the launcher; the next command makes its own");
-      } finally {
-        refilling = false;
+        prepared.push(next);
       }
-    })();
+    } catch (err) {
+      logger.debug({ err }, "could not prepare output sockets for the launcher; the next command makes its own");
+    } finally {
+      refilling = false;
+    }
   }
 
   /**
@@ -282,7 +284,7 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   }
 
   child = start();
-  refill();
+  void refill();
 
   return {
     async launch(file, args, options) {
@@ -290,16 +292,15 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       child ??= start();
       const launcher = child;
       const stdio = prepared.shift() ?? (await prepareStdio(launcher));
-      refill();
       const { id } = stdio;
-      zygotes.commandStarted();
+      quiet.commandStarted();
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
       let ended = false;
       const end = () => {
         if (ended) return;
         ended = true;
-        zygotes.commandEnded();
+        quiet.commandEnded();
       };
       void exited.then(end);
       try {
@@ -330,6 +331,7 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     },
     async close() {
       closed = true;
+      quiet.stop();
       discardPrepared();
       const launcher = child;
       child = undefined;

@@ -1,20 +1,11 @@
 // The agent's side of zygotes (zygote-spec.js): which prepared output sockets
-// have a zygote waiting on them, in which environment, and when to ask the
-// launcher for more. The launch itself is handed to the zygote by launcher.ts.
+// have a zygote waiting on them, in which environment, and asking the
+// launcher for more (when, quiet-refill.ts decides). The launch itself is
+// handed to the zygote by launcher.ts.
 import { isExecutableFile, zygoteEnvKey, zygoteShell, zygoteSpec } from "./zygote-spec.js";
 
 /** Zygotes kept waiting, each on one prepared set of sockets. */
 const target = 2;
-/**
- * A fork costs the launcher a couple of milliseconds of CPU (on a VM). Just
- * after a command ended, the agent, the server and the caller are busy with
- * its answer, and a fork then would slow that answer down (measured:
- * RunCommand("true") p50 9.7 ms with the refill this long after the last
- * command, 10.7 ms without zygotes, and no gain when it forked at once).
- */
-const refillAfterEndMs = 8;
-/** Refill this long after a launch even while commands still run (long ones must not hold it back). */
-const refillAfterLaunchMs = 50;
 /** Zygotes that died before any launch (a broken /bin/sh): past this many, launches are all spawned. */
 const maxUnexpectedDeaths = 3;
 
@@ -35,21 +26,17 @@ export function createZygotePool(deps: {
   request(id: number, env: Record<string, string>): void;
   /** Prepared ids, in the order launches take them. */
   preparedIds(): number[];
+  /** A zygote died waiting: its place wants filling. */
+  onDeath(): void;
 }) {
   const slots = new Map<number, Slot>();
   let disabled = !isExecutableFile(zygoteShell);
   let unexpectedDeaths = 0;
   /** The environment of the last launch a zygote could serve. */
   let expected: { env: Record<string, string>; key: string } | undefined;
-  let running = 0;
-  let quietTimer: NodeJS.Timeout | undefined;
-  let launchTimer: NodeJS.Timeout | undefined;
 
-  function refill(evenIfBusy = false): void {
-    if (running > 0 && !evenIfBusy) return;
-    clearTimeout(quietTimer);
-    clearTimeout(launchTimer);
-    quietTimer = launchTimer = undefined;
+  /** Asks for zygotes on the prepared sockets that have none, up to the target. */
+  function refill(): void {
     if (disabled || expected === undefined) return;
     const ids = deps.preparedIds();
     let live = ids.filter((id) => slots.get(id)?.key === expected?.key).length;
@@ -61,12 +48,6 @@ export function createZygotePool(deps: {
       deps.request(id, expected.env);
       live++;
     }
-  }
-
-  /** Once nothing happened for refillAfterEndMs: each call starts the wait again. */
-  function queueRefill(): void {
-    clearTimeout(quietTimer);
-    quietTimer = setTimeout(() => refill(), refillAfterEndMs).unref();
   }
 
   return {
@@ -103,7 +84,7 @@ export function createZygotePool(deps: {
     died(id: number): boolean {
       if (!slots.delete(id)) return false;
       if (++unexpectedDeaths >= maxUnexpectedDeaths) disabled = true;
-      queueRefill();
+      deps.onDeath();
       return true;
     },
 
@@ -112,17 +93,7 @@ export function createZygotePool(deps: {
       slots.clear();
     },
 
-    /** A launch arrived: until it ended, a refill would put a fork in its way. */
-    commandStarted(): void {
-      running++;
-      launchTimer ??= setTimeout(() => refill(true), refillAfterLaunchMs).unref();
-    },
-
-    /** Its exit (or failure) came back. */
-    commandEnded(): void {
-      running--;
-      queueRefill();
-    },
+    refill,
   };
 }
 
