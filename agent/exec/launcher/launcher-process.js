@@ -18,16 +18,15 @@
 // Protocol on the IPC channel (see launcher.ts, the agent's side):
 //   agent → here: { type: "stdio", id, stream: "stdout" | "stderr" | "control" }
 //     with a socket as the handle (its peer is the agent's), ahead of time;
-//     { type: "zygote", id, env }: start a zygote on those sockets;
-//     { type: "started", id }: the zygote took its launch, let go of the sockets;
-//     { type: "launch", id, file, args, cwd, env, detached }: spawn it (a zygote of the id goes)
+//     { type: "zygote", id, env }: start a zygote on those sockets (they are its);
+//     { type: "launch", id, file, args, cwd, env, detached }: spawn it on them
 //   here → agent: { type: "zygote", id, pid } or { type: "zygoteFailed", id, message };
 //     { type: "spawned", id, pid } or { type: "failed", id, code, message },
 //     then { type: "exit", id, code, signal } (a zygote's too)
 // When the agent goes away (the IPC channel closes), every process group
 // started here is killed and this process exits: nothing outlives the agent.
 import { spawn } from "node:child_process";
-import { createZygotes } from "./zygote.js";
+import { startZygote } from "./zygote.js";
 
 // The agent runs with umask 077 for its private state; commands get the mask
 // the agent names (its first argument, octal), as a login shell would give.
@@ -50,10 +49,7 @@ function closeStdio(id) {
   sockets?.control?.destroy();
 }
 
-const zygotes = createZygotes({ groups, send });
-
 function launch({ id, file, args, cwd, env, detached }) {
-  zygotes.discard(id);
   const sockets = stdio.get(id);
   if (sockets?.stdout === undefined || sockets?.stderr === undefined) {
     closeStdio(id);
@@ -97,13 +93,9 @@ process.on("message", (message, handle) => {
       send({ type: "zygoteFailed", id: message.id, message: "the zygote request arrived without its sockets" });
       return;
     }
-    zygotes.start(message.id, message.env ?? {}, sockets);
-    // The zygote holds its own copy: its exec (or death) must end the agent's end of it.
-    sockets.control.destroy();
-    sockets.control = undefined;
-  } else if (message?.type === "started") {
-    // The zygote exec'd its command, which holds its own copies of the sockets.
-    closeStdio(message.id);
+    // The zygote holds its own copies: the command's output ends when its holders close it, not when this
+    // process gets round to it, and the end of its stdin tells the agent it exec'd or died.
+    if (startZygote(message.id, message.env ?? {}, sockets, { groups, send })) closeStdio(message.id);
   } else if (message?.type === "launch") {
     launch(message);
   }

@@ -133,11 +133,21 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     request(id, env) {
       if (child !== undefined) void sendTo(child, { type: "zygote", id, env }).catch(() => {});
     },
-    preparedIds: () => prepared.map((p) => p.id),
-    onDeath: () => quiet.soon(),
+    drop(id) {
+      const dropped = takePrepared((p) => p.id === id);
+      if (dropped !== undefined) destroyStdio(dropped);
+      quiet.soon();
+    },
   });
-  // Sockets first (a zygote needs its own), then zygotes on them.
-  const quiet = createQuietRefill(() => void refill().then(() => zygotes.refill()));
+  // Stale zygotes out, sockets topped up, then zygotes on the new ones.
+  const quiet = createQuietRefill(() => {
+    for (const stale of prepared.filter((p) => zygotes.stale(p.id))) {
+      takePrepared((p) => p === stale);
+      zygotes.release(stale.id);
+      destroyStdio(stale); // its zygote sees its stdin end and exits
+    }
+    void refill().then(() => zygotes.refill(prepared.map((p) => p.id)));
+  });
   let refilling = false;
   let nextId = 1;
   let child: ChildProcess | undefined;
@@ -193,10 +203,10 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     });
   }
 
-  /** Two socket pairs (three with zygotes: the third a zygote's stdin), their far ends handed to the launcher under a new id. */
-  async function prepareStdio(launcher: ChildProcess): Promise<PreparedStdio> {
+  /** Two socket pairs (three for a zygote: the third its stdin), their far ends handed to the launcher under a new id. */
+  async function prepareStdio(launcher: ChildProcess, forZygote = zygotes.enabled): Promise<PreparedStdio> {
     const id = nextId++;
-    const streams = zygotes.enabled ? (["stdout", "stderr", "control"] as const) : (["stdout", "stderr"] as const);
+    const streams = forZygote ? (["stdout", "stderr", "control"] as const) : (["stdout", "stderr"] as const);
     const made = await Promise.all(streams.map(() => pairs.create()));
     try {
       await Promise.all(streams.map((stream, i) => sendTo(launcher, { type: "stdio", id, stream }, made[i].writeEnd)));
@@ -211,6 +221,12 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     stdio.stdout.destroy();
     stdio.stderr.destroy();
     stdio.control?.destroy();
+  }
+
+  /** Removes and returns the first prepared set `match` accepts. */
+  function takePrepared(match: (p: PreparedStdio) => boolean): PreparedStdio | undefined {
+    const i = prepared.findIndex(match);
+    return i < 0 ? undefined : prepared.splice(i, 1)[0];
   }
 
   function discardPrepared(): void {
@@ -244,18 +260,10 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
    * (it is in the directory and about to exec): true, and its exit is the
    * command's. The launcher keeps no copy of that socket, so its end means
    * the zygote exec'd or died; without the byte first, it died before the
-   * exec: false once its exit arrived, or, for a directory it could not
-   * enter, the launch fails as spawn's would.
+   * exec: false once its exit arrived (its sockets are gone with it), or, for
+   * a directory it could not enter, the launch fails as spawn's would.
    */
-  async function launchInZygote(
-    launcher: ChildProcess,
-    id: number,
-    control: Socket,
-    spec: string,
-    cwd: string,
-    file: string,
-    onExit: (exit: ProcessExit) => void,
-  ): Promise<boolean> {
+  async function launchInZygote(id: number, control: Socket, spec: string, cwd: string, file: string, onExit: (exit: ProcessExit) => void): Promise<boolean> {
     let zygoteGone!: (exit: ProcessExit) => void;
     const zygoteExited = new Promise<ProcessExit>((resolve) => (zygoteGone = resolve));
     pending.set(id, { spawned: () => {}, failed: () => {}, exit: zygoteGone });
@@ -270,8 +278,6 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     control.destroy();
     if (took) {
       void zygoteExited.then(onExit);
-      // The command holds its own copies of the sockets: the launcher lets go of its.
-      void sendTo(launcher, { type: "started", id }).catch(() => {});
       return true;
     }
     const exit = await zygoteExited;
@@ -291,8 +297,6 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       if (closed) throw new GuruError("unavailable", "the agent is shutting down");
       child ??= start();
       const launcher = child;
-      const stdio = prepared.shift() ?? (await prepareStdio(launcher));
-      const { id } = stdio;
       quiet.commandStarted();
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
@@ -303,27 +307,36 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
         quiet.commandEnded();
       };
       void exited.then(end);
+      let stdio: PreparedStdio | undefined;
       try {
-        const handOff = stdio.control === undefined ? undefined : zygotes.take(id, file, args, options);
-        if (handOff !== undefined && stdio.control !== undefined) {
-          if (await launchInZygote(launcher, id, stdio.control, handOff.spec, options.cwd, file, onExit)) {
-            return { pid: handOff.pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared: true };
+        const fit = zygotes.fit(file, args, options);
+        const zygotePid = (p: PreparedStdio) => (fit === undefined || p.control === undefined ? undefined : zygotes.ready(p.id, fit.key));
+        const ready = takePrepared((p) => zygotePid(p) !== undefined);
+        if (fit !== undefined && ready?.control !== undefined) {
+          stdio = ready;
+          const pid = zygotePid(ready) as number;
+          zygotes.release(ready.id);
+          if (await launchInZygote(ready.id, ready.control, fit.spec, options.cwd, file, onExit)) {
+            return { pid, stdout: ready.stdout, stderr: ready.stderr, exited, prepared: true };
           }
-          // It died before it took the launch: spawned instead, on the same sockets.
+          // It died before it took the launch, and its sockets with it: spawned instead, on others.
+          destroyStdio(ready);
         }
+        stdio = takePrepared((p) => !zygotes.reserved(p.id)) ?? (await prepareStdio(launcher, false));
+        // No zygote was asked for on these: their third socket has no use.
+        stdio.control?.destroy();
+        const { id } = stdio;
         const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
         const [pid] = await Promise.all([
           spawned,
           sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
         ]);
-        // Not before the launch: a zygote of this id would see its stdin end
-        // and exit, and that exit would pass for the command's. The launch
-        // ended it first, and the launcher does not report it.
-        stdio.control?.destroy();
         return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared: false };
       } catch (e) {
-        pending.delete(id);
-        destroyStdio(stdio);
+        if (stdio !== undefined) {
+          pending.delete(stdio.id);
+          destroyStdio(stdio);
+        }
         end();
         if (e instanceof LaunchError) throw e;
         throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);

@@ -8,56 +8,35 @@ import { spawn } from "node:child_process";
 import { zygoteScript, zygoteShell } from "./zygote-spec.js";
 
 /**
- * deps: groups (the launcher's set of process groups, killed when the agent
- * goes), send(message) to the agent.
+ * Starts a zygote for `id` on `sockets` ({ control, stdout, stderr }) in
+ * `env`; answers { type: "zygote", id, pid } and returns true, or answers
+ * { type: "zygoteFailed", id, message } and returns false. `groups` is the
+ * launcher's set of process groups, killed when the agent goes.
  */
-export function createZygotes(deps) {
-  /** id → pid of a zygote not told to stand aside. */
-  const byId = new Map();
-
-  return {
-    /** Starts a zygote for `id` with `stdio` ({ control, stdout, stderr }); answers { type: "zygote", id, pid } or { type: "zygoteFailed", id, message }. */
-    start(id, env, stdio) {
-      let child;
-      try {
-        child = spawn(zygoteShell, ["-c", zygoteScript], {
-          cwd: "/",
-          env,
-          detached: true,
-          stdio: [stdio.control, stdio.stdout, stdio.stderr],
-        });
-      } catch (err) {
-        deps.send({ type: "zygoteFailed", id, message: err.message });
-        return;
-      }
-      if (child.pid === undefined) {
-        child.once("error", (err) => deps.send({ type: "zygoteFailed", id, message: err.message }));
-        return;
-      }
-      const pid = child.pid;
-      deps.groups.add(pid);
-      byId.set(id, pid);
-      child.on("error", () => {}); // reported through exit
-      child.on("exit", (code, signal) => {
-        deps.groups.delete(pid);
-        // One discarded (its id was spawned instead) is nobody's business any more.
-        if (byId.get(id) !== pid) return;
-        byId.delete(id);
-        deps.send({ type: "exit", id, code, signal });
-      });
-      deps.send({ type: "zygote", id, pid });
-    },
-
-    /** The launch of `id` is spawned instead: its zygote, if any, goes (its exit is not reported). */
-    discard(id) {
-      const pid = byId.get(id);
-      if (pid === undefined) return;
-      byId.delete(id);
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    },
-  };
+export function startZygote(id, env, sockets, { groups, send }) {
+  let child;
+  try {
+    child = spawn(zygoteShell, ["-c", zygoteScript], {
+      cwd: "/",
+      env,
+      detached: true,
+      stdio: [sockets.control, sockets.stdout, sockets.stderr],
+    });
+  } catch (err) {
+    send({ type: "zygoteFailed", id, message: err.message });
+    return false;
+  }
+  if (child.pid === undefined) {
+    child.once("error", (err) => send({ type: "zygoteFailed", id, message: err.message }));
+    return false;
+  }
+  const pid = child.pid;
+  groups.add(pid);
+  child.on("error", () => {}); // reported through exit
+  child.on("exit", (code, signal) => {
+    groups.delete(pid);
+    send({ type: "exit", id, code, signal });
+  });
+  send({ type: "zygote", id, pid });
+  return true;
 }
