@@ -203,6 +203,8 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     },
     work,
     onAudited: (outcome) => metrics.commands.inc({ outcome }),
+    // Idle expiry counts from the latest command to within a tenth of the idle limit (at most a second).
+    sessionTouchMs: Math.min(1000, Math.floor(config.sessionIdleMs / 10)),
   });
   const terminals = createTerminalService({
     store,

@@ -119,7 +119,10 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
   }
   const setup = deps.setup ?? sharedSetup();
   const env = commandEnv(spec.env, deps.policy, setup.baseEnv, platform);
-  const cwd = await resolveWorkingDir(spec.workingDir, deps.pathGuard);
+  // Allowed and real; whether it is a directory the launch finds out (a stat
+  // here would be one more trip through the threadpool and the event loop on
+  // every command, several milliseconds while a transfer keeps both busy).
+  const cwd = await deps.pathGuard.resolve(spec.workingDir ?? deps.pathGuard.allowedPaths[0], { mustExist: true });
   if (io.signal.aborted) throw new GuruError("canceled", "the command was canceled before it started");
 
   const shell = spec.shell ?? defaultShell(platform);
@@ -136,7 +139,8 @@ export async function runCommand(spec: CommandSpec, io: CommandIo, deps: RunComm
       windowsVerbatimArguments: invocation.windowsVerbatimArguments,
     });
   } catch (err) {
-    throw err instanceof LaunchError ? launchError(err, shell) : err;
+    if (!(err instanceof LaunchError)) throw err;
+    throw (await workingDirError(err, cwd, spec.workingDir)) ?? launchError(err, shell);
   }
   return supervise(child, spec, io, deps, platform, startedAt);
 }
@@ -310,17 +314,23 @@ function validateSpec(spec: CommandSpec): void {
   }
 }
 
-async function resolveWorkingDir(workingDir: string | undefined, pathGuard: PathGuard): Promise<string> {
-  const dir = await pathGuard.resolve(workingDir ?? pathGuard.allowedPaths[0], { mustExist: true });
-  if (!(await stat(dir)).isDirectory()) {
-    throw new GuruError("invalid", `working directory "${workingDir ?? dir}" is not a directory`, { details: { workingDir: dir } });
-  }
-  return dir;
+/** A launch that failed on its working directory (the process changes into it first), said as such; undefined when the directory is fine. */
+async function workingDirError(err: LaunchError, dir: string, workingDir: string | undefined): Promise<GuruError | undefined> {
+  if (err.code !== "ENOENT" && err.code !== "ENOTDIR" && err.code !== "EACCES") return undefined;
+  const found = await stat(dir).catch(() => undefined);
+  if (found === undefined)
+    return new GuruError("not_found", `path "${workingDir ?? dir}" does not exist`, {
+      reason: "PATH_NOT_FOUND",
+      metadata: { path: workingDir ?? dir },
+      details: { path: workingDir ?? dir },
+    });
+  if (!found.isDirectory()) return new GuruError("invalid", `working directory "${workingDir ?? dir}" is not a directory`, { details: { workingDir: dir } });
+  return undefined;
 }
 
 function launchError(err: LaunchError, shell: ShellName): GuruError {
   const code = err.code;
-  // The working directory was checked just before, so ENOENT names the shell.
+  // The working directory is a directory (workingDirError), so ENOENT names the shell.
   if (code === "ENOENT") return new GuruError("invalid", `shell ${shell} is not installed on this agent`, { cause: err, details: { shell } });
   if (code === "EAGAIN" || code === "EMFILE" || code === "ENFILE" || code === "ENOMEM") {
     return new GuruError("unavailable", `the agent cannot start a process right now (${code})`, { cause: err });

@@ -96,9 +96,24 @@ export function createLink(options: LinkOptions): Link {
   // here, before it reaches a listener or the socket's write buffer.
   const controlBudget = createTokenBucket({ capacity: limits.controlBurstFrames, refillPerSecond: limits.controlFramesPerSecond });
 
-  // Channels of interactive terminals: while one is open, bulk channels keep
-  // less data in flight, so a keystroke or its echo finds less ahead of it.
-  const terminalChannels = new Set<number>();
+  // Channels someone is waiting on: while one is open, bulk channels keep less
+  // data in flight, so a keystroke, its echo or a command's frames find less
+  // ahead of them in socket buffers, and the peer spends less time on bulk
+  // data before it gets to them. A terminal holds bulk back while it is open;
+  // a command for its first commandBulkHoldMs (the timer releases it then).
+  const interactiveChannels = new Map<number, NodeJS.Timeout | undefined>();
+
+  function holdBulkFor(id: number, open: ChannelOpen): void {
+    if (open.request.case === "pty") interactiveChannels.set(id, undefined);
+    else if (open.request.case === "exec") interactiveChannels.set(id, setTimeout(() => releaseBulkHold(id), limits.commandBulkHoldMs).unref());
+  }
+
+  function releaseBulkHold(id: number): void {
+    clearTimeout(interactiveChannels.get(id));
+    if (interactiveChannels.delete(id) && interactiveChannels.size === 0) {
+      for (const other of channels.values()) if (other.bulk) other.creditReleased();
+    }
+  }
 
   const sender = createFrameSender({
     socket,
@@ -114,15 +129,13 @@ export function createLink(options: LinkOptions): Link {
     maxQueuedMessages: limits.maxQueuedMessages,
     sendWindowBytes: () => peer.initialWindowBytes,
     chunkBytes: () => chunkBytes,
-    bulkCreditHeldBytes: () => (terminalChannels.size > 0 ? Math.max(0, peer.initialWindowBytes - limits.interactiveBulkWindowBytes) : 0),
+    bulkCreditHeldBytes: () => (interactiveChannels.size > 0 ? Math.max(0, peer.initialWindowBytes - limits.interactiveBulkWindowBytes) : 0),
     sendUrgent: (bytes) => sender.sendUrgent(bytes),
     sendBulk: (bytes, onWritten, onSent) => sender.sendBulk(bytes, onWritten, onSent),
     framePool: socket.sentBytesReusable ? sharedFramePool(limits.maxFrameBytes) : undefined,
     channelEnded: (channel) => {
       channels.delete(channel.id);
-      if (terminalChannels.delete(channel.id) && terminalChannels.size === 0) {
-        for (const other of channels.values()) if (other.bulk) other.creditReleased();
-      }
+      releaseBulkHold(channel.id);
     },
   };
 
@@ -298,7 +311,7 @@ export function createLink(options: LinkOptions): Link {
     }
     const channel = new ChannelImpl(host, id, isBulkOpen(open));
     channels.set(id, channel);
-    if (open.request.case === "pty") terminalChannels.add(id);
+    holdBulkFor(id, open);
     const onChannelOpen = options.onChannelOpen;
     safely("onChannelOpen", () => onChannelOpen(channel, open));
   }
@@ -343,7 +356,7 @@ export function createLink(options: LinkOptions): Link {
       nextLocalId += 2;
       const channel = new ChannelImpl(host, id, channelOptions?.bulk ?? isBulkOpen(open));
       channels.set(id, channel);
-      if (open.request.case === "pty") terminalChannels.add(id);
+      holdBulkFor(id, open);
       sender.sendUrgent(encodeFrame(makeFrame(id, { case: "open", value: open })));
       return channel;
     },

@@ -158,6 +158,31 @@ describe("bulk beside a terminal", () => {
     link.close(1000, "test done");
   });
 
+  it("holds bulk back while a command starts, and lets the transfer use its whole window after commandBulkHoldMs", async () => {
+    const [serverSocket, peerSocket] = linkedFrameSockets();
+    const link = createLink({
+      socket: serverSocket,
+      role: "server",
+      limits: { ...limits, commandBulkHoldMs: 200 },
+      logger: silentLogger(),
+      onControl: () => {},
+      onChannelOpen: () => {},
+    });
+    const peer = rawPeer(peerSocket);
+    const dataBytes = (channelId: number) =>
+      peer.received.reduce((sum, f) => sum + (f.channelId === channelId && f.kind.case === "data" ? f.kind.value.data.byteLength : 0), 0);
+    const upload = link.openChannel(fileWriteOpen());
+    const command = link.openChannel(execOpen("sleep 60"));
+    void upload.sendData(new Uint8Array(1024 * KiB)).catch(() => {});
+    await nextTicks(20);
+    expect(dataBytes(upload.id)).toBe(64 * KiB);
+    // Still running, but past its start: the transfer gets its window back.
+    await waitFor(() => dataBytes(upload.id) === 256 * KiB);
+    expect(link.channelCount).toBe(2);
+    command.cancel("test done");
+    link.close(1000, "test done");
+  });
+
   it("refuses a zero interactiveBulkWindowBytes", () => {
     expect(() => checkWireLimits({ ...defaultWireLimits, interactiveBulkWindowBytes: 0 })).toThrow(/interactiveBulkWindowBytes must be a positive integer/);
   });

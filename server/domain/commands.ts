@@ -49,6 +49,8 @@ export interface CommandServiceOptions {
   work: SessionWork;
   /** Counts finished commands by audit outcome (metrics). */
   onAudited?(outcome: AuditOutcome): void;
+  /** A command moves its session's last activity only when that is older than this (default: a second). */
+  sessionTouchMs?: number;
 }
 
 export interface CommandIo {
@@ -117,6 +119,7 @@ export function createCommandService(options: CommandServiceOptions) {
         workingDir: row.workingDir ?? null,
         command: row.command,
         env: row.env ?? null,
+        touchAfterMs: options.sessionTouchMs ?? 1000,
       });
       if (began.status !== "no_session") return began;
     }

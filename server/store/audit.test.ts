@@ -24,7 +24,7 @@ describeDatabases("audit", (kind) => {
   it("records commands, completes them, and counts failures for alerting", async () => {
     const started = await ctx.store.audit.command({ ...ids, channelId: 3, shell: "bash", workingDir: "/tmp", command: "ls -la", outcome: "allowed" });
     expect(started).toMatchObject({ command: "ls -la", outcome: "allowed", exitCode: null, truncated: false, channelId: 3 });
-    const done = await ctx.store.audit.completeCommand(started.id, {
+    const completed = await ctx.store.audit.completeCommand(started.id, {
       outcome: "failed",
       exitCode: 2,
       exitReason: "exited",
@@ -33,7 +33,10 @@ describeDatabases("audit", (kind) => {
       stderrBytes: 10,
       truncated: true,
     });
-    expect(done).toMatchObject({ outcome: "failed", exitCode: 2, durationMs: 1234, stdoutBytes: 5_000_000_000, truncated: true });
+    expect(completed).toBe(true);
+    const [done] = await ctx.store.audit.listCommands({ sessionId: ids.sessionId });
+    expect(done).toMatchObject({ id: started.id, outcome: "failed", exitCode: 2, durationMs: 1234, stdoutBytes: 5_000_000_000, truncated: true });
+    expect(await ctx.store.audit.completeCommand(started.id + 1000, { outcome: "failed" })).toBe(false);
     await ctx.store.audit.command({ ...ids, command: "rm -rf /", outcome: "refused", refusalReason: "policy" });
     await ctx.store.audit.command({ ...ids, command: "whoami", outcome: "allowed", exitCode: 0 });
     expect((await ctx.store.audit.listCommands({ sessionId: ids.sessionId })).map((c) => c.command)).toEqual(["whoami", "rm -rf /", "ls -la"]);

@@ -13,6 +13,7 @@ describeDatabases("beginning a command", (kind) => {
     workingDir: "/tmp",
     command: "true",
     env: null,
+    touchAfterMs: 1000,
   });
 
   async function activeSession() {
@@ -34,6 +35,29 @@ describeDatabases("beginning a command", (kind) => {
     expect(rows[0].env).toBeNull();
     const touched = await ctx.store.sessions.get(session.id);
     expect(Date.now() - touched!.lastActivityAt.getTime()).toBeLessThan(60_000);
+  });
+
+  it("moves the session's last activity only when it is older than touchAfterMs", async () => {
+    const { tech, session } = await activeSession();
+    const setActivity = (sql: string) => ctx.testDb.db.query(`UPDATE tunnel_sessions SET last_activity_at = ${sql} WHERE id = $1`, [session.id]);
+    const lastActivity = async () => (await ctx.store.sessions.get(session.id))!.lastActivityAt.getTime();
+    await setActivity("now() - interval '200 milliseconds'");
+    const recent = await lastActivity();
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(await lastActivity()).toBe(recent);
+    await setActivity("now() - interval '2 seconds'");
+    const stale = await lastActivity();
+    await ctx.store.commands.begin(command(session.id, tech.id));
+    expect(await lastActivity()).toBeGreaterThan(stale + 1500);
+  });
+
+  it("starts commands racing on a stale session without them waiting on each other", async () => {
+    const { tech, session } = await activeSession();
+    await ctx.testDb.db.query("UPDATE tunnel_sessions SET last_activity_at = now() - interval '1 minute' WHERE id = $1", [session.id]);
+    const many = { ...command(session.id, tech.id), rateLimit: { limit: 100, windowMs: 60_000 } };
+    const began = await Promise.all(Array.from({ length: 20 }, () => ctx.store.commands.begin(many)));
+    expect(began.filter((b) => b.status === "started")).toHaveLength(20);
+    expect(Date.now() - (await ctx.store.sessions.get(session.id))!.lastActivityAt.getTime()).toBeLessThan(60_000);
   });
 
   it("writes the command's env into its audit row as given", async () => {

@@ -1,5 +1,5 @@
 // The database's part in starting a command, in one round trip (the SQL
-// function guru_begin_command, migrations/0003): session check and touch,
+// function guru_begin_command, migrations/0012): session check and touch,
 // rate-limit hit, and the command's audit row.
 import type { Db } from "./db.ts";
 
@@ -12,6 +12,8 @@ export interface BeginCommandInput {
   command: string;
   /** The command's variables as the audit keeps them (secret values already redacted); null for none. */
   env: Record<string, string> | null;
+  /** The session's last_activity moves only when it is older than this (idle expiry needs no finer clock). */
+  touchAfterMs: number;
 }
 
 export type BeganCommand =
@@ -29,8 +31,18 @@ export function createCommandsRepository(db: Db): CommandsRepository {
   return {
     async begin(c) {
       const { rows } = await db.query<{ agent_id: string; allowed: boolean; retry_after_ms: number; audit_id: string | number | null }>(
-        "SELECT agent_id, allowed, retry_after_ms, audit_id FROM guru_begin_command($1, $2, $3, $4, $5, $6, $7, $8)",
-        [c.sessionId, c.technicianId, c.rateLimit.limit, c.rateLimit.windowMs, c.shell, c.workingDir, c.command, c.env === null ? null : JSON.stringify(c.env)],
+        "SELECT agent_id, allowed, retry_after_ms, audit_id FROM guru_begin_command($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+          c.sessionId,
+          c.technicianId,
+          c.rateLimit.limit,
+          c.rateLimit.windowMs,
+          c.shell,
+          c.workingDir,
+          c.command,
+          c.env === null ? null : JSON.stringify(c.env),
+          c.touchAfterMs,
+        ],
       );
       const row = rows[0];
       if (row === undefined) return { status: "no_session" };

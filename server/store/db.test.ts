@@ -30,6 +30,33 @@ describeDatabases("Db", (kind) => {
     expect(big.rows[0]).toEqual({ v: 9007199254740991, a: [1, 2] });
   });
 
+  it("reads plain parameters as PostgreSQL reads their text, whatever the column's type", async () => {
+    await t.db.exec("CREATE TABLE plain (b bool, i int, f float8, n int8, t text, j jsonb, at timestamptz)");
+    const { rows } = await t.db.query("INSERT INTO plain VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *", [
+      true,
+      42,
+      1.5,
+      9007199254740991n,
+      'it\'s \\ "quoted"\n',
+      JSON.stringify({ a: [1, "x"] }),
+      "2024-01-02T03:04:05.678Z",
+    ]);
+    expect(rows[0]).toEqual({
+      b: true,
+      i: 42,
+      f: 1.5,
+      n: 9007199254740991,
+      t: 'it\'s \\ "quoted"\n',
+      j: { a: [1, "x"] },
+      at: new Date("2024-01-02T03:04:05.678Z"),
+    });
+    const text = await t.db.query("SELECT $1::text AS yes, $2::text AS one, $3::bool AS from_string, $4::int AS nothing", [false, 1, "yes", null]);
+    expect(text.rows[0]).toEqual({ yes: "false", one: "1", from_string: true, nothing: null });
+    const typed = await t.db.query("SELECT $1::timestamptz AS at, $2::text[] AS list", [new Date("2024-01-02T03:04:05.678Z"), ["a", "b"]]);
+    expect(typed.rows[0]).toEqual({ at: new Date("2024-01-02T03:04:05.678Z"), list: ["a", "b"] });
+    expect((await t.db.query("UPDATE plain SET i = i + 1 WHERE b = $1", [true])).rowCount).toBe(1);
+  });
+
   it("keeps the SQLSTATE and constraint on errors, and keeps working after one", async () => {
     await t.db.query("INSERT INTO probe (name) VALUES ('dup')");
     const err = await t.db.query("INSERT INTO probe (name) VALUES ('dup')").catch((e: unknown) => e);

@@ -17,6 +17,7 @@ import { GuruError } from "../../lib/errors.ts";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Logger } from "../../lib/logging.ts";
 import { makeTreePrivate } from "../../lib/private-dir.ts";
+import { queryInOneMessage } from "./pglite-query.ts";
 
 export interface QueryResult<R> {
   rows: R[];
@@ -213,7 +214,7 @@ export async function openPgliteDb(options: { dir?: string; loadDataDir?: Blob; 
     // PGlite has one backend; its query() and transaction() share one mutex,
     // so a query issued while a transaction runs waits for it to end.
     async query<R>(sql: string, params?: unknown[]) {
-      return toResult<R>(await pglite.query<R>(sql, params));
+      return toResult<R>(await (queryInOneMessage<R>(pglite, sql, params) ?? pglite.query<R>(sql, params)));
     },
     async exec(sql: string) {
       await pglite.exec(sql);

@@ -22,6 +22,8 @@ describeDatabases("remote commands", (kind) => {
 
   it("streams output as it is written, before the command ends, and audits it", async () => {
     const { api, sessionId, agent, technicianId } = await openTunnel(t, "stream");
+    // A command moves the session's last activity once it is older than a second (idle expiry needs no finer clock).
+    await t.server.store.db.query("UPDATE tunnel_sessions SET last_activity_at = now() - interval '1 minute' WHERE id = $1", [sessionId]);
     const before = await t.server.store.sessions.get(sessionId);
     const got = await collectStream(api.exec.streamCommand({ sessionId, command: "echo first; sleep 1; echo second >&2; echo third" }));
     expect(got.stdout).toBe("first\nthird\n");

@@ -5,27 +5,36 @@
 // and more again while a transfer has grown the agent's heap. Commands fork
 // from here instead, and the agent's event loop is not held while they do.
 //
+// Even from here a fork is most of a short command's start on a VM whose
+// page tables are dear to copy, so this process also keeps zygotes for the
+// agent (zygote-spec.js): shells started ahead of time that a command becomes
+// with one exec. The agent hands them their launch itself; the launcher
+// starts them and reports their exit.
+//
 // Plain JavaScript on purpose: a .ts file would load Node's TypeScript
 // stripper, which would double this process's memory and with it the cost it
-// exists to avoid. It imports node:child_process and nothing else.
+// exists to avoid. It imports Node's built-ins and its own two modules.
 //
 // Protocol on the IPC channel (see launcher.ts, the agent's side):
-//   agent → here: { type: "stdio", id, stream: "stdout" | "stderr" } with a
-//     socket as the handle (its peer is read by the agent), twice, ahead of
-//     time; later { type: "launch", id, file, args, cwd, env, detached }
-//   here → agent: { type: "spawned", id, pid } or { type: "failed", id, code,
-//     message }, then { type: "exit", id, code, signal }
+//   agent → here: { type: "stdio", id, stream: "stdout" | "stderr" | "control" }
+//     with a socket as the handle (its peer is the agent's), ahead of time;
+//     { type: "zygote", id, env }: start a zygote on those sockets (they are its);
+//     { type: "launch", id, file, args, cwd, env, detached }: spawn it on them
+//   here → agent: { type: "zygote", id, pid } or { type: "zygoteFailed", id, message };
+//     { type: "spawned", id, pid } or { type: "failed", id, code, message },
+//     then { type: "exit", id, code, signal } (a zygote's too)
 // When the agent goes away (the IPC channel closes), every process group
 // started here is killed and this process exits: nothing outlives the agent.
 import { spawn } from "node:child_process";
+import { startZygote } from "./zygote.js";
 
 // The agent runs with umask 077 for its private state; commands get the mask
 // the agent names (its first argument, octal), as a login shell would give.
 if (/^[0-7]{1,4}$/.test(process.argv[2] ?? "")) process.umask(Number.parseInt(process.argv[2], 8));
 
-/** id → { stdout, stderr } sockets waiting for their launch message. */
+/** id → { stdout, stderr, control } sockets waiting for their launch. */
 const stdio = new Map();
-/** pids of running process groups (detached launches), for the agent's exit. */
+/** pids of running process groups (detached launches and zygotes), for the agent's exit. */
 const groups = new Set();
 
 function send(message) {
@@ -33,15 +42,16 @@ function send(message) {
 }
 
 function closeStdio(id) {
-  const pair = stdio.get(id);
+  const sockets = stdio.get(id);
   stdio.delete(id);
-  pair?.stdout?.destroy();
-  pair?.stderr?.destroy();
+  sockets?.stdout?.destroy();
+  sockets?.stderr?.destroy();
+  sockets?.control?.destroy();
 }
 
 function launch({ id, file, args, cwd, env, detached }) {
-  const pair = stdio.get(id);
-  if (pair?.stdout === undefined || pair?.stderr === undefined) {
+  const sockets = stdio.get(id);
+  if (sockets?.stdout === undefined || sockets?.stderr === undefined) {
     closeStdio(id);
     send({ type: "failed", id, code: "EPROTO", message: "the launch arrived without its output sockets" });
     return;
@@ -49,7 +59,7 @@ function launch({ id, file, args, cwd, env, detached }) {
   let child;
   try {
     // env is always given: a missing one would hand the command this process's.
-    child = spawn(file, args, { cwd, env: env ?? {}, detached, stdio: ["ignore", pair.stdout, pair.stderr] });
+    child = spawn(file, args, { cwd, env: env ?? {}, detached, stdio: ["ignore", sockets.stdout, sockets.stderr] });
   } catch (err) {
     closeStdio(id);
     send({ type: "failed", id, code: err.code ?? "EINVAL", message: err.message });
@@ -73,9 +83,19 @@ function launch({ id, file, args, cwd, env, detached }) {
 
 process.on("message", (message, handle) => {
   if (message?.type === "stdio") {
-    const pair = stdio.get(message.id) ?? {};
-    pair[message.stream === "stderr" ? "stderr" : "stdout"] = handle;
-    stdio.set(message.id, pair);
+    const sockets = stdio.get(message.id) ?? {};
+    const stream = message.stream === "stderr" || message.stream === "control" ? message.stream : "stdout";
+    sockets[stream] = handle;
+    stdio.set(message.id, sockets);
+  } else if (message?.type === "zygote") {
+    const sockets = stdio.get(message.id);
+    if (sockets?.stdout === undefined || sockets?.stderr === undefined || sockets?.control === undefined) {
+      send({ type: "zygoteFailed", id: message.id, message: "the zygote request arrived without its sockets" });
+      return;
+    }
+    // The zygote holds its own copies: the command's output ends when its holders close it, not when this
+    // process gets round to it, and the end of its stdin tells the agent it exec'd or died.
+    if (startZygote(message.id, message.env ?? {}, sockets, { groups, send })) closeStdio(message.id);
   } else if (message?.type === "launch") {
     launch(message);
   }

@@ -10,6 +10,9 @@ import { GuruError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/logging.ts";
 import { baseCommandEnv } from "../command-env.ts";
 import { createSocketPairs, type SocketPairs } from "./socket-pairs.ts";
+import { createQuietRefill } from "./quiet-refill.ts";
+import { createZygotePool } from "./zygote-pool.ts";
+import { chdirFailure, zygoteExit } from "./zygote-spec.js";
 
 export interface LaunchOptions {
   cwd: string;
@@ -32,6 +35,8 @@ export interface LaunchedProcess {
   readonly stderr: Readable;
   /** Resolves once, when the process exited. */
   readonly exited: Promise<ProcessExit>;
+  /** True when a shell the launcher started ahead of time became the process (launcher-process.js), so no fork was waited for. */
+  readonly prepared: boolean;
 }
 
 export interface ProcessLauncher {
@@ -76,7 +81,7 @@ export function createDirectLauncher(logger: Logger): ProcessLauncher {
       const exited = new Promise<ProcessExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
       const stdout = (child.stdout as Readable).pause();
       const stderr = (child.stderr as Readable).pause();
-      return { pid, stdout, stderr, exited };
+      return { pid, stdout, stderr, exited, prepared: false };
     },
     async close() {},
   };
@@ -85,7 +90,9 @@ export function createDirectLauncher(logger: Logger): ProcessLauncher {
 type LauncherMessage =
   | { type: "spawned"; id: number; pid: number }
   | { type: "failed"; id: number; code: string; message: string }
-  | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null };
+  | { type: "exit"; id: number; code: number | null; signal: NodeJS.Signals | null }
+  | { type: "zygote"; id: number; pid: number }
+  | { type: "zygoteFailed"; id: number; message: string };
 
 interface Pending {
   spawned(pid: number): void;
@@ -101,6 +108,8 @@ interface PreparedStdio {
   launcher: ChildProcess;
   stdout: Socket;
   stderr: Socket;
+  /** The stdin of a zygote started on these sockets, when zygotes are in use (zygote-pool.ts). */
+  control: Socket | undefined;
 }
 
 export interface ForkedLauncherOptions {
@@ -120,6 +129,25 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
   const pairs: SocketPairs = await createSocketPairs();
   const pending = new Map<number, Pending>();
   let prepared: PreparedStdio[] = [];
+  const zygotes = createZygotePool({
+    request(id, env) {
+      if (child !== undefined) void sendTo(child, { type: "zygote", id, env }).catch(() => {});
+    },
+    drop(id) {
+      const dropped = takePrepared((p) => p.id === id);
+      if (dropped !== undefined) destroyStdio(dropped);
+      quiet.soon();
+    },
+  });
+  // Stale zygotes out, sockets topped up, then zygotes on the new ones.
+  const quiet = createQuietRefill(() => {
+    for (const stale of prepared.filter((p) => zygotes.stale(p.id))) {
+      takePrepared((p) => p === stale);
+      zygotes.release(stale.id);
+      destroyStdio(stale); // its zygote sees its stdin end and exits
+    }
+    void refill().then(() => zygotes.refill(prepared.map((p) => p.id)));
+  });
   let refilling = false;
   let nextId = 1;
   let child: ChildProcess | undefined;
@@ -137,8 +165,14 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
       env: baseCommandEnv(),
     });
     launcher.on("message", (m: LauncherMessage) => {
+      if (m.type === "zygote") return zygotes.started(m.id, m.pid);
+      if (m.type === "zygoteFailed") {
+        logger.debug({ reason: m.message }, "the launcher could not start a zygote; commands are spawned");
+        return zygotes.failed(m.id);
+      }
       const p = pending.get(m.id);
-      if (p === undefined) return;
+      // No launch on the id yet: its zygote died waiting.
+      if (p === undefined) return m.type === "exit" && zygotes.died(m.id);
       if (m.type === "spawned") p.spawned(m.pid);
       else if (m.type === "failed") {
         pending.delete(m.id);
@@ -169,83 +203,148 @@ export async function createForkedLauncher(logger: Logger, options: ForkedLaunch
     });
   }
 
-  /** Two socket pairs, their write ends handed to the launcher under a new id. */
-  async function prepareStdio(launcher: ChildProcess): Promise<PreparedStdio> {
+  /** Two socket pairs (three for a zygote: the third its stdin), their far ends handed to the launcher under a new id. */
+  async function prepareStdio(launcher: ChildProcess, forZygote = zygotes.enabled): Promise<PreparedStdio> {
     const id = nextId++;
-    const [out, err] = await Promise.all([pairs.create(), pairs.create()]);
+    const streams = forZygote ? (["stdout", "stderr", "control"] as const) : (["stdout", "stderr"] as const);
+    const made = await Promise.all(streams.map(() => pairs.create()));
     try {
-      await Promise.all([
-        sendTo(launcher, { type: "stdio", id, stream: "stdout" }, out.writeEnd),
-        sendTo(launcher, { type: "stdio", id, stream: "stderr" }, err.writeEnd),
-      ]);
+      await Promise.all(streams.map((stream, i) => sendTo(launcher, { type: "stdio", id, stream }, made[i].writeEnd)));
     } catch (e) {
-      for (const socket of [out.readEnd, out.writeEnd, err.readEnd, err.writeEnd]) socket.destroy();
+      for (const pair of made) for (const socket of [pair.readEnd, pair.writeEnd]) socket.destroy();
       throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
     }
-    return { id, launcher, stdout: out.readEnd, stderr: err.readEnd };
+    return { id, launcher, stdout: made[0].readEnd, stderr: made[1].readEnd, control: made[2]?.readEnd };
+  }
+
+  function destroyStdio(stdio: PreparedStdio): void {
+    stdio.stdout.destroy();
+    stdio.stderr.destroy();
+    stdio.control?.destroy();
+  }
+
+  /** Removes and returns the first prepared set `match` accepts. */
+  function takePrepared(match: (p: PreparedStdio) => boolean): PreparedStdio | undefined {
+    const i = prepared.findIndex(match);
+    return i < 0 ? undefined : prepared.splice(i, 1)[0];
   }
 
   function discardPrepared(): void {
-    for (const p of prepared) {
-      p.stdout.destroy();
-      p.stderr.destroy();
-    }
+    for (const p of prepared) destroyStdio(p);
     prepared = [];
+    zygotes.clear();
   }
 
   /** Tops the prepared sockets up in the background, off every command's path. */
-  function refill(): void {
+  async function refill(): Promise<void> {
     if (refilling || closed) return;
     refilling = true;
-    void (async () => {
-      try {
-        while (!closed && child !== undefined && prepared.length < preparedTarget) {
-          const next = await prepareStdio(child);
-          if (closed || next.launcher !== child) {
-            next.stdout.destroy();
-            next.stderr.destroy();
-            return;
-          }
-          prepared.push(next);
+    try {
+      while (!closed && child !== undefined && prepared.length < preparedTarget) {
+        const next = await prepareStdio(child);
+        if (closed || next.launcher !== child) {
+          destroyStdio(next);
+          return;
         }
-      } catch (err) {
-        logger.debug({ err }, "could not prepare output sockets for the launcher; the next command makes its own");
-      } finally {
-        refilling = false;
+        prepared.push(next);
       }
-    })();
+    } catch (err) {
+      logger.debug({ err }, "could not prepare output sockets for the launcher; the next command makes its own");
+    } finally {
+      refilling = false;
+    }
+  }
+
+  /**
+   * Writes the launch to the zygote's stdin and waits for its one byte back
+   * (it is in the directory and about to exec): true, and its exit is the
+   * command's. The launcher keeps no copy of that socket, so its end means
+   * the zygote exec'd or died; without the byte first, it died before the
+   * exec: false once its exit arrived (its sockets are gone with it), or, for
+   * a directory it could not enter, the launch fails as spawn's would.
+   */
+  async function launchInZygote(id: number, control: Socket, spec: string, cwd: string, file: string, onExit: (exit: ProcessExit) => void): Promise<boolean> {
+    let zygoteGone!: (exit: ProcessExit) => void;
+    const zygoteExited = new Promise<ProcessExit>((resolve) => (zygoteGone = resolve));
+    pending.set(id, { spawned: () => {}, failed: () => {}, exit: zygoteGone });
+    const took = await new Promise<boolean>((resolve) => {
+      control.once("data", () => resolve(true));
+      control.once("end", () => resolve(false));
+      control.once("close", () => resolve(false));
+      control.once("error", () => resolve(false));
+      control.resume();
+      control.end(spec);
+    });
+    control.destroy();
+    if (took) {
+      void zygoteExited.then(onExit);
+      return true;
+    }
+    const exit = await zygoteExited;
+    pending.delete(id);
+    if (exit.code === zygoteExit.noDirectory) {
+      const code = chdirFailure(cwd);
+      throw new LaunchError(code, `spawn ${file} ${code}`);
+    }
+    return false;
   }
 
   child = start();
-  refill();
+  void refill();
 
   return {
     async launch(file, args, options) {
       if (closed) throw new GuruError("unavailable", "the agent is shutting down");
       child ??= start();
       const launcher = child;
-      const stdio = prepared.shift() ?? (await prepareStdio(launcher));
-      refill();
-      const { id } = stdio;
+      quiet.commandStarted();
       let onExit!: (exit: ProcessExit) => void;
       const exited = new Promise<ProcessExit>((resolve) => (onExit = resolve));
-      const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        quiet.commandEnded();
+      };
+      void exited.then(end);
+      let stdio: PreparedStdio | undefined;
       try {
+        const fit = zygotes.fit(file, args, options);
+        const zygotePid = (p: PreparedStdio) => (fit === undefined || p.control === undefined ? undefined : zygotes.ready(p.id, fit.key));
+        const ready = takePrepared((p) => zygotePid(p) !== undefined);
+        if (fit !== undefined && ready?.control !== undefined) {
+          stdio = ready;
+          const pid = zygotePid(ready) as number;
+          zygotes.release(ready.id);
+          if (await launchInZygote(ready.id, ready.control, fit.spec, options.cwd, file, onExit)) {
+            return { pid, stdout: ready.stdout, stderr: ready.stderr, exited, prepared: true };
+          }
+          // It died before it took the launch, and its sockets with it: spawned instead, on others.
+          destroyStdio(ready);
+        }
+        stdio = takePrepared((p) => !zygotes.reserved(p.id)) ?? (await prepareStdio(launcher, false));
+        // No zygote was asked for on these: their third socket has no use.
+        stdio.control?.destroy();
+        const { id } = stdio;
+        const spawned = new Promise<number>((resolve, reject) => pending.set(id, { spawned: resolve, failed: reject, exit: onExit }));
         const [pid] = await Promise.all([
           spawned,
           sendTo(launcher, { type: "launch", id, file, args, cwd: options.cwd, env: options.env, detached: options.detached }),
         ]);
-        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited };
+        return { pid, stdout: stdio.stdout, stderr: stdio.stderr, exited, prepared: false };
       } catch (e) {
-        pending.delete(id);
-        stdio.stdout.destroy();
-        stdio.stderr.destroy();
+        if (stdio !== undefined) {
+          pending.delete(stdio.id);
+          destroyStdio(stdio);
+        }
+        end();
         if (e instanceof LaunchError) throw e;
         throw new LaunchError("EPIPE", `the process launcher could not be reached: ${(e as Error).message}`);
       }
     },
     async close() {
       closed = true;
+      quiet.stop();
       discardPrepared();
       const launcher = child;
       child = undefined;
