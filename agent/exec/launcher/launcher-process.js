@@ -38,7 +38,9 @@ const stdio = new Map();
 const groups = new Set();
 
 function send(message) {
-  if (process.connected) process.send(message);
+  // The agent may be gone between the check and the write (EPIPE): the
+  // 'disconnect' handler below cleans up then, so the failed send is dropped.
+  if (process.connected) process.send(message, undefined, undefined, () => {});
 }
 
 function closeStdio(id) {
