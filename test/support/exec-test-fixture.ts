@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../lib/logging.ts";
 import type { LocalPolicy } from "../../agent/policy/local-policy.ts";
-import { createDirectLauncher, createForkedLauncher, type ProcessLauncher } from "../../agent/exec/launcher/launcher.ts";
+import { createDirectLauncher, createForkedLauncher, type LaunchedProcess, type ProcessLauncher } from "../../agent/exec/launcher/launcher.ts";
 import { createPathGuard } from "../../agent/policy/path-guard.ts";
 import { runCommand, type CommandIo, type CommandOutcome, type CommandSpec, type OutputStream, type RunCommandDeps } from "../../agent/exec/run-command.ts";
 
@@ -106,4 +106,18 @@ export async function waitUntilDead(pid: number, withinMs = 2_000): Promise<bool
 
 export function pidsIn(text: string): number[] {
   return [...text.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** A launched process's exit and all of its stdout and stderr, once both streams closed. */
+export async function collectLaunched(p: LaunchedProcess) {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const closed = Promise.all([new Promise((r) => p.stdout.once("close", r)), new Promise((r) => p.stderr.once("close", r))]);
+  p.stdout.on("data", (d: Buffer) => out.push(d));
+  p.stderr.on("data", (d: Buffer) => err.push(d));
+  p.stdout.resume();
+  p.stderr.resume();
+  const exit = await p.exited;
+  await closed;
+  return { exit, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
 }

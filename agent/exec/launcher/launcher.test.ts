@@ -4,23 +4,12 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../lib/logging.ts";
-import { isAlive, waitUntilDead } from "../../../test/support/exec-test-fixture.ts";
-import { createForkedLauncher, LaunchError, type LaunchedProcess, type ProcessLauncher } from "./launcher.ts";
+import { collectLaunched, isAlive, waitUntilDead } from "../../../test/support/exec-test-fixture.ts";
+import { createForkedLauncher, LaunchError, type ProcessLauncher } from "./launcher.ts";
 
 const posix = process.platform !== "win32";
 
-async function collect(p: LaunchedProcess) {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const closed = Promise.all([new Promise((r) => p.stdout.once("close", r)), new Promise((r) => p.stderr.once("close", r))]);
-  p.stdout.on("data", (d: Buffer) => out.push(d));
-  p.stderr.on("data", (d: Buffer) => err.push(d));
-  p.stdout.resume();
-  p.stderr.resume();
-  const exit = await p.exited;
-  await closed;
-  return { exit, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const collect = collectLaunched;
 
 // Commands always get their whole environment from the agent.
 const env = { PATH: "/usr/bin:/bin" };

@@ -8,24 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../../lib/logging.ts";
+import { collectLaunched } from "../../../test/support/exec-test-fixture.ts";
 import { createForkedLauncher, LaunchError, type LaunchedProcess, type LaunchOptions, type ProcessLauncher } from "./launcher.ts";
 import { zygoteEnvKey, zygoteSpec } from "./zygote-spec.js";
 
 const posix = process.platform !== "win32";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function collect(p: LaunchedProcess) {
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const closed = Promise.all([new Promise((r) => p.stdout.once("close", r)), new Promise((r) => p.stderr.once("close", r))]);
-  p.stdout.on("data", (d: Buffer) => out.push(d));
-  p.stderr.on("data", (d: Buffer) => err.push(d));
-  p.stdout.resume();
-  p.stderr.resume();
-  const exit = await p.exited;
-  await closed;
-  return { exit, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-}
+const collect = collectLaunched;
 
 const env = { PATH: "/usr/bin:/bin", HOME: "/root", LANG: "C.UTF-8", APP_NOTE: "two\nlines and a \\ backslash" };
 // What a process can see of how it was started; pids differ from run to run, so they are compared as relations.
