@@ -10,12 +10,11 @@ import { toGuruError } from "../lib/errors.ts";
 import type { Logger } from "../lib/logging.ts";
 import { version } from "../lib/version.ts";
 import { closeCodes } from "../lib/wire/close-codes.ts";
-import { wsFrameSocket } from "../lib/wire/frame-socket.ts";
 import { checkHelloAck } from "../lib/wire/hello-check.ts";
 import { agentWireFeatures } from "../lib/wire/features.ts";
 import { defaultWireLimits, wsMaxPayloadBytes, type WireLimits } from "../lib/wire/limits.ts";
 import { createLink, type Channel, type Link } from "../lib/wire/link.ts";
-import { dialedSocketOf, dialServer, retryAfterMsOf } from "./link/dial.ts";
+import { dialServer, retryAfterMsOf } from "./link/dial.ts";
 import { createReconnectDelay } from "./link/reconnect-delay.ts";
 import { dispatchChannel, type HandlerContext } from "./handlers/dispatch.ts";
 import { createSessionChannels, sessionOf } from "./session-channels.ts";
@@ -142,14 +141,15 @@ export function startAgent(options: AgentOptions): RunningAgent {
 
   /** Runs one link; resolves with its close code (rejects when the dial fails). */
   async function connectOnce(): Promise<number> {
-    const ws = await dialServer({
+    const socket = await dialServer({
       serverUrl: options.serverUrl,
       key: options.key,
       maxPayloadBytes: wsMaxPayloadBytes(limits),
+      pooledMessageBytes: limits.maxFrameBytes,
       timeoutMs: options.dialTimeoutMs ?? 10_000,
     });
     const current: Link = createLink({
-      socket: wsFrameSocket(ws, { maskInPlace: dialedSocketOf(ws) }),
+      socket,
       role: "agent",
       limits,
       logger,

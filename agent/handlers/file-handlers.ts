@@ -166,6 +166,8 @@ export async function handleFileWrite(channel: Channel, req: FileWriteRequest, c
           const done = writer.write(Number(message.offset), message.data).then(progress, (err: unknown) => {
             writeFailure ??= { error: err };
           });
+          // Once written (or failed) nothing refers to the bytes: the link may read the next frame into them.
+          void done.finally(message.release);
           writing.push({ done, bytes: message.data.byteLength });
           writingBytes += message.data.byteLength;
           await drain(maxWritesAheadBytes);

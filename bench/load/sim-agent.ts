@@ -8,11 +8,10 @@ import { ExecResultSchema, ExitReason } from "../../gen/guru/wire/v1/exec_pb.js"
 import { HelloSchema, TunnelClosedSchema, TunnelReadySchema, type Frame } from "../../gen/guru/wire/v1/wire_pb.js";
 import { GuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
-import { wsFrameSocket } from "../../lib/wire/frame-socket.ts";
+import type { FrameSocket } from "../../lib/wire/frame-socket.ts";
 import { defaultWireLimits, wsMaxPayloadBytes } from "../../lib/wire/limits.ts";
 import { createLink, type Link } from "../../lib/wire/link.ts";
 import { createReconnectBackoff, type ReconnectBackoff } from "../../agent/link/backoff.ts";
-import type { WebSocket } from "ws";
 import { dialServer, retryAfterMsOf } from "../../agent/link/dial.ts";
 
 export interface SwarmCounters {
@@ -61,6 +60,7 @@ export class SimAgent {
         serverUrl: this.options.serverUrl,
         key: this.options.key,
         maxPayloadBytes: wsMaxPayloadBytes(limits),
+        pooledMessageBytes: limits.maxFrameBytes,
         timeoutMs: 30_000,
         localAddress: this.options.localAddress,
       });
@@ -72,7 +72,7 @@ export class SimAgent {
     }
     return new Promise((resolve) => {
       const link: Link = createLink({
-        socket: wsFrameSocket(ws),
+        socket: ws,
         role: "agent",
         limits,
         logger: this.options.logger,
@@ -168,9 +168,9 @@ export class SimAgent {
   }
 
   /** Heartbeat acks, counted at the socket (the link consumes them itself). */
-  private countHeartbeats(ws: WebSocket): void {
+  private countHeartbeats(ws: FrameSocket): void {
     const { counters } = this.options;
-    ws.on("message", (data: Buffer) => {
+    ws.onMessage((data) => {
       if (data[0] === heartbeatAckTag) counters.heartbeatAcks++;
     });
   }

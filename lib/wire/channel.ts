@@ -20,7 +20,18 @@ import type { FramePool } from "./frame-pool.ts";
 import { guruErrorFromWire, wireErrorOf } from "./error-kinds.ts";
 
 export type ChannelMessage =
-  | { type: "data"; data: Uint8Array; offset: bigint; stream: OutputStream }
+  | {
+      type: "data";
+      data: Uint8Array;
+      offset: bigint;
+      stream: OutputStream;
+      /**
+       * Gives the buffer under `data` back to the link's pool. A consumer that
+       * is done with `data` (and every view of it) may call it; one that keeps
+       * or forwards the bytes must not. Never calling it is always safe.
+       */
+      release?: () => void;
+    }
   | { type: "event"; event: ChannelEvent["event"] }
   | { type: "result"; result: ChannelResult["result"] }
   | { type: "error"; error: GuruError }
@@ -314,7 +325,7 @@ export class ChannelImpl implements Channel {
    * A frame from the peer for this channel. Returns a description of the
    * violation if the frame breaks the protocol (the link then fails).
    */
-  receive(frame: Frame): { flowControl: boolean; message: string } | undefined {
+  receive(frame: Frame, release?: () => void): { flowControl: boolean; message: string } | undefined {
     if (this.ended) return undefined;
     const kind = frame.kind;
     switch (kind.case) {
@@ -326,9 +337,10 @@ export class ChannelImpl implements Channel {
         this.receiveAllowance -= bytes;
         if (this.discarding) {
           this.consumed(bytes);
+          release?.();
           return undefined;
         }
-        return this.deliverBounded({ type: "data", data: kind.value.data, offset: kind.value.offset, stream: kind.value.stream });
+        return this.deliverBounded({ type: "data", data: kind.value.data, offset: kind.value.offset, stream: kind.value.stream, release });
       }
       case "credit": {
         this.sendCredit += kind.value.bytes;

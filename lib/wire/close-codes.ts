@@ -33,6 +33,25 @@ export const closeCodes = Object.freeze({
   incompatible: 4005,
 });
 
+/** Codes an endpoint may put in a close frame (RFC 6455 7.4). */
+export function isSendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** RFC 6455 limits a close reason to 123 bytes of UTF-8. */
+const maxCloseReasonBytes = 123;
+
+/** A close reason cut to what a close frame holds, on a character boundary. */
+export function truncateCloseReason(reason: string): string {
+  const bytes = Buffer.from(reason, "utf8");
+  if (bytes.byteLength <= maxCloseReasonBytes) return reason;
+  // Decoding a cut multi-byte sequence yields U+FFFD, which we drop.
+  return `${bytes
+    .subarray(0, maxCloseReasonBytes - 3)
+    .toString("utf8")
+    .replace(/\uFFFD+$/, "")}...`;
+}
+
 export type CloseCodeName = keyof typeof closeCodes;
 
 const names = new Map<number, CloseCodeName>((Object.entries(closeCodes) as [CloseCodeName, number][]).map(([name, code]) => [code, name]));

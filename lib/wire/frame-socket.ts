@@ -1,7 +1,7 @@
 // The few socket operations the link needs, so the same link runs over a real
 // `ws` WebSocket and over an in-memory pair in unit tests.
 import type WebSocket from "ws";
-import { writeMaskedBinaryFrame, type FrameWritable } from "./masked-frames.ts";
+import { isSendableCloseCode, truncateCloseReason } from "./close-codes.ts";
 
 export interface FrameSocket {
   /**
@@ -17,51 +17,27 @@ export interface FrameSocket {
   close(code: number, reason: string): void;
   /** Drops the connection at once, without a close handshake (half-open links). */
   terminate(): void;
-  onMessage(listener: (bytes: Uint8Array, isBinary: boolean) => void): void;
+  /**
+   * `release`, when given, returns the message's buffer to a pool: the
+   * listener calls it once nothing refers to `bytes` (or any view of them)
+   * any more, or never.
+   */
+  onMessage(listener: (bytes: Uint8Array, isBinary: boolean, release?: () => void) => void): void;
   onClose(listener: (code: number, reason: string) => void): void;
 }
 
 /** The WebSocket subprotocol of agent links: the wire package name. A server refuses any other. */
 export const wireSubprotocol = "guru.wire.v1";
 
-/** RFC 6455 limits a close reason to 123 bytes of UTF-8. */
-const maxCloseReasonBytes = 123;
-
-function truncateCloseReason(reason: string): string {
-  const bytes = Buffer.from(reason, "utf8");
-  if (bytes.byteLength <= maxCloseReasonBytes) return reason;
-  // Cut on a character boundary: decoding a cut multi-byte sequence yields U+FFFD, which we drop.
-  return `${bytes
-    .subarray(0, maxCloseReasonBytes - 3)
-    .toString("utf8")
-    .replace(/\uFFFD+$/, "")}...`;
-}
-
-/** Codes an endpoint may put in a close frame (RFC 6455 7.4). */
-function isSendableCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
-}
-
-export function wsFrameSocket(
-  ws: WebSocket,
-  options: {
-    /** A client's own socket under `ws`: frames are then masked in place and written on it, not copied by `ws`. */
-    maskInPlace?: FrameWritable;
-  } = {},
-): FrameSocket {
-  const raw = options.maskInPlace;
+/** A FrameSocket over a `ws` WebSocket: the server's end of an agent link (the agent's is WsClientSocket). */
+export function wsFrameSocket(ws: WebSocket): FrameSocket {
   // Without an 'error' listener `ws` errors (ECONNRESET, an invalid frame from
   // the peer) would be thrown as uncaught exceptions; 'close' always follows.
   ws.on("error", () => {});
   return {
-    // ws writes the bytes to the TCP socket (or a masked copy of them) and calls back once written.
+    // ws writes the bytes to the TCP socket and calls back once written.
     sentBytesReusable: true,
     send(bytes, done) {
-      // Only while OPEN: after a close frame nothing else may follow, and `ws` then fails the send as it should.
-      if (raw !== undefined && ws.readyState === ws.OPEN) {
-        writeMaskedBinaryFrame(raw, bytes, (err) => done(err ?? undefined));
-        return;
-      }
       try {
         ws.send(bytes, { binary: true }, (err) => done(err ?? undefined));
       } catch (err) {

@@ -184,7 +184,8 @@ export function createLink(options: LinkOptions): Link {
     }
   }
 
-  function onMessage(bytes: Uint8Array, isBinary: boolean): void {
+  /** `release` gives a pooled message buffer back: only a data frame's consumer may call it, once done with the bytes. */
+  function onMessage(bytes: Uint8Array, isBinary: boolean, release?: () => void): void {
     if (closedWith) return;
     if (!isBinary) {
       fail(LinkErrorCode.MALFORMED_FRAME, "text message received; agent links carry binary guru.wire.v1 Frames only", closeCodes.unsupportedData);
@@ -211,7 +212,7 @@ export function createLink(options: LinkOptions): Link {
     heartbeat?.received();
     lastReceivedAtMs = Date.now();
     try {
-      dispatch(frame);
+      dispatch(frame, release);
     } catch (err) {
       // Our own bug, not the peer's: keep the process, lose only this link.
       logger.error({ err, channelId: frame.channelId, kind: frame.kind.case }, "agent link dispatch failed");
@@ -230,7 +231,7 @@ export function createLink(options: LinkOptions): Link {
     return false;
   }
 
-  function dispatch(frame: Frame): void {
+  function dispatch(frame: Frame, release: (() => void) | undefined): void {
     const kind = frame.kind;
     const id = frame.channelId;
     if (id === 0) {
@@ -272,7 +273,7 @@ export function createLink(options: LinkOptions): Link {
     }
     const channel = channels.get(id);
     if (channel) {
-      const violation = channel.receive(frame);
+      const violation = channel.receive(frame, release);
       if (violation) {
         fail(violation.flowControl ? LinkErrorCode.FLOW_CONTROL : LinkErrorCode.PROTOCOL_VIOLATION, violation.message, closeCodes.protocolError);
       }

@@ -1,21 +1,18 @@
-// Frames a client masks in place must reach a `ws` server byte-identical, at
-// every length class of the WebSocket header (7-bit, 16-bit, 64-bit), in
-// order with frames `ws` itself sends.
+// Frames the agent's client masks in place must reach a `ws` server
+// byte-identical, at every length class of the WebSocket header (7-bit,
+// 16-bit, 64-bit), in the order they were sent.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { wsFrameSocket, type FrameSocket } from "./frame-socket.ts";
 import { defaultWireLimits } from "./limits.ts";
 import { maskedBinaryHeader } from "./masked-frames.ts";
-import { openWsPair, type WsPair } from "../../test/support/ws-pair.ts";
+import { openAgentPair, type AgentPair } from "../../test/support/ws-pair.ts";
 
-let pair: WsPair;
-let socket: FrameSocket;
+let pair: AgentPair;
 const received: Buffer[] = [];
 let onReceived: (() => void) | undefined;
 
 beforeAll(async () => {
-  pair = await openWsPair(defaultWireLimits);
-  socket = wsFrameSocket(pair.client, { maskInPlace: pair.clientSocket });
+  pair = await openAgentPair(defaultWireLimits);
   pair.server.on("message", (data: Buffer) => {
     received.push(data);
     onReceived?.();
@@ -27,7 +24,7 @@ afterAll(async () => {
 });
 
 function send(bytes: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => socket.send(bytes, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) => pair.agent.send(bytes, (err) => (err ? reject(err) : resolve())));
 }
 
 async function receivedCount(n: number): Promise<void> {
@@ -60,16 +57,20 @@ describe("masked frames written in place", () => {
     );
   });
 
-  it("keeps the order of frames written in place and frames `ws` sends", async () => {
+  it("keeps the order of frames, with the answers to the server's pings between them", async () => {
     const before = received.length;
     const expected: string[] = [];
+    let pongs = 0;
+    pair.server.on("pong", () => pongs++);
     for (let i = 0; i < 20; i++) {
       const text = `frame ${i} ${"x".repeat(i * 1000)}`;
       expected.push(text);
-      if (i % 3 === 0) pair.client.send(Buffer.from(text));
-      else void send(Buffer.from(text));
+      if (i % 3 === 0) pair.server.ping(Buffer.from(`ping ${i}`));
+      void send(Buffer.from(text));
     }
     await receivedCount(before + 20);
     expect(received.slice(before).map((b) => b.toString())).toEqual(expected);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(pongs).toBe(7);
   });
 });

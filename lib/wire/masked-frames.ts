@@ -22,11 +22,14 @@ export interface FrameWritable {
 const randomPool = Buffer.alloc(8 * 1024);
 let randomPoolPos = randomPool.byteLength;
 
-/** The WebSocket header of a final, masked binary frame of `length` bytes, with a fresh masking key at its end. */
-export function maskedBinaryHeader(length: number): Buffer {
+/** WebSocket opcodes (RFC 6455 5.2) a client sends. */
+export const wsOpcodes = Object.freeze({ binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa });
+
+/** The WebSocket header of a final, masked frame of `length` bytes, with a fresh masking key at its end. */
+function maskedFrameHeader(opcode: number, length: number): Buffer {
   const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
   const header = Buffer.allocUnsafe(2 + lengthBytes + 4);
-  header[0] = 0x82; // FIN, opcode 2 (binary)
+  header[0] = 0x80 | opcode; // FIN
   if (lengthBytes === 0) header[1] = 0x80 | length;
   else if (lengthBytes === 2) {
     header[1] = 0x80 | 126;
@@ -45,9 +48,14 @@ export function maskedBinaryHeader(length: number): Buffer {
   return header;
 }
 
-/** Writes `payload` as one masked binary frame, masking it in place: its bytes are garbage afterwards. */
-export function writeMaskedBinaryFrame(socket: FrameWritable, payload: Uint8Array, done: (err?: Error | null) => void): void {
-  const header = maskedBinaryHeader(payload.byteLength);
+/** The header of a final, masked binary frame of `length` bytes. */
+export function maskedBinaryHeader(length: number): Buffer {
+  return maskedFrameHeader(wsOpcodes.binary, length);
+}
+
+/** Writes `payload` as one masked frame of `opcode`, masking it in place: its bytes are garbage afterwards. */
+export function writeMaskedFrame(socket: FrameWritable, opcode: number, payload: Uint8Array, done?: (err?: Error | null) => void): void {
+  const header = maskedFrameHeader(opcode, payload.byteLength);
   if (payload.byteLength > 0) mask(payload, header.subarray(header.byteLength - 4), payload, 0, payload.byteLength);
   socket.cork();
   socket.write(header);

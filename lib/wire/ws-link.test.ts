@@ -1,6 +1,7 @@
-// The core scenarios through a real `ws` WebSocketServer/WebSocket pair on
-// 127.0.0.1 (subprotocol guru.wire.v1, no compression), with every socket
-// checked closed at the end.
+// The core scenarios through a real `ws` WebSocketServer on 127.0.0.1
+// (subprotocol guru.wire.v1, no compression) and the agent's own WebSocket
+// client (or a `ws` client, to send what an agent never would), with every
+// socket checked closed at the end.
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { LinkErrorCode } from "../../gen/guru/wire/v1/wire_pb.js";
@@ -10,27 +11,29 @@ import { wireSubprotocol, wsFrameSocket } from "./frame-socket.ts";
 import { capturingLogger, demoAgentHandler, drain, execOpen, fileReadOpen, percentile, waitFor } from "../../test/support/link-test-kit.ts";
 import { createLink, type Link } from "./link.ts";
 import { defaultWireLimits } from "./limits.ts";
-import { openWsPair, type WsPair } from "../../test/support/ws-pair.ts";
+import { openAgentPair, openWsPair, type AgentPair, type WsPair } from "../../test/support/ws-pair.ts";
 
-let pairs: WsPair[] = [];
+let pairs: (WsPair | AgentPair)[] = [];
+
+const clientEndClosed = (pair: WsPair | AgentPair) => ("agent" in pair ? pair.agent.isClosed : pair.client.readyState === WebSocket.CLOSED);
 
 afterEach(async () => {
   for (const pair of pairs) {
     // The test itself must have closed everything (a close handshake may still
     // be finishing); pair.close() would terminate leftovers, so check first.
-    const sockets = [pair.client, ...pair.accepted];
-    await waitFor(() => sockets.every((ws) => ws.readyState === WebSocket.CLOSED), 2000).catch(() => {});
-    const open = sockets.filter((ws) => ws.readyState !== WebSocket.CLOSED);
+    const allClosed = () => clientEndClosed(pair) && pair.accepted.every((ws) => ws.readyState === WebSocket.CLOSED);
+    await waitFor(allClosed, 2000).catch(() => {});
+    const leftOpen = !allClosed();
     await pair.close();
-    expect(open.length, "sockets left open by the test").toBe(0);
+    expect(leftOpen, "sockets left open by the test").toBe(false);
   }
   pairs = [];
 });
 
 async function linkedOverWs(options: { heartbeat?: boolean } = {}) {
-  const pair = await openWsPair(defaultWireLimits);
+  const pair = await openAgentPair(defaultWireLimits);
   pairs.push(pair);
-  expect(pair.client.protocol).toBe(wireSubprotocol);
+  expect(pair.server.protocol).toBe(wireSubprotocol);
   const fast = { intervalMs: 20, deadlineMs: 200 };
   const server = createLink({
     socket: wsFrameSocket(pair.server),
@@ -41,8 +44,8 @@ async function linkedOverWs(options: { heartbeat?: boolean } = {}) {
     heartbeat: options.heartbeat ? { ...fast, send: false } : undefined,
   });
   const agent = createLink({
-    // As the agent runs: frames masked in place on the socket under `ws`.
-    socket: wsFrameSocket(pair.client, { maskInPlace: pair.clientSocket }),
+    // As the agent runs: its own WebSocket client.
+    socket: pair.agent,
     role: "agent",
     limits: defaultWireLimits,
     logger: capturingLogger().logger,
@@ -86,7 +89,7 @@ describe("link over real ws", () => {
       `${rtts.length} requests during 64 MiB bulk, p50 ${percentile(rtts, 50).toFixed(2)} ms, p99 ${percentile(rtts, 99).toFixed(2)} ms`,
     ).toBeGreaterThan(3);
     await closeBoth(server, agent);
-    await waitFor(() => pair.client.readyState === WebSocket.CLOSED && pair.server.readyState === WebSocket.CLOSED);
+    await waitFor(() => pair.agent.isClosed && pair.server.readyState === WebSocket.CLOSED);
   });
 
   it("closing the link reaches the peer with its code and ends channels on both sides", async () => {
@@ -96,17 +99,17 @@ describe("link over real ws", () => {
     agent.close(closeCodes.goingAway, "agent shutting down");
     expect(await server.closed).toEqual({ code: closeCodes.goingAway, reason: "agent shutting down" });
     expect((await drain(channel)).last).toMatchObject({ type: "error", error: { kind: "agent_offline" } });
-    await waitFor(() => pair.client.readyState === WebSocket.CLOSED && pair.server.readyState === WebSocket.CLOSED);
+    await waitFor(() => pair.agent.isClosed && pair.server.readyState === WebSocket.CLOSED);
   });
 
   it("terminates a half-open link at the heartbeat deadline", async () => {
     const { pair, server, agent } = await linkedOverWs({ heartbeat: true });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    pair.client.pause(); // the agent stops reading: to the server it looks alive, to the agent the server went silent
+    pair.agent.socket.pause(); // the agent stops reading: to the server it looks alive, to the agent the server went silent
     expect((await agent.closed).code).toBe(closeCodes.heartbeatTimeout);
     // The agent terminated its socket; the server sees the TCP close (1006).
     expect((await server.closed).code).toBe(closeCodes.abnormal);
-    await waitFor(() => pair.client.readyState === WebSocket.CLOSED && pair.server.readyState === WebSocket.CLOSED);
+    await waitFor(() => pair.agent.isClosed && pair.server.readyState === WebSocket.CLOSED);
   });
 
   it("answers garbage from a raw client with a LinkError frame and close 1002", async () => {
