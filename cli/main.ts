@@ -1,6 +1,8 @@
 // `guru <command>`: one binary for the server, the agent, the quick start, the
 // MCP server and the technician commands.
+import { longRunningCommands } from "../bin/long-running-commands.js";
 import { describeFailure } from "./error-hints.ts";
+import { useLightHeaders } from "./light-headers.ts";
 
 type Command = { describe: string; run: (argv: string[]) => Promise<number | undefined> };
 
@@ -64,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`guru: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
+  if (!Object.hasOwn(longRunningCommands, name)) useLightHeaders();
   try {
     return (await command.run(rest)) ?? 0;
   } catch (err) {

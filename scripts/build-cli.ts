@@ -4,6 +4,7 @@
 // `npm ci` (the `prepare` script) and `npm run build`. bin/guru.js runs the
 // bundle only while bin/cli-bundle.js finds it fresh, else the sources.
 import { rmSync, statSync, writeFileSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { rolldown, type Plugin } from "rolldown";
@@ -14,7 +15,8 @@ export const defaultOutDir = resolve(root, "dist/cli");
 
 // Packages that must stay where npm put them: native addons (bufferutil,
 // utf-8-validate, node-pty, pg-native) and PGlite, which reads its WebAssembly
-// and data files next to its own modules. Node's built-ins stay external too.
+// and data files next to its own modules. Node's built-ins stay external too,
+// but for those read through process.getBuiltinModule (builtinsWithoutFacades).
 const externalPackages = ["bufferutil", "utf-8-validate", "@lydell/node-pty", "@electric-sql/pglite", "pg-native"];
 
 // The long-running commands' modules, by absolute path, to the command's name.
@@ -38,8 +40,8 @@ export async function buildCliBundle(outDir: string = defaultOutDir): Promise<{ 
     input: resolve(root, "cli/main.ts"),
     cwd: root,
     platform: "node",
-    external: (id) => id.startsWith("node:") || externalPackages.some((p) => id === p || id.startsWith(`${p}/`)),
-    plugins: [leaveOutLongRunningCommands(), keepModuleUrls(outDir), recordSources(sources)],
+    external: (id) => (isBuiltin(id) && !facadeFreeBuiltins.has(normalizedBuiltin(id))) || externalPackages.some((p) => id === p || id.startsWith(`${p}/`)),
+    plugins: [builtinsWithoutFacades(), leaveOutLongRunningCommands(), keepModuleUrls(outDir), recordSources(sources)],
     onLog(level, log, defaultHandler) {
       // A warning is a bundle that may not behave as the sources do.
       defaultHandler(level === "warn" ? "error" : level, log);
@@ -89,6 +91,45 @@ function leaveOutLongRunningCommands(): Plugin {
       if (error === undefined && missing.length > 0) {
         this.error(`bin/long-running-commands.js names modules cli/main.ts does not import: ${missing.map((id) => relative(root, id)).join(", ")}`);
       }
+    },
+  };
+}
+
+/**
+ * An ES import of a Node built-in makes Node read every export of it for the
+ * module facade, getters included, and node:http has getters that load a lot:
+ * its WebSocket, CloseEvent and MessageEvent load Node's bundled HTTP client
+ * (undici), which took about half the CPU of a cold `guru run` (310 → 170 ms
+ * with this, on a busy 2-core host), and which it never uses. The bundle takes
+ * these built-ins from process.getBuiltinModule instead, with their data
+ * properties as named exports: a named import of a getter fails the build (a
+ * missing export), never the run. (Measured: the facades of node:crypto, fs,
+ * util and events cost nothing worth this.)
+ */
+const facadeFreeBuiltins = new Set(["node:http"]);
+
+function normalizedBuiltin(id: string): string {
+  return id.startsWith("node:") ? id : `node:${id}`;
+}
+
+function builtinsWithoutFacades(): Plugin {
+  const prefix = "\0builtin:";
+  return {
+    name: "builtins-without-facades",
+    resolveId(id) {
+      if (!isBuiltin(id) || !facadeFreeBuiltins.has(normalizedBuiltin(id))) return null;
+      return { id: `${prefix}${normalizedBuiltin(id)}`, moduleSideEffects: false };
+    },
+    load(id) {
+      if (!id.startsWith(prefix)) return null;
+      const specifier = id.slice(prefix.length);
+      const builtin = process.getBuiltinModule(specifier) as Record<string, unknown>;
+      const names = Object.getOwnPropertyNames(builtin).filter(
+        (name) => name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name) && Object.getOwnPropertyDescriptor(builtin, name)?.get === undefined,
+      );
+      const lines = [`const builtin = process.getBuiltinModule(${JSON.stringify(specifier)});`, "export default builtin;"];
+      for (const name of names) lines.push(`export const ${name} = builtin.${name};`);
+      return `${lines.join("\n")}\n`;
     },
   };
 }

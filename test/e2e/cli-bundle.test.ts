@@ -125,6 +125,20 @@ describe("a command from the bundle and from the sources", () => {
     expect((await same(["agents"], { GURU_URL: "http://127.0.0.1:1" })).stderr).toMatch(/^guru agents: /);
   });
 
+  it("never loads Node's bundled HTTP client (undici) for a remote command from the bundle", async () => {
+    // Reported at exit by a preloaded module: undici is a few tens of ms of a cold `guru run`.
+    const report = `data:text/javascript,process.on("exit",()=>process.stderr.write("undici loaded: "+process.moduleLoadList.some((m)=>m.includes("undici"))+"\\n"))`;
+    const run = await new Promise<Result>((resolve) => {
+      execFile(
+        process.execPath,
+        ["--import", report, guruBin, "run", "local", "--", "echo hi"],
+        { env: { ...process.env, ...env, GURU_CLI_BUNDLE: bundleDir } },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(run).toEqual({ code: 0, stdout: "hi\n", stderr: "undici loaded: false\n" });
+  });
+
   it("prints the same usage and usage errors", async () => {
     expect((await same([])).code).toBe(2);
     expect((await same(["help"])).code).toBe(0);
