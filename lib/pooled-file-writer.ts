@@ -2,10 +2,16 @@
 // a few reused buffers. The pieces are views that stay valid only while
 // `take` runs (a download's body, read into one reused buffer): each is
 // copied into the buffer being filled, and a full buffer is written while the
-// next one fills. Copying a MiB into a reused buffer costs about 25 ms per
+// next ones fill. Copying a MiB into a reused buffer costs about 25 ms per
 // GiB; a fresh buffer per MiB, about 600 ms in page faults and collection.
 // With every buffer taken (the disk is behind the network), the writer asks
 // its caller to stop until a write completes: memory stays at these buffers.
+//
+// One write at a time, in order: the file only ever grows by a whole prefix,
+// so a process killed mid-download leaves a part file whose length a resume
+// can trust (writes completing out of order could leave a hole below the
+// end). Writes to one file take its inode lock in turn anyway; more in
+// flight only spin on it.
 
 /** About a thousand positioned writes per GiB, each a thread-pool round trip. */
 const defaultBufferBytes = 1024 * 1024;
@@ -45,7 +51,8 @@ export function createPooledFileWriter(o: PooledFileWriterOptions): PooledFileWr
   let current: Buffer | undefined;
   let filled = 0;
   let position = o.position;
-  const writing = new Set<Promise<void>>();
+  /** The last write queued: each starts when the one before it has completed. */
+  let tail: Promise<void> = Promise.resolve();
   let failure: unknown;
   let waiter: { resolve: () => void; reject: (err: unknown) => void } | undefined;
 
@@ -70,18 +77,19 @@ export function createPooledFileWriter(o: PooledFileWriterOptions): PooledFileWr
     current = undefined;
     filled = 0;
     position += bytes;
-    const write = o.write(buffer.subarray(0, bytes), at).then(
-      () => o.onWritten?.(bytes),
-      (err: unknown) => {
+    tail = tail.then(async () => {
+      try {
+        // After a failure nothing more is written: the bytes would follow a gap.
+        if (failure !== undefined) return;
+        await o.write(buffer.subarray(0, bytes), at);
+        o.onWritten?.(bytes);
+      } catch (err) {
         failure ??= err;
-      },
-    );
-    writing.add(write);
-    void write.finally(() => {
-      writing.delete(write);
-      // Reused only now: until its write completes, the thread pool reads from it.
-      free.push(buffer);
-      wake();
+      } finally {
+        // Reused only now: until its write completes, the thread pool reads from it.
+        free.push(buffer);
+        wake();
+      }
     });
   };
 
@@ -111,7 +119,7 @@ export function createPooledFileWriter(o: PooledFileWriterOptions): PooledFileWr
     },
     async flush() {
       if (filled > 0) submit();
-      while (writing.size > 0) await Promise.all(writing);
+      await tail;
       if (failure !== undefined) throw failure;
     },
   };
