@@ -2,13 +2,16 @@
 // GET /transfer/download): raw bytes over HTTP, with the technician token in
 // the Authorization header. Errors come back as ConnectErrors with the code
 // the server named, so callers retry and refuse exactly as with FileService.
+// Uploads go through Node's http client; a download is read through one
+// reused buffer (lib/reused-buffer-http-get.ts), as a fresh buffer per socket
+// read is what receiving a GiB spent most of its CPU time on.
 import { open } from "node:fs/promises";
-import { consumeBody } from "./body-chunks.ts";
 import http from "node:http";
 import https from "node:https";
 import { ErrorInfoSchema } from "../gen/guru/api/v1/errors_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
+import { getReusingBuffer, IncompleteResponseError, readBufferBytes } from "./reused-buffer-http-get.ts";
 
 export interface BulkEndpoint {
   url: string;
@@ -42,25 +45,27 @@ function request(endpoint: BulkEndpoint, method: string, path: string, headers: 
 const unavailable = (err: unknown) =>
   err instanceof ConnectError ? err : new ConnectError(`transfer connection failed: ${(err as Error).message}`, Code.Unavailable, undefined, undefined, err);
 
-async function errorOf(res: http.IncomingMessage): Promise<ConnectError> {
-  let text = "";
-  for await (const chunk of res) text += (chunk as Buffer).toString();
+/** A refusal's JSON body ({code, message, reason, metadata, kind}) as the ConnectError the server meant. */
+function errorFromBody(statusCode: number | undefined, text: string): ConnectError {
   try {
     const body = JSON.parse(text) as { code?: string; message?: string; reason?: string; metadata?: Record<string, string>; kind?: string };
     // Carries the reason and metadata as the Connect API's ErrorInfo detail, so callers read both paths alike.
     const detail = { desc: ErrorInfoSchema, value: { reason: body.reason ?? "", metadata: body.metadata ?? {}, kind: body.kind ?? "" } };
     return new ConnectError(
-      body.message ?? `HTTP ${res.statusCode}`,
+      body.message ?? `HTTP ${statusCode}`,
       codeFromString(body.code ?? "") ?? Code.Unknown,
       undefined,
       body.reason ? [detail] : undefined,
     );
   } catch {
-    return new ConnectError(
-      `HTTP ${res.statusCode}: ${text.slice(0, 200)}`,
-      res.statusCode !== undefined && res.statusCode >= 500 ? Code.Unavailable : Code.Unknown,
-    );
+    return new ConnectError(`HTTP ${statusCode}: ${text.slice(0, 200)}`, statusCode !== undefined && statusCode >= 500 ? Code.Unavailable : Code.Unknown);
   }
+}
+
+async function errorOf(res: http.IncomingMessage): Promise<ConnectError> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return errorFromBody(res.statusCode, Buffer.concat(chunks).toString());
 }
 
 /** Body buffers of one PUT: reused once the socket wrote them, so sending a GiB allocates a few MiB, not a GiB. */
@@ -180,38 +185,58 @@ export interface DownloadInfo {
   mimeType: string;
 }
 
+/** The largest piece of body `getDownload` hands to `onData` at once. */
+export const maxDownloadPieceBytes = readBufferBytes;
+
+/** A refusal's body beyond this is not kept: a JSON error is a few hundred bytes. */
+const maxErrorBodyBytes = 64 * 1024;
+
 /**
- * GETs a file from `offset`, handing each piece of the body to `onData` (which
- * may wait: the body is paused meanwhile). Resolves with the trailers' summary.
+ * GETs a file from `offset`, handing the body to `onData` piece by piece, in
+ * order, each at most `maxDownloadPieceBytes`. A piece is a view into the one
+ * buffer the connection reads into: it is valid only during the call, so
+ * `onData` hashes or copies what it needs before it returns. It may return a
+ * promise: reading stops, and no other piece comes, until it settles.
+ * Resolves with the trailers' summary.
  */
-export function getDownload(
+export async function getDownload(
   endpoint: BulkEndpoint,
-  o: { sessionId: string; path: string; offset: number; onInfo: (info: DownloadInfo) => void; onData: (data: Buffer) => Promise<void> | void },
+  o: { sessionId: string; path: string; offset: number; onInfo: (info: DownloadInfo) => void; onData: (view: Buffer) => Promise<void> | undefined },
 ): Promise<{ sha256: string; bytesSent: number }> {
   const query = new URLSearchParams({ sessionId: o.sessionId, path: o.path, offset: String(o.offset) });
-  return new Promise((resolve, reject) => {
-    const req = request(endpoint, "GET", `/transfer/download?${query}`, {});
-    req.once("error", (err) => reject(unavailable(err)));
-    req.once("response", (res) => {
-      void (async () => {
-        if (res.statusCode !== 200) throw await errorOf(res);
+  let refusal: { statusCode: number; pieces: Buffer[]; bytes: number } | undefined;
+  try {
+    const trailers = await getReusingBuffer({
+      url: new URL(`/transfer/download?${query}`, endpoint.url),
+      headers: endpoint.token ? { authorization: `Bearer ${endpoint.token}` } : {},
+      ca: endpoint.ca,
+      onHead: ({ statusCode, headers }) => {
+        if (statusCode !== 200) {
+          refusal = { statusCode, pieces: [], bytes: 0 };
+          return;
+        }
         o.onInfo({
-          size: Number(res.headers["x-guru-size"]),
-          path: decodeURIComponent(String(res.headers["x-guru-path"] ?? o.path)),
-          mimeType: String(res.headers["x-guru-mime-type"] ?? ""),
+          size: Number(headers["x-guru-size"]),
+          path: decodeURIComponent(headers["x-guru-path"] ?? o.path),
+          mimeType: headers["x-guru-mime-type"] ?? "",
         });
-        await consumeBody(res, (chunk) => o.onData(chunk) || undefined);
-        if (!res.complete) throw new ConnectError("the download broke off", Code.Unavailable);
-        const t = res.trailers;
-        if (t["x-guru-error-code"])
-          throw new ConnectError(decodeURIComponent(t["x-guru-error-message"] ?? ""), codeFromString(t["x-guru-error-code"]) ?? Code.Unknown);
-        if (!t["x-guru-sha256"]) throw new ConnectError("the download ended without a summary", Code.Unavailable);
-        return { sha256: t["x-guru-sha256"], bytesSent: Number(t["x-guru-bytes-sent"]) };
-      })().then(resolve, (err: unknown) => {
-        res.destroy();
-        reject(unavailable(err));
-      });
+      },
+      onBody: (view) => {
+        if (refusal === undefined) return o.onData(view);
+        if (refusal.bytes < maxErrorBodyBytes) {
+          const kept = Buffer.from(view.subarray(0, maxErrorBodyBytes - refusal.bytes));
+          refusal.pieces.push(kept);
+          refusal.bytes += kept.byteLength;
+        }
+        return undefined;
+      },
     });
-    req.end();
-  });
+    if (refusal !== undefined) throw errorFromBody(refusal.statusCode, Buffer.concat(refusal.pieces).toString());
+    if (trailers["x-guru-error-code"])
+      throw new ConnectError(decodeURIComponent(trailers["x-guru-error-message"] ?? ""), codeFromString(trailers["x-guru-error-code"]) ?? Code.Unknown);
+    if (!trailers["x-guru-sha256"]) throw new ConnectError("the download ended without a summary", Code.Unavailable);
+    return { sha256: trailers["x-guru-sha256"], bytesSent: Number(trailers["x-guru-bytes-sent"]) };
+  } catch (err) {
+    throw err instanceof IncompleteResponseError ? new ConnectError("the download broke off", Code.Unavailable, undefined, undefined, err) : unavailable(err);
+  }
 }

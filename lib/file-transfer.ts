@@ -10,8 +10,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UploadStatus } from "../gen/guru/api/v1/files_pb.js";
 import type { ApiClients } from "./api-client.ts";
 import { errorInfoOf, fromConnectError } from "./api-errors.ts";
-import { getDownload, putUploadRange, type BulkEndpoint } from "./bulk-http.ts";
+import { getDownload, maxDownloadPieceBytes, putUploadRange, type BulkEndpoint } from "./bulk-http.ts";
 import { GuruError, toGuruError, type ErrorKind, type ErrorReason } from "./errors.ts";
+import { createPooledFileWriter } from "./pooled-file-writer.ts";
 import { createSendingHash } from "./sending-hash.ts";
 import { createWriteBehindSync } from "./write-behind-sync.ts";
 
@@ -264,34 +265,12 @@ export interface DownloadOptions {
 
 export const partSuffix = ".guru-part";
 
-/** Bytes of a download written out but not yet on disk, at most. */
+/** Bytes of a ReadFile download written out but not yet on disk, at most (the bulk path holds only its writer's buffers). */
 const maxPendingWriteBytes = 16 * 1024 * 1024;
 
 async function writeAt(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
   for (let written = 0; written < data.byteLength; ) written += (await file.write(data, written, data.byteLength - written, position + written)).bytesWritten;
 }
-
-/** Writes `pieces` back to back from `position` with as few system calls as the kernel allows. */
-async function writevAt(file: FileHandle, pieces: Uint8Array[], position: number): Promise<void> {
-  let rest = pieces;
-  while (rest.length > 0) {
-    const { bytesWritten } = await file.writev(rest, position);
-    position += bytesWritten;
-    // A short write: skip what landed and go on with the rest.
-    let skip = bytesWritten;
-    let i = 0;
-    while (i < rest.length && skip >= rest[i].byteLength) skip -= rest[i++].byteLength;
-    rest = rest.slice(i);
-    if (skip > 0) rest[0] = rest[0].subarray(skip);
-  }
-}
-
-/**
- * The bulk download's socket reads are 16-64 KiB: written one by one they
- * cost a thread-pool round trip each. Gathered into writes of about this
- * size (the pieces themselves, no copy), a GiB takes a thousand.
- */
-const gatherWriteBytes = 1024 * 1024;
 
 /** Positioned writes in flight, with their total size; a failed write fails the next drain. */
 function createWriteQueue(onWritten: (bytes: number) => void) {
@@ -344,40 +323,43 @@ export async function downloadFile(o: DownloadOptions) {
         fresh = false;
         const sessionId = await o.session();
         const hash = createHash("sha256");
-        const writes = createWriteQueue(writeBehind.wrote);
         let position = start;
         let total = start;
         if (o.bulk) {
-          let gathered: Uint8Array[] = [];
-          let gatheredBytes = 0;
-          const writeGathered = () => {
-            if (gatheredBytes === 0) return;
-            writes.add(writevAt(file, gathered, position - gatheredBytes), gatheredBytes);
-            gathered = [];
-            gatheredBytes = 0;
-          };
-          const summary = await getDownload(o.bulk, {
-            sessionId,
-            path: o.remotePath,
-            offset: start,
-            onInfo: (info) => {
-              total = info.size;
-              mimeType = info.mimeType;
-              remotePath = info.path;
-              o.onProgress?.({ done: position, total });
-            },
-            onData: (data) => {
-              hash.update(data);
-              gathered.push(data);
-              gatheredBytes += data.byteLength;
-              position += data.byteLength;
-              if (gatheredBytes >= gatherWriteBytes) writeGathered();
-              o.onProgress?.({ done: position, total });
-              if (writes.pendingBytes > maxPendingWriteBytes) return writes.drain(maxPendingWriteBytes / 2);
-            },
+          // The pieces are views into the connection's read buffer: hashed while
+          // still in cache, then copied into the writer's buffers before the next read.
+          const writer = createPooledFileWriter({
+            write: (data, at) => writeAt(file, data, at),
+            position: start,
+            maxPieceBytes: maxDownloadPieceBytes,
+            onWritten: writeBehind.wrote,
           });
-          writeGathered();
-          await writes.drain(0);
+          let summary: { sha256: string; bytesSent: number };
+          try {
+            summary = await getDownload(o.bulk, {
+              sessionId,
+              path: o.remotePath,
+              offset: start,
+              onInfo: (info) => {
+                total = info.size;
+                mimeType = info.mimeType;
+                remotePath = info.path;
+                o.onProgress?.({ done: position, total });
+              },
+              onData: (view) => {
+                hash.update(view);
+                const wait = writer.take(view);
+                position += view.byteLength;
+                o.onProgress?.({ done: position, total });
+                return wait;
+              },
+            });
+          } catch (err) {
+            // The bytes that arrived are good: on disk, the next attempt continues after them.
+            await writer.flush().catch(() => {});
+            throw err;
+          }
+          await writer.flush();
           const sha = hash.digest("hex");
           if (summary.sha256 !== sha || summary.bytesSent !== position - start) {
             await file.truncate(start);
@@ -385,6 +367,7 @@ export async function downloadFile(o: DownloadOptions) {
           }
           return { size: total, rangeSha256: sha, resumedFrom: start };
         }
+        const writes = createWriteQueue(writeBehind.wrote);
         for await (const res of o.api.files.readFile({ sessionId, path: o.remotePath, offset: BigInt(start) })) {
           const event = res.event;
           if (event.case === "info") {
