@@ -5,10 +5,12 @@
 // client is a spawned process timed from spawn to exit, as a person would see
 // it, except the warm Connect client (this process).
 //
-//   npm run bench -- ssh        GURU_BENCH_FILE_MIB=256 for a smaller file
+//   npm run bench -- ssh        GURU_BENCH_FILE_MIB=256 for a smaller file,
+//                               GURU_BENCH_TRANSFER_ROUNDS=1 for one round
 //
 // Rows: upload and download of the file (`guru cp` plain and TLS vs `scp` at
-// its default cipher) with CPU seconds per GiB of each process; cold `guru run
+// its default cipher, the median of three interleaved rounds) with CPU
+// seconds per GiB of each process; cold `guru run
 // AGENT -- true` vs `ssh host true` with a full handshake; `guru --version`;
 // `true` over an open tunnel from a warm Connect client vs `ssh` over a
 // ControlMaster, and from `curl` vs curl's floor plus the spawn floor; command
@@ -58,6 +60,24 @@ async function sha256Of(path: string): Promise<string> {
 interface Transfer {
   mibPerS: number;
   cpuPerGiB: Record<string, number>;
+}
+
+/** The median of each figure over the rounds, and the rounds' MiB/s in the order they ran. */
+function medianTransfer(runs: Transfer[]): Transfer & { rounds: string } {
+  const cpuPerGiB: Record<string, number> = {};
+  for (const k of Object.keys(runs[0].cpuPerGiB))
+    cpuPerGiB[k] = pct(
+      runs.map((r) => r.cpuPerGiB[k]),
+      50,
+    );
+  return {
+    mibPerS: pct(
+      runs.map((r) => r.mibPerS),
+      50,
+    ),
+    cpuPerGiB,
+    rounds: runs.map((r) => f0(r.mibPerS)).join("/"),
+  };
 }
 
 /** One transfer by a spawned client, with the CPU of each process involved, per GiB. */
@@ -125,18 +145,36 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
         .map(([k, v]) => `${k} ${v.toFixed(2)}`)
         .join(", ");
 
-    // Transfers, interleaved so each side sees the same load.
-    const scpUp = await measure(bytes, sshdPids, () => scp(src, `${ssh.target}:${join(sshDir, "up.bin")}`));
-    const guruUp = await measure(bytes, guruPids(plain), () => guruCp(plain, src, `plain:${join(plain.agentRoot, "up.bin")}`, sha256));
-    const tlsUp = await measure(bytes, guruPids(tls), () => guruCp(tls, src, `tls:${join(tls.agentRoot, "up.bin")}`, sha256));
-    if ((await sha256Of(join(sshDir, "up.bin"))) !== sha256) throw new Error("scp upload differs");
-    const scpDown = await measure(bytes, sshdPids, () => scp(`${ssh.target}:${join(sshDir, "up.bin")}`, join(dir, "scp-down.bin")));
-    const guruDown = await measure(bytes, guruPids(plain), () => guruCp(plain, `plain:${join(plain.agentRoot, "up.bin")}`, join(dir, "guru-down.bin"), sha256));
-    const tlsDown = await measure(bytes, guruPids(tls), () => guruCp(tls, `tls:${join(tls.agentRoot, "up.bin")}`, join(dir, "tls-down.bin"), sha256));
-    for (const f of ["scp-down.bin", "guru-down.bin", "tls-down.bin"]) await rm(join(dir, f));
-    const tRow = (work: string, ours: Transfer, theirs: Transfer, target: number) =>
+    // Transfers, interleaved so each side sees the same load, over several
+    // rounds: one GiB takes a few seconds, and a run alone moves with what the
+    // host does meanwhile (writeback of the previous file, other processes).
+    const rounds = Number(process.env.GURU_BENCH_TRANSFER_ROUNDS ?? 3);
+    const runs: Record<"scpUp" | "guruUp" | "tlsUp" | "scpDown" | "guruDown" | "tlsDown", Transfer[]> = {
+      scpUp: [],
+      guruUp: [],
+      tlsUp: [],
+      scpDown: [],
+      guruDown: [],
+      tlsDown: [],
+    };
+    for (let round = 0; round < rounds; round++) {
+      runs.scpUp.push(await measure(bytes, sshdPids, () => scp(src, `${ssh.target}:${join(sshDir, "up.bin")}`)));
+      runs.guruUp.push(await measure(bytes, guruPids(plain), () => guruCp(plain, src, `plain:${join(plain.agentRoot, "up.bin")}`, sha256)));
+      runs.tlsUp.push(await measure(bytes, guruPids(tls), () => guruCp(tls, src, `tls:${join(tls.agentRoot, "up.bin")}`, sha256)));
+      if ((await sha256Of(join(sshDir, "up.bin"))) !== sha256) throw new Error("scp upload differs");
+      runs.scpDown.push(await measure(bytes, sshdPids, () => scp(`${ssh.target}:${join(sshDir, "up.bin")}`, join(dir, "scp-down.bin"))));
+      runs.guruDown.push(
+        await measure(bytes, guruPids(plain), () => guruCp(plain, `plain:${join(plain.agentRoot, "up.bin")}`, join(dir, "guru-down.bin"), sha256)),
+      );
+      runs.tlsDown.push(await measure(bytes, guruPids(tls), () => guruCp(tls, `tls:${join(tls.agentRoot, "up.bin")}`, join(dir, "tls-down.bin"), sha256)));
+      for (const f of ["scp-down.bin", "guru-down.bin", "tls-down.bin"]) await rm(join(dir, f));
+    }
+    const [scpUp, guruUp, tlsUp, scpDown, guruDown, tlsDown] = [runs.scpUp, runs.guruUp, runs.tlsUp, runs.scpDown, runs.guruDown, runs.tlsDown].map(
+      medianTransfer,
+    );
+    const tRow = (work: string, ours: Transfer & { rounds: string }, theirs: Transfer & { rounds: string }, target: number) =>
       rows.push(
-        `${work.padEnd(36)} ${f0(ours.mibPerS).padStart(6)} MiB/s  ${f0(theirs.mibPerS).padStart(6)} MiB/s  ×${ratio(ours.mibPerS, theirs.mibPerS)}  (target ≥ ${target})`,
+        `${work.padEnd(36)} ${f0(ours.mibPerS).padStart(6)} MiB/s  ${f0(theirs.mibPerS).padStart(6)} MiB/s  ×${ratio(ours.mibPerS, theirs.mibPerS)}  (target ≥ ${target}; rounds ${ours.rounds} vs ${theirs.rounds})`,
       );
     tRow(`upload ${totalMiB} MiB, guru cp (http+ws)`, guruUp, scpUp, 1.25);
     tRow(`upload ${totalMiB} MiB, guru cp (https+wss)`, tlsUp, scpUp, 1);
@@ -233,7 +271,7 @@ export async function run(totalMiB = Number(process.env.GURU_BENCH_FILE_MIB ?? 1
     print(`${totalMiB} MiB of random bytes; loopback; ${spawnSync("ssh", ["-V"], { encoding: "utf8" }).stderr.trim()}; GuruTunnel on embedded PGlite`);
     print(`${"work".padEnd(36)} ${"GuruTunnel".padStart(12)}  ${"OpenSSH".padStart(12)}  ratio`);
     for (const r of rows) print(r);
-    print("CPU seconds per GiB (client = the spawned client and what it waited for; sshd includes its per-connection processes):");
+    print("CPU seconds per GiB, medians of the rounds (client = the spawned client and what it waited for; sshd includes its per-connection processes):");
     for (const r of cpuRows) print(`  ${r}`);
     print("(one run on a shared machine: absolute figures move with its load; the ratios are measured side by side in the same run)");
   } finally {
