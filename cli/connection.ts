@@ -53,16 +53,3 @@ export async function tunnelTo(api: ApiClients, agentId: string): Promise<{ sess
   const { sessionId } = await api.sessions.openTunnel({ agentId });
   return { sessionId, opened: true };
 }
-
-/**
- * The agent and this technician's tunnel to it, or a new one. The agent
- * lookup and the list of active tunnels go out together: a cold `guru run`
- * or `guru cp` pays one round trip for both.
- */
-export async function agentAndTunnel(api: ApiClients, nameOrId: string) {
-  const [agent, { sessions }] = await Promise.all([resolveAgent(api, nameOrId), api.sessions.listSessions({ status: SessionStatus.ACTIVE })]);
-  const active = sessions.find((s) => s.agentId === agent.agentId);
-  if (active) return { agent, tunnel: { sessionId: active.sessionId, opened: false } };
-  const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId });
-  return { agent, tunnel: { sessionId, opened: true } };
-}

@@ -1,6 +1,7 @@
 // `guru run AGENT [--shell S] [--cwd DIR] [--timeout 30s] [--json] -- COMMAND…`:
 // runs COMMAND on the agent within the technician's tunnel (an active one, or
-// one opened for this run and closed after it unless --keep-tunnel), streams
+// one the server opens for this command and closes after it; with
+// --keep-tunnel one opened here and left open), streams
 // its stdout and stderr to ours as they arrive, and exits with its exit code.
 // Ctrl-C cancels the remote command (the agent kills its process tree).
 //
@@ -16,7 +17,7 @@ import { apiExitReasons, apiShells } from "../lib/wire/exec-enums.ts";
 import { isShellName, shellNames } from "../lib/wire/shells.ts";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
-import { agentAndTunnel, connect, str } from "./connection.ts";
+import { connect, resolveAgent, str, tunnelTo } from "./connection.ts";
 
 const usage = `usage: guru run AGENT [--shell ${shellNames.join("|")}] [--cwd DIR] [--timeout 30s] [--json] [--keep-tunnel] -- COMMAND…`;
 
@@ -68,13 +69,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   // A closed pipe downstream (`guru run … | head`) ends the remote command too.
   const onPipeError = () => abort.abort();
   process.stdout.on("error", onPipeError);
-  let tunnel: { sessionId: string; opened: boolean } | undefined;
   try {
-    const found = await agentAndTunnel(api, target);
-    const agent = found.agent;
-    tunnel = found.tunnel;
+    // One call for a one-off command: the server runs it in our active tunnel
+    // to the agent, or in one it opens and closes around it. --keep-tunnel
+    // opens one here and leaves it open for the next call.
+    const agent = await resolveAgent(api, target);
+    const kept = flags["keep-tunnel"] ? await tunnelTo(api, agent.agentId) : undefined;
     const request = {
-      sessionId: tunnel.sessionId,
+      ...(kept ? { sessionId: kept.sessionId } : { agentId: agent.agentId }),
       command,
       shell: shellName === undefined ? Shell.UNSPECIFIED : apiShells.toEnum[shellName],
       workingDir: str(flags.cwd) ?? "",
@@ -89,7 +91,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `${JSON.stringify({
           agentId: agent.agentId,
-          sessionId: tunnel.sessionId,
+          sessionId: result.sessionId,
           exitCode: result.exitCode,
           signal: result.signal || null,
           reason: apiExitReasons.fromEnum(result.reason) ?? "unspecified",
@@ -130,9 +132,5 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     process.stdout.off("error", onPipeError);
-    if (tunnel?.opened && !flags["keep-tunnel"]) {
-      // Tunnels are exclusive per agent: do not hold one we only opened for this run.
-      await api.sessions.closeTunnel({ sessionId: tunnel.sessionId }).catch(() => undefined);
-    }
   }
 }

@@ -18,9 +18,12 @@ import type { Principal } from "./principal.ts";
 import { shellNames, type OutputStreamName, type RemoteCommandOutcome, type RemoteCommands, type ShellName } from "./remote-commands.ts";
 import type { SessionService } from "./sessions.ts";
 import { tunnelEndedError, type SessionWork } from "./session-work.ts";
+import { createCommandTunnels, type CommandTunnel } from "./command-tunnels.ts";
 
 export interface CommandInput {
   sessionId: string;
+  /** Instead of sessionId: the agent, in the caller's active tunnel to it or one opened for this command (command-tunnels.ts). */
+  agentId?: string;
   command: string;
   /** A ShellName; anything else is refused (and audited) here. */
   shell?: string;
@@ -40,7 +43,7 @@ export interface CommandLimits {
 
 export interface CommandServiceOptions {
   store: Pick<Store, "audit" | "commands">;
-  sessions: Pick<SessionService, "requireActive">;
+  sessions: Pick<SessionService, "requireActive" | "open" | "close" | "list">;
   remote: RemoteCommands;
   alerts: FailureAlerts;
   logger: Logger;
@@ -52,6 +55,9 @@ export interface CommandServiceOptions {
   /** A command moves its session's last activity only when that is older than this (default: a second). */
   sessionTouchMs?: number;
 }
+
+/** How a command ended, and the tunnel session it ran in. */
+export type CommandOutcome = RemoteCommandOutcome & { sessionId: string };
 
 export interface CommandIo {
   onOutput(stream: OutputStreamName, data: Uint8Array): Promise<void> | void;
@@ -79,11 +85,13 @@ const invalidField = (field: string, message: string) => new GuruError("invalid"
 
 export function createCommandService(options: CommandServiceOptions) {
   const { store, sessions, remote, alerts, logger, limits } = options;
+  const tunnels = createCommandTunnels(sessions, logger);
 
   function validate(input: CommandInput): { shell: ShellName | undefined; timeoutMs: number; env: Record<string, string> } {
     if (typeof input.command !== "string" || input.command.trim() === "") throw invalidField("command", "command must not be empty");
     if (input.command.length > maxCommandChars) throw invalidField("command", `command is longer than ${maxCommandChars} characters`);
     if (input.command.includes("\0")) throw invalidField("command", "command must not contain NUL characters");
+    if (input.agentId && input.sessionId) throw invalidField("agentId", "set session_id or agent_id, not both");
     const shell = input.shell as ShellName | undefined;
     if (shell !== undefined && !shellNames.includes(shell)) {
       throw new GuruError("invalid", `shell must be one of ${shellNames.join(", ")}`, { metadata: { field: "shell" }, details: { shell: input.shell } });
@@ -139,17 +147,51 @@ export function createCommandService(options: CommandServiceOptions) {
     );
   }
 
-  /** Runs the command; resolves with how it ended, or throws the refusal or failure (audited either way). */
-  async function run(principal: Principal, input: CommandInput, io: CommandIo): Promise<RemoteCommandOutcome> {
-    const technicianId = principal.technicianId;
-    const row = {
-      technicianId,
+  /**
+   * Runs the command; resolves with how it ended and the tunnel it ran in, or
+   * throws the refusal or failure (audited either way).
+   */
+  async function run(principal: Principal, input: CommandInput, io: CommandIo): Promise<CommandOutcome> {
+    if (!input.agentId || input.sessionId) return { ...(await runInSession(principal, input, io)), sessionId: input.sessionId };
+    let tunnel: CommandTunnel;
+    try {
+      validate(input);
+      tunnel = await tunnels.acquire(principal, input.agentId);
+    } catch (err) {
+      // The tunnel's own refusal is audited as a tunnel event too; this row is the command's.
+      throw await refused(auditRow(principal, input), isUuid(input.agentId) ? input.agentId : undefined, err);
+    }
+    try {
+      return { ...(await runInSession(principal, { ...input, sessionId: tunnel.sessionId, agentId: undefined }, io)), sessionId: tunnel.sessionId };
+    } finally {
+      await tunnel.release();
+    }
+  }
+
+  /** Who ran what, where: the audit row of a command, before its outcome. */
+  function auditRow(principal: Principal, input: CommandInput) {
+    return {
+      technicianId: principal.technicianId,
       sessionId: isUuid(input.sessionId) ? input.sessionId : null,
       command: typeof input.command === "string" ? input.command : "",
       shell: input.shell ?? null,
       workingDir: input.workingDir || null,
       env: auditedEnv(input.env),
     };
+  }
+
+  async function refused(row: ReturnType<typeof auditRow>, agentId: string | undefined, err: unknown): Promise<GuruError> {
+    const error = toGuruError(err);
+    const technicianId = row.technicianId;
+    await store.audit.command({ ...row, agentId: agentId ?? null, outcome: "refused", refusalReason: error.message });
+    logger.info({ technicianId, agentId, sessionId: row.sessionId, kind: error.kind, reason: error.message }, "command refused");
+    await audited("refused", { technicianId, agentId });
+    return error;
+  }
+
+  async function runInSession(principal: Principal, input: CommandInput, io: CommandIo): Promise<RemoteCommandOutcome> {
+    const technicianId = principal.technicianId;
+    const row = auditRow(principal, input);
     let agentId: string | undefined;
     let checked: ReturnType<typeof validate>;
     let auditId: number;
@@ -160,11 +202,7 @@ export function createCommandService(options: CommandServiceOptions) {
       if (began.status === "rate_limited") throw rateLimited(began.retryAfterMs);
       auditId = began.auditId;
     } catch (err) {
-      const error = toGuruError(err);
-      await store.audit.command({ ...row, agentId: agentId ?? null, outcome: "refused", refusalReason: error.message });
-      logger.info({ technicianId, agentId, sessionId: row.sessionId, kind: error.kind, reason: error.message }, "command refused");
-      await audited("refused", { technicianId, agentId });
-      throw error;
+      throw await refused(row, agentId, err);
     }
 
     let channelId: number | undefined;

@@ -11,8 +11,8 @@ import {
   type RunCommandRequest,
   type StreamCommandResponseSchema,
 } from "../../gen/guru/api/v1/exec_pb.js";
-import type { CommandInput, CommandService } from "../domain/commands.ts";
-import type { OutputStreamName, RemoteCommandOutcome } from "../domain/remote-commands.ts";
+import type { CommandInput, CommandOutcome, CommandService } from "../domain/commands.ts";
+import type { OutputStreamName } from "../domain/remote-commands.ts";
 import { GuruError } from "../../lib/errors.ts";
 import { apiExitReasons, apiOutputStreams, apiShells } from "../../lib/wire/exec-enums.ts";
 import { principalOf } from "./context.ts";
@@ -20,10 +20,18 @@ import { principalOf } from "./context.ts";
 function toInput(req: Omit<RunCommandRequest, "$typeName" | "$unknown">): CommandInput {
   // An unknown enum value goes on as text so the domain refuses and audits it.
   const shell = req.shell === Shell.UNSPECIFIED ? undefined : (apiShells.fromEnum(req.shell) ?? `shell enum ${req.shell}`);
-  return { sessionId: req.sessionId, command: req.command, shell, workingDir: req.workingDir, timeoutMs: req.timeoutMs, env: req.env };
+  return {
+    sessionId: req.sessionId,
+    agentId: req.agentId,
+    command: req.command,
+    shell,
+    workingDir: req.workingDir,
+    timeoutMs: req.timeoutMs,
+    env: req.env,
+  };
 }
 
-function toResult(o: RemoteCommandOutcome): CommandResult {
+function toResult(o: CommandOutcome): CommandResult {
   return create(CommandResultSchema, {
     exitCode: o.exitCode,
     signal: o.signal,
@@ -32,6 +40,7 @@ function toResult(o: RemoteCommandOutcome): CommandResult {
     stdoutBytes: BigInt(o.stdoutBytes),
     stderrBytes: BigInt(o.stderrBytes),
     truncated: o.truncated,
+    sessionId: o.sessionId,
   });
 }
 
@@ -52,7 +61,7 @@ export function execServiceImpl(commands: CommandService): ServiceImpl<typeof Ex
       // previous one was yielded and the consumer asked for more, so output
       // flows at the client's pace with one chunk held here at most.
       let slot: { message: MessageInitShape<typeof StreamCommandResponseSchema>; taken: () => void } | undefined;
-      let ended: { outcome: RemoteCommandOutcome } | { error: unknown } | undefined;
+      let ended: { outcome: CommandOutcome } | { error: unknown } | undefined;
       let wake: (() => void) | undefined;
       const running = commands
         .run(principal, input, {

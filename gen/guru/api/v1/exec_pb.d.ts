@@ -49,6 +49,17 @@ export declare type StreamCommandRequest = Message<"guru.api.v1.StreamCommandReq
    * @generated from field: map<string, string> env = 6;
    */
   env: { [key: string]: string };
+
+  /**
+   * Instead of session_id (set exactly one): the agent to run on, in the
+   * caller's active tunnel to it, or else in a tunnel opened for this command
+   * and closed when it ends; both opened and closed as OpenTunnel and
+   * CloseTunnel would, with their checks, refusals and audit rows. A
+   * one-off command then costs one call instead of three.
+   *
+   * @generated from field: string agent_id = 7;
+   */
+  agentId: string;
 };
 
 /**
@@ -98,6 +109,17 @@ export declare type RunCommandRequest = Message<"guru.api.v1.RunCommandRequest">
    * @generated from field: map<string, string> env = 6;
    */
   env: { [key: string]: string };
+
+  /**
+   * Instead of session_id (set exactly one): the agent to run on, in the
+   * caller's active tunnel to it, or else in a tunnel opened for this command
+   * and closed when it ends; both opened and closed as OpenTunnel and
+   * CloseTunnel would, with their checks, refusals and audit rows. A
+   * one-off command then costs one call instead of three.
+   *
+   * @generated from field: string agent_id = 7;
+   */
+  agentId: string;
 };
 
 /**
@@ -169,6 +191,14 @@ export declare type CommandResult = Message<"guru.api.v1.CommandResult"> & {
    * @generated from field: bool truncated = 7;
    */
   truncated: boolean;
+
+  /**
+   * The tunnel session the command ran in (the one opened for it, when the
+   * request named the agent).
+   *
+   * @generated from field: string session_id = 8;
+   */
+  sessionId: string;
 };
 
 /**
