@@ -40,7 +40,7 @@ export async function buildCliBundle(outDir: string = defaultOutDir): Promise<{ 
     input: resolve(root, "cli/main.ts"),
     cwd: root,
     platform: "node",
-    external: (id) => (isBuiltin(id) && !facadeFreeBuiltins.has(normalizedBuiltin(id))) || externalPackages.some((p) => id === p || id.startsWith(`${p}/`)),
+    external: (id) => (isBuiltin(id) && !readThroughGetBuiltin(id)) || externalPackages.some((p) => id === p || id.startsWith(`${p}/`)),
     plugins: [builtinsWithoutFacades(), leaveOutLongRunningCommands(), keepModuleUrls(outDir), recordSources(sources)],
     onLog(level, log, defaultHandler) {
       // A warning is a bundle that may not behave as the sources do.
@@ -96,28 +96,35 @@ function leaveOutLongRunningCommands(): Plugin {
 }
 
 /**
- * An ES import of a Node built-in makes Node read every export of it for the
- * module facade, getters included, and node:http has getters that load a lot:
- * its WebSocket, CloseEvent and MessageEvent load Node's bundled HTTP client
- * (undici), which took about half the CPU of a cold `guru run` (310 → 170 ms
- * with this, on a busy 2-core host), and which it never uses. The bundle takes
- * these built-ins from process.getBuiltinModule instead, with their data
- * properties as named exports: a named import of a getter fails the build (a
- * missing export), never the run. (Measured: the facades of node:crypto, fs,
- * util and events cost nothing worth this.)
+ * Two kinds of Node built-ins the bundle reads through process.getBuiltinModule
+ * instead of importing them:
+ *
+ * - node:http: an ES import makes Node read every export for the module
+ *   facade, getters included, and three of http's (WebSocket, CloseEvent,
+ *   MessageEvent) load Node's bundled HTTP client (undici), which a cold
+ *   `guru run` never uses (a tenth of its CPU). Its data properties become
+ *   named exports: a named import of a getter fails the build, not the run.
+ * - node:http2 and node:https: Connect's Node transport imports both for
+ *   HTTP/2 and TLS, and loading them (with tls and crypto under https) is
+ *   about a tenth of a cold `guru run` over plain HTTP/1.1. They load at the
+ *   first use of one of their exports instead: a CommonJS module whose
+ *   exports object looks up the built-in when a property is first read.
  */
 const facadeFreeBuiltins = new Set(["node:http"]);
+const lazyBuiltins = new Set(["node:http2", "node:https"]);
 
 function normalizedBuiltin(id: string): string {
   return id.startsWith("node:") ? id : `node:${id}`;
 }
+
+const readThroughGetBuiltin = (id: string) => isBuiltin(id) && (facadeFreeBuiltins.has(normalizedBuiltin(id)) || lazyBuiltins.has(normalizedBuiltin(id)));
 
 function builtinsWithoutFacades(): Plugin {
   const prefix = "\0builtin:";
   return {
     name: "builtins-without-facades",
     resolveId(id) {
-      if (!isBuiltin(id) || !facadeFreeBuiltins.has(normalizedBuiltin(id))) return null;
+      if (!readThroughGetBuiltin(id)) return null;
       return { id: `${prefix}${normalizedBuiltin(id)}`, moduleSideEffects: false };
     },
     load(id) {
@@ -127,11 +134,26 @@ function builtinsWithoutFacades(): Plugin {
       const names = Object.getOwnPropertyNames(builtin).filter(
         (name) => name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name) && Object.getOwnPropertyDescriptor(builtin, name)?.get === undefined,
       );
+      if (lazyBuiltins.has(specifier)) return lazyBuiltinModule(specifier, names);
       const lines = [`const builtin = process.getBuiltinModule(${JSON.stringify(specifier)});`, "export default builtin;"];
       for (const name of names) lines.push(`export const ${name} = builtin.${name};`);
       return `${lines.join("\n")}\n`;
     },
   };
+}
+
+/** A CommonJS module whose exports (the built-in's property names, known at build time) load the built-in when first read. */
+function lazyBuiltinModule(specifier: string, names: string[]): string {
+  return `const names = ${JSON.stringify(names)};
+let builtin;
+const load = () => (builtin ??= process.getBuiltinModule(${JSON.stringify(specifier)}));
+module.exports = new Proxy({}, {
+  get: (_, name) => load()[name],
+  has: (_, name) => names.includes(name),
+  ownKeys: () => names,
+  getOwnPropertyDescriptor: (_, name) => (names.includes(name) ? { configurable: true, enumerable: true, get: () => load()[name] } : undefined),
+});
+`;
 }
 
 /**
