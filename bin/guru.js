@@ -4,7 +4,6 @@
 import { readFileSync } from "node:fs";
 import module from "node:module";
 import { fileURLToPath } from "node:url";
-import v8 from "node:v8";
 
 // `guru --version` answers before any TypeScript is loaded: stripping types
 // is what a cold start spends most of its time on.
@@ -32,7 +31,10 @@ if (process.argv[2] === "--version" && process.argv.length === 3) {
   // went from 52 to 4, its CPU per GiB downloaded halved, peak RSS stayed
   // bounded). Set before any module loads, so no heap limit is computed yet.
   // `node --no-external-memory-accounted-in-global-limit bin/guru.js …` keeps V8's default.
-  if (!process.execArgv.includes("--no-external-memory-accounted-in-global-limit")) v8.setFlagsFromString("--external-memory-accounted-in-global-limit");
+  // Only the commands that move bulk data: node:v8 is milliseconds of a cold `guru run`.
+  const movesBulkData = ["cp", "server", "agent", "start"].includes(process.argv[2]);
+  if (movesBulkData && !process.execArgv.includes("--no-external-memory-accounted-in-global-limit"))
+    process.getBuiltinModule("node:v8").setFlagsFromString("--external-memory-accounted-in-global-limit");
   // The short-lived technician commands run from the CLI bundle when it is
   // fresh (`npm ci` and `npm run build` make it): `guru run` loads five chunks
   // of JavaScript in a fraction of the time ~170 TypeScript modules take. The
