@@ -53,7 +53,14 @@ if (process.argv[2] === "--version" && process.argv.length === 3) {
       if (typeof code === "number") process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(`guru: ${err?.message ?? err}\n`);
+      // Some libraries throw plain objects (the embedded database on a full disk did): show what they hold, not "[object Object]".
+      const text =
+        err instanceof Error
+          ? err.message
+          : typeof err === "object" && err !== null
+            ? process.getBuiltinModule("node:util").inspect(err, { depth: 3 })
+            : String(err);
+      process.stderr.write(`guru: ${text}\n`);
       process.exitCode = 1;
     },
   );
