@@ -7,11 +7,9 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { ExitReason } from "../../gen/guru/api/v1/exec_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
 import { describeDatabases } from "../support/databases.ts";
-import { collectStream, errorOf } from "../support/exec-helpers.ts";
+import { collectStream, errorOf, techAndAgent } from "../support/exec-helpers.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { waitFor } from "../support/raw-agent.ts";
-
-let counter = 0;
 
 describeDatabases("commands by agent", (kind) => {
   let t: TestServer;
@@ -21,12 +19,6 @@ describeDatabases("commands by agent", (kind) => {
   afterAll(async () => {
     await t?.close();
   });
-
-  async function techAndAgent(name: string) {
-    const suffix = `${process.pid}-${++counter}`;
-    const [agent, tech] = await Promise.all([t.startAgent(`${name}-${suffix}`), t.createTech(`tech-${name}-${suffix}`)]);
-    return { agent, tech };
-  }
 
   const tunnelEvents = async (agentId: string) =>
     (
@@ -39,7 +31,7 @@ describeDatabases("commands by agent", (kind) => {
   const activeSessions = async (agentId: string) => (await t.server.store.sessions.list({ agentId, status: "active" })).length;
 
   it("opens a tunnel for the command, answers in it, and closes it before answering (both audited)", async () => {
-    const { agent, tech } = await techAndAgent("oneoff");
+    const { agent, tech } = await techAndAgent(t, "oneoff");
     const res = await tech.api.exec.runCommand({ agentId: agent.agentId, command: "echo hi; exit 3" });
     expect(Buffer.from(res.stdout).toString()).toBe("hi\n");
     expect(res.result).toMatchObject({ exitCode: 3, reason: ExitReason.EXITED });
@@ -68,7 +60,7 @@ describeDatabases("commands by agent", (kind) => {
   });
 
   it("runs in the caller's own active tunnel and leaves it open", async () => {
-    const { agent, tech } = await techAndAgent("kept");
+    const { agent, tech } = await techAndAgent(t, "kept");
     const { sessionId } = await tech.api.sessions.openTunnel({ agentId: agent.agentId });
     const res = await tech.api.exec.runCommand({ agentId: agent.agentId, command: "true" });
     expect(res.result?.sessionId).toBe(sessionId);
@@ -77,7 +69,7 @@ describeDatabases("commands by agent", (kind) => {
   });
 
   it("shares one tunnel between concurrent commands of the caller; the last one closes it", async () => {
-    const { agent, tech } = await techAndAgent("shared");
+    const { agent, tech } = await techAndAgent(t, "shared");
     const runs = await Promise.all(
       Array.from({ length: 6 }, (_, i) => tech.api.exec.runCommand({ agentId: agent.agentId, command: `sleep 0.${i % 3}; echo ${i}` })),
     );
@@ -92,8 +84,8 @@ describeDatabases("commands by agent", (kind) => {
   });
 
   it("refuses what OpenTunnel refuses, and both or a malformed target, with audited refusals and no tunnel left", async () => {
-    const { agent, tech } = await techAndAgent("refused");
-    const other = await t.createTech(`tech-holder-${process.pid}-${++counter}`);
+    const { agent, tech } = await techAndAgent(t, "refused");
+    const other = await t.createTech(`tech-holder-${process.pid}`);
     const { sessionId: held } = await other.api.sessions.openTunnel({ agentId: agent.agentId });
 
     const busy = await errorOf(tech.api.exec.runCommand({ agentId: agent.agentId, command: "true" }));

@@ -15,10 +15,16 @@ export interface Tunnel {
 
 let counter = 0;
 
-/** A new technician, a new agent and an open tunnel between them. */
-export async function openTunnel(t: TestServer, name: string, agentOptions?: { allow?: string[]; env?: Record<string, string> }): Promise<Tunnel> {
+/** A new technician and a new agent, named after `name` and unique in the run. */
+export async function techAndAgent(t: TestServer, name: string, agentOptions?: { allow?: string[]; env?: Record<string, string> }) {
   const suffix = `${process.pid}-${++counter}`;
   const [agent, tech] = await Promise.all([t.startAgent(`${name}-${suffix}`, agentOptions), t.createTech(`tech-${name}-${suffix}`)]);
+  return { agent, tech };
+}
+
+/** A new technician, a new agent and an open tunnel between them. */
+export async function openTunnel(t: TestServer, name: string, agentOptions?: { allow?: string[]; env?: Record<string, string> }): Promise<Tunnel> {
+  const { agent, tech } = await techAndAgent(t, name, agentOptions);
   const { sessionId } = await tech.api.sessions.openTunnel({ agentId: agent.agentId });
   return { agent, api: tech.api, technicianId: tech.technicianId, token: tech.token, sessionId };
 }
