@@ -5,7 +5,7 @@
 // accepts next is always the one being made: nothing is written to match
 // them, and no byte of a command's output passes through anything but the
 // socket itself.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,9 +22,13 @@ export interface SocketPairs {
   close(): Promise<void>;
 }
 
+const dirPrefix = "guru-launcher-";
+
 export async function createSocketPairs(): Promise<SocketPairs> {
-  // mkdtemp makes the directory 0700: no other user can connect.
-  const dir = await mkdtemp(join(tmpdir(), "guru-launcher-"));
+  await removeStaleSocketDirs(tmpdir());
+  // mkdtemp makes the directory 0700: no other user can connect. The owner's
+  // pid in the name tells a later agent whether the directory is still in use.
+  const dir = await mkdtemp(join(tmpdir(), `${dirPrefix}${process.pid}-`));
   const path = join(dir, "stdio.sock");
   let accepting: ((socket: net.Socket) => void) | undefined;
   let queue: Promise<unknown> = Promise.resolve();
@@ -86,4 +90,38 @@ export async function createSocketPairs(): Promise<SocketPairs> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Removes the socket directories of agents that died without closing (a
+ * SIGKILL, a crash), so a host whose agent restarts does not collect them.
+ * Only directories whose owner process is gone: a live owner's listener is
+ * never touched (not even probed, since its next accepted connection is taken
+ * as the pair it is making). A pid reused since keeps its directory until
+ * that process is gone too; another user's directories fail to go and stay.
+ */
+export async function removeStaleSocketDirs(parent: string): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  await Promise.all(
+    names.map(async (name) => {
+      const owner = ownerPid(name);
+      if (owner === undefined || isAlive(owner)) return;
+      await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
+    }),
+  );
+}
+
+function ownerPid(name: string): number | undefined {
+  const match = name.startsWith(dirPrefix) ? /^(\d+)-/.exec(name.slice(dirPrefix.length)) : null;
+  return match ? Number(match[1]) : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, another user's.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
