@@ -27,16 +27,16 @@ export function str(value: string | string[] | boolean | undefined): string | un
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** An agent by id or exact name (then by a unique partial name). */
+/**
+ * An agent by id or exact name (then by a unique partial name). The server
+ * filters, so a call costs the same with ten agents or ten thousand; the id is
+ * matched here too, as a server older than the agent_id filter answers all.
+ */
 export async function resolveAgent(api: ApiClients, nameOrId: string) {
-  const { agents } = await api.agents.listAgents({});
-  const match =
-    agents.find((a) => a.agentId === nameOrId) ??
-    agents.find((a) => a.name === nameOrId) ??
-    (() => {
-      const partial = agents.filter((a) => a.name.toLowerCase().includes(nameOrId.toLowerCase()));
-      return partial.length === 1 ? partial[0] : undefined;
-    })();
+  const byId = uuidPattern.test(nameOrId) ? (await api.agents.listAgents({ agentId: nameOrId })).agents.find((a) => a.agentId === nameOrId) : undefined;
+  const named = byId === undefined ? (await api.agents.listAgents({ nameContains: nameOrId })).agents : [];
+  const partial = named.filter((a) => a.name.toLowerCase().includes(nameOrId.toLowerCase()));
+  const match = byId ?? named.find((a) => a.name === nameOrId) ?? (partial.length === 1 ? partial[0] : undefined);
   if (match === undefined) {
     throw new GuruError("not_found", uuidPattern.test(nameOrId) ? `no agent ${nameOrId}` : `no agent named "${nameOrId}"`, {
       reason: "AGENT_NOT_FOUND",

@@ -125,7 +125,7 @@ export function createGuruApi(deps: { clients: ApiClients; url: string }) {
     agents: {
       async listAgents(req, options) {
         const res = await deps.clients.agents.listAgents(req, options);
-        if (!req?.nameContains) known = { at: Date.now(), agents: res.agents };
+        if (!req?.nameContains && !req?.agentId) known = { at: Date.now(), agents: res.agents };
         return res;
       },
     },

@@ -9,7 +9,7 @@ export function agentServiceImpl(deps: { store: Store; agents: RemoteAgents }): 
   return {
     async listAgents(req, ctx) {
       principalOf(ctx);
-      const agents = await deps.store.agents.list({ nameContains: req.nameContains || undefined });
+      const agents = await deps.store.agents.list({ nameContains: req.nameContains || undefined, agentId: req.agentId || undefined });
       return { agents: agents.map((a) => toApiAgent(a, deps.agents.lastSeen(a.id))) };
     },
   };

@@ -43,6 +43,15 @@ describeDatabases("agents", (kind) => {
     expect((await ctx.store.agents.list({ nameContains: "_" })).map((a) => a.name)).toEqual(["100%_sure"]);
   });
 
+  it("lists one agent by id, and none for an unknown id or one that is not an id", async () => {
+    const front = (await ctx.store.agents.getByName("Front-Desk"))!;
+    expect((await ctx.store.agents.list({ agentId: front.id })).map((a) => a.name)).toEqual(["Front-Desk"]);
+    expect(await ctx.store.agents.list({ agentId: front.id, nameContains: "front" })).toHaveLength(1);
+    expect(await ctx.store.agents.list({ agentId: front.id, nameContains: "back" })).toEqual([]);
+    expect(await ctx.store.agents.list({ agentId: "6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab" })).toEqual([]);
+    expect(await ctx.store.agents.list({ agentId: "Front-Desk' OR 1=1 --" })).toEqual([]);
+  });
+
   it("finds many agents by key hash in one query", async () => {
     const a = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-1" });
     const b = await ctx.store.agents.enroll({ name: uniqueName("many"), keyHash: "h-many-2" });

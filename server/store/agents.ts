@@ -40,8 +40,8 @@ export interface AgentsRepository {
   findByKeyHashes(keyHashes: string[]): Promise<(AgentRecord & { keyHash: string })[]>;
   get(id: string): Promise<AgentRecord | undefined>;
   getByName(name: string): Promise<AgentRecord | undefined>;
-  /** Ordered by name; nameContains matches case-insensitively. */
-  list(filter?: { nameContains?: string }): Promise<AgentRecord[]>;
+  /** Ordered by name; nameContains matches case-insensitively; agentId keeps only that agent. */
+  list(filter?: { nameContains?: string; agentId?: string }): Promise<AgentRecord[]>;
   /** True when a key was active and is now revoked. */
   revokeKey(id: string): Promise<boolean>;
   /** Re-enrols an existing agent with a new key (clears the revocation). */
@@ -94,8 +94,12 @@ export function createAgentsRepository(db: Db): AgentsRepository {
     get: async (id) => (isUuid(id) ? one(`SELECT ${columns} FROM agents WHERE id = $1`, [id]) : undefined),
     getByName: (name) => one(`SELECT ${columns} FROM agents WHERE name = $1`, [name]),
     async list(filter = {}) {
+      if (filter.agentId !== undefined && !isUuid(filter.agentId)) return [];
       const pattern = filter.nameContains ? `%${likeEscape(filter.nameContains)}%` : null;
-      const r = await db.query<AgentRecord>(`SELECT ${columns} FROM agents WHERE ($1::text IS NULL OR name ILIKE $1) ORDER BY name`, [pattern]);
+      const r = await db.query<AgentRecord>(
+        `SELECT ${columns} FROM agents WHERE ($1::text IS NULL OR name ILIKE $1) AND ($2::uuid IS NULL OR id = $2) ORDER BY name`,
+        [pattern, filter.agentId ?? null],
+      );
       return r.rows;
     },
     async revokeKey(id) {

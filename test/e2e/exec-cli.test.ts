@@ -116,4 +116,24 @@ describeDatabases("guru run", (kind) => {
     expect(await usage.code).toBe(1);
     expect(usage.stderr()).toContain("usage: guru run AGENT");
   });
+  it("finds the agent by id or exact name before a partial one, by a unique partial name, and refuses an ambiguous one", async () => {
+    await t.admin.admin.enrollAgent({ name: "local-annex" });
+    await t.admin.admin.enrollAgent({ name: "local-backup" });
+    expect((await api.agents.listAgents({ agentId: agent.agentId })).agents.map((a) => a.name)).toEqual(["local"]);
+    expect((await api.agents.listAgents({ agentId: "local" })).agents).toEqual([]);
+
+    const exact = guruRun(["local", "--", "echo exact"], env);
+    expect(await exact.code, exact.stderr()).toBe(0);
+    expect(exact.stdout()).toBe("exact\n");
+
+    // A unique partial name resolves: to the offline annex, which the server then refuses.
+    const partial = guruRun(["ANNEX", "--", "true"], env);
+    expect(await partial.code).toBe(255);
+    expect(partial.stderr()).toMatch(/offline|not connected/i);
+    expect(partial.stderr()).not.toContain("no agent named");
+
+    const ambiguous = guruRun(["local-", "--", "true"], env);
+    expect(await ambiguous.code).toBe(1);
+    expect(ambiguous.stderr()).toMatch(/^guru run: no agent named "local-"/);
+  });
 });

@@ -92,6 +92,14 @@ export declare type ListAgentsRequest = Message<"guru.api.v1.ListAgentsRequest">
    * @generated from field: string name_contains = 1;
    */
   nameContains: string;
+
+  /**
+   * Only the agent with this id: none when no agent has it (or it is not an
+   * id). Both filters given: the agent must match both.
+   *
+   * @generated from field: string agent_id = 2;
+   */
+  agentId: string;
 };
 
 /**
