@@ -17,6 +17,7 @@ import { GuruError } from "../../lib/errors.ts";
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import type { Logger } from "../../lib/logging.ts";
 import { makeTreePrivate } from "../../lib/private-dir.ts";
+import { embeddedFileError } from "./pglite-file-errors.ts";
 import { queryInOneMessage } from "./pglite-query.ts";
 
 export interface QueryResult<R> {
@@ -189,6 +190,8 @@ export async function openPgliteDb(options: { dir?: string; loadDataDir?: Blob; 
   const pglite = await PGlite.create(dir, {
     loadDataDir: options.loadDataDir,
     parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parsePgIntArray },
+  }).catch((err: unknown) => {
+    throw embeddedFileError(err, dir ?? "memory") ?? err;
   });
   // The database holds the token signing keys: PGlite writes its files 0666 whatever the umask, so they are made owner-only here.
   if (dir) await makeTreePrivate(dir);

@@ -1,0 +1,52 @@
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPgliteDb } from "./db.ts";
+import { embeddedFileError } from "./pglite-file-errors.ts";
+
+const guruBin = fileURLToPath(new URL("../../bin/guru.js", import.meta.url));
+
+describe("the embedded database's file errors", () => {
+  it("names the errno and the directory, as unavailable", () => {
+    const err = embeddedFileError({ name: "ErrnoError", errno: 51 }, "/srv/guru/db");
+    expect(err).toMatchObject({ kind: "unavailable", metadata: { errno: "51" } });
+    expect(err?.message).toBe("the embedded database in /srv/guru/db could not use its files: no space left on device (ENOSPC)");
+    expect(embeddedFileError({ name: "ErrnoError", errno: 999 }, "/d")?.message).toMatch(/file error 999$/);
+    expect(embeddedFileError(new Error("x"), "/d")).toBeUndefined();
+    expect(embeddedFileError({ errno: 51 }, "/d")).toBeUndefined();
+    expect(embeddedFileError(undefined, "/d")).toBeUndefined();
+  });
+
+  // A real full disk: a 2 MiB tmpfs, which only root may mount.
+  describe.runIf(process.platform === "linux" && process.getuid?.() === 0)("on a full disk", () => {
+    let mountPoint: string;
+    beforeAll(async () => {
+      mountPoint = await mkdtemp(join(tmpdir(), "guru-full-disk-"));
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]);
+    });
+    afterAll(async () => {
+      execFileSync("umount", ["--lazy", mountPoint]); // lazy: the failed PGlite may still hold a file open
+      await rm(mountPoint, { recursive: true, force: true });
+    });
+
+    it("refuses to open with ENOSPC named, and `guru server` says so", async () => {
+      const dir = join(mountPoint, "db");
+      await expect(openPgliteDb({ dir })).rejects.toMatchObject({
+        kind: "unavailable",
+        message: `the embedded database in ${dir} could not use its files: no space left on device (ENOSPC)`,
+      });
+
+      const server = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = execFile(process.execPath, [guruBin, "server", "--port", "0", "--data-dir", join(mountPoint, "server")], (err, _out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
+        );
+        child.stdin?.end();
+      });
+      expect(server.code).not.toBe(0);
+      expect(server.stderr).toContain("no space left on device (ENOSPC)");
+    });
+  });
+});
