@@ -42,7 +42,7 @@ export interface CommandLimits {
 }
 
 export interface CommandServiceOptions {
-  store: Pick<Store, "audit" | "commands">;
+  store: Pick<Store, "audit" | "commands" | "sessions">;
   sessions: Pick<SessionService, "requireActive" | "open" | "close" | "list">;
   remote: RemoteCommands;
   alerts: FailureAlerts;
@@ -85,7 +85,7 @@ const invalidField = (field: string, message: string) => new GuruError("invalid"
 
 export function createCommandService(options: CommandServiceOptions) {
   const { store, sessions, remote, alerts, logger, limits } = options;
-  const tunnels = createCommandTunnels(sessions, logger);
+  const tunnels = createCommandTunnels(sessions, store.sessions, logger);
 
   function validate(input: CommandInput): { shell: ShellName | undefined; timeoutMs: number; env: Record<string, string> } {
     if (typeof input.command !== "string" || input.command.trim() === "") throw invalidField("command", "command must not be empty");

@@ -43,7 +43,8 @@ export function createSessionService(options: SessionServiceOptions) {
     await store.audit.tunnel({ event, outcome, ...fields });
   }
 
-  async function open(principal: Principal, agentId: string): Promise<SessionRecord> {
+  /** forCommands: a tunnel for commands that name only their agent, closed by the last of them (see command-tunnels.ts). */
+  async function open(principal: Principal, agentId: string, purpose: { forCommands?: boolean } = {}): Promise<SessionRecord> {
     const refuse = async (err: GuruError): Promise<never> => {
       await audit("open", "refused", { agentId: isUuid(agentId) ? agentId : undefined, technicianId: principal.technicianId, reason: err.message });
       throw err;
@@ -68,7 +69,7 @@ export function createSessionService(options: SessionServiceOptions) {
     }
     let session: SessionRecord;
     try {
-      session = await store.sessions.open({ agentId, technicianId: principal.technicianId, tokenId: principal.tokenId });
+      session = await store.sessions.open({ agentId, technicianId: principal.technicianId, tokenId: principal.tokenId, forCommands: purpose.forCommands });
     } catch (err) {
       return refuse(toGuruError(err));
     }

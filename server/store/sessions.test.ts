@@ -104,4 +104,22 @@ describeDatabases("sessions", (kind) => {
     expect(closed.every((s) => s.status === "closed" && s.closeReason === "server restarted")).toBe(true);
     expect(await ctx.store.sessions.list({ status: "active" })).toEqual([]);
   });
+  it("counts the commands in a tunnel opened for commands, and none in one the technician opened", async () => {
+    const forCommands = await ctx.store.sessions.open({ agentId: (await seedAgent(ctx.store)).id, technicianId: techId, forCommands: true });
+    expect(await ctx.store.sessions.joinCommands(forCommands.id)).toBe("joined");
+    expect(await ctx.store.sessions.leaveCommands(forCommands.id)).toBe(1);
+    expect(await ctx.store.sessions.leaveCommands(forCommands.id)).toBe(0);
+    // At 0 it is being closed: nothing joins, and the count stays 0.
+    expect(await ctx.store.sessions.joinCommands(forCommands.id)).toBe("ended");
+    expect(await ctx.store.sessions.leaveCommands(forCommands.id)).toBeUndefined();
+    expect((await ctx.store.sessions.get(forCommands.id))?.status).toBe("active");
+    await ctx.store.sessions.close(forCommands.id, { status: "closed", reason: "done" });
+    expect(await ctx.store.sessions.joinCommands(forCommands.id)).toBe("ended");
+
+    const own = await ctx.store.sessions.open({ agentId: (await seedAgent(ctx.store)).id, technicianId: techId });
+    expect(await ctx.store.sessions.joinCommands(own.id)).toBe("not_for_commands");
+    expect(await ctx.store.sessions.leaveCommands(own.id)).toBeUndefined();
+    expect(await ctx.store.sessions.joinCommands("not-an-id")).toBe("ended");
+    expect(await ctx.store.sessions.joinCommands("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab")).toBe("ended");
+  });
 });

@@ -23,7 +23,7 @@ export interface SessionsRepository {
    * "conflict" with details.holderSessionId; unknown agent or technician →
    * "not_found".
    */
-  open(input: { agentId: string; technicianId: string; tokenId?: string }): Promise<SessionRecord>;
+  open(input: { agentId: string; technicianId: string; tokenId?: string; forCommands?: boolean }): Promise<SessionRecord>;
   get(id: string): Promise<SessionRecord | undefined>;
   getActiveForAgent(agentId: string): Promise<SessionRecord | undefined>;
   /** Newest first. */
@@ -41,6 +41,15 @@ export interface SessionsRepository {
   touch(id: string): Promise<boolean>;
   /** Moves last_activity of an active session of this technician and returns it; undefined otherwise. */
   touchOwnedActive(id: string, technicianId: string): Promise<SessionRecord | undefined>;
+  /**
+   * One more command runs in a tunnel opened for commands (see open's
+   * forCommands, which counts its opener): "joined"; "not_for_commands" for
+   * an active tunnel the technician opened (commands use it, never close it);
+   * "ended" when it is closed or its last command is closing it.
+   */
+  joinCommands(id: string): Promise<"joined" | "not_for_commands" | "ended">;
+  /** A command in a tunnel opened for commands ended: how many still run in it (0: close it); undefined if it is not active. */
+  leaveCommands(id: string): Promise<number | undefined>;
 }
 
 const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
@@ -60,7 +69,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status IN ('pending', 'active')`, [agentId]))[0];
 
   return {
-    async open({ agentId, technicianId, tokenId }) {
+    async open({ agentId, technicianId, tokenId, forCommands }) {
       if (!isUuid(agentId) || !isUuid(technicianId)) {
         throw new GuruError("not_found", "unknown agent or technician", {
           reason: "AGENT_NOT_FOUND",
@@ -72,11 +81,10 @@ export function createSessionsRepository(db: Db): SessionsRepository {
       // the tunnel is free and a retry can win it.
       for (let attempt = 0; ; attempt++) {
         try {
-          const rows = await many(`INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id) VALUES ($1, $2, $3) RETURNING ${columns}`, [
-            agentId,
-            technicianId,
-            tokenId ?? null,
-          ]);
+          const rows = await many(
+            `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id, command_users) VALUES ($1, $2, $3, $4) RETURNING ${columns}`,
+            [agentId, technicianId, tokenId ?? null, forCommands ? 1 : null],
+          );
           return rows[0];
         } catch (err) {
           if (isForeignKeyViolation(err)) {
@@ -168,6 +176,27 @@ export function createSessionsRepository(db: Db): SessionsRepository {
       if (!isUuid(id)) return false;
       const r = await db.query("UPDATE tunnel_sessions SET last_activity_at = now() WHERE id = $1 AND status = 'active'", [id]);
       return r.rowCount > 0;
+    },
+    async joinCommands(id) {
+      if (!isUuid(id)) return "ended";
+      const joined = await db.query("UPDATE tunnel_sessions SET command_users = command_users + 1 WHERE id = $1 AND status = 'active' AND command_users > 0", [
+        id,
+      ]);
+      if (joined.rowCount > 0) return "joined";
+      const r = await db.query<{ forCommands: boolean }>(
+        `SELECT command_users IS NOT NULL AS "forCommands" FROM tunnel_sessions WHERE id = $1 AND status = 'active'`,
+        [id],
+      );
+      return r.rows.length === 1 && !r.rows[0].forCommands ? "not_for_commands" : "ended";
+    },
+    async leaveCommands(id) {
+      if (!isUuid(id)) return undefined;
+      const r = await db.query<{ left: number }>(
+        `UPDATE tunnel_sessions SET command_users = command_users - 1 WHERE id = $1 AND status = 'active' AND command_users > 0
+         RETURNING command_users AS "left"`,
+        [id],
+      );
+      return r.rows[0]?.left;
     },
   };
 }

@@ -6,6 +6,8 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ExitReason } from "../../gen/guru/api/v1/exec_pb.js";
 import { SessionStatus } from "../../gen/guru/api/v1/sessions_pb.js";
+import { silentLogger } from "../../lib/logging.ts";
+import { createCommandTunnels } from "../../server/domain/command-tunnels.ts";
 import { describeDatabases } from "../support/databases.ts";
 import { collectStream, errorOf, techAndAgent } from "../support/exec-helpers.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
@@ -109,5 +111,47 @@ describeDatabases("commands by agent", (kind) => {
       ["refused", "true"],
       ["refused", "true"],
     ]);
+  });
+  it("shares a tunnel opened for commands between servers on one database: whichever ends the last command closes it", async () => {
+    const { agent, tech } = await techAndAgent(t, "two-nodes");
+    const principal = await t.server.tokens.verify(tech.token);
+    // Two servers of a cluster: each its own tunnel bookkeeping, one database.
+    const [nodeA, nodeB] = [0, 1].map(() => createCommandTunnels(t.server.sessions, t.server.store.sessions, silentLogger()));
+
+    const first = await nodeA.acquire(principal, agent.agentId); // opens it
+    const second = await nodeB.acquire(principal, agent.agentId); // joins it
+    expect(second.sessionId).toBe(first.sessionId);
+    await first.release(); // node A's command ends first: the tunnel stays for node B's
+    expect((await t.server.store.sessions.get(first.sessionId))?.status).toBe("active");
+    await first.release(); // twice changes nothing
+    expect((await t.server.store.sessions.get(first.sessionId))?.status).toBe("active");
+    await second.release();
+    expect((await t.server.store.sessions.get(first.sessionId))?.status).toBe("closed");
+
+    // Many at once across both: one tunnel, closed by the last.
+    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? nodeA : nodeB).acquire(principal, agent.agentId)));
+    expect(new Set(all.map((c) => c.sessionId)).size).toBe(1);
+    for (const c of all.slice(0, -1)) await c.release();
+    expect(await activeSessions(agent.agentId)).toBe(1);
+    await all.at(-1)?.release();
+    expect(await activeSessions(agent.agentId)).toBe(0);
+
+    // A server that died after its last command ended but before closing the
+    // tunnel (count 0, still active): the next command closes it and opens anew.
+    const orphan = await nodeA.acquire(principal, agent.agentId);
+    expect(await t.server.store.sessions.leaveCommands(orphan.sessionId)).toBe(0);
+    const next = await nodeB.acquire(principal, agent.agentId);
+    expect(next.sessionId).not.toBe(orphan.sessionId);
+    expect((await t.server.store.sessions.get(orphan.sessionId))?.status).toBe("closed");
+    await next.release();
+    expect(await activeSessions(agent.agentId)).toBe(0);
+
+    // A tunnel the technician opened is used and never closed by commands.
+    const { sessionId } = await tech.api.sessions.openTunnel({ agentId: agent.agentId });
+    const inOwn = await nodeB.acquire(principal, agent.agentId);
+    expect(inOwn.sessionId).toBe(sessionId);
+    await inOwn.release();
+    expect((await t.server.store.sessions.get(sessionId))?.status).toBe("active");
+    await tech.api.sessions.closeTunnel({ sessionId });
   });
 });
