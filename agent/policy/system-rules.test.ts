@@ -1,7 +1,7 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { GuruError } from "../../lib/errors.ts";
 import { loadLocalPolicy, type LocalPolicy } from "./local-policy.ts";
 import { requireRegistryKey, requireServiceControl, requireSystemCapability } from "./system-rules.ts";
@@ -62,6 +62,7 @@ describe("service and registry rules", () => {
 
   it("loads the rules from the policy file and refuses malformed ones", async () => {
     const dir = await mkdtemp(join(tmpdir(), "guru-policy-"));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, "p.json");
     await writeFile(file, JSON.stringify({ services: { deny: ["sshd"], control: false }, registryKeys: ["HKLM\\SOFTWARE\\Vendor"] }));
     const loaded = await loadLocalPolicy({ file, defaults: { allowedPaths: ["/srv"], capabilities: { services: true } } });
