@@ -3,7 +3,7 @@
 // needs next. Ctrl-C stops both.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isGuruError } from "../lib/errors.ts";
@@ -53,9 +53,19 @@ export async function startCommand(argv: string[]): Promise<number> {
 
   const envFile = join(dataDir, "env");
   await writeFile(envFile, `GURU_URL=${server.url}\nGURU_TOKEN=${token}\nGURU_TECH_TOKEN=${techToken}\nGURU_AGENT_ID=${agent.agentId}\n`, { mode: 0o600 });
+  const launcher = await writeLauncher(dataDir);
   const seconds = ((performance.now() - began) / 1000).toFixed(1);
   process.stdout.write(
-    readyMessage({ url: server.url, seconds, agent, allow, envFile, dataDir, database: config.databaseUrl ? "PostgreSQL" : "embedded PGlite" }),
+    readyMessage({
+      url: server.url,
+      seconds,
+      agent,
+      allow,
+      envFile,
+      dataDir,
+      launcher,
+      database: config.databaseUrl ? "PostgreSQL" : "embedded PGlite",
+    }),
   );
 
   const signal = await untilSignal();
@@ -149,7 +159,40 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-function readyMessage(m: { url: string; seconds: string; agent: LocalAgent; allow: string[]; envFile: string; dataDir: string; database: string }): string {
+/**
+ * `DATA_DIR/bin/guru`: this checkout's guru on the Node that runs the quick
+ * start, from any directory. `npx guru` spends a second or two in npm on
+ * every call, and outside the checkout it would look for a package named
+ * guru in the registry; Claude Code starts its MCP servers from the user's
+ * project directory. Windows keeps `npx guru`.
+ */
+async function writeLauncher(dataDir: string): Promise<string | undefined> {
+  if (process.platform === "win32") return undefined;
+  const dir = join(dataDir, "bin");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, "guru");
+  await writeFile(file, `#!/bin/sh\n# Written by guru start.\nexec ${shellWord(process.execPath)} ${shellWord(guruBin)} "$@"\n`, { mode: 0o700 });
+  await chmod(file, 0o700); // an existing file keeps its mode through writeFile
+  return file;
+}
+
+/** A path as one word for sh: as it is when nothing in it is special, else single-quoted. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+function readyMessage(m: {
+  url: string;
+  seconds: string;
+  agent: LocalAgent;
+  allow: string[];
+  envFile: string;
+  dataDir: string;
+  launcher: string | undefined;
+  database: string;
+}): string {
+  const guru = m.launcher === undefined ? "npx guru" : "guru";
+  const cliSetup = m.launcher === undefined ? "" : `  export PATH=${shellWord(join(m.dataDir, "bin"))}:"$PATH"   # guru without npx's start-up\n`;
   return `
 GuruTunnel is ready (${m.seconds} s).
   server  ${m.url}  (${m.database})
@@ -158,20 +201,20 @@ GuruTunnel is ready (${m.seconds} s).
 
 In another terminal, load the address, an admin token (GURU_TOKEN) and a technician token
 for Claude Code (GURU_TECH_TOKEN), kept in ${m.envFile}, mode 0600:
-  set -a; . ${m.envFile}; set +a
+  set -a; . ${shellWord(m.envFile)}; set +a
 
 Open a tunnel with curl:
   curl -s -H "Authorization: Bearer $GURU_TOKEN" -H 'Content-Type: application/json' \\
     -d "{\\"agentId\\":\\"$GURU_AGENT_ID\\"}" "$GURU_URL/guru.api.v1.SessionService/OpenTunnel"
 
 Or the CLI:
-  npx guru agents
-  npx guru run ${m.agent.name} -- uname -a
-  npx guru shell ${m.agent.name}
-  npx guru cp ./some-file ${m.agent.name}:${m.allow[0]}/some-file
+${cliSetup}  ${guru} agents
+  ${guru} run ${m.agent.name} -- uname -a
+  ${guru} shell ${m.agent.name}
+  ${guru} cp ./some-file ${m.agent.name}:${m.allow[0]}/some-file
 
 Claude Code (with the technician token of local-tech, not the admin's):
-  claude mcp add guru --env GURU_URL="$GURU_URL" --env GURU_TOKEN="$GURU_TECH_TOKEN" -- npx guru mcp
+  claude mcp add guru --env GURU_URL="$GURU_URL" --env GURU_TOKEN="$GURU_TECH_TOKEN" -- ${m.launcher === undefined ? "npx guru" : shellWord(m.launcher)} mcp
 
 Ctrl-C stops the server and the agent.
 `;

@@ -1,6 +1,7 @@
 // `npm start`'s command from a clean data dir: server on the embedded
 // database, a local agent, the env file, and a tunnel opened with plain JSON
 // over HTTP as the printed curl line does.
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -57,6 +58,18 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   });
   expect(listed.status).toBe(200);
 
+  // The CLI and Claude Code get a launcher on the quick start's own Node: no npx, from any directory.
+  const launcher = join(dataDir, "bin", "guru");
+  expect((await stat(launcher)).mode & 0o777).toBe(0o700);
+  expect(mcpLine.endsWith(`-- ${launcher} mcp`), mcpLine).toBe(true);
+  expect(quick.output()).toContain(`export PATH=${join(dataDir, "bin")}:"$PATH"`);
+  const listedByCli = execFileSync(launcher, ["agents", "--json"], {
+    cwd: tmpdir(),
+    env: { PATH: "/usr/bin:/bin", GURU_URL: env.GURU_URL, GURU_TOKEN: env.GURU_TECH_TOKEN },
+    encoding: "utf8",
+  });
+  expect(listedByCli).toContain(env.GURU_AGENT_ID);
+
   const res = await fetch(`${env.GURU_URL}/guru.api.v1.SessionService/OpenTunnel`, {
     method: "POST",
     headers: { authorization: `Bearer ${env.GURU_TOKEN}`, "content-type": "application/json" },
@@ -102,5 +115,6 @@ it("starts a server and a local agent, writes the env file and opens a tunnel ov
   expect(entries.map((e) => e.path)).toEqual(
     expect.arrayContaining([join(dataDir, "db"), join(dataDir, "agent"), join(dataDir, "server.log"), join(dataDir, "local-agent.json")]),
   );
-  expectPrivate(entries);
+  // The launcher is the one executable: 0700, asserted above.
+  expectPrivate(entries.filter((e) => e.path !== join(dataDir as string, "bin", "guru")));
 }, 120_000);
