@@ -13,8 +13,8 @@ import { checkHello } from "../../lib/wire/hello-check.ts";
 import type { WireLimits } from "../../lib/wire/limits.ts";
 import { createLink } from "../../lib/wire/link.ts";
 import type { LinkChurnAlerts } from "../domain/alerts.ts";
-import type { Store } from "../store/index.ts";
 import type { AgentRecord } from "../store/agents.ts";
+import type { AgentKeyLookup } from "./agent-key-lookup.ts";
 import type { AgentLinkEntry, AgentRegistry } from "./agent-router.ts";
 import type { AgentStatusWriter } from "./agent-status-writer.ts";
 import { effectiveCapabilities } from "./system-support.ts";
@@ -24,7 +24,8 @@ export interface AgentConnectionOptions {
   agent: Pick<AgentRecord, "id" | "name">;
   /** The hash of the key the agent authenticated with at the upgrade; checked again after its Hello. */
   keyHash: string;
-  store: Store;
+  /** Key checks batched with the upgrades' own (a reconnect storm is one query per batch, not per agent). */
+  keyLookup: AgentKeyLookup;
   /** Online/offline marks, written in groups. */
   statusWriter: AgentStatusWriter;
   registry: AgentRegistry;
@@ -52,7 +53,7 @@ export interface AgentConnectionOptions {
 
 /** Runs the link; the returned promise settles once the link is gone and its cleanup (status, sessions) is written. */
 export function startAgentConnection(ws: WebSocket, options: AgentConnectionOptions): Promise<void> {
-  const { agent, store, registry, logger } = options;
+  const { agent, registry, logger } = options;
   let entry: AgentLinkEntry | undefined;
   let helloSeen = false;
   let linkClosed = false;
@@ -106,7 +107,7 @@ export function startAgentConnection(ws: WebSocket, options: AgentConnectionOpti
     });
     // The key was checked at the upgrade; it may have been revoked (or
     // replaced) since. Ask again before this link can displace another.
-    const current = await store.agents.findByKeyHash(options.keyHash);
+    const current = await options.keyLookup.find(options.keyHash);
     if (linkClosed) return;
     if (current === undefined || current.id !== agent.id || current.revokedAt !== null) {
       logger.warn({ revoked: current?.revokedAt != null }, "agent link refused after its Hello: the key is no longer valid");

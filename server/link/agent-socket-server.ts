@@ -19,7 +19,7 @@ import { createHandshakePacer } from "./handshake-pacer.ts";
 
 export const wireProtocol = "guru.wire.v1";
 
-export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "logger" | "statusWriter"> {
+export interface AgentSocketServerOptions extends Omit<AgentConnectionOptions, "agent" | "keyHash" | "keyLookup" | "logger" | "statusWriter"> {
   store: Store;
   registry: AgentRegistry;
   limits: WireLimits;
@@ -104,6 +104,7 @@ export function createAgentSocketServer(options: AgentSocketServerOptions) {
       statusWriter,
       agent: { id: agent.id, name: agent.name },
       keyHash,
+      keyLookup,
       logger: logger.child({ agentId: agent.id, agent: agent.name }),
     })
       // The connection logs its own failures; this only keeps a bug from becoming an unhandled rejection.

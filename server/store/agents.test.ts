@@ -19,10 +19,10 @@ describeDatabases("agents", (kind) => {
     const a = await ctx.store.agents.enroll({ name: "Front-Desk", keyHash: "h-front" });
     expect(a).toMatchObject({ name: "Front-Desk", online: false, revokedAt: null, lastSeenAt: null, capabilities: [] });
     expect(a.enrolledAt).toBeInstanceOf(Date);
-    expect(await ctx.store.agents.findByKeyHash("h-front")).toEqual(a);
+    expect(await ctx.store.agents.findByKeyHashes(["h-front"])).toEqual([{ ...a, keyHash: "h-front" }]);
     expect(await ctx.store.agents.get(a.id)).toEqual(a);
     expect(await ctx.store.agents.getByName("Front-Desk")).toEqual(a);
-    expect(await ctx.store.agents.findByKeyHash("nope")).toBeUndefined();
+    expect(await ctx.store.agents.findByKeyHashes(["nope"])).toEqual([]);
     expect(await ctx.store.agents.get("not-a-uuid")).toBeUndefined();
     expect(await ctx.store.agents.get("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab")).toBeUndefined();
   });
@@ -121,7 +121,7 @@ describeDatabases("agents", (kind) => {
     expect((await ctx.store.agents.get(a.id))!.revokedAt).toBeInstanceOf(Date);
     const rotated = await ctx.store.agents.rotateKey(a.id, "h-rotated");
     expect(rotated!.revokedAt).toBeNull();
-    expect((await ctx.store.agents.findByKeyHash("h-rotated"))!.id).toBe(a.id);
+    expect((await ctx.store.agents.findByKeyHashes(["h-rotated"]))[0]?.id).toBe(a.id);
     await expect(ctx.store.agents.rotateKey(a.id, "h-back")).rejects.toMatchObject({ kind: "conflict" });
   });
 });

@@ -34,9 +34,11 @@ export interface AgentRecord {
 export interface AgentsRepository {
   /** Duplicate name → GuruError "conflict". */
   enroll(input: { name: string; keyHash: string }): Promise<AgentRecord>;
-  /** Also finds revoked agents, so auth can say "revoked" rather than "unknown key". */
-  findByKeyHash(keyHash: string): Promise<AgentRecord | undefined>;
-  /** The agents holding any of these key hashes, each with its `keyHash` (one query for many handshakes). */
+  /**
+   * The agents holding any of these key hashes, each with its `keyHash` (one
+   * query for many handshakes). Revoked agents too, so auth can say "revoked"
+   * rather than "unknown key".
+   */
   findByKeyHashes(keyHashes: string[]): Promise<(AgentRecord & { keyHash: string })[]>;
   get(id: string): Promise<AgentRecord | undefined>;
   getByName(name: string): Promise<AgentRecord | undefined>;
@@ -83,7 +85,6 @@ export function createAgentsRepository(db: Db): AgentsRepository {
         throw err;
       }
     },
-    findByKeyHash: (keyHash) => one(`SELECT ${columns} FROM agents WHERE key_hash = $1`, [keyHash]),
     async findByKeyHashes(keyHashes) {
       if (keyHashes.length === 0) return [];
       const r = await db.query<AgentRecord & { keyHash: string }>(`SELECT ${columns}, key_hash AS "keyHash" FROM agents WHERE key_hash = ANY($1::text[])`, [
