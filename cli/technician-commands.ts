@@ -35,14 +35,20 @@ export async function agentsCommand(argv: string[]): Promise<number> {
 }
 
 export async function tunnelCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, ["json"]);
+  const { positionals, flags } = parseArgs(argv, ["json", "attended", "all"]);
   const [action, target] = positionals;
   const api = connect(flags);
   switch (action) {
     case "open": {
-      if (!target) throw new GuruError("invalid", "usage: guru tunnel open AGENT");
+      if (!target) throw new GuruError("invalid", "usage: guru tunnel open AGENT [--attended [--capabilities exec,files]]");
       const agent = await resolveAgent(api, target);
-      const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId });
+      const attended = flags.attended === true;
+      const capabilities = (str(flags.capabilities) ?? "").split(",").filter((c) => c !== "");
+      if (capabilities.length > 0 && !attended)
+        throw new GuruError("invalid", "--capabilities is what the person at the endpoint approves: use it with --attended");
+      if (attended)
+        process.stderr.write(`asking the person at ${agent.name} to approve ${capabilities.length > 0 ? capabilities.join(", ") : "exec, files"}…\n`);
+      const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId, attended, capabilities });
       out(flags.json ? JSON.stringify({ sessionId }) : sessionId);
       return 0;
     }

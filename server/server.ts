@@ -118,9 +118,12 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     limit: config.fileOpRateLimit,
     windowMs: config.fileOpRateWindowMs,
   });
+  const consent = createRemoteConsent(router);
   const sessions = createSessionService({
     store,
     agents: remoteAgents,
+    consent,
+    consentTimeoutMs: config.consentTimeoutMs,
     logger: logger.child({ part: "sessions" }),
     tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
     sessionIdleMs: config.sessionIdleMs,
@@ -142,7 +145,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
     store,
     sessions,
     agents: remoteAgents,
-    consent: createRemoteConsent(router),
+    consent,
     events: sessionEvents,
     logger: logger.child({ part: "partner-sessions" }),
     consentTimeoutMs: config.consentTimeoutMs,

@@ -39,7 +39,9 @@ export interface PrompterOptions {
 const outputCapBytes = 4096;
 
 function describeQuestion(q: ConsentQuestion): string {
-  return `${q.technician} (${q.partner}) asks for remote access to this computer: ${q.capabilities.join(", ")}`;
+  // A technician of this server asks without a partner; a partner's technician is named with it.
+  const who = q.partner ? `${q.technician} (${q.partner})` : q.technician;
+  return `${who} asks for remote access to this computer: ${q.capabilities.join(", ")}`;
 }
 
 function localUser(): string {

@@ -6,10 +6,11 @@
 import { GuruError, toGuruError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/logging.ts";
 import type { Store } from "../store/index.ts";
-import type { ConsentReceipt, PartnerSessionRecord, SessionMode } from "../store/partner-sessions.ts";
+import type { PartnerSessionRecord, SessionMode } from "../store/partner-sessions.ts";
 import type { SessionRecord, SessionStatus } from "../store/sessions.ts";
 import { requireUuid } from "./ids.ts";
 import { partnerTechnicianName, requireCapabilities, resolvePartnerAgent, type AgentRef, type PartnerKey } from "./partner-key.ts";
+import { askForConsent, cannotAsk, consentRefusal, consentRefusalReason, policyRequiresConsent, type AskedConsent } from "./consent-asking.ts";
 import type { ConsentAnswer, RemoteConsent } from "./remote-consent.ts";
 import type { RemoteAgents } from "./remote-agents.ts";
 import type { SessionEvents, SessionEventType } from "./session-events.ts";
@@ -25,10 +26,6 @@ export interface PartnerSessionsOptions {
   consentTimeoutMs: number;
   tunnelOpenTimeoutMs: number;
 }
-
-// The agent answers "timed out" itself at expiresAt; the server waits a little
-// longer so that answer, not the server's own timer, normally decides.
-const consentGraceMs = 2_000;
 
 export function createPartnerSessions(options: PartnerSessionsOptions) {
   const { store, agents, events, logger } = options;
@@ -76,7 +73,7 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     const technicianName = partnerTechnicianName(key, input.technician);
     const agent = await resolvePartnerAgent(store, key, input.agent);
     if (agent.revokedAt !== null) throw new GuruError("denied", `agent ${agent.name} has a revoked key; provision it again`, { reason: "AGENT_REVOKED" });
-    if (input.mode === "unattended" && agent.requiresConsent) throw policyRequiresConsent(agent.name);
+    if (input.mode === "unattended" && agent.requiresConsent) throw policyRequiresConsent(agent.name, "create an attended session");
     if (input.mode === "attended" && agent.consentMode === null && agent.lastSeenAt !== null) throw cannotAsk(agent.name);
     const technician = await store.partnerAgents.ownedTechnician(key.keyId, technicianName);
     const session = await store.partnerSessions.create({
@@ -107,7 +104,7 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
     const agent = await store.partnerAgents.get(session.agentId);
     if (agent === undefined) throw new GuruError("not_found", `no agent ${session.agentId}`);
     if (session.mode === "unattended" && agent.requiresConsent) {
-      const refusal = policyRequiresConsent(agent.name);
+      const refusal = policyRequiresConsent(agent.name, "create an attended session");
       await closePendingSession(session, refusal.message);
       throw refusal;
     }
@@ -146,52 +143,34 @@ export function createPartnerSessions(options: PartnerSessionsOptions) {
 
   /** Asks and records the answer; undefined when the agent went away before answering (the session waits again). */
   async function askConsent(session: PartnerSessionRecord, partner: string): Promise<ConsentAnswer | undefined> {
-    const askedAt = new Date();
-    const expiresAt = new Date(askedAt.getTime() + options.consentTimeoutMs);
     const asked = await store.partnerSessions.setConsent(session.id, "asked");
     if (asked === undefined) return undefined;
     await emit("consent_asked", asked);
-    let answer: ConsentAnswer;
+    let result: AskedConsent;
     try {
-      answer = await options.consent.ask(
+      result = await askForConsent(
+        options.consent,
         session.agentId,
-        { sessionId: session.id, technician: session.technicianName, partner, capabilities: session.capabilities, expiresAt },
-        options.consentTimeoutMs + consentGraceMs,
+        { sessionId: session.id, technician: session.technicianName, partner, capabilities: session.capabilities },
+        options.consentTimeoutMs,
       );
     } catch (err) {
       const failure = toGuruError(err);
-      if (failure.kind === "agent_offline") {
-        await backToWaiting(session);
-        return undefined;
-      }
-      if (failure.kind !== "timeout") throw failure;
-      answer = { approved: false, responder: "", reason: `no answer within ${Math.round(options.consentTimeoutMs / 1000)} s`, timedOut: true };
+      if (failure.kind !== "agent_offline") throw failure;
+      await backToWaiting(session);
+      return undefined;
     }
-    const receipt: ConsentReceipt = {
-      technician: session.technicianName,
-      partner,
-      capabilities: session.capabilities,
-      approved: answer.approved && !answer.timedOut,
-      responder: answer.responder,
-      reason: answer.reason,
-      askedAt: askedAt.toISOString(),
-      answeredAt: new Date().toISOString(),
-    };
-    const state = receipt.approved ? "approved" : answer.timedOut ? "timed_out" : "denied";
-    const recorded = await store.partnerSessions.setConsent(session.id, state, receipt);
+    const { answer, receipt, outcome } = result;
+    const recorded = await store.partnerSessions.setConsent(session.id, outcome, receipt);
     await tunnelAudit("consent", receipt.approved ? "ok" : "refused", session, answer.reason, { receipt });
     if (recorded === undefined) throw new GuruError("failed_precondition", `session ${session.id} ended while the person at the endpoint was deciding`);
     if (receipt.approved) {
       await emit("approved", recorded, answer.reason);
       return answer;
     }
-    await emit(state === "timed_out" ? "timed_out" : "denied", recorded, answer.reason);
-    const why = state === "timed_out" ? `consent timed out: ${answer.reason}` : `consent denied${answer.reason ? `: ${answer.reason}` : ""}`;
-    await closePendingSession(recorded, why);
-    throw new GuruError("denied", `the person at the endpoint did not approve the session (${why})`, {
-      reason: state === "timed_out" ? "CONSENT_TIMED_OUT" : "CONSENT_DENIED",
-      details: { sessionId: session.id, responder: answer.responder },
-    });
+    await emit(outcome === "timed_out" ? "timed_out" : "denied", recorded, answer.reason);
+    await closePendingSession(recorded, consentRefusalReason(result));
+    throw consentRefusal(result, session.id);
   }
 
   async function backToWaiting(session: PartnerSessionRecord): Promise<PartnerSessionRecord> {
@@ -289,18 +268,4 @@ function toSessionRecord(s: PartnerSessionRecord): SessionRecord {
     closedAt: s.closedAt,
     closeReason: s.closeReason,
   };
-}
-
-function policyRequiresConsent(agentName: string): GuruError {
-  return new GuruError(
-    "denied",
-    `agent ${agentName}'s local policy (consent.mode "ask") requires the approval of the person at the endpoint for every session; create an attended session`,
-    { reason: "CONSENT_REQUIRED_BY_POLICY", details: { policy: "consent.mode=ask" } },
-  );
-}
-
-function cannotAsk(agentName: string): GuruError {
-  return new GuruError("failed_precondition", `agent ${agentName} cannot ask for consent (it is too old to); upgrade it for attended sessions`, {
-    reason: "CONSENT_NOT_SUPPORTED",
-  });
 }

@@ -7,7 +7,10 @@ import type { Store } from "../store/index.ts";
 import type { SessionRecord } from "../store/sessions.ts";
 import type { Principal } from "./principal.ts";
 import { requireAdmin } from "./principal.ts";
+import { askForConsent, cannotAsk, consentRefusal, consentRefusalReason, policyRequiresConsent } from "./consent-asking.ts";
+import { requireCapabilities } from "./partner-key.ts";
 import type { RemoteAgents } from "./remote-agents.ts";
+import type { RemoteConsent } from "./remote-consent.ts";
 import { isUuid, requireUuid } from "./ids.ts";
 import type { TechnicianRateLimit } from "./rate-limit.ts";
 import type { SessionWork } from "./session-work.ts";
@@ -22,6 +25,9 @@ export interface SessionServiceOptions {
   work: SessionWork;
   /** Tunnel opens per technician. */
   openRateLimit?: TechnicianRateLimit;
+  /** Asks the person at the endpoint before an attended tunnel opens, waiting up to consentTimeoutMs. */
+  consent?: RemoteConsent;
+  consentTimeoutMs?: number;
   /** Counts tunnels that opened (metrics). */
   onOpened?(): void;
   /** Sessions that just ended, whoever ended them (partner events, viewer token revocation). */
@@ -43,8 +49,17 @@ export function createSessionService(options: SessionServiceOptions) {
     await store.audit.tunnel({ event, outcome, ...fields });
   }
 
-  /** forCommands: a tunnel for commands that name only their agent, closed by the last of them (see command-tunnels.ts). */
-  async function open(principal: Principal, agentId: string, purpose: { forCommands?: boolean } = {}): Promise<SessionRecord> {
+  /**
+   * forCommands: a tunnel for commands that name only their agent, closed by
+   * the last of them (see command-tunnels.ts). attended: the person at the
+   * endpoint approves `capabilities` first (all when empty); the tunnel is
+   * pending, holding the agent, while they decide.
+   */
+  async function open(
+    principal: Principal,
+    agentId: string,
+    purpose: { forCommands?: boolean; attended?: boolean; capabilities?: string[] } = {},
+  ): Promise<SessionRecord> {
     const refuse = async (err: GuruError): Promise<never> => {
       await audit("open", "refused", { agentId: isUuid(agentId) ? agentId : undefined, technicianId: principal.technicianId, reason: err.message });
       throw err;
@@ -67,12 +82,39 @@ export function createSessionService(options: SessionServiceOptions) {
         }),
       );
     }
+    // What the agent said about consent in its Hello.
+    const consentPolicy = await store.partnerAgents.get(agentId);
+    let capabilities: string[] | undefined;
+    if (purpose.attended) {
+      try {
+        capabilities = requireCapabilities(purpose.capabilities ?? []);
+      } catch (err) {
+        return refuse(toGuruError(err));
+      }
+      if (consentPolicy?.consentMode == null || options.consent === undefined) return refuse(cannotAsk(agent.name));
+    } else if (consentPolicy?.requiresConsent) {
+      return refuse(policyRequiresConsent(agent.name, "open the tunnel attended (`guru tunnel open --attended`, OpenTunnelRequest.attended)"));
+    }
     let session: SessionRecord;
     try {
-      session = await store.sessions.open({ agentId, technicianId: principal.technicianId, tokenId: principal.tokenId, forCommands: purpose.forCommands });
+      session = await store.sessions.open({
+        agentId,
+        technicianId: principal.technicianId,
+        tokenId: principal.tokenId,
+        forCommands: purpose.forCommands,
+        attended: capabilities === undefined ? undefined : { capabilities },
+      });
     } catch (err) {
       return refuse(toGuruError(err));
     }
+    const fail = async (failure: GuruError): Promise<never> => {
+      const reason = `tunnel open failed: ${failure.message}`;
+      if (capabilities === undefined) await store.sessions.close(session.id, { status: "closed", reason });
+      else await store.sessions.closePending(session.id, reason);
+      await audit("open", "failed", { sessionId: session.id, agentId, technicianId: principal.technicianId, reason: failure.message });
+      throw failure;
+    };
+    if (capabilities !== undefined) await askThePerson(principal, session, capabilities, fail);
     try {
       await agents.openTunnel(
         agentId,
@@ -80,15 +122,55 @@ export function createSessionService(options: SessionServiceOptions) {
         options.tunnelOpenTimeoutMs,
       );
     } catch (err) {
-      const failure = toGuruError(err);
-      await store.sessions.close(session.id, { status: "closed", reason: `tunnel open failed: ${failure.message}` });
-      await audit("open", "failed", { sessionId: session.id, agentId, technicianId: principal.technicianId, reason: failure.message });
-      throw failure;
+      return fail(toGuruError(err));
+    }
+    if (capabilities !== undefined) {
+      const active = await store.sessions.activate(session.id);
+      if (active === undefined) {
+        // Ended while the agent opened it: it must not stay in tunnel mode.
+        await agents.closeTunnel(agentId, session.id, "the tunnel ended while it opened");
+        throw new GuruError("failed_precondition", `tunnel ${session.id} ended while it opened`, { metadata: { sessionId: session.id } });
+      }
+      session = active;
     }
     await audit("open", "ok", { sessionId: session.id, agentId, technicianId: principal.technicianId });
     options.onOpened?.();
     logger.info({ sessionId: session.id, agentId, technicianId: principal.technicianId }, "tunnel opened");
     return session;
+  }
+
+  /** Asks the person at the endpoint about a pending attended tunnel; returns once they approved, else closes it and throws. */
+  async function askThePerson(
+    principal: Principal,
+    session: SessionRecord,
+    capabilities: string[],
+    fail: (failure: GuruError) => Promise<never>,
+  ): Promise<void> {
+    const consent = options.consent as RemoteConsent;
+    let asked: Awaited<ReturnType<typeof askForConsent>>;
+    try {
+      asked = await askForConsent(
+        consent,
+        session.agentId,
+        { sessionId: session.id, technician: principal.name, partner: "", capabilities },
+        options.consentTimeoutMs ?? 30_000,
+      );
+    } catch (err) {
+      return fail(toGuruError(err));
+    }
+    const { answer, receipt, outcome } = asked;
+    await store.sessions.recordConsent(session.id, outcome, receipt);
+    await audit("consent", receipt.approved ? "ok" : "refused", {
+      sessionId: session.id,
+      agentId: session.agentId,
+      technicianId: principal.technicianId,
+      reason: answer.reason,
+      detail: { receipt },
+    });
+    if (receipt.approved) return;
+    await store.sessions.closePending(session.id, consentRefusalReason(asked));
+    logger.info({ sessionId: session.id, agentId: session.agentId, outcome }, "attended tunnel not approved");
+    throw consentRefusal(asked, session.id);
   }
 
   /** The session, if the principal may see it (their own, or any for an admin). */

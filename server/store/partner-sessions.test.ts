@@ -41,7 +41,7 @@ describeDatabases("partner store", (kind) => {
     expect(await ctx.store.partnerSessions.activate(s.id)).toBeUndefined();
   });
 
-  it("refuses in the database what must not be: a pending technician session, a receipt without attended mode, an unknown consent mode", async () => {
+  it("refuses in the database what must not be: a pending technician session that is not attended, a receipt without attended mode, an unknown consent mode", async () => {
     const agent = await seedAgent(ctx.store);
     const tech = await seedTechnician(ctx.store);
     const noKey = await ctx.testDb.db

@@ -117,7 +117,10 @@ export function createPartnerSessionsRepository(db: Db): PartnerSessionsReposito
       return r.rows;
     },
     async pendingForAgent(agentId) {
-      const r = await db.query<PartnerSessionRecord>(`SELECT ${columns} FROM ${from} WHERE s.agent_id = $1 AND s.status = 'pending'`, [agentId]);
+      const r = await db.query<PartnerSessionRecord>(
+        `SELECT ${columns} FROM ${from} WHERE s.agent_id = $1 AND s.status = 'pending' AND s.integration_key_id IS NOT NULL`,
+        [agentId],
+      );
       return r.rows[0];
     },
     setConsent: (id, state, receipt) =>
@@ -136,7 +139,7 @@ export function createPartnerSessionsRepository(db: Db): PartnerSessionsReposito
       if (agentId === undefined && keyId === undefined) return [];
       const r = await db.query<{ id: string }>(
         `UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $3
-         WHERE status = 'pending' AND ($1::uuid IS NULL OR agent_id = $1) AND ($2::uuid IS NULL OR integration_key_id = $2) RETURNING id`,
+         WHERE status = 'pending' AND integration_key_id IS NOT NULL AND ($1::uuid IS NULL OR agent_id = $1) AND ($2::uuid IS NULL OR integration_key_id = $2) RETURNING id`,
         [agentId ?? null, keyId ?? null, reason],
       );
       return r.rows.map((row) => row.id);

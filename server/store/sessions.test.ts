@@ -122,4 +122,22 @@ describeDatabases("sessions", (kind) => {
     expect(await ctx.store.sessions.joinCommands("not-an-id")).toBe("ended");
     expect(await ctx.store.sessions.joinCommands("6f1c2b1e-2d3a-4c5b-8a9f-0123456789ab")).toBe("ended");
   });
+  it("holds the agent with a pending attended tunnel, records the answer, and activates or closes only what is pending", async () => {
+    const agentId = (await seedAgent(ctx.store)).id;
+    const pending = await ctx.store.sessions.open({ agentId, technicianId: techId, attended: { capabilities: ["exec"] } });
+    expect(pending.status).toBe("pending");
+    await expect(ctx.store.sessions.open({ agentId, technicianId: techId })).rejects.toMatchObject({ kind: "conflict" });
+    const receipt = { technician: "t", partner: "", capabilities: ["exec"], approved: true, responder: "r", reason: "", askedAt: "a", answeredAt: "b" };
+    expect(await ctx.store.sessions.recordConsent(pending.id, "approved", receipt)).toBe(true);
+    expect((await ctx.store.sessions.activate(pending.id))?.status).toBe("active");
+    expect(await ctx.store.sessions.activate(pending.id)).toBeUndefined();
+    expect(await ctx.store.sessions.recordConsent(pending.id, "denied", receipt)).toBe(false);
+    expect(await ctx.store.sessions.closePending(pending.id, "no")).toBe(false);
+    await ctx.store.sessions.close(pending.id, { status: "closed", reason: "done" });
+
+    const denied = await ctx.store.sessions.open({ agentId, technicianId: techId, attended: { capabilities: ["exec", "files"] } });
+    expect(await ctx.store.sessions.closePending(denied.id, "consent denied")).toBe(true);
+    expect(await ctx.store.sessions.get(denied.id)).toMatchObject({ status: "closed", closeReason: "consent denied" });
+    expect(await ctx.store.sessions.activate(denied.id)).toBeUndefined();
+  });
 });

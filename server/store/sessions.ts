@@ -3,6 +3,7 @@
 // conflict that names the holder, whichever server process opened it.
 import { GuruError } from "../../lib/errors.ts";
 import { isForeignKeyViolation, isUniqueViolation, isUuid, type Db } from "./db.ts";
+import type { ConsentReceipt } from "./partner-sessions.ts";
 
 export type SessionStatus = "pending" | "active" | "closed" | "expired";
 
@@ -23,7 +24,14 @@ export interface SessionsRepository {
    * "conflict" with details.holderSessionId; unknown agent or technician →
    * "not_found".
    */
-  open(input: { agentId: string; technicianId: string; tokenId?: string; forCommands?: boolean }): Promise<SessionRecord>;
+  open(input: {
+    agentId: string;
+    technicianId: string;
+    tokenId?: string;
+    forCommands?: boolean;
+    /** Pending (holding the agent) while the person at the endpoint is asked to approve these capabilities. */
+    attended?: { capabilities: string[] };
+  }): Promise<SessionRecord>;
   get(id: string): Promise<SessionRecord | undefined>;
   getActiveForAgent(agentId: string): Promise<SessionRecord | undefined>;
   /** Newest first. */
@@ -50,6 +58,12 @@ export interface SessionsRepository {
   joinCommands(id: string): Promise<"joined" | "not_for_commands" | "ended">;
   /** A command in a tunnel opened for commands ended: how many still run in it (0: close it); undefined if it is not active. */
   leaveCommands(id: string): Promise<number | undefined>;
+  /** An attended tunnel's answer from the person at the endpoint; false when it is no longer pending. */
+  recordConsent(id: string, state: "approved" | "denied" | "timed_out", receipt: ConsentReceipt): Promise<boolean>;
+  /** pending → active once the agent opened the attended tunnel; undefined when it ended meanwhile. */
+  activate(id: string): Promise<SessionRecord | undefined>;
+  /** Ends a pending (attended) tunnel; false when it was not pending. */
+  closePending(id: string, reason: string): Promise<boolean>;
 }
 
 const ONE_ACTIVE_INDEX = "tunnel_sessions_one_active_per_agent";
@@ -69,7 +83,7 @@ export function createSessionsRepository(db: Db): SessionsRepository {
     !isUuid(agentId) ? undefined : (await many(`SELECT ${columns} FROM tunnel_sessions WHERE agent_id = $1 AND status IN ('pending', 'active')`, [agentId]))[0];
 
   return {
-    async open({ agentId, technicianId, tokenId, forCommands }) {
+    async open({ agentId, technicianId, tokenId, forCommands, attended }) {
       if (!isUuid(agentId) || !isUuid(technicianId)) {
         throw new GuruError("not_found", "unknown agent or technician", {
           reason: "AGENT_NOT_FOUND",
@@ -82,8 +96,13 @@ export function createSessionsRepository(db: Db): SessionsRepository {
       for (let attempt = 0; ; attempt++) {
         try {
           const rows = await many(
-            `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id, command_users) VALUES ($1, $2, $3, $4) RETURNING ${columns}`,
-            [agentId, technicianId, tokenId ?? null, forCommands ? 1 : null],
+            attended === undefined
+              ? `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id, command_users) VALUES ($1, $2, $3, $4) RETURNING ${columns}`
+              : `INSERT INTO tunnel_sessions (agent_id, technician_id, opened_token_id, command_users, status, mode, capabilities, consent_state)
+                 VALUES ($1, $2, $3, $4, 'pending', 'attended', $5, 'asked') RETURNING ${columns}`,
+            attended === undefined
+              ? [agentId, technicianId, tokenId ?? null, forCommands ? 1 : null]
+              : [agentId, technicianId, tokenId ?? null, forCommands ? 1 : null, attended.capabilities],
           );
           return rows[0];
         } catch (err) {
@@ -197,6 +216,28 @@ export function createSessionsRepository(db: Db): SessionsRepository {
         [id],
       );
       return r.rows[0]?.left;
+    },
+    async recordConsent(id, state, receipt) {
+      const r = await db.query(
+        "UPDATE tunnel_sessions SET consent_state = $2, consent_receipt = $3::jsonb, last_activity_at = now() WHERE id = $1 AND status = 'pending'",
+        [id, state, JSON.stringify(receipt)],
+      );
+      return r.rowCount > 0;
+    },
+    async activate(id) {
+      const rows = await many(
+        `UPDATE tunnel_sessions SET status = 'active', activated_at = now(), last_activity_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING ${columns}`,
+        [id],
+      );
+      return rows[0];
+    },
+    async closePending(id, reason) {
+      const r = await db.query("UPDATE tunnel_sessions SET status = 'closed', closed_at = now(), close_reason = $2 WHERE id = $1 AND status = 'pending'", [
+        id,
+        reason,
+      ]);
+      return r.rowCount > 0;
     },
   };
 }

@@ -70,6 +70,28 @@ export declare type OpenTunnelRequest = Message<"guru.api.v1.OpenTunnelRequest">
    * @generated from field: string agent_id = 1;
    */
   agentId: string;
+
+  /**
+   * Ask the person at the endpoint first, as the agent's local consent policy
+   * says (its prompt or dialog command, or its automatic answer). The call
+   * waits for the answer, up to the server's consent timeout; a denial or no
+   * answer is permission_denied with reason CONSENT_DENIED or
+   * CONSENT_TIMED_OUT and leaves no tunnel. An agent whose policy asks for
+   * every session refuses a tunnel opened without it
+   * (CONSENT_REQUIRED_BY_POLICY).
+   *
+   * @generated from field: bool attended = 2;
+   */
+  attended: boolean;
+
+  /**
+   * With attended: what the person is asked to approve, "exec" (commands and
+   * terminals) and "files"; empty asks for both. The agent refuses anything
+   * else in the tunnel.
+   *
+   * @generated from field: repeated string capabilities = 3;
+   */
+  capabilities: string[];
 };
 
 /**
@@ -237,7 +259,8 @@ export enum SessionStatus {
 
   /**
    * A partner's session waiting for its agent or for the consent of the
-   * person at the endpoint (guru.integration.v1).
+   * person at the endpoint (guru.integration.v1), or an attended tunnel
+   * waiting for that consent.
    *
    * @generated from enum value: SESSION_STATUS_PENDING = 4;
    */
