@@ -7,7 +7,7 @@ import type { Store } from "../store/index.ts";
 import type { SessionRecord } from "../store/sessions.ts";
 import type { Principal } from "./principal.ts";
 import { requireAdmin } from "./principal.ts";
-import { askForConsent, cannotAsk, consentRefusal, consentRefusalReason, policyRequiresConsent } from "./consent-asking.ts";
+import { askForConsent, cannotAsk, consentRefusal, consentRefusalReason, policyRequiresConsent, type AskedConsent } from "./consent-asking.ts";
 import { requireCapabilities } from "./partner-key.ts";
 import type { RemoteAgents } from "./remote-agents.ts";
 import type { RemoteConsent } from "./remote-consent.ts";
@@ -147,7 +147,7 @@ export function createSessionService(options: SessionServiceOptions) {
     fail: (failure: GuruError) => Promise<never>,
   ): Promise<void> {
     const consent = options.consent as RemoteConsent;
-    let asked: Awaited<ReturnType<typeof askForConsent>>;
+    let asked: AskedConsent;
     try {
       asked = await askForConsent(
         consent,
