@@ -46,10 +46,19 @@ export async function resolveAgent(api: ApiClients, nameOrId: string) {
   return match;
 }
 
-/** This technician's active tunnel to the agent, or a new one. */
-export async function tunnelTo(api: ApiClients, agentId: string): Promise<{ sessionId: string; opened: boolean }> {
+/**
+ * This technician's active tunnel to the agent, or a new one; `attended` asks
+ * the person at the endpoint to approve `capabilities` before a new one opens
+ * (an active tunnel is used as it is: it was approved, or needed no approval).
+ */
+export async function tunnelTo(
+  api: ApiClients,
+  agentId: string,
+  attended?: { agentName: string; capabilities: string[] },
+): Promise<{ sessionId: string; opened: boolean }> {
   const { sessions } = await api.sessions.listSessions({ agentId, status: SessionStatus.ACTIVE });
   if (sessions.length > 0) return { sessionId: sessions[0].sessionId, opened: false };
-  const { sessionId } = await api.sessions.openTunnel({ agentId });
+  if (attended !== undefined) process.stderr.write(`asking the person at ${attended.agentName} to approve ${attended.capabilities.join(", ")}…\n`);
+  const { sessionId } = await api.sessions.openTunnel({ agentId, attended: attended !== undefined, capabilities: attended?.capabilities ?? [] });
   return { sessionId, opened: true };
 }

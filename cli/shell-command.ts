@@ -14,7 +14,7 @@ import { parseArgs } from "../lib/flags.ts";
 import { openTerminalSocket, type TerminalConnection } from "../lib/terminal-client.ts";
 import { connect, credentials, resolveAgent, str, tunnelTo } from "./connection.ts";
 
-const usage = "usage: guru shell AGENT [--shell bash|sh|powershell|pwsh|cmd] [--cwd DIR] [--env NAME=VALUE]… [--keep-tunnel] [-- COMMAND…]";
+const usage = "usage: guru shell AGENT [--shell bash|sh|powershell|pwsh|cmd] [--cwd DIR] [--env NAME=VALUE]… [--keep-tunnel] [--attended] [-- COMMAND…]";
 const shells: Record<string, Shell> = { bash: Shell.BASH, sh: Shell.SH, powershell: Shell.POWERSHELL, pwsh: Shell.PWSH, cmd: Shell.CMD };
 const exitGuruError = 255;
 
@@ -38,7 +38,7 @@ function parseEnv(values: string | string[] | boolean | undefined): Record<strin
 }
 
 export async function shellCommand(argv: string[]): Promise<number> {
-  const { positionals, flags, rest } = parseArgs(argv, ["keep-tunnel"]);
+  const { positionals, flags, rest } = parseArgs(argv, ["keep-tunnel", "attended"]);
   const [target] = positionals;
   if (target === undefined || positionals.length > 1) throw new GuruError("invalid", usage);
   const shellName = str(flags.shell);
@@ -58,7 +58,8 @@ export async function shellCommand(argv: string[]): Promise<number> {
   process.once("exit", restore);
   try {
     const agent = await resolveAgent(api, target);
-    tunnel = await tunnelTo(api, agent.agentId);
+    // Attended: the person at the endpoint approves commands (a terminal is one), nothing more.
+    tunnel = await tunnelTo(api, agent.agentId, flags.attended === true ? { agentName: agent.name, capabilities: ["exec"] } : undefined);
     const size = () => ({ columns: stdout.isTTY ? stdout.columns : 80, rows: stdout.isTTY ? stdout.rows : 24 });
     let conn: TerminalConnection | undefined;
     const pending: Buffer[] = [];

@@ -120,6 +120,19 @@ describeDatabases("guru shell", (kind) => {
     expect(after).toBe(saved);
   });
 
+  it("on an agent that asks the person for every session: refused without --attended, with it asked for exec and run", async () => {
+    await t.startAgent("asking-box", { env: await terminalAgentEnv(t, { consent: { mode: "ask", command: ["/bin/true"] } }) });
+    const refused = runInPty(t.tempDir, ["asking-box", "--", "'echo never'"], env);
+    await refused.until(/guru-exit=(\d+)/);
+    expect(refused.text()).toContain("guru-exit=255");
+    expect(refused.text()).toContain("open the tunnel attended");
+    expect(refused.text()).not.toContain("never\r\n");
+
+    const attended = runInPty(t.tempDir, ["asking-box", "--attended", "--", "'echo attended-ok'"], env);
+    await attended.until(/attended-ok[\s\S]*guru-exit=0/);
+    expect(attended.text()).toContain("asking the person at asking-box to approve exec");
+  });
+
   it("lists, exports and plays back the recording of a guru shell session, the same output in order", async () => {
     const outer = runInPty(t.tempDir, ["box", "--shell", "sh"], env);
     await outer.until(/[#$] $/);
