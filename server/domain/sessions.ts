@@ -58,7 +58,7 @@ export function createSessionService(options: SessionServiceOptions) {
   async function open(
     principal: Principal,
     agentId: string,
-    purpose: { forCommands?: boolean; attended?: boolean; capabilities?: string[] } = {},
+    purpose: { forCommands?: boolean; attended?: boolean; capabilities?: string[]; signal?: AbortSignal } = {},
   ): Promise<SessionRecord> {
     const refuse = async (err: GuruError): Promise<never> => {
       await audit("open", "refused", { agentId: isUuid(agentId) ? agentId : undefined, technicianId: principal.technicianId, reason: err.message });
@@ -114,7 +114,17 @@ export function createSessionService(options: SessionServiceOptions) {
       await audit("open", "failed", { sessionId: session.id, agentId, technicianId: principal.technicianId, reason: failure.message });
       throw failure;
     };
-    if (capabilities !== undefined) await askThePerson(principal, session, capabilities, fail);
+    if (capabilities !== undefined) {
+      // A caller that gives up while the person decides leaves nothing to open.
+      const pending = session;
+      const gaveUp = () => void closeWhileAsking(pending, "the technician stopped waiting for the answer").catch(() => undefined);
+      purpose.signal?.addEventListener("abort", gaveUp, { once: true });
+      try {
+        await askThePerson(principal, session, capabilities, fail);
+      } finally {
+        purpose.signal?.removeEventListener("abort", gaveUp);
+      }
+    }
     try {
       await agents.openTunnel(
         agentId,
@@ -159,7 +169,7 @@ export function createSessionService(options: SessionServiceOptions) {
       return fail(toGuruError(err));
     }
     const { answer, receipt, outcome } = asked;
-    await store.sessions.recordConsent(session.id, outcome, receipt);
+    const stillPending = await store.sessions.recordConsent(session.id, outcome, receipt);
     await audit("consent", receipt.approved ? "ok" : "refused", {
       sessionId: session.id,
       agentId: session.agentId,
@@ -167,6 +177,17 @@ export function createSessionService(options: SessionServiceOptions) {
       reason: answer.reason,
       detail: { receipt },
     });
+    if (!stillPending) {
+      const closed = await store.sessions.get(session.id);
+      throw new GuruError(
+        "failed_precondition",
+        `tunnel ${session.id} was closed while the person at the endpoint decided (${closed?.closeReason ?? "closed"})`,
+        {
+          reason: "SESSION_NOT_ACTIVE",
+          metadata: { sessionId: session.id },
+        },
+      );
+    }
     if (receipt.approved) return;
     await store.sessions.closePending(session.id, consentRefusalReason(asked));
     logger.info({ sessionId: session.id, agentId: session.agentId, outcome }, "attended tunnel not approved");
@@ -222,8 +243,17 @@ export function createSessionService(options: SessionServiceOptions) {
       await audit("close", "refused", { sessionId, agentId: session.agentId, technicianId: principal.technicianId, reason: "not the owner" });
       throw notOwned(sessionId, "; admins use ForceCloseTunnel");
     }
+    if (session.status === "pending") return closeWhileAsking(session, "closed by the technician");
     if (session.status !== "active") return session;
     return finish(session, "closed", "closed by the technician", "close");
+  }
+
+  /** An attended tunnel closed while its person decides: the answer, when it comes, opens nothing. */
+  async function closeWhileAsking(session: SessionRecord, reason: string): Promise<SessionRecord> {
+    if (await store.sessions.closePending(session.id, reason)) {
+      await audit("close", "ok", { sessionId: session.id, agentId: session.agentId, technicianId: session.technicianId, reason });
+    }
+    return (await store.sessions.get(session.id)) ?? session;
   }
 
   async function forceClose(principal: Principal, sessionId: string, reason: string): Promise<SessionRecord> {

@@ -7,7 +7,11 @@ import { sessionStatusFromApi, toApiSession } from "./convert.ts";
 export function sessionServiceImpl(sessions: SessionService): ServiceImpl<typeof SessionApi> {
   return {
     async openTunnel(req, ctx) {
-      const session = await sessions.open(principalOf(ctx), req.agentId, { attended: req.attended, capabilities: req.capabilities });
+      const session = await sessions.open(principalOf(ctx), req.agentId, {
+        attended: req.attended,
+        capabilities: req.capabilities,
+        signal: ctx.signal,
+      });
       return { sessionId: session.id, session: toApiSession(session) };
     },
     async closeTunnel(req, ctx) {

@@ -38,7 +38,7 @@ describeDatabases("attended tunnels", (kind) => {
     await rm(promptDir, { recursive: true, force: true });
   });
 
-  const decide = (decision: "approve" | "deny" | "hang") => writeFile(join(promptDir, "decision"), decision);
+  const decide = (decision: "approve" | "slow-approve" | "deny" | "hang") => writeFile(join(promptDir, "decision"), decision);
 
   /** An agent with this consent policy, online. */
   async function agentWith(name: string, consent: Record<string, unknown>): Promise<{ agentId: string; proc: AgentProcess }> {
@@ -135,5 +135,38 @@ describeDatabases("attended tunnels", (kind) => {
     expect(silence.message).toMatch(/consent timed out/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(consentTimeoutMs - 200);
     expect((await sessionsOf(agentId)).map((s) => s.status)).toEqual([SessionStatus.CLOSED, SessionStatus.CLOSED]);
+  }, 60_000);
+  it("opens nothing for a tunnel closed, or a call given up, while the person decides", async () => {
+    const { agentId, proc } = await agentWith(`late-${kind}`, { mode: "ask", command: [join(promptDir, "ask.sh")] });
+    const pendingOne = async (except: string[]) => {
+      for (let i = 0; i < 300; i++) {
+        const found = (await sessionsOf(agentId)).find((s) => !except.includes(s.sessionId) && s.status === SessionStatus.PENDING);
+        if (found !== undefined) return found.sessionId;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error("no pending tunnel");
+    };
+
+    // Closed by the technician while asked: the call fails, the answer opens nothing.
+    await decide("slow-approve");
+    const opening = errorOf(tech.api.sessions.openTunnel({ agentId, attended: true }));
+    const closedId = await pendingOne([]);
+    const closed = await tech.api.sessions.closeTunnel({ sessionId: closedId });
+    expect([closed.session?.status, closed.session?.closeReason]).toEqual([SessionStatus.CLOSED, "closed by the technician"]);
+    const err = await opening;
+    expect(err.code).toBe(Code.FailedPrecondition);
+    expect(err.message).toContain("was closed while the person at the endpoint decided (closed by the technician)");
+
+    // The caller gives up (Ctrl-C on `guru tunnel open --attended`): closed, and the later approval opens nothing.
+    const abort = new AbortController();
+    const given = tech.api.sessions.openTunnel({ agentId, attended: true }, { signal: abort.signal }).catch((e: unknown) => e);
+    const abandonedId = await pendingOne([closedId]);
+    abort.abort();
+    await given;
+    await new Promise((r) => setTimeout(r, 1500)); // the person approves after 1 s
+    const sessions = await sessionsOf(agentId);
+    expect(sessions.map((s) => s.status)).toEqual([SessionStatus.CLOSED, SessionStatus.CLOSED]);
+    expect(sessions.find((s) => s.sessionId === abandonedId)?.closeReason).toBe("the technician stopped waiting for the answer");
+    expect(proc.output()).not.toContain("tunnel mode");
   }, 60_000);
 });
