@@ -46,6 +46,11 @@ export async function resolveAgent(api: ApiClients, nameOrId: string) {
   return match;
 }
 
+/** Tells the technician whose answer an attended open waits for (empty capabilities: the server asks for all). */
+export function sayAsking(agentName: string, capabilities: string[]): void {
+  process.stderr.write(`asking the person at ${agentName} to approve ${capabilities.length > 0 ? capabilities.join(", ") : "exec, files"}…\n`);
+}
+
 /**
  * This technician's active tunnel to the agent, or a new one; `attended` asks
  * the person at the endpoint to approve `capabilities` before a new one opens
@@ -58,7 +63,7 @@ export async function tunnelTo(
 ): Promise<{ sessionId: string; opened: boolean }> {
   const { sessions } = await api.sessions.listSessions({ agentId, status: SessionStatus.ACTIVE });
   if (sessions.length > 0) return { sessionId: sessions[0].sessionId, opened: false };
-  if (attended !== undefined) process.stderr.write(`asking the person at ${attended.agentName} to approve ${attended.capabilities.join(", ")}…\n`);
+  if (attended !== undefined) sayAsking(attended.agentName, attended.capabilities);
   const { sessionId } = await api.sessions.openTunnel({ agentId, attended: attended !== undefined, capabilities: attended?.capabilities ?? [] });
   return { sessionId, opened: true };
 }

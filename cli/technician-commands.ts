@@ -3,7 +3,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { SessionStatus } from "../gen/guru/api/v1/sessions_pb.js";
 import { GuruError } from "../lib/errors.ts";
 import { parseArgs } from "../lib/flags.ts";
-import { connect, resolveAgent, str } from "./connection.ts";
+import { connect, resolveAgent, sayAsking, str } from "./connection.ts";
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -46,8 +46,7 @@ export async function tunnelCommand(argv: string[]): Promise<number> {
       const capabilities = (str(flags.capabilities) ?? "").split(",").filter((c) => c !== "");
       if (capabilities.length > 0 && !attended)
         throw new GuruError("invalid", "--capabilities is what the person at the endpoint approves: use it with --attended");
-      if (attended)
-        process.stderr.write(`asking the person at ${agent.name} to approve ${capabilities.length > 0 ? capabilities.join(", ") : "exec, files"}…\n`);
+      if (attended) sayAsking(agent.name, capabilities);
       const { sessionId } = await api.sessions.openTunnel({ agentId: agent.agentId, attended, capabilities });
       out(flags.json ? JSON.stringify({ sessionId }) : sessionId);
       return 0;

@@ -122,8 +122,7 @@ export async function startServer({ config, logger, wireLimits, db: givenDb }: S
   const sessions = createSessionService({
     store,
     agents: remoteAgents,
-    consent,
-    consentTimeoutMs: config.consentTimeoutMs,
+    consent: { port: consent, timeoutMs: config.consentTimeoutMs },
     logger: logger.child({ part: "sessions" }),
     tunnelOpenTimeoutMs: config.tunnelOpenTimeoutMs,
     sessionIdleMs: config.sessionIdleMs,

@@ -25,9 +25,8 @@ export interface SessionServiceOptions {
   work: SessionWork;
   /** Tunnel opens per technician. */
   openRateLimit?: TechnicianRateLimit;
-  /** Asks the person at the endpoint before an attended tunnel opens, waiting up to consentTimeoutMs. */
-  consent?: RemoteConsent;
-  consentTimeoutMs?: number;
+  /** Asks the person at the endpoint before an attended tunnel opens, waiting up to timeoutMs for the answer. */
+  consent?: { port: RemoteConsent; timeoutMs: number };
   /** Counts tunnels that opened (metrics). */
   onOpened?(): void;
   /** Sessions that just ended, whoever ended them (partner events, viewer token revocation). */
@@ -156,15 +155,11 @@ export function createSessionService(options: SessionServiceOptions) {
     capabilities: string[],
     fail: (failure: GuruError) => Promise<never>,
   ): Promise<void> {
-    const consent = options.consent as RemoteConsent;
     let asked: AskedConsent;
     try {
-      asked = await askForConsent(
-        consent,
-        session.agentId,
-        { sessionId: session.id, technician: principal.name, partner: "", capabilities },
-        options.consentTimeoutMs ?? 30_000,
-      );
+      // open() refuses an attended tunnel before this when the server has no way to ask.
+      const { port, timeoutMs } = options.consent as NonNullable<SessionServiceOptions["consent"]>;
+      asked = await askForConsent(port, session.agentId, { sessionId: session.id, technician: principal.name, partner: "", capabilities }, timeoutMs);
     } catch (err) {
       return fail(toGuruError(err));
     }
